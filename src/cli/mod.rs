@@ -1,0 +1,1 @@
+//! Command-line interface: clap definitions, thin handlers, output.

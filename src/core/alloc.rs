@@ -1,0 +1,1 @@
+//! Address pools and allocation of the lowest free address.

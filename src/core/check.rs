@@ -1,0 +1,2 @@
+//! Port-conflict analysis (pure): claims vs listeners, claims, exposures and
+//! foreign redirections within one network stack.

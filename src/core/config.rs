@@ -1,0 +1,1 @@
+//! jnet.toml and profile schema and validation.

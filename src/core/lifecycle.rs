@@ -1,0 +1,1 @@
+//! Jail lifecycle state machine and the pure start/stop planner.

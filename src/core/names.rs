@@ -1,0 +1,178 @@
+//! Validated names: jails, pools, interfaces.
+//!
+//! A name that passes these constructors is safe to put in a pf anchor path,
+//! an nft chain name, a netns name, a file path component and a command-line
+//! argument: only ASCII letters, digits, `_` and `-` (interfaces also `.`).
+//! This module does not check that the named thing exists.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Why a name was rejected.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {kind} name {value:?}: {reason}")]
+pub struct NameError {
+    pub kind: &'static str,
+    pub value: String,
+    pub reason: &'static str,
+}
+
+fn check(
+    kind: &'static str,
+    value: &str,
+    max: usize,
+    extra: &[u8],
+) -> Result<(), NameError> {
+    let err = |reason| NameError { kind, value: value.to_string(), reason };
+    if value.is_empty() {
+        return Err(err("must not be empty"));
+    }
+    if value.len() > max {
+        return Err(err(match kind {
+            "interface" => "longer than 15 bytes (IFNAMSIZ)",
+            "pool" => "longer than 32 bytes",
+            _ => "longer than 63 bytes",
+        }));
+    }
+    let b = value.as_bytes();
+    if !(b[0].is_ascii_alphanumeric() || b[0] == b'_') {
+        return Err(err("must start with a letter, digit or '_'"));
+    }
+    if !b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-' || extra.contains(c)) {
+        return Err(err(if extra.is_empty() {
+            "only letters, digits, '_' and '-' are allowed"
+        } else {
+            "only letters, digits, '_', '-' and '.' are allowed"
+        }));
+    }
+    Ok(())
+}
+
+macro_rules! name_type {
+    ($(#[$doc:meta])* $ty:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+        #[serde(transparent)]
+        pub struct $ty(String);
+
+        impl $ty {
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+        impl fmt::Display for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl AsRef<str> for $ty {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+        impl FromStr for $ty {
+            type Err = NameError;
+            fn from_str(s: &str) -> Result<Self, NameError> {
+                $ty::new(s)
+            }
+        }
+        impl TryFrom<String> for $ty {
+            type Error = NameError;
+            fn try_from(s: String) -> Result<Self, NameError> {
+                $ty::new(&s)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                $ty::new(&s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+name_type!(
+    /// A jail name. Follows jail(8) (not all digits, which would be a jid; no
+    /// `.`, which names hierarchical jails jnet does not manage) and is
+    /// restricted further so it is safe in anchors, chains and paths.
+    JailName
+);
+name_type!(
+    /// A pool name from `[pools.<name>]`.
+    PoolName
+);
+name_type!(
+    /// A network interface name (at most 15 bytes, IFNAMSIZ - 1).
+    IfName
+);
+
+impl JailName {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        check("jail", s, 63, &[])?;
+        if s.bytes().all(|c| c.is_ascii_digit()) {
+            return Err(NameError {
+                kind: "jail",
+                value: s.to_string(),
+                reason: "must not be all digits (jail(8) reads that as a jid)",
+            });
+        }
+        Ok(JailName(s.to_string()))
+    }
+}
+
+impl PoolName {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        check("pool", s, 32, &[])?;
+        Ok(PoolName(s.to_string()))
+    }
+}
+
+impl IfName {
+    pub fn new(s: &str) -> Result<Self, NameError> {
+        check("interface", s, 15, b".")?;
+        if !s.as_bytes()[0].is_ascii_alphabetic() {
+            return Err(NameError {
+                kind: "interface",
+                value: s.to_string(),
+                reason: "must start with a letter",
+            });
+        }
+        Ok(IfName(s.to_string()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn jail_names() {
+        for ok in ["www", "db-1", "web_2", "a", "1web", &"x".repeat(63)] {
+            assert!(JailName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "", "123", "a.b", "a b", "a;rm", "$x", "-a", "a/b", "ä", "a\n", &"x".repeat(64),
+            "a\"b", "a'b", "a`b", "a|b", "a*",
+        ] {
+            assert!(JailName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn interface_names() {
+        for ok in ["vtnet0", "lo1", "em0.100", "bridge-lan", "br_lan"] {
+            assert!(IfName::new(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", "0eth", "eth 0", "eth/0", "verylonginterface0", "eth0;", ".", ".."] {
+            assert!(IfName::new(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn error_names_the_value() {
+        let e = JailName::new("a;b").unwrap_err();
+        assert_eq!(e.to_string(), "invalid jail name \"a;b\": only letters, digits, '_' and '-' are allowed");
+    }
+}

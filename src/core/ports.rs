@@ -1,0 +1,304 @@
+//! Protocols, ports and port ranges, and the `proto/port` and
+//! `proto/host-port[:jail-port]` specs used in config, profiles and the CLI.
+//!
+//! Parsing here is strict (no port 0, ranges low-high, equal range lengths
+//! for exposures); it knows nothing of services or sockets.
+
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid port spec {value:?}: {reason}")]
+pub struct PortError {
+    pub value: String,
+    pub reason: String,
+}
+
+fn perr(value: &str, reason: impl Into<String>) -> PortError {
+    PortError { value: value.to_string(), reason: reason.into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Proto {
+    Tcp,
+    Udp,
+}
+
+impl Proto {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Proto::Tcp => "tcp",
+            Proto::Udp => "udp",
+        }
+    }
+}
+
+impl fmt::Display for Proto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Proto {
+    type Err = PortError;
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        match s {
+            "tcp" => Ok(Proto::Tcp),
+            "udp" => Ok(Proto::Udp),
+            _ => Err(perr(s, "protocol must be tcp or udp")),
+        }
+    }
+}
+
+/// An inclusive port range `lo..=hi` with `1 <= lo <= hi`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortRange {
+    lo: u16,
+    hi: u16,
+}
+
+impl PortRange {
+    pub fn new(lo: u16, hi: u16) -> Result<Self, PortError> {
+        if lo == 0 {
+            return Err(perr(&format!("{lo}-{hi}"), "port 0 is not a valid port"));
+        }
+        if lo > hi {
+            return Err(perr(&format!("{lo}-{hi}"), "range start is above its end"));
+        }
+        Ok(PortRange { lo, hi })
+    }
+    pub fn single(p: u16) -> Result<Self, PortError> {
+        PortRange::new(p, p)
+    }
+    pub fn lo(self) -> u16 {
+        self.lo
+    }
+    pub fn hi(self) -> u16 {
+        self.hi
+    }
+    pub fn len(self) -> u32 {
+        u32::from(self.hi - self.lo) + 1
+    }
+    pub fn is_single(self) -> bool {
+        self.lo == self.hi
+    }
+    pub fn contains(self, p: u16) -> bool {
+        self.lo <= p && p <= self.hi
+    }
+    pub fn overlaps(self, o: PortRange) -> bool {
+        self.lo <= o.hi && o.lo <= self.hi
+    }
+}
+
+impl fmt::Display for PortRange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_single() {
+            write!(f, "{}", self.lo)
+        } else {
+            write!(f, "{}-{}", self.lo, self.hi)
+        }
+    }
+}
+
+fn parse_port(full: &str, s: &str) -> Result<u16, PortError> {
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) || s.len() > 5 {
+        return Err(perr(full, format!("{s:?} is not a port number")));
+    }
+    let n: u32 = s.parse().map_err(|_| perr(full, format!("{s:?} is not a port number")))?;
+    if n == 0 || n > 65535 {
+        return Err(perr(full, format!("port {n} is outside 1-65535")));
+    }
+    Ok(n as u16)
+}
+
+fn parse_range(full: &str, s: &str) -> Result<PortRange, PortError> {
+    match s.split_once('-') {
+        Some((a, b)) => {
+            let (lo, hi) = (parse_port(full, a)?, parse_port(full, b)?);
+            PortRange::new(lo, hi).map_err(|e| perr(full, e.reason))
+        }
+        None => Ok(PortRange::single(parse_port(full, s)?).expect("nonzero")),
+    }
+}
+
+fn split_proto(s: &str) -> Result<(Proto, &str), PortError> {
+    let (p, rest) = s
+        .split_once('/')
+        .ok_or_else(|| perr(s, "expected <proto>/<port>, e.g. tcp/80"))?;
+    let proto = p.parse::<Proto>().map_err(|_| perr(s, "protocol must be tcp or udp"))?;
+    Ok((proto, rest))
+}
+
+/// A port (range) a jail binds: `tcp/80`, `udp/53`, `tcp/6000-6010`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PortSpec {
+    pub proto: Proto,
+    pub ports: PortRange,
+}
+
+impl FromStr for PortSpec {
+    type Err = PortError;
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        let (proto, rest) = split_proto(s)?;
+        Ok(PortSpec { proto, ports: parse_range(s, rest)? })
+    }
+}
+
+impl fmt::Display for PortSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.proto, self.ports)
+    }
+}
+
+/// An exposure: host port (range) redirected to a jail port (range) of the
+/// same length, optionally bound to one external address.
+/// Text form: `tcp/8443:443`, `tcp/80`, `udp/5000-5010:6000-6010`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Expose {
+    pub proto: Proto,
+    pub host: PortRange,
+    pub jail: PortRange,
+    pub address: Option<Ipv4Addr>,
+}
+
+impl Expose {
+    /// Same proto and overlapping host ports on a compatible external address.
+    pub fn host_overlaps(&self, o: &Expose) -> bool {
+        self.proto == o.proto
+            && self.host.overlaps(o.host)
+            && match (self.address, o.address) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
+impl FromStr for Expose {
+    type Err = PortError;
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        let (proto, rest) = split_proto(s)?;
+        let (h, j) = match rest.split_once(':') {
+            Some((h, j)) => (h, j),
+            None => (rest, rest),
+        };
+        let host = parse_range(s, h)?;
+        let jail = parse_range(s, j)?;
+        if host.len() != jail.len() {
+            return Err(perr(
+                s,
+                format!("host range {host} and jail range {jail} have different lengths"),
+            ));
+        }
+        Ok(Expose { proto, host, jail, address: None })
+    }
+}
+
+impl fmt::Display for Expose {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(a) = self.address {
+            write!(f, "{a}:")?;
+        }
+        if self.host == self.jail {
+            write!(f, "{}/{}", self.proto, self.host)
+        } else {
+            write!(f, "{}/{}:{}", self.proto, self.host, self.jail)
+        }
+    }
+}
+
+macro_rules! serde_via_str {
+    ($ty:ty) => {
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $ty {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+serde_via_str!(PortSpec);
+serde_via_str!(PortRange);
+
+impl Serialize for Expose {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+impl<'de> Deserialize<'de> for Expose {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        parse_expose_with_address(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses the display form, which may carry an `address:` prefix
+/// (`192.0.2.1:tcp/80`), as stored in the inventory.
+pub fn parse_expose_with_address(s: &str) -> Result<Expose, PortError> {
+    if let Some(idx) = s.find(":tcp/").or_else(|| s.find(":udp/")) {
+        let addr: Ipv4Addr = s[..idx]
+            .parse()
+            .map_err(|_| perr(s, format!("{:?} is not an IPv4 address", &s[..idx])))?;
+        let mut e: Expose = s[idx + 1..].parse()?;
+        e.address = Some(addr);
+        Ok(e)
+    } else {
+        s.parse()
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = PortError;
+    fn from_str(s: &str) -> Result<Self, PortError> {
+        parse_range(s, s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn port_specs() {
+        let p: PortSpec = "tcp/80".parse().unwrap();
+        assert_eq!((p.proto, p.ports.lo(), p.ports.hi()), (Proto::Tcp, 80, 80));
+        let p: PortSpec = "udp/6000-6010".parse().unwrap();
+        assert_eq!(p.ports.len(), 11);
+        assert_eq!(p.to_string(), "udp/6000-6010");
+        for bad in ["80", "tcp/0", "tcp/65536", "sctp/80", "tcp/", "tcp/80-70", "tcp/8a", "tcp/ 80", "tcp/-1", "tcp/1-"] {
+            assert!(bad.parse::<PortSpec>().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn exposures() {
+        let e: Expose = "tcp/8443:443".parse().unwrap();
+        assert_eq!((e.host.lo(), e.jail.lo()), (8443, 443));
+        assert_eq!(e.to_string(), "tcp/8443:443");
+        let e: Expose = "tcp/80".parse().unwrap();
+        assert_eq!(e.to_string(), "tcp/80");
+        assert!("tcp/8000-8010:9000-9009".parse::<Expose>().is_err());
+        assert!("tcp/8000-8010:9000-9010".parse::<Expose>().is_ok());
+        let e = parse_expose_with_address("192.0.2.7:udp/53").unwrap();
+        assert_eq!(e.address, Some(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(e.to_string(), "192.0.2.7:udp/53");
+        assert!(parse_expose_with_address("300.0.2.7:udp/53").is_err());
+    }
+
+    #[test]
+    fn overlap() {
+        let a: Expose = "tcp/80-90".parse().unwrap();
+        let b: Expose = "tcp/90:80".parse().unwrap();
+        let c: Expose = "udp/80".parse().unwrap();
+        assert!(a.host_overlaps(&b));
+        assert!(!a.host_overlaps(&c));
+    }
+}

@@ -1,0 +1,1 @@
+//! Firewall rule IR (rdr, nat, pass/label) and its pf and nft renderers.

@@ -1,0 +1,1 @@
+//! FreeBSD adapters: jail(2), interface alias ioctls, pf via pfctl(8).

@@ -1,0 +1,1 @@
+//! Linux adapters: netns jails, rtnetlink addresses, nftables.

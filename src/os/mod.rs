@@ -1,0 +1,129 @@
+//! Host adapters: the only place with syscalls, ioctls, netlink and external
+//! commands. Traits are at the level of intent; `linux` and `freebsd`
+//! implement them.
+
+use crate::error::ExitStatus;
+
+#[cfg(target_os = "freebsd")]
+pub mod freebsd;
+#[cfg(target_os = "linux")]
+pub mod linux;
+
+/// An OS-level failure, naming the operation and what it acted on.
+#[derive(Debug, thiserror::Error)]
+pub enum OsError {
+    #[error("{op}: {source}")]
+    Sys {
+        op: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{program} {args}: exited with {status}: {stderr}")]
+    Command { program: String, args: String, status: String, stderr: String },
+    #[error("{0}: not available on this host")]
+    Missing(String),
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+impl OsError {
+    pub fn exit_status(&self) -> ExitStatus {
+        match self {
+            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                ExitStatus::NoPerm
+            }
+            OsError::Sys { .. } | OsError::Command { .. } => ExitStatus::Software,
+            OsError::Missing(_) | OsError::Unsupported(_) => ExitStatus::Unavailable,
+        }
+    }
+}
+
+pub mod runner;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+
+use crate::core::listeners::{ForeignRedirect, Listener};
+use crate::core::names::{IfName, JailName};
+
+/// An address configured on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub interface: String,
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+/// The network side of one jail, as the engine asks the host to set it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JailNetwork {
+    /// Shares the host's addresses and stack (ip4=inherit).
+    Inherit,
+    /// A dedicated IPv4 address. FreeBSD: an alias on `interface` (/32 when
+    /// the address lies inside a subnet already on it, else `prefix`).
+    /// Linux: a netns with a veth pair, the host side enslaved to the bridge
+    /// `interface` which holds `gateway`.
+    Dedicated {
+        address: Ipv4Addr,
+        prefix: u8,
+        interface: IfName,
+        gateway: Option<Ipv4Addr>,
+    },
+}
+
+/// What the engine asks the host to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailSpec {
+    pub name: JailName,
+    /// Root directory; `/` means the host's root.
+    pub path: PathBuf,
+    pub hostname: Option<String>,
+    pub network: JailNetwork,
+    /// Extra jail(2) parameters from jail.conf (allow.*, etc.), already
+    /// validated as `name=value` pairs.
+    pub params: Vec<(String, String)>,
+}
+
+/// A jail the host reports as running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningJail {
+    /// jid on FreeBSD; a stable small id on Linux.
+    pub id: u32,
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+    pub path: PathBuf,
+}
+
+/// Everything the engine needs from the host, at the level of intent.
+/// Implemented by `linux::LinuxHost` and `freebsd::FreeBsdHost`, and by a
+/// recording fake in engine tests.
+pub trait Host {
+    /// Every address on every interface of the host's stack.
+    fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError>;
+    /// Listeners of the host stack and of the given running jails' stacks.
+    fn listeners(&self, jails: &[JailName]) -> Result<Vec<Listener>, OsError>;
+    /// Port redirections on the host that jnet does not own (other anchors,
+    /// other nft tables). `anchor_root` is jnet's own anchor/table name.
+    fn foreign_redirects(&self, anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError>;
+
+    /// Sets up the network side of a jail (alias, or netns + veth + bridge).
+    fn attach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError>;
+    /// Undoes `attach_network`; absent pieces are not an error.
+    fn detach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError>;
+
+    /// Replaces the jail's firewall rules with `rules` (already rendered for
+    /// this platform) atomically, after validating them.
+    fn load_rules(&self, anchor_root: &str, jail: &JailName, rules: &str) -> Result<(), OsError>;
+    /// Removes the jail's firewall rules; an empty/missing anchor is fine.
+    fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError>;
+    /// The jail's currently loaded rules as the firewall lists them.
+    fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError>;
+
+    fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError>;
+    fn remove_jail(&self, jail: &JailName) -> Result<(), OsError>;
+    /// Runs `argv` inside the jail and returns its exit code.
+    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError>;
+    /// Runs a jail.conf `exec.*` host command (`/bin/sh -c`); returns its code.
+    fn exec_on_host(&self, command: &str) -> Result<i32, OsError>;
+    fn running_jails(&self) -> Result<Vec<RunningJail>, OsError>;
+}

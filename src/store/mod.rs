@@ -1,0 +1,2 @@
+//! The inventory on disk: one schema-versioned file under an exclusive lock,
+//! replaced atomically.
