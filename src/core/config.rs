@@ -1,1 +1,512 @@
-//! jnet.toml and profile schema and validation.
+//! jnet.toml and profile schema, parsing and validation.
+//!
+//! Text in, validated [`Config`] out: unknown keys, bad CIDRs, overlapping
+//! pools, ranges outside their network and bad port specs are rejected with
+//! the file, line and key. Finding and reading the files is the caller's job
+//! (`engine::sources`); merging a jail's profile into its settings is here.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::PathBuf;
+
+use ipnetwork::Ipv4Network;
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::core::names::{IfName, JailName, PoolName};
+use crate::core::ports::{Expose, PortSpec};
+use crate::core::range::{Ipv4Range, RangeSet};
+
+/// A config or profile error, located in its file.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{file}:{line}:{column}: {message}")]
+pub struct ConfigError {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+/// Converts byte offsets into 1-based line/column for error messages.
+struct Locator<'a> {
+    file: &'a str,
+    text: &'a str,
+}
+
+impl Locator<'_> {
+    fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
+        let off = span.start.min(self.text.len());
+        let before = &self.text[..off];
+        let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+        let column = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+        ConfigError { file: self.file.to_string(), line, column, message: message.into() }
+    }
+    fn toml(&self, e: toml::de::Error) -> ConfigError {
+        let msg = e.message().trim_end_matches('\n').replace('\n', "; ");
+        self.at(e.span().unwrap_or(0..0), msg)
+    }
+}
+
+// ---- raw (serde) shape -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    host: Spanned<RawHost>,
+    #[serde(default)]
+    pools: BTreeMap<Spanned<String>, Spanned<RawPool>>,
+    #[serde(default)]
+    jails: BTreeMap<Spanned<String>, Spanned<RawJail>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHost {
+    external_interface: Spanned<String>,
+    jail_conf: Option<Spanned<String>>,
+    state_dir: Option<Spanned<String>>,
+    anchor: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    network: Spanned<String>,
+    interface: Spanned<String>,
+    #[serde(default)]
+    ranges: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    gateway: Option<Spanned<String>>,
+    #[serde(default)]
+    nat: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJail {
+    profile: Option<Spanned<String>>,
+    pool: Option<Spanned<String>>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    expose: Vec<Spanned<String>>,
+    nat: Option<bool>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProfile {
+    description: Option<String>,
+    #[serde(default)]
+    ports: Vec<Spanned<String>>,
+    #[serde(default)]
+    expose: Vec<Spanned<String>>,
+    nat: Option<bool>,
+}
+
+// ---- validated shape ---------------------------------------------------
+
+/// The `[host]` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostConfig {
+    pub external_interface: IfName,
+    pub jail_conf: Option<PathBuf>,
+    pub state_dir: Option<PathBuf>,
+    /// Anchor root (pf) / table name (nft); a validated name.
+    pub anchor: String,
+}
+
+/// One `[pools.<name>]` table with its derived set of assignable addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pool {
+    pub name: PoolName,
+    pub network: Ipv4Network,
+    pub interface: IfName,
+    pub ranges: Vec<Ipv4Range>,
+    pub exclude: Vec<Ipv4Range>,
+    pub gateway: Option<Ipv4Addr>,
+    pub nat: bool,
+    /// Addresses the allocator may hand out: ranges (default: every host
+    /// address) minus network, broadcast, exclusions and the gateway.
+    pub assignable: RangeSet,
+    /// Where the pool was defined, for messages.
+    pub location: String,
+}
+
+impl Pool {
+    /// Host addresses of the network: without network and broadcast
+    /// addresses, except for /31 (RFC 3021) and /32.
+    pub fn host_range(&self) -> Ipv4Range {
+        host_range(self.network)
+    }
+    pub fn contains(&self, a: Ipv4Addr) -> bool {
+        self.network.contains(a)
+    }
+}
+
+fn host_range(n: Ipv4Network) -> Ipv4Range {
+    let net = u32::from(n.network());
+    let bcast = u32::from(n.broadcast());
+    if n.prefix() >= 31 {
+        Ipv4Range { start: net, end: bcast }
+    } else {
+        Ipv4Range { start: net + 1, end: bcast - 1 }
+    }
+}
+
+/// Settings shared by a jail entry and a profile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NetSettings {
+    pub ports: Vec<PortSpec>,
+    pub expose: Vec<Expose>,
+    pub nat: Option<bool>,
+}
+
+/// One `[jails.<name>]` table (before merging its profile).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailConfig {
+    pub name: JailName,
+    pub profile: Option<String>,
+    pub pool: Option<PoolName>,
+    pub settings: NetSettings,
+    pub location: String,
+}
+
+/// A profile from `profiles/<name>.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Profile {
+    pub name: String,
+    pub description: Option<String>,
+    pub settings: NetSettings,
+}
+
+/// A validated jnet.toml.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub file: String,
+    pub host: HostConfig,
+    pub pools: BTreeMap<PoolName, Pool>,
+    pub jails: BTreeMap<JailName, JailConfig>,
+}
+
+impl Config {
+    /// The pool whose network contains `a`.
+    pub fn pool_of(&self, a: Ipv4Addr) -> Option<&Pool> {
+        // why: pools never overlap (validated), so at most one matches.
+        self.pools.values().find(|p| p.contains(a))
+    }
+}
+
+/// Validates a name used as pf anchor root / nft table.
+pub fn valid_anchor(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 32
+        && s.as_bytes()[0].is_ascii_alphabetic()
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+}
+
+fn name<T, E: fmt::Display>(
+    loc: &Locator,
+    s: &Spanned<String>,
+    f: impl Fn(&str) -> Result<T, E>,
+) -> Result<T, ConfigError> {
+    f(s.get_ref()).map_err(|e| loc.at(s.span(), e.to_string()))
+}
+
+fn settings(
+    loc: &Locator,
+    ports: &[Spanned<String>],
+    expose: &[Spanned<String>],
+    nat: Option<bool>,
+) -> Result<NetSettings, ConfigError> {
+    let ports = ports
+        .iter()
+        .map(|p| name(loc, p, |s| s.parse::<PortSpec>().map_err(|e| format!("ports: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    let expose = expose
+        .iter()
+        .map(|p| name(loc, p, |s| s.parse::<Expose>().map_err(|e| format!("expose: {e}"))))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(NetSettings { ports, expose, nat })
+}
+
+/// Parses and validates the text of a jnet.toml named `file`.
+pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
+    let loc = Locator { file, text };
+    let raw: RawConfig = toml::from_str(text).map_err(|e| loc.toml(e))?;
+    let h = raw.host.get_ref();
+    let anchor = match &h.anchor {
+        Some(a) if !valid_anchor(a.get_ref()) => {
+            return Err(loc.at(
+                a.span(),
+                format!(
+                    "host.anchor {:?}: must be 1-32 letters, digits, '_' or '-', starting with a letter",
+                    a.get_ref()
+                ),
+            ))
+        }
+        Some(a) => a.get_ref().clone(),
+        None => "jnet".to_string(),
+    };
+    let host = HostConfig {
+        external_interface: name(&loc, &h.external_interface, |s| {
+            IfName::new(s).map_err(|e| format!("host.external_interface: {e}"))
+        })?,
+        jail_conf: h.jail_conf.as_ref().map(|p| PathBuf::from(p.get_ref())),
+        state_dir: h.state_dir.as_ref().map(|p| PathBuf::from(p.get_ref())),
+        anchor,
+    };
+
+    let mut pools: BTreeMap<PoolName, Pool> = BTreeMap::new();
+    let mut spans: BTreeMap<PoolName, Range<usize>> = BTreeMap::new();
+    for (key, raw) in &raw.pools {
+        let pname = name(&loc, key, PoolName::new)?;
+        let pool = validate_pool(&loc, pname.clone(), key.span(), raw.get_ref())?;
+        for (other, o) in &pools {
+            if o.network.overlaps(pool.network) {
+                let oline = loc.at(spans[other].clone(), "").line;
+                return Err(loc.at(
+                    raw.get_ref().network.span(),
+                    format!(
+                        "pools.{pname}.network {} overlaps pool {other} ({}, line {oline})",
+                        pool.network, o.network
+                    ),
+                ));
+            }
+        }
+        spans.insert(pname.clone(), raw.get_ref().network.span());
+        pools.insert(pname, pool);
+    }
+
+    let mut jails = BTreeMap::new();
+    for (key, raw) in &raw.jails {
+        let jname = name(&loc, key, JailName::new)?;
+        let r = raw.get_ref();
+        let pool = match &r.pool {
+            Some(p) => {
+                let pn = name(&loc, p, PoolName::new)?;
+                if !pools.contains_key(&pn) {
+                    return Err(loc.at(p.span(), format!("jails.{jname}.pool: no pool named {pn}")));
+                }
+                Some(pn)
+            }
+            None => None,
+        };
+        let profile = match &r.profile {
+            Some(p) if !valid_anchor(p.get_ref()) => {
+                return Err(loc.at(p.span(), format!("jails.{jname}.profile: invalid profile name {:?}", p.get_ref())))
+            }
+            p => p.as_ref().map(|p| p.get_ref().clone()),
+        };
+        let location = format!("{file}:{}", loc.at(key.span(), "").line);
+        jails.insert(
+            jname.clone(),
+            JailConfig {
+                name: jname,
+                profile,
+                pool,
+                settings: settings(&loc, &r.ports, &r.expose, r.nat)?,
+                location,
+            },
+        );
+    }
+    Ok(Config { file: file.to_string(), host, pools, jails })
+}
+
+fn validate_pool(
+    loc: &Locator,
+    pname: PoolName,
+    key_span: Range<usize>,
+    r: &RawPool,
+) -> Result<Pool, ConfigError> {
+    let at = |s: &Spanned<String>, m: String| loc.at(s.span(), format!("pools.{pname}.{m}"));
+    let network: Ipv4Network = r
+        .network
+        .get_ref()
+        .parse()
+        .map_err(|_| at(&r.network, format!("network: {:?} is not an IPv4 CIDR (a.b.c.d/len)", r.network.get_ref())))?;
+    if !r.network.get_ref().contains('/') {
+        return Err(at(&r.network, format!("network: {:?} has no prefix length", r.network.get_ref())));
+    }
+    if network.ip() != network.network() {
+        return Err(at(
+            &r.network,
+            format!("network: {network} has host bits set (did you mean {}/{}?)", network.network(), network.prefix()),
+        ));
+    }
+    let interface = IfName::new(r.interface.get_ref()).map_err(|e| at(&r.interface, format!("interface: {e}")))?;
+    let net_range = Ipv4Range { start: u32::from(network.network()), end: u32::from(network.broadcast()) };
+    let hosts = host_range(network);
+    let parse_ranges = |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
+        list.iter()
+            .map(|s| {
+                let r: Ipv4Range = s.get_ref().parse().map_err(|e| at(s, format!("{what}: {e}")))?;
+                if !r.is_within(&net_range) {
+                    return Err(at(s, format!("{what}: {r} is outside the pool network {network}")));
+                }
+                Ok(r)
+            })
+            .collect()
+    };
+    let ranges = parse_ranges("ranges", &r.ranges)?;
+    let exclude = parse_ranges("exclude", &r.exclude)?;
+    let gateway = match &r.gateway {
+        Some(g) => {
+            let a: Ipv4Addr =
+                g.get_ref().parse().map_err(|_| at(g, format!("gateway: {:?} is not an IPv4 address", g.get_ref())))?;
+            if !network.contains(a) {
+                return Err(at(g, format!("gateway: {a} is outside the pool network {network}")));
+            }
+            Some(a)
+        }
+        None => None,
+    };
+    let mut assignable = RangeSet::new();
+    if ranges.is_empty() {
+        assignable.insert(hosts);
+    } else {
+        for r in &ranges {
+            // Clip network and broadcast addresses out of explicit ranges.
+            if let Some(c) = Ipv4Range::new(r.start.max(hosts.start), r.end.min(hosts.end)) {
+                assignable.insert(c);
+            }
+        }
+    }
+    for x in &exclude {
+        assignable.remove(*x);
+    }
+    if let Some(g) = gateway {
+        assignable.remove_addr(g);
+    }
+    let location = format!("{}:{}", loc.file, loc.at(key_span, "").line);
+    Ok(Pool { name: pname, network, interface, ranges, exclude, gateway, nat: r.nat, assignable, location })
+}
+
+/// Parses a profile file named `file` (profile name = file stem).
+pub fn parse_profile(name: &str, file: &str, text: &str) -> Result<Profile, ConfigError> {
+    let loc = Locator { file, text };
+    let raw: RawProfile = toml::from_str(text).map_err(|e| loc.toml(e))?;
+    Ok(Profile {
+        name: name.to_string(),
+        description: raw.description,
+        settings: settings(&loc, &raw.ports, &raw.expose, raw.nat)?,
+    })
+}
+
+/// A jail's effective network settings: its profile's, extended by its own
+/// (duplicates dropped, order kept); its own `nat` wins over the profile's.
+pub fn effective(jail: &JailConfig, profile: Option<&Profile>) -> NetSettings {
+    let mut out = profile.map(|p| p.settings.clone()).unwrap_or_default();
+    for p in &jail.settings.ports {
+        if !out.ports.contains(p) {
+            out.ports.push(*p);
+        }
+    }
+    for e in &jail.settings.expose {
+        if !out.expose.contains(e) {
+            out.expose.push(*e);
+        }
+    }
+    if jail.settings.nat.is_some() {
+        out.nat = jail.settings.nat;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[host]
+external_interface = "vtnet0"
+anchor = "jnet"
+
+[pools.lan]
+network = "10.0.0.0/24"
+interface = "vtnet0"
+ranges = ["10.0.0.10-10.0.0.200"]
+exclude = ["10.0.0.50", "10.0.0.60-10.0.0.70"]
+gateway = "10.0.0.1"
+
+[pools.priv]
+network = "10.66.0.0/16"
+interface = "lo1"
+nat = true
+
+[jails.www]
+profile = "web"
+ports = ["tcp/80", "tcp/443", "udp/53"]
+expose = ["tcp/80", "tcp/8443:443"]
+"#;
+
+    #[test]
+    fn parses_the_documented_shape() {
+        let c = parse_config("jnet.toml", GOOD).unwrap();
+        let lan = &c.pools[&PoolName::new("lan").unwrap()];
+        // 191 in range, minus 1 + 11 excluded; gateway is outside the range.
+        assert_eq!(lan.assignable.count(), 191 - 12);
+        assert!(!lan.assignable.contains(u32::from(Ipv4Addr::new(10, 0, 0, 65))));
+        let p = &c.pools[&PoolName::new("priv").unwrap()];
+        assert_eq!(p.assignable.count(), 65534);
+        assert!(p.nat);
+        let www = &c.jails[&JailName::new("www").unwrap()];
+        assert_eq!(www.settings.ports.len(), 3);
+        assert_eq!(www.settings.expose[1].to_string(), "tcp/8443:443");
+        assert_eq!(www.location, "jnet.toml:18");
+    }
+
+    fn err(text: &str) -> ConfigError {
+        parse_config("j.toml", text).unwrap_err()
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let base = "[host]\nexternal_interface = \"em0\"\n";
+        let cases: &[(&str, usize, &str)] = &[
+            ("bogus = 1\n", 3, "bogus"),
+            ("[pools.a]\nnetwork = \"10.0.0.0/33\"\ninterface = \"em0\"\n", 4, "pools.a.network"),
+            ("[pools.a]\nnetwork = \"10.0.0.5/24\"\ninterface = \"em0\"\n", 4, "host bits"),
+            ("[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"em0\"\nranges = [\"10.0.1.1-10.0.1.9\"]\n", 6, "outside the pool network"),
+            ("[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"em0\"\n[pools.b]\nnetwork = \"10.0.0.128/25\"\ninterface = \"em0\"\n", 7, "overlaps pool a"),
+            ("[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"em0\"\ngateway = \"10.1.0.1\"\n", 6, "gateway"),
+            ("[jails.w]\nports = [\"tcp/0\"]\n", 4, "ports"),
+            ("[jails.w]\nexpose = [\"tcp/80-81:90\"]\n", 4, "different lengths"),
+            ("[jails.\"a;b\"]\n", 3, "invalid jail name"),
+            ("[jails.w]\npool = \"nope\"\n", 4, "no pool named nope"),
+            ("[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"em0;x\"\n", 5, "interface"),
+        ];
+        for (extra, line, needle) in cases {
+            let e = err(&format!("{base}{extra}"));
+            assert_eq!(e.file, "j.toml");
+            assert_eq!(e.line, *line, "{extra}: {e}");
+            assert!(e.to_string().contains(needle), "{extra}: {e}");
+        }
+        assert!(err("").message.contains("host"));
+    }
+
+    #[test]
+    fn small_prefixes() {
+        let c = parse_config(
+            "j",
+            "[host]\nexternal_interface=\"em0\"\n[pools.p]\nnetwork=\"192.0.2.0/31\"\ninterface=\"em0\"\n[pools.q]\nnetwork=\"192.0.2.8/32\"\ninterface=\"em0\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.pools[&PoolName::new("p").unwrap()].assignable.count(), 2);
+        assert_eq!(c.pools[&PoolName::new("q").unwrap()].assignable.count(), 1);
+    }
+
+    #[test]
+    fn profile_merge() {
+        let p = parse_profile("web", "web.toml", "ports = [\"tcp/80\", \"tcp/443\"]\nexpose = [\"tcp/80\"]\nnat = true\n").unwrap();
+        let c = parse_config("j", "[host]\nexternal_interface=\"em0\"\n[jails.w]\nports=[\"tcp/443\",\"tcp/8080\"]\nnat=false\n").unwrap();
+        let e = effective(&c.jails[&JailName::new("w").unwrap()], Some(&p));
+        let ports: Vec<String> = e.ports.iter().map(|p| p.to_string()).collect();
+        assert_eq!(ports, ["tcp/80", "tcp/443", "tcp/8080"]);
+        assert_eq!(e.nat, Some(false));
+        assert!(parse_profile("x", "x.toml", "port = []").unwrap_err().to_string().starts_with("x.toml:1:1"));
+    }
+}
