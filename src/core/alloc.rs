@@ -1,1 +1,173 @@
-//! Address pools and allocation of the lowest free address.
+//! Address allocation from pools: the lowest free address of a pool, and
+//! the reasons a requested address cannot be handed out.
+//!
+//! The pool's assignable set and the set of taken addresses are both
+//! [`RangeSet`]s, so finding the lowest free address costs O(k log n) for k
+//! assignable ranges (a config-sized number) and n taken ranges; nothing
+//! walks the pool or the inventory address by address. Gathering what is
+//! taken (inventory, jail.conf, host interfaces) is the engine's job.
+
+use std::net::Ipv4Addr;
+
+use crate::core::config::Pool;
+use crate::core::range::RangeSet;
+
+/// Why an address cannot be assigned from a pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    OutsidePool,
+    NetworkAddress,
+    Broadcast,
+    Gateway,
+    Excluded,
+    OutsideRanges,
+    Taken,
+}
+
+impl Refusal {
+    pub fn describe(&self, a: Ipv4Addr, pool: &Pool) -> String {
+        let p = &pool.name;
+        match self {
+            Refusal::OutsidePool => format!("{a} is not inside pool {p} ({})", pool.network),
+            Refusal::NetworkAddress => format!("{a} is the network address of pool {p} ({})", pool.network),
+            Refusal::Broadcast => format!("{a} is the broadcast address of pool {p} ({})", pool.network),
+            Refusal::Gateway => format!("{a} is the gateway of pool {p}"),
+            Refusal::Excluded => format!("{a} is excluded from pool {p}"),
+            Refusal::OutsideRanges => format!("{a} is outside the ranges of pool {p}"),
+            Refusal::Taken => format!("{a} is already in use"),
+        }
+    }
+}
+
+/// Whether `a` may be handed out from `pool` given the `taken` set.
+pub fn check(pool: &Pool, taken: &RangeSet, a: Ipv4Addr) -> Result<(), Refusal> {
+    if !pool.contains(a) {
+        return Err(Refusal::OutsidePool);
+    }
+    let x = u32::from(a);
+    if !pool.assignable.contains(x) {
+        let hosts = pool.host_range();
+        return Err(if x < hosts.start {
+            Refusal::NetworkAddress
+        } else if x > hosts.end {
+            Refusal::Broadcast
+        } else if pool.gateway == Some(a) {
+            Refusal::Gateway
+        } else if pool.exclude.iter().any(|r| r.contains(x)) {
+            Refusal::Excluded
+        } else {
+            Refusal::OutsideRanges
+        });
+    }
+    if taken.contains(x) {
+        return Err(Refusal::Taken);
+    }
+    Ok(())
+}
+
+/// The lowest assignable address of `pool` not in `taken`, deterministic.
+pub fn lowest_free(pool: &Pool, taken: &RangeSet) -> Option<Ipv4Addr> {
+    pool.assignable
+        .iter_ranges()
+        .find_map(|r| taken.first_gap(r.start, r.end))
+        .map(Ipv4Addr::from)
+}
+
+/// Usage figures of one pool: assignable size and how many of those are
+/// taken. O(k log n).
+pub fn usage(pool: &Pool, taken: &RangeSet) -> (u64, u64) {
+    let size = pool.assignable.count();
+    let used = pool.assignable.iter_ranges().map(|r| taken.count_in(r)).sum();
+    (size, used)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::parse_config;
+    use crate::core::range::Ipv4Range;
+    use proptest::prelude::*;
+
+    fn pool(extra: &str) -> Pool {
+        let text = format!(
+            "[host]\nexternal_interface=\"em0\"\n[pools.p]\ninterface=\"em0\"\n{extra}"
+        );
+        let c = parse_config("t", &text).unwrap();
+        c.pools.into_values().next().unwrap()
+    }
+
+    fn ip(s: &str) -> Ipv4Addr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn refusals() {
+        let p = pool("network=\"10.0.0.0/24\"\nranges=[\"10.0.0.0-10.0.0.200\"]\nexclude=[\"10.0.0.50\"]\ngateway=\"10.0.0.1\"\n");
+        let mut taken = RangeSet::new();
+        taken.insert_addr(ip("10.0.0.7"));
+        let cases = [
+            ("10.0.1.1", Err(Refusal::OutsidePool)),
+            ("10.0.0.0", Err(Refusal::NetworkAddress)),
+            ("10.0.0.255", Err(Refusal::Broadcast)),
+            ("10.0.0.1", Err(Refusal::Gateway)),
+            ("10.0.0.50", Err(Refusal::Excluded)),
+            ("10.0.0.201", Err(Refusal::OutsideRanges)),
+            ("10.0.0.7", Err(Refusal::Taken)),
+            ("10.0.0.8", Ok(())),
+        ];
+        for (a, want) in cases {
+            assert_eq!(check(&p, &taken, ip(a)), want, "{a}");
+        }
+        assert_eq!(lowest_free(&p, &taken), Some(ip("10.0.0.2")));
+    }
+
+    #[test]
+    fn lowest_skips_everything_reserved() {
+        let p = pool("network=\"10.0.0.0/29\"\nexclude=[\"10.0.0.2\"]\ngateway=\"10.0.0.1\"\n");
+        let mut taken = RangeSet::new();
+        let mut got = vec![];
+        while let Some(a) = lowest_free(&p, &taken) {
+            got.push(a.to_string());
+            taken.insert_addr(a);
+        }
+        assert_eq!(got, ["10.0.0.3", "10.0.0.4", "10.0.0.5", "10.0.0.6"]);
+        assert_eq!(usage(&p, &taken), (4, 4));
+    }
+
+    #[test]
+    fn slash8_pool_is_fast_and_exact() {
+        let p = pool("network=\"10.0.0.0/8\"\n");
+        let mut taken = RangeSet::new();
+        // One million taken addresses in one merged range, plus a hole.
+        taken.insert(Ipv4Range::new(u32::from(ip("10.0.0.1")), u32::from(ip("10.15.66.64"))).unwrap());
+        taken.remove_addr(ip("10.0.0.9"));
+        assert_eq!(lowest_free(&p, &taken), Some(ip("10.0.0.9")));
+        taken.insert_addr(ip("10.0.0.9"));
+        assert_eq!(lowest_free(&p, &taken), Some(ip("10.15.66.65")));
+        assert_eq!(usage(&p, &taken).0, (1 << 24) - 2);
+    }
+
+    proptest! {
+        // Allocation equals a linear scan of the pool, and never returns an
+        // address that check() would refuse.
+        #[test]
+        fn matches_linear_scan(
+            excl in proptest::collection::vec((0u32..64, 0u32..4), 0..5),
+            taken_list in proptest::collection::vec(0u32..64, 0..64),
+            gw in proptest::option::of(1u32..63),
+        ) {
+            let base = u32::from(ip("192.168.5.0"));
+            let excl_s: Vec<String> = excl.iter().map(|(a, l)| {
+                format!("\"{}-{}\"", Ipv4Addr::from(base + a), Ipv4Addr::from(base + (a + l).min(63)))
+            }).collect();
+            let gw_s = gw.map(|g| format!("gateway=\"{}\"\n", Ipv4Addr::from(base + g))).unwrap_or_default();
+            let p = pool(&format!("network=\"192.168.5.0/26\"\nexclude=[{}]\n{gw_s}", excl_s.join(",")));
+            let mut taken = RangeSet::new();
+            for t in &taken_list { taken.insert_addr(Ipv4Addr::from(base + t)); }
+            let want = (0..64).map(|i| Ipv4Addr::from(base + i)).find(|a| check(&p, &taken, *a).is_ok());
+            let got = lowest_free(&p, &taken);
+            prop_assert_eq!(got, want);
+            if let Some(a) = got { prop_assert!(check(&p, &taken, a).is_ok()); }
+        }
+    }
+}
