@@ -1,1 +1,40 @@
-fn main() {}
+//! The `jnet` binary: parse arguments, set up logging, dispatch, map errors
+//! to sysexits(3) codes.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use jnet::cli::{commands, Cli};
+use jnet::ExitStatus;
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp
+                | clap::error::ErrorKind::DisplayVersion
+                | clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => ExitStatus::Ok,
+                _ => ExitStatus::Usage,
+            };
+            let _ = e.print();
+            return ExitCode::from(code.code());
+        }
+    };
+    let level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("JNET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+
+    match commands::run(&cli) {
+        Ok(status) => ExitCode::from(status.code()),
+        Err(e) => {
+            eprintln!("jnet: {e}");
+            ExitCode::from(e.exit_status().code())
+        }
+    }
+}

@@ -1,1 +1,9 @@
-//! Command-line interface: clap definitions, thin handlers, output.
+//! Command-line interface in two layers: `args` (clap structs, raw flags)
+//! and `commands` (handlers that validate, call the engine, print).
+//! `main` only parses, sets up logging, dispatches and maps exit codes.
+
+pub mod args;
+pub mod commands;
+pub mod output;
+
+pub use args::Cli;

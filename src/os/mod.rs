@@ -127,3 +127,16 @@ pub trait Host {
     fn exec_on_host(&self, command: &str) -> Result<i32, OsError>;
     fn running_jails(&self) -> Result<Vec<RunningJail>, OsError>;
 }
+
+/// Addresses on the interfaces of the stack this process runs in, through
+/// getifaddrs(3) (pnet_datalink); the same code serves Linux and FreeBSD.
+/// Needs no privileges.
+pub fn stack_interface_addresses() -> Vec<IfAddr> {
+    pnet_datalink::interfaces()
+        .into_iter()
+        .flat_map(|i| {
+            let name = i.name;
+            i.ips.into_iter().map(move |n| IfAddr { interface: name.clone(), address: n.ip(), prefix: n.prefix() })
+        })
+        .collect()
+}

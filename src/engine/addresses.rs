@@ -1,0 +1,378 @@
+//! Address bookkeeping: assign, release and import, each one locked
+//! read-modify-write of the inventory.
+//!
+//! What counts as taken when handing out an address: another jail's
+//! inventory address, an address set statically in jail.conf for another
+//! jail, and any address already on a host interface. The caller observes
+//! the host and reads jail.conf before calling; nothing here touches the
+//! network.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use crate::core::alloc::{self, Refusal};
+use crate::core::config::{Config, Pool};
+use crate::core::lifecycle::Phase;
+use crate::core::names::{IfName, JailName, PoolName};
+use crate::core::range::RangeSet;
+use crate::engine::jails_conf::ConfJail;
+use crate::error::{Error, Result};
+use crate::os::IfAddr;
+use crate::store::{JailRecord, Mode, Store};
+
+/// What `jnet assign` was asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AssignRequest {
+    /// A given address; `interface` allows an address outside every pool.
+    Address { address: Ipv4Addr, interface: Option<IfName> },
+    /// The lowest free address of a pool.
+    Pool(PoolName),
+    /// Share the host's addresses.
+    Inherit,
+}
+
+/// What happened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Already so; nothing written.
+    Unchanged(JailRecord),
+    /// Recorded; `previous` is the record it replaced.
+    Changed { record: JailRecord, previous: Option<JailRecord> },
+}
+
+/// Everything outside the inventory that can hold an address.
+pub struct Observed<'a> {
+    pub jail_conf: &'a [ConfJail],
+    pub host: &'a [IfAddr],
+}
+
+impl Observed<'_> {
+    /// Who else holds `a`, for messages: jail.conf or a host interface.
+    fn holder(&self, jail: &JailName, a: Ipv4Addr) -> Option<String> {
+        if let Some(c) = self
+            .jail_conf
+            .iter()
+            .find(|c| c.name != jail.as_str() && c.addrs.iter().any(|(_, x)| *x == a))
+        {
+            return Some(format!("set in jail.conf for jail {} ({})", c.name, c.location));
+        }
+        self.host
+            .iter()
+            .find(|i| i.address == IpAddr::V4(a))
+            .map(|i| format!("configured on host interface {}", i.interface))
+    }
+
+    /// Adds addresses of `net`'s range held outside the inventory to `set`.
+    fn add_to(&self, jail: &JailName, pool: &Pool, set: &mut RangeSet) {
+        for c in self.jail_conf.iter().filter(|c| c.name != jail.as_str()) {
+            for (_, a) in &c.addrs {
+                if pool.contains(*a) {
+                    set.insert_addr(*a);
+                }
+            }
+        }
+        for i in self.host {
+            if let IpAddr::V4(a) = i.address {
+                if pool.contains(a) {
+                    set.insert_addr(a);
+                }
+            }
+        }
+    }
+}
+
+fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
+    if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
+        let what = cur.address.map_or_else(|| "inherit".to_string(), |a| a.to_string());
+        return Err(Error::data(format!(
+            "jail {jail} is {} with {what}; stop it before changing its address",
+            cur.phase
+        )));
+    }
+    Ok(())
+}
+
+/// Records a new networking mode/address for `jail`.
+pub fn assign(
+    config: &Config,
+    store: &Store,
+    jail: &JailName,
+    req: &AssignRequest,
+    observed: &Observed,
+) -> Result<Outcome> {
+    store.update(|inv| {
+        let current = inv.jails.get(jail).cloned();
+        let keep = |mut r: JailRecord| {
+            if let Some(c) = &current {
+                r.exposes = c.exposes.clone();
+                r.phase = c.phase;
+                r.jid = c.jid;
+            }
+            r
+        };
+        let record = match req {
+            AssignRequest::Inherit => {
+                if let Some(c) = current.as_ref().filter(|c| c.mode == Mode::Inherit) {
+                    return Ok(Outcome::Unchanged(c.clone()));
+                }
+                keep(JailRecord::inherit())
+            }
+            AssignRequest::Pool(pname) => {
+                let pool = config
+                    .pools
+                    .get(pname)
+                    .ok_or_else(|| Error::data(format!("no pool named {pname} in {}", config.file)))?;
+                if let Some(c) = current.as_ref().filter(|c| c.address.is_some_and(|a| pool.contains(a))) {
+                    return Ok(Outcome::Unchanged(c.clone()));
+                }
+                let mut taken = pool_taken(inv, jail, pool);
+                observed.add_to(jail, pool, &mut taken);
+                let a = alloc::lowest_free(pool, &taken).ok_or_else(|| Error::PoolExhausted {
+                    pool: pname.to_string(),
+                    size: pool.assignable.count(),
+                })?;
+                keep(JailRecord::dedicated(a, Some(pname.clone()), Some(pool.interface.clone())))
+            }
+            AssignRequest::Address { address: a, interface } => {
+                let a = *a;
+                let pool = config.pool_of(a);
+                let iface = interface.clone().or_else(|| pool.map(|p| p.interface.clone()));
+                if let Some(c) = current.as_ref().filter(|c| c.address == Some(a) && c.interface == iface) {
+                    return Ok(Outcome::Unchanged(c.clone()));
+                }
+                if let Some(other) = inv.jails.iter().find(|(n, r)| *n != jail && r.address == Some(a)).map(|(n, _)| n) {
+                    return Err(Error::data(format!("{a} is already held by jail {other}")));
+                }
+                if let Some(h) = observed.holder(jail, a) {
+                    return Err(Error::data(format!("{a} is {h}")));
+                }
+                match pool {
+                    Some(pool) => {
+                        if let Err(r) = alloc::check(pool, &RangeSet::new(), a) {
+                            debug_assert!(r != Refusal::Taken);
+                            return Err(Error::data(r.describe(a, pool)));
+                        }
+                    }
+                    None if interface.is_none() => {
+                        let pools: Vec<String> =
+                            config.pools.values().map(|p| format!("{} {}", p.name, p.network)).collect();
+                        return Err(Error::data(format!(
+                            "{a} is not inside any pool ({}); give --interface IF to assign an address outside the pools",
+                            if pools.is_empty() { "none configured".to_string() } else { pools.join(", ") }
+                        )));
+                    }
+                    None => {}
+                }
+                keep(JailRecord::dedicated(a, pool.map(|p| p.name.clone()), iface))
+            }
+        };
+        if let Some(c) = &current {
+            refuse_running(jail, c)?;
+        }
+        inv.jails.insert(jail.clone(), record.clone());
+        Ok(Outcome::Changed { record, previous: current })
+    })
+}
+
+/// Inventory addresses inside `pool` held by jails other than `jail`.
+fn pool_taken(inv: &crate::store::Inventory, jail: &JailName, pool: &Pool) -> RangeSet {
+    let mut s = RangeSet::new();
+    for (n, r) in &inv.jails {
+        if let Some(a) = r.address.filter(|a| n != jail && pool.contains(*a)) {
+            s.insert_addr(a);
+        }
+    }
+    s
+}
+
+/// Forgets `jail`'s networking; releasing a jail jnet does not know is a
+/// no-op (`Ok(None)`).
+pub fn release(store: &Store, jail: &JailName) -> Result<Option<JailRecord>> {
+    store.update(|inv| {
+        let Some(cur) = inv.jails.get(jail).cloned() else { return Ok(None) };
+        if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
+            return Err(Error::data(format!("jail {jail} is {}; stop it before releasing its address", cur.phase)));
+        }
+        inv.jails.remove(jail);
+        Ok(Some(cur))
+    })
+}
+
+/// One jail's result of `jnet import`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Imported {
+    Added(JailName, JailRecord),
+    Updated(JailName, JailRecord),
+    Unchanged(JailName),
+    /// jail.conf gives no IPv4 setting jnet can record (ip4=disable, VNET
+    /// without addresses, IPv6 only).
+    Skipped(String, String),
+}
+
+/// Takes the jails of jail.conf and their ip4 settings into the inventory.
+/// All or nothing: a bad name or an address clash fails the whole import.
+pub fn import(config: &Config, store: &Store, jails: &[ConfJail]) -> Result<Vec<Imported>> {
+    store.update(|inv| {
+        let mut out = vec![];
+        for c in jails {
+            let name = JailName::new(&c.name).map_err(|e| Error::data(format!("{}: {e}", c.location)))?;
+            let record = if c.inherit {
+                JailRecord::inherit()
+            } else if let Some((iface, a)) = c.addrs.first() {
+                let iface = iface.as_deref().or(c.interface.as_deref());
+                let iface = match iface {
+                    Some(i) => Some(IfName::new(i).map_err(|e| Error::data(format!("{}: {e}", c.location)))?),
+                    None => config.pool_of(*a).map(|p| p.interface.clone()),
+                };
+                if c.addrs.len() > 1 {
+                    tracing::warn!(jail = %name, "jail.conf lists {} addresses; jnet records the first, {a}", c.addrs.len());
+                }
+                JailRecord::dedicated(*a, config.pool_of(*a).map(|p| p.name.clone()), iface)
+            } else {
+                out.push(Imported::Skipped(c.name.clone(), format!("{}: no ip4 address and not ip4=inherit", c.location)));
+                continue;
+            };
+            if let Some(a) = record.address {
+                if let Some((other, _)) = inv.jails.iter().find(|(n, r)| **n != name && r.address == Some(a)) {
+                    return Err(Error::data(format!(
+                        "{}: jail {name} has {a} in jail.conf, but the inventory gives it to jail {other}",
+                        c.location
+                    )));
+                }
+            }
+            match inv.jails.get(&name) {
+                Some(cur) if cur.mode == record.mode && cur.address == record.address && cur.interface == record.interface => {
+                    out.push(Imported::Unchanged(name));
+                }
+                Some(cur) => {
+                    let mut r = record;
+                    r.exposes = cur.exposes.clone();
+                    r.phase = cur.phase;
+                    r.jid = cur.jid;
+                    inv.jails.insert(name.clone(), r.clone());
+                    out.push(Imported::Updated(name, r));
+                }
+                None => {
+                    inv.jails.insert(name.clone(), record.clone());
+                    out.push(Imported::Added(name, record));
+                }
+            }
+        }
+        Ok(out)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::parse_config;
+    use std::time::Duration;
+
+    fn setup() -> (Config, Store, tempfile::TempDir) {
+        let c = parse_config(
+            "t.toml",
+            "[host]\nexternal_interface=\"em0\"\n[pools.lan]\nnetwork=\"192.0.2.0/29\"\ninterface=\"em0\"\ngateway=\"192.0.2.1\"\nexclude=[\"192.0.2.3\"]\n",
+        )
+        .unwrap();
+        let d = tempfile::tempdir().unwrap();
+        (c, Store::new(d.path(), Duration::from_secs(1)), d)
+    }
+    fn j(s: &str) -> JailName {
+        JailName::new(s).unwrap()
+    }
+    fn pool() -> AssignRequest {
+        AssignRequest::Pool(PoolName::new("lan").unwrap())
+    }
+    const NONE: Observed = Observed { jail_conf: &[], host: &[] };
+
+    #[test]
+    fn pool_allocation_skips_reserved_and_is_idempotent() {
+        let (c, st, _d) = setup();
+        let host = [IfAddr { interface: "em0".into(), address: "192.0.2.2".parse().unwrap(), prefix: 29 }];
+        let conf = [ConfJail {
+            name: "legacy".into(),
+            location: "jail.conf:3".into(),
+            inherit: false,
+            addrs: vec![(None, "192.0.2.4".parse().unwrap())],
+            interface: None,
+        }];
+        let obs = Observed { jail_conf: &conf, host: &host };
+        let got = |o: Outcome| match o {
+            Outcome::Changed { record, .. } => record.address.unwrap().to_string(),
+            Outcome::Unchanged(r) => format!("same {}", r.address.unwrap()),
+        };
+        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "192.0.2.5");
+        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "same 192.0.2.5");
+        assert_eq!(got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()), "192.0.2.6");
+        let e = assign(&c, &st, &j("c"), &pool(), &obs).unwrap_err();
+        assert_eq!(e.exit_status(), crate::error::ExitStatus::Unavailable, "{e}");
+        // Released addresses are handed out again, lowest first.
+        release(&st, &j("a")).unwrap();
+        assert_eq!(got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()), "192.0.2.5");
+    }
+
+    #[test]
+    fn explicit_addresses_are_checked() {
+        let (c, st, _d) = setup();
+        let ip = |s: &str| AssignRequest::Address { address: s.parse().unwrap(), interface: None };
+        assign(&c, &st, &j("a"), &ip("192.0.2.4"), &NONE).unwrap();
+        let cases = [
+            ("192.0.2.4", "already held by jail a"),
+            ("192.0.2.1", "gateway"),
+            ("192.0.2.3", "excluded"),
+            ("192.0.2.0", "network address"),
+            ("192.0.2.7", "broadcast"),
+            ("198.51.100.1", "not inside any pool"),
+        ];
+        for (a, needle) in cases {
+            let e = assign(&c, &st, &j("b"), &ip(a), &NONE).unwrap_err();
+            assert!(e.to_string().contains(needle), "{a}: {e}");
+            assert_eq!(e.exit_status(), crate::error::ExitStatus::DataErr);
+        }
+        let out = assign(
+            &c,
+            &st,
+            &j("b"),
+            &AssignRequest::Address { address: "198.51.100.1".parse().unwrap(), interface: Some(IfName::new("lo1").unwrap()) },
+            &NONE,
+        )
+        .unwrap();
+        assert!(matches!(out, Outcome::Changed { .. }));
+        assert_eq!(st.read().unwrap().jails.len(), 2);
+    }
+
+    #[test]
+    fn running_jails_keep_their_address() {
+        let (c, st, _d) = setup();
+        assign(&c, &st, &j("a"), &pool(), &NONE).unwrap();
+        st.update(|inv| {
+            inv.jails.get_mut(&j("a")).unwrap().phase = Phase::Running;
+            Ok(())
+        })
+        .unwrap();
+        let e = assign(&c, &st, &j("a"), &AssignRequest::Inherit, &NONE).unwrap_err();
+        assert!(e.to_string().contains("stop it before"), "{e}");
+        assert!(release(&st, &j("a")).is_err());
+        assert_eq!(release(&st, &j("zz")).unwrap(), None);
+    }
+
+    #[test]
+    fn import_is_idempotent_and_all_or_nothing() {
+        let (c, st, _d) = setup();
+        let conf = vec![
+            ConfJail { name: "www".into(), location: "jail.conf:1".into(), inherit: false, addrs: vec![(Some("em0".into()), "192.0.2.2".parse().unwrap())], interface: None },
+            ConfJail { name: "ghost".into(), location: "jail.conf:5".into(), inherit: true, addrs: vec![], interface: None },
+        ];
+        let r = import(&c, &st, &conf).unwrap();
+        assert!(matches!(r[0], Imported::Added(..)) && matches!(r[1], Imported::Added(..)));
+        let r = import(&c, &st, &conf).unwrap();
+        assert!(r.iter().all(|x| matches!(x, Imported::Unchanged(_))));
+        let before = std::fs::read_to_string(st.path()).unwrap();
+        let bad = vec![
+            ConfJail { name: "new".into(), location: "jail.conf:9".into(), inherit: true, addrs: vec![], interface: None },
+            ConfJail { name: "x.y".into(), location: "jail.conf:12".into(), inherit: true, addrs: vec![], interface: None },
+        ];
+        let e = import(&c, &st, &bad).unwrap_err();
+        assert!(e.to_string().starts_with("jail.conf:12: invalid jail name"), "{e}");
+        assert_eq!(std::fs::read_to_string(st.path()).unwrap(), before);
+    }
+}

@@ -1,0 +1,226 @@
+//! Reports over the inventory: jails, pool usage, assignments and drift
+//! (inventory vs what the host shows). Pure functions of their inputs;
+//! they return serialisable values the CLI prints as tables or JSON.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+
+use serde::Serialize;
+
+use crate::core::alloc;
+use crate::core::config::{self, Config};
+use crate::core::lifecycle::Phase;
+use crate::core::names::JailName;
+use crate::core::range::RangeSet;
+use crate::engine::jails_conf::ConfJail;
+use crate::os::IfAddr;
+use crate::store::{Inventory, Mode};
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PoolReport {
+    pub name: String,
+    pub network: String,
+    pub interface: String,
+    /// Addresses the pool can hand out.
+    pub size: u64,
+    /// Held by jails in the inventory.
+    pub used: u64,
+    /// Held outside the inventory (jail.conf, host interfaces).
+    pub reserved: u64,
+    pub free: u64,
+    /// `used / size`, in percent.
+    pub utilisation: f64,
+    pub nat: bool,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Assignment {
+    pub jail: String,
+    pub mode: Mode,
+    pub address: Option<Ipv4Addr>,
+    pub pool: Option<String>,
+    pub interface: Option<String>,
+    pub phase: Phase,
+    pub ports: Vec<String>,
+    pub expose: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum DriftKind {
+    /// A running jail's inventory address is not on its interface.
+    Missing,
+    /// A pool address is on a host interface but no jail holds it.
+    Stray,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Drift {
+    pub kind: DriftKind,
+    pub address: Ipv4Addr,
+    pub interface: Option<String>,
+    pub jail: Option<String>,
+    pub pool: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct InventoryReport {
+    pub pools: Vec<PoolReport>,
+    pub assignments: Vec<Assignment>,
+    pub drift: Vec<Drift>,
+}
+
+/// Declared ports of a jail from config + profile, as text.
+pub type PortsOf<'a> = dyn Fn(&JailName) -> Vec<String> + 'a;
+
+pub fn assignments(inv: &Inventory, ports: &PortsOf) -> Vec<Assignment> {
+    inv.jails
+        .iter()
+        .map(|(n, r)| Assignment {
+            jail: n.to_string(),
+            mode: r.mode,
+            address: r.address,
+            pool: r.pool.as_ref().map(|p| p.to_string()),
+            interface: r.interface.as_ref().map(|i| i.to_string()),
+            phase: r.phase,
+            ports: ports(n),
+            expose: r.exposes.iter().map(|e| e.to_string()).collect(),
+        })
+        .collect()
+}
+
+pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[IfAddr]) -> Vec<PoolReport> {
+    let held = inv.taken();
+    let mut outside = RangeSet::new();
+    for c in jail_conf {
+        for (_, a) in &c.addrs {
+            outside.insert_addr(*a);
+        }
+    }
+    for i in host {
+        if let IpAddr::V4(a) = i.address {
+            outside.insert_addr(a);
+        }
+    }
+    config
+        .pools
+        .values()
+        .map(|p| {
+            let (size, used) = alloc::usage(p, &held);
+            let mut all = held.clone();
+            for r in outside.iter_ranges() {
+                all.insert(r);
+            }
+            let (_, taken) = alloc::usage(p, &all);
+            PoolReport {
+                name: p.name.to_string(),
+                network: p.network.to_string(),
+                interface: p.interface.to_string(),
+                size,
+                used,
+                reserved: taken - used,
+                free: size - taken,
+                utilisation: if size == 0 { 0.0 } else { (used as f64 * 10000.0 / size as f64).round() / 100.0 },
+                nat: p.nat,
+            }
+        })
+        .collect()
+}
+
+/// Inventory vs host. `observed` is every IPv4 address the host shows,
+/// with the interface (or `jail:<name>` for one inside a jail's own stack).
+pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift> {
+    let mut on_host: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+    for i in observed {
+        if let IpAddr::V4(a) = i.address {
+            on_host.entry(a).or_insert(&i.interface);
+        }
+    }
+    let mut out = vec![];
+    for (n, r) in &inv.jails {
+        let Some(a) = r.address else { continue };
+        if r.phase == Phase::Running && !on_host.contains_key(&a) {
+            let iface = r.interface.as_ref().map(|i| i.to_string());
+            out.push(Drift {
+                kind: DriftKind::Missing,
+                address: a,
+                interface: iface.clone(),
+                jail: Some(n.to_string()),
+                pool: r.pool.as_ref().map(|p| p.to_string()),
+                message: format!(
+                    "jail {n} is running with {a}, but {a} is not configured on {}",
+                    iface.as_deref().unwrap_or("any interface")
+                ),
+            });
+        }
+    }
+    let held: BTreeMap<Ipv4Addr, &JailName> =
+        inv.jails.iter().filter_map(|(n, r)| r.address.map(|a| (a, n))).collect();
+    for (a, iface) in on_host {
+        let Some(pool) = config.pool_of(a) else { continue };
+        if held.contains_key(&a) || pool.gateway == Some(a) || !pool.assignable.contains(u32::from(a)) {
+            continue;
+        }
+        out.push(Drift {
+            kind: DriftKind::Stray,
+            address: a,
+            interface: Some(iface.to_string()),
+            jail: None,
+            pool: Some(pool.name.to_string()),
+            message: format!("{a} of pool {} is on interface {iface} but no jail holds it", pool.name),
+        });
+    }
+    out
+}
+
+/// Declared ports for every jail: config entry merged with its profile.
+pub fn declared_ports(
+    config: &Config,
+    profiles: &crate::engine::sources::Profiles,
+) -> crate::error::Result<BTreeMap<JailName, Vec<String>>> {
+    let mut out = BTreeMap::new();
+    for (n, j) in &config.jails {
+        let prof = match &j.profile {
+            Some(p) => Some(profiles.get(p)?.ok_or_else(|| {
+                crate::error::Error::config(format!("{}: jail {n}: no profile named {p}", j.location))
+            })?),
+            None => None,
+        };
+        let eff = config::effective(j, prof.as_ref());
+        out.insert(n.clone(), eff.ports.iter().map(|p| p.to_string()).collect());
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::parse_config;
+    use crate::store::JailRecord;
+
+    #[test]
+    fn pool_usage_and_drift() {
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[pools.lan]\nnetwork=\"192.0.2.0/28\"\ninterface=\"em0\"\ngateway=\"192.0.2.1\"\n",
+        )
+        .unwrap();
+        let mut inv = Inventory::default();
+        let mut a = JailRecord::dedicated("192.0.2.2".parse().unwrap(), None, None);
+        a.phase = Phase::Running;
+        inv.jails.insert(JailName::new("a").unwrap(), a);
+        inv.jails.insert(JailName::new("b").unwrap(), JailRecord::dedicated("192.0.2.3".parse().unwrap(), None, None));
+        let host = vec![
+            IfAddr { interface: "em0".into(), address: "192.0.2.1".parse().unwrap(), prefix: 28 },
+            IfAddr { interface: "em0".into(), address: "192.0.2.9".parse().unwrap(), prefix: 32 },
+        ];
+        let p = &pools(&c, &inv, &[], &host)[0];
+        assert_eq!((p.size, p.used, p.reserved, p.free), (13, 2, 1, 10));
+        assert_eq!(p.utilisation, 15.38);
+        let d = drift(&c, &inv, &host);
+        assert_eq!(d.len(), 2, "{d:?}");
+        assert_eq!((d[0].kind.clone(), d[0].jail.as_deref()), (DriftKind::Missing, Some("a")));
+        assert_eq!((d[1].kind.clone(), d[1].address.to_string()), (DriftKind::Stray, "192.0.2.9".into()));
+    }
+}
