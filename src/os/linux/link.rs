@@ -153,16 +153,6 @@ pub fn ensure_bridge(sock: &mut NlSocket, name: &str) -> Result<bool, NetlinkErr
     }
 }
 
-/// Creates a dummy link (used by tests and for address pools on a loopback-like device).
-pub fn create_dummy(sock: &mut NlSocket, name: &str) -> Result<(), NetlinkError> {
-    new_link(
-        sock,
-        &format!("create dummy {name}"),
-        name,
-        vec![LinkInfo::Kind(InfoKind::Dummy)],
-    )
-}
-
 /// Creates the veth pair `host` <-> `peer` in the socket's namespace.
 pub fn create_veth(sock: &mut NlSocket, host: &str, peer: &str) -> Result<(), NetlinkError> {
     let mut p = LinkMessage::default();
