@@ -73,14 +73,10 @@ pub fn sockets_here() -> Result<Vec<DiagSocket>, NetlinkError> {
                 let v6only = resp.nlas.iter().any(|n| matches!(n, Nla::SkV6Only(true)));
                 let (address, dual_stack) = match id.source_address {
                     // A v4-mapped bind (::ffff:a.b.c.d) only ever sees IPv4.
-                    IpAddr::V6(a) if a.to_ipv4_mapped().is_some() => (
-                        IpAddr::V4(
-                            a.to_ipv4_mapped()
-                                .unwrap_or(std::net::Ipv4Addr::UNSPECIFIED),
-                        ),
-                        false,
-                    ),
-                    IpAddr::V6(a) => (IpAddr::V6(a), !v6only && a.is_unspecified()),
+                    IpAddr::V6(a) => match a.to_ipv4_mapped() {
+                        Some(v4) => (IpAddr::V4(v4), false),
+                        None => (IpAddr::V6(a), !v6only && a.is_unspecified()),
+                    },
                     v4 => (v4, false),
                 };
                 out.push(DiagSocket {

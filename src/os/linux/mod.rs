@@ -185,23 +185,7 @@ impl Host for LinuxHost {
         // chain in one `nft -f` is accepted); the rendered script must add
         // only, never delete.
         let mut script = String::new();
-        if nft::table_exists(NFT_FAMILY, anchor_root)? {
-            let out = super::runner::run(
-                "nft",
-                &["-j", "list", "table", NFT_FAMILY, anchor_root],
-                None,
-            )?;
-            let v: serde_json::Value = serde_json::from_str(&out.stdout).map_err(|source| {
-                OsError::from(nft::NftError::Json {
-                    what: format!("list table {NFT_FAMILY} {anchor_root}"),
-                    source,
-                })
-            })?;
-            let listing = v
-                .get("nftables")
-                .and_then(|a| a.as_array())
-                .cloned()
-                .unwrap_or_default();
+        if let Some(listing) = nft::table_json(NFT_FAMILY, anchor_root)? {
             script.push_str(&nft::flush_script(
                 NFT_FAMILY,
                 anchor_root,

@@ -137,10 +137,12 @@ pub fn create_bound(
     let dir = path.parent().unwrap_or(Path::new("/"));
     prepare_dir(dir)?;
     // A leftover empty file (from a crash between create and mount) is
-    // reused; anything else is created fresh.
+    // reused; anything else is created fresh. Its content is never read
+    // (it is only a mount point), hence no truncation.
     OpenOptions::new()
         .write(true)
         .create(true)
+        .truncate(false)
         .mode(0o444)
         .open(path)
         .map_err(io_err("create", path))?;

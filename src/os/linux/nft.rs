@@ -31,7 +31,6 @@ pub enum NftError {
 
 impl From<NftError> for OsError {
     fn from(e: NftError) -> Self {
-        let NftError::Json { .. } = &e;
         OsError::Sys {
             op: e.to_string(),
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, "bad JSON"),
@@ -120,7 +119,9 @@ pub fn owns_chain(jail: &str, chain: &str) -> bool {
             .is_some_and(|s| CHAIN_SUFFIXES.contains(&s))
 }
 
-fn table_json(family: &str, table: &str) -> Result<Option<Vec<Value>>, OsError> {
+/// The JSON objects of `nft -j list table family table`, or None when the
+/// table does not exist.
+pub fn table_json(family: &str, table: &str) -> Result<Option<Vec<Value>>, OsError> {
     if !table_exists(family, table)? {
         return Ok(None);
     }
