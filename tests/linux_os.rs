@@ -200,6 +200,17 @@ fn attach_and_detach_network() {
         host.detach_network(&db, &net).unwrap();
         assert!(host.running_jails().unwrap().is_empty());
 
+        // A failed attach (the "bridge" is a veth) leaves no namespace or veth.
+        link::create_veth(&mut rt, "jtd5", "jtd5p").unwrap();
+        let bad = dedicated([10, 80, 0, 5], "jtd5", [10, 80, 0, 1]);
+        let e = host.attach_network(&web, &bad).unwrap_err();
+        assert!(e.to_string().contains("jtd5"), "{e}");
+        assert!(!ns_path.exists() && !link_exists(&host_if) && !host.bridge_owned("jtd5"));
+        assert!(
+            link_exists("jtd5"),
+            "a link jnet did not create is left alone"
+        );
+
         // A bridge jnet did not create is never removed.
         link::ensure_bridge(&mut rt, "jbr1").unwrap();
         let net1 = dedicated([10, 78, 0, 5], "jbr1", [10, 78, 0, 1]);
