@@ -1,1 +1,335 @@
-//! Linux adapters: netns jails, rtnetlink addresses, nftables.
+//! Linux adapters: netns "jails", rtnetlink addresses and links, sock_diag
+//! listeners, nftables, and `LinuxHost`, which wires them into the `Host`
+//! trait.
+//!
+//! A Linux jail (see DESIGN.md §3):
+//! - dedicated address: network namespace `jnet-<jail>` (iproute2-compatible,
+//!   under /run/netns) with a veth pair to the pool's bridge (`jail`);
+//! - inherit: no namespace, processes stay in the host's stack;
+//! - hostname: when given, a UTS namespace bound on `/run/jnet/uts/<jail>`
+//!   with that hostname, joined by `exec_in_jail`;
+//! - path: chroot for `exec_in_jail` when it is not `/` (no mount namespace);
+//! - a record `/run/jnet/jails/<jail>` (JSON: id, path, hostname) that makes
+//!   `running_jails` and ids stable; /run is a tmpfs, so it goes on reboot
+//!   together with the namespaces.
+//!
+//! Firewall: one nft table `inet <anchor_root>`; a jail's chains are those
+//! `nft::owns_chain` accepts (`<jail>`, `<jail>.<x>`, `<jail>_dnat`...).
+//!
+//! This module never changes host sysctls except `net.ipv4.ip_forward`
+//! (set to 1 by `attach_network` in the namespace jnet runs in, when
+//! `LinuxHost::enable_forwarding` is true, the default: exposures and nat
+//! need it).
+
+pub mod addr;
+pub mod exec;
+pub mod jail;
+pub mod link;
+pub mod listeners;
+pub mod netlink;
+pub mod netns;
+pub mod nft;
+mod sys;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::{Host, IfAddr, JailNetwork, JailSpec, OsError, RunningJail};
+use crate::core::listeners::{ForeignRedirect, Listener, Stack};
+use crate::core::names::JailName;
+pub use jail::Paths;
+use netns::NsKind;
+
+/// nft family of jnet's table.
+pub const NFT_FAMILY: &str = "inet";
+
+/// The Linux host, as the engine sees it.
+#[derive(Debug, Clone)]
+pub struct LinuxHost {
+    pub paths: Paths,
+    /// Set net.ipv4.ip_forward=1 when attaching a dedicated jail.
+    pub enable_forwarding: bool,
+}
+
+impl Default for LinuxHost {
+    fn default() -> Self {
+        LinuxHost {
+            paths: Paths::default(),
+            enable_forwarding: true,
+        }
+    }
+}
+
+/// What `create_jail` records about a jail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JailRecord {
+    pub id: u32,
+    pub path: PathBuf,
+    pub hostname: Option<String>,
+    /// Whether the jail has its own network namespace.
+    pub netns: bool,
+}
+
+fn sys_err(op: String) -> impl FnOnce(std::io::Error) -> OsError {
+    move |source| OsError::Sys { op, source }
+}
+
+impl LinuxHost {
+    pub fn new(paths: Paths) -> Self {
+        LinuxHost {
+            paths,
+            enable_forwarding: true,
+        }
+    }
+
+    fn read_record(&self, jail: &str) -> Option<JailRecord> {
+        let text = fs::read_to_string(self.paths.state_dir.join("jails").join(jail)).ok()?;
+        serde_json::from_str(&text).ok()
+    }
+
+    fn records(&self) -> Vec<(String, JailRecord)> {
+        let dir = self.paths.state_dir.join("jails");
+        let Ok(entries) = fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut out: Vec<(String, JailRecord)> = entries
+            .flatten()
+            .filter_map(|e| e.file_name().into_string().ok())
+            .filter_map(|n| self.read_record(&n).map(|r| (n, r)))
+            .collect();
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Whether jnet created bridge `bridge` (and will delete it when its
+    /// last jail detaches).
+    pub fn bridge_owned(&self, bridge: &str) -> bool {
+        jail::bridge_owned(&self.paths, bridge)
+    }
+
+    fn netns_if_bound(&self, jail: &JailName) -> Option<PathBuf> {
+        let p = self.paths.netns(jail);
+        netns::is_bound(&p).then_some(p)
+    }
+}
+
+fn enable_ipv4_forwarding() -> Result<(), OsError> {
+    let path = Path::new("/proc/sys/net/ipv4/ip_forward");
+    let cur = fs::read_to_string(path).map_err(sys_err(format!("read {}", path.display())))?;
+    if cur.trim() != "1" {
+        fs::write(path, b"1\n").map_err(sys_err(format!("write {}", path.display())))?;
+        tracing::info!("net.ipv4.ip_forward set to 1");
+    }
+    Ok(())
+}
+
+impl Host for LinuxHost {
+    fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError> {
+        let mut s = link::route_socket()?;
+        Ok(addr::list(&mut s)?)
+    }
+
+    fn listeners(&self, jails: &[JailName]) -> Result<Vec<Listener>, OsError> {
+        let mut out = listeners::listeners_here(Stack::Host)?;
+        for j in jails {
+            // Inherit jails (no namespace) are already in the host's list.
+            if let Some(p) = self.netns_if_bound(j) {
+                out.extend(listeners::listeners_in(&p, Stack::Jail(j.clone()))?);
+            }
+        }
+        Ok(out)
+    }
+
+    fn foreign_redirects(&self, anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError> {
+        match nft::foreign_redirects(anchor_root) {
+            // No nft binary: there is no nftables ruleset jnet could read.
+            Err(OsError::Missing(p)) => {
+                tracing::debug!(program = p, "nft not installed: no foreign redirects");
+                Ok(Vec::new())
+            }
+            r => r,
+        }
+    }
+
+    fn attach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
+        match net {
+            JailNetwork::Inherit => Ok(()),
+            JailNetwork::Dedicated {
+                address,
+                prefix,
+                interface,
+                gateway,
+            } => {
+                jail::attach(&self.paths, jail, *address, *prefix, interface, *gateway)?;
+                if self.enable_forwarding {
+                    enable_ipv4_forwarding()?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn detach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
+        match net {
+            JailNetwork::Inherit => Ok(()),
+            JailNetwork::Dedicated { interface, .. } => jail::detach(&self.paths, jail, interface),
+        }
+    }
+
+    fn load_rules(&self, anchor_root: &str, jail: &JailName, rules: &str) -> Result<(), OsError> {
+        // why: prepending the removal of the jail's current chains makes the
+        // load a replacement in one transaction (delete and re-add of a
+        // chain in one `nft -f` is accepted); the rendered script must add
+        // only, never delete.
+        let mut script = String::new();
+        if let Some(listing) = nft::table_json(NFT_FAMILY, anchor_root)? {
+            script.push_str(&nft::flush_script(
+                NFT_FAMILY,
+                anchor_root,
+                jail.as_str(),
+                &listing,
+            ));
+        }
+        script.push_str(rules);
+        nft::load(&script)
+    }
+
+    fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError> {
+        nft::flush_jail(NFT_FAMILY, anchor_root, jail.as_str()).map(|_| ())
+    }
+
+    fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError> {
+        nft::jail_rules(NFT_FAMILY, anchor_root, jail.as_str())
+    }
+
+    fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError> {
+        if let Some(r) = self.read_record(spec.name.as_str()) {
+            return Ok(r.id);
+        }
+        if spec.path != Path::new("/") && !spec.path.is_dir() {
+            return Err(OsError::Sys {
+                op: format!("jail {}: path {}", spec.name, spec.path.display()),
+                source: std::io::Error::from(std::io::ErrorKind::NotFound),
+            });
+        }
+        let own_netns = matches!(spec.network, JailNetwork::Dedicated { .. });
+        if own_netns {
+            netns::create_bound(&self.paths.netns(&spec.name), NsKind::Net, || Ok(()))?;
+        }
+        if let Some(h) = &spec.hostname {
+            let h = h.clone();
+            netns::create_bound(&self.paths.utsns(&spec.name), NsKind::Uts, move || {
+                nix::unistd::sethostname(&h).map_err(|e| netns::NetnsError::Io {
+                    op: "sethostname for",
+                    path: PathBuf::from(&h),
+                    source: e.into(),
+                })
+            })?;
+        }
+        let used: std::collections::BTreeSet<u32> =
+            self.records().into_iter().map(|(_, r)| r.id).collect();
+        let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
+        let record = JailRecord {
+            id,
+            path: spec.path.clone(),
+            hostname: spec.hostname.clone(),
+            netns: own_netns,
+        };
+        let path = self.paths.record(&spec.name);
+        if let Some(dir) = path.parent() {
+            fs::create_dir_all(dir).map_err(sys_err(format!("create {}", dir.display())))?;
+        }
+        let text = serde_json::to_string(&record).unwrap_or_default();
+        fs::write(&path, text).map_err(sys_err(format!("write {}", path.display())))?;
+        tracing::info!(jail = %spec.name, id, "jail created");
+        Ok(id)
+    }
+
+    fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {
+        let wait = Duration::from_secs(2);
+        let ns = self.paths.netns(jail);
+        if netns::is_bound(&ns) {
+            let n = netns::kill_all(&ns, NsKind::Net, wait)?;
+            tracing::debug!(%jail, killed = n, "processes in jail namespace killed");
+        }
+        let uts = self.paths.utsns(jail);
+        if netns::is_bound(&uts) {
+            netns::kill_all(&uts, NsKind::Uts, wait)?;
+        }
+        netns::delete_bound(&uts)?;
+        netns::delete_bound(&ns)?;
+        let rec = self.paths.record(jail);
+        match fs::remove_file(&rec) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(sys_err(format!("remove {}", rec.display()))(e)),
+        }
+        tracing::info!(%jail, "jail removed");
+        Ok(())
+    }
+
+    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError> {
+        let record = self.read_record(jail.as_str());
+        let ns = self.netns_if_bound(jail);
+        if record.is_none() && ns.is_none() {
+            return Err(OsError::Unsupported(format!("jail {jail} is not running")));
+        }
+        let uts = self.paths.utsns(jail);
+        let uts = netns::is_bound(&uts).then_some(uts);
+        let target = exec::Target {
+            netns: ns.as_deref(),
+            utsns: uts.as_deref(),
+            root: record.as_ref().map(|r| r.path.as_path()),
+        };
+        exec::run(target, argv)
+    }
+
+    fn exec_on_host(&self, command: &str) -> Result<i32, OsError> {
+        exec::run(
+            exec::Target::default(),
+            &["/bin/sh".to_string(), "-c".to_string(), command.to_string()],
+        )
+    }
+
+    fn running_jails(&self) -> Result<Vec<RunningJail>, OsError> {
+        let mut names: std::collections::BTreeMap<String, Option<JailRecord>> = self
+            .records()
+            .into_iter()
+            .map(|(n, r)| (n, Some(r)))
+            .collect();
+        for ns in netns::list(&self.paths.netns_dir, jail::NETNS_PREFIX)? {
+            let name = ns[jail::NETNS_PREFIX.len()..].to_string();
+            names.entry(name).or_insert(None);
+        }
+        let mut out = Vec::new();
+        for (name, record) in names {
+            let Ok(j) = JailName::new(&name) else {
+                continue;
+            };
+            let addresses = match self.netns_if_bound(&j) {
+                Some(p) => netns::run_in(&p, || -> Result<Vec<IfAddr>, OsError> {
+                    let mut s = link::route_socket()?;
+                    Ok(addr::list(&mut s)?)
+                })??
+                .into_iter()
+                .map(|a| a.address)
+                .filter(|a| {
+                    !a.is_loopback()
+                        && !matches!(a, std::net::IpAddr::V6(v) if v.is_unicast_link_local())
+                })
+                .collect(),
+                None => Vec::new(),
+            };
+            out.push(RunningJail {
+                id: record.as_ref().map_or(0, |r| r.id),
+                name,
+                addresses,
+                path: record.map_or_else(|| PathBuf::from("/"), |r| r.path),
+            });
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,243 @@
+//! The network side of a Linux jail: a named network namespace, a veth pair
+//! whose host end sits on the pool's bridge, the jail's address on the
+//! jail end (renamed `eth0`), `lo` up and a default route via the gateway.
+//!
+//! Naming (all deterministic, so any jnet process finds what another made):
+//! - netns: `jnet-<jail>` in the netns directory (`/run/netns`), so
+//!   `ip netns exec jnet-<jail> ...` works;
+//! - veth: `jv<8 hex>h` (host end) and `jv<8 hex>j` (jail end, renamed
+//!   `eth0` inside), the hex being FNV-1a-32 of the jail name: 11 bytes,
+//!   under IFNAMSIZ whatever the jail name's length;
+//! - bridge ownership: when jnet creates a bridge it writes the marker file
+//!   `<state>/bridges/<bridge>` (`/run/jnet/bridges/...`, gone on reboot
+//!   like the bridge itself); a bridge is deleted on detach only when that
+//!   marker exists and no port is left on it.
+//!
+//! It does not touch sysctls; `LinuxHost` decides about ip_forward.
+
+use std::fs;
+use std::net::Ipv4Addr;
+use std::os::fd::AsFd;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::addr;
+use super::link;
+use super::netns::{self, NsKind};
+use crate::core::names::{IfName, JailName};
+use crate::os::OsError;
+
+/// Name of a jail's network namespace.
+pub fn netns_name(jail: &JailName) -> String {
+    format!("jnet-{jail}")
+}
+
+/// Prefix of every jnet network namespace name.
+pub const NETNS_PREFIX: &str = "jnet-";
+
+/// Name of the jail end of the veth once inside the namespace.
+pub const JAIL_IF: &str = "eth0";
+
+fn fnv1a32(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// The (host end, jail end) veth names of a jail.
+pub fn veth_names(jail: &JailName) -> (String, String) {
+    let h = fnv1a32(jail.as_str());
+    (format!("jv{h:08x}h"), format!("jv{h:08x}j"))
+}
+
+/// Where jnet keeps namespace files and its run-time markers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// iproute2's directory of named network namespaces (`/run/netns`).
+    pub netns_dir: PathBuf,
+    /// jnet's run-time state (`/run/jnet`): `bridges/`, `uts/`, `jails/`.
+    pub state_dir: PathBuf,
+}
+
+impl Default for Paths {
+    fn default() -> Self {
+        Paths {
+            netns_dir: PathBuf::from("/run/netns"),
+            state_dir: PathBuf::from("/run/jnet"),
+        }
+    }
+}
+
+impl Paths {
+    pub fn netns(&self, jail: &JailName) -> PathBuf {
+        self.netns_dir.join(netns_name(jail))
+    }
+    pub fn bridge_marker(&self, bridge: &str) -> PathBuf {
+        self.state_dir.join("bridges").join(bridge)
+    }
+    pub fn utsns(&self, jail: &JailName) -> PathBuf {
+        self.state_dir.join("uts").join(jail.as_str())
+    }
+    pub fn record(&self, jail: &JailName) -> PathBuf {
+        self.state_dir.join("jails").join(jail.as_str())
+    }
+}
+
+/// Whether jnet created (and so may delete) bridge `bridge`.
+pub fn bridge_owned(paths: &Paths, bridge: &str) -> bool {
+    paths.bridge_marker(bridge).exists()
+}
+
+fn write_marker(path: &Path) -> Result<(), OsError> {
+    let sys = |op: &str| {
+        let op = format!("{op} {}", path.display());
+        move |source| OsError::Sys { op, source }
+    };
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(sys("create directory for"))?;
+    }
+    fs::write(path, b"created by jnet\n").map_err(sys("write"))
+}
+
+/// Sets up a dedicated jail network (see the module doc). Idempotent: a
+/// jail already attached is left as is (address and route re-asserted).
+/// On failure, what this call created is removed again.
+pub fn attach(
+    paths: &Paths,
+    jail: &JailName,
+    address: Ipv4Addr,
+    prefix: u8,
+    bridge: &IfName,
+    gateway: Option<Ipv4Addr>,
+) -> Result<(), OsError> {
+    let ns_path = paths.netns(jail);
+    let created_ns = netns::create_bound(&ns_path, NsKind::Net, || Ok(()))?;
+    let result = attach_links(paths, jail, &ns_path, address, prefix, bridge, gateway);
+    if let Err(e) = &result {
+        tracing::warn!(%jail, error = %e, "attach failed, undoing");
+        if created_ns {
+            if let Err(e2) = detach(paths, jail, bridge) {
+                tracing::warn!(%jail, error = %e2, "undo of a failed attach failed");
+            }
+        }
+    }
+    result
+}
+
+fn attach_links(
+    paths: &Paths,
+    jail: &JailName,
+    ns_path: &Path,
+    address: Ipv4Addr,
+    prefix: u8,
+    bridge: &IfName,
+    gateway: Option<Ipv4Addr>,
+) -> Result<(), OsError> {
+    let (host_if, jail_if) = veth_names(jail);
+    let mut rt = link::route_socket()?;
+    if link::ensure_bridge(&mut rt, bridge.as_str())? {
+        write_marker(&paths.bridge_marker(bridge.as_str()))?;
+    }
+    if let Some(gw) = gateway {
+        addr::add_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+    }
+    link::set_up(&mut rt, bridge.as_str(), true)?;
+
+    let inside_has_eth0 = netns::run_in(ns_path, || -> Result<bool, OsError> {
+        let mut s = link::route_socket()?;
+        Ok(link::index(&mut s, JAIL_IF)?.is_some())
+    })??;
+    let host_present = link::index(&mut rt, &host_if)?.is_some();
+    if !(host_present && inside_has_eth0) {
+        // A half-made pair from an interrupted attach is replaced.
+        link::delete(&mut rt, &host_if)?;
+        link::create_veth(&mut rt, &host_if, &jail_if)?;
+        link::set_master(&mut rt, &host_if, bridge.as_str())?;
+        link::set_up(&mut rt, &host_if, true)?;
+        let ns = netns::open(ns_path)?;
+        link::move_to_netns(&mut rt, &jail_if, ns.as_fd())?;
+    }
+    netns::run_in(ns_path, || -> Result<(), OsError> {
+        let mut s = link::route_socket()?;
+        if link::index(&mut s, &jail_if)?.is_some() {
+            link::rename(&mut s, &jail_if, JAIL_IF)?;
+        }
+        link::set_up(&mut s, "lo", true)?;
+        addr::add_v4(&mut s, JAIL_IF, address, prefix)?;
+        link::set_up(&mut s, JAIL_IF, true)?;
+        if let Some(gw) = gateway {
+            link::set_default_route(&mut s, gw)?;
+        }
+        Ok(())
+    })??;
+    tracing::info!(%jail, %address, prefix, %bridge, host_if, "jail network attached");
+    Ok(())
+}
+
+/// Undoes `attach`: deletes the veth pair and the namespace, then the
+/// bridge if jnet created it and no port is left on it. Absent pieces are
+/// fine.
+pub fn detach(paths: &Paths, jail: &JailName, bridge: &IfName) -> Result<(), OsError> {
+    let (host_if, _) = veth_names(jail);
+    let mut rt = link::route_socket()?;
+    link::delete(&mut rt, &host_if)?;
+    netns::delete_bound(&paths.netns(jail))?;
+    // why: when the namespace went away first, the kernel tears the veth
+    // down asynchronously; wait so the bridge's port count is right.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while link::index(&mut rt, &host_if)?.is_some() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    if bridge_owned(paths, bridge.as_str()) {
+        if let Some(br) = link::get(&mut rt, bridge.as_str())? {
+            let ports = link::list(&mut rt)?
+                .into_iter()
+                .filter(|l| l.master == Some(br.index))
+                .count();
+            if ports == 0 {
+                link::delete(&mut rt, bridge.as_str())?;
+                tracing::info!(%bridge, "bridge created by jnet removed");
+            } else {
+                tracing::debug!(%bridge, ports, "bridge still in use, kept");
+                return Ok(());
+            }
+        }
+        let marker = paths.bridge_marker(bridge.as_str());
+        fs::remove_file(&marker)
+            .or_else(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Ok(())
+                } else {
+                    Err(e)
+                }
+            })
+            .map_err(|source| OsError::Sys {
+                op: format!("remove {}", marker.display()),
+                source,
+            })?;
+    }
+    tracing::info!(%jail, "jail network detached");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn veth_names_fit_ifnamsiz_and_are_stable() {
+        let long = JailName::new(&"x".repeat(63)).unwrap();
+        let (h, j) = veth_names(&long);
+        assert!(h.len() <= 15 && j.len() <= 15);
+        assert!(IfName::new(&h).is_ok() && IfName::new(&j).is_ok());
+        // Pinned: a change would orphan the links of running jails.
+        assert_eq!(
+            veth_names(&JailName::new("www").unwrap()),
+            ("jv12aca1ach".into(), "jv12aca1acj".into())
+        );
+        assert_ne!(
+            veth_names(&JailName::new("www").unwrap()),
+            veth_names(&JailName::new("www2").unwrap())
+        );
+    }
+}

@@ -1,0 +1,289 @@
+//! Named namespaces compatible with iproute2 (ip-netns(8)): a namespace is
+//! kept alive by bind-mounting its nsfs file on `/run/netns/<name>`, so
+//! `ip netns exec <name>` and jnet see the same namespaces.
+//!
+//! Everything that enters a namespace does so in a thread of its own
+//! (setns(2) only changes the calling thread), so the caller's threads never
+//! change namespace. Also: listing and killing the processes whose network
+//! namespace is a given one (by nsfs inode, as in namespaces(7)). This
+//! module does not create links or addresses; see `link` and `addr`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::AsFd;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::mount::{mount, umount2, MntFlags, MsFlags};
+use nix::sched::{setns, unshare, CloneFlags};
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+/// A failed namespace operation, naming the namespace file.
+#[derive(Debug, thiserror::Error)]
+pub enum NetnsError {
+    #[error("{op} {path}: {source}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("namespace thread for {0} panicked")]
+    Panicked(PathBuf),
+}
+
+impl From<NetnsError> for crate::os::OsError {
+    fn from(e: NetnsError) -> Self {
+        match e {
+            NetnsError::Io { op, path, source } => crate::os::OsError::Sys {
+                op: format!("{op} {}", path.display()),
+                source,
+            },
+            p @ NetnsError::Panicked(_) => crate::os::OsError::Sys {
+                op: p.to_string(),
+                source: io::Error::other("panic"),
+            },
+        }
+    }
+}
+
+fn io_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(io::Error) -> NetnsError + 'a {
+    move |source| NetnsError::Io {
+        op,
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
+fn nix_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> NetnsError + 'a {
+    move |e| NetnsError::Io {
+        op,
+        path: path.to_path_buf(),
+        source: io::Error::from(e),
+    }
+}
+
+/// The kind of namespace a bound file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NsKind {
+    Net,
+    Uts,
+}
+
+impl NsKind {
+    fn flag(self) -> CloneFlags {
+        match self {
+            NsKind::Net => CloneFlags::CLONE_NEWNET,
+            NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+        }
+    }
+    fn proc_name(self) -> &'static str {
+        match self {
+            NsKind::Net => "net",
+            NsKind::Uts => "uts",
+        }
+    }
+}
+
+/// True when `path` is a bound namespace file (its device differs from its
+/// directory's, as for any mount point).
+pub fn is_bound(path: &Path) -> bool {
+    let (Ok(f), Some(parent)) = (fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    fs::metadata(parent)
+        .map(|p| p.dev() != f.dev())
+        .unwrap_or(false)
+}
+
+/// Makes `dir` a shared mount point, as ip-netns(8) does for /run/netns, so
+/// namespace files bound in it are visible from other mount namespaces.
+fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
+    fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
+    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
+    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+        Ok(()) => Ok(()),
+        // why: EINVAL means `dir` is not a mount point yet; bind it on
+        // itself first (the same two steps iproute2 takes).
+        Err(nix::Error::EINVAL) => {
+            mount(
+                Some(dir),
+                dir,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .map_err(nix_err("bind-mount directory on itself", dir))?;
+            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>)
+                .map_err(nix_err("make shared", dir))
+        }
+        Err(e) => Err(nix_err("make shared", dir)(e)),
+    }
+}
+
+/// Creates a new namespace of `kind` and binds it on `path`, running
+/// `setup` inside it first (e.g. to set a hostname). Returns false when
+/// `path` already holds a namespace (nothing is done then).
+pub fn create_bound(
+    path: &Path,
+    kind: NsKind,
+    setup: impl FnOnce() -> Result<(), NetnsError> + Send,
+) -> Result<bool, NetnsError> {
+    if is_bound(path) {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    prepare_dir(dir)?;
+    // A leftover empty file (from a crash between create and mount) is
+    // reused; anything else is created fresh. Its content is never read
+    // (it is only a mount point), hence no truncation.
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o444)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    let result = std::thread::scope(|s| {
+        s.spawn(|| -> Result<(), NetnsError> {
+            unshare(kind.flag()).map_err(nix_err("unshare namespace for", path))?;
+            setup()?;
+            let src = format!("/proc/thread-self/ns/{}", kind.proc_name());
+            mount(
+                Some(src.as_str()),
+                path,
+                None::<&str>,
+                MsFlags::MS_BIND,
+                None::<&str>,
+            )
+            .map_err(nix_err("bind-mount namespace on", path))
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
+    });
+    if let Err(e) = result {
+        let _ = fs::remove_file(path);
+        return Err(e);
+    }
+    tracing::info!(path = %path.display(), ?kind, "namespace created");
+    Ok(true)
+}
+
+/// Unbinds and removes a namespace file. Returns false when there was none.
+/// The namespace itself lives on while processes or links still use it.
+pub fn delete_bound(path: &Path) -> Result<bool, NetnsError> {
+    if !path.exists() {
+        return Ok(false);
+    }
+    match umount2(path, MntFlags::MNT_DETACH) {
+        // EINVAL: not a mount point (a leftover file) — just remove it.
+        Ok(()) | Err(nix::Error::EINVAL) => {}
+        Err(e) => return Err(nix_err("unmount", path)(e)),
+    }
+    match fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io_err("remove", path)(e)),
+    }
+    tracing::info!(path = %path.display(), "namespace removed");
+    Ok(true)
+}
+
+/// Opens a bound namespace file (for setns or IFLA_NET_NS_FD).
+pub fn open(path: &Path) -> Result<File, NetnsError> {
+    File::open(path).map_err(io_err("open namespace", path))
+}
+
+/// Runs `f` in a new thread that first joins the network namespace bound on
+/// `path`; the caller's own namespace never changes. Netlink sockets opened
+/// inside `f` stay in that namespace after `f` returns.
+pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T, NetnsError> {
+    let ns = open(path)?;
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
+                .map_err(nix_err("enter namespace", path))?;
+            Ok(f())
+        })
+        .join()
+        .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
+    })
+}
+
+/// The identity (device, inode) of a namespace file or /proc ns link.
+pub fn ns_id(path: &Path) -> Result<(u64, u64), NetnsError> {
+    let m = fs::metadata(path).map_err(io_err("stat namespace", path))?;
+    Ok((m.dev(), m.ino()))
+}
+
+/// Pids of the processes whose `kind` namespace (`net`, `uts`) is the one
+/// bound on `path` (read from /proc/<pid>/ns/<kind>; processes that exit
+/// meanwhile are skipped). Costs one stat per process on the host.
+pub fn pids_in(path: &Path, kind: NsKind) -> Result<Vec<i32>, NetnsError> {
+    let target = ns_id(path)?;
+    let proc = Path::new("/proc");
+    let mut out = Vec::new();
+    for entry in fs::read_dir(proc).map_err(io_err("read", proc))?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if let Ok(m) = fs::metadata(entry.path().join("ns").join(kind.proc_name())) {
+            if (m.dev(), m.ino()) == target {
+                out.push(pid);
+            }
+        }
+    }
+    out.sort_unstable();
+    Ok(out)
+}
+
+/// Sends SIGKILL to every process in the `kind` namespace bound on `path`
+/// (never to the calling process) and waits up to `wait` for them to be
+/// gone. Returns how many processes were signalled.
+pub fn kill_all(path: &Path, kind: NsKind, wait: Duration) -> Result<usize, NetnsError> {
+    let me = std::process::id() as i32;
+    let deadline = Instant::now() + wait;
+    let mut signalled = std::collections::BTreeSet::new();
+    loop {
+        let pids: Vec<i32> = pids_in(path, kind)?
+            .into_iter()
+            .filter(|p| *p != me)
+            .collect();
+        if pids.is_empty() {
+            return Ok(signalled.len());
+        }
+        for pid in &pids {
+            // ESRCH: it exited meanwhile, which is what we want.
+            if kill(Pid::from_raw(*pid), Signal::SIGKILL).is_ok() {
+                signalled.insert(*pid);
+            }
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(path = %path.display(), ?pids, "processes still in namespace after SIGKILL");
+            return Ok(signalled.len());
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Names of the bound namespaces in `dir` starting with `prefix`, sorted.
+pub fn list(dir: &Path, prefix: &str) -> Result<Vec<String>, NetnsError> {
+    let entries = match fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(io_err("read", dir)(e)),
+    };
+    let mut out: Vec<String> = entries
+        .flatten()
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|n| n.starts_with(prefix) && is_bound(&dir.join(n)))
+        .collect();
+    out.sort();
+    Ok(out)
+}

@@ -1,0 +1,490 @@
+//! Linux host adapter, end to end, as root. Every test runs in its own
+//! network and mount namespace (tests/common/netns.rs): the addresses,
+//! links, namespaces and nft tables below exist only there.
+#![cfg(target_os = "linux")]
+
+#[path = "common/netns.rs"]
+mod test_netns;
+
+use std::io::{Read, Write};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jnet::core::listeners::{Listener, Stack};
+use jnet::core::names::{IfName, JailName};
+use jnet::core::ports::Proto;
+use jnet::os::linux::{addr, jail, link, listeners, netns, nft, LinuxHost};
+use jnet::os::{Host, IfAddr, JailNetwork, JailSpec};
+use test_netns::{isolated, prerequisites};
+
+fn j(s: &str) -> JailName {
+    JailName::new(s).unwrap()
+}
+
+fn dedicated(a: [u8; 4], bridge: &str, gw: [u8; 4]) -> JailNetwork {
+    JailNetwork::Dedicated {
+        address: Ipv4Addr::from(a),
+        prefix: 24,
+        interface: IfName::new(bridge).unwrap(),
+        gateway: Some(Ipv4Addr::from(gw)),
+    }
+}
+
+fn link_exists(name: &str) -> bool {
+    let mut rt = link::route_socket().unwrap();
+    link::index(&mut rt, name).unwrap().is_some()
+}
+
+#[test]
+fn address_add_list_delete_is_idempotent() {
+    if !prerequisites("address_add_list_delete_is_idempotent", &[]) {
+        return;
+    }
+    isolated(|| {
+        let mut rt = link::route_socket().unwrap();
+        assert_eq!(link::index(&mut rt, "jtd0").unwrap(), None);
+        link::create_veth(&mut rt, "jtd0", "jtd0p").unwrap();
+        link::set_up(&mut rt, "jtd0", true).unwrap();
+        assert!(link::index(&mut rt, "jtd0").unwrap().is_some());
+        let a = Ipv4Addr::new(10, 9, 0, 1);
+        let want = IfAddr {
+            interface: "jtd0".into(),
+            address: IpAddr::V4(a),
+            prefix: 24,
+        };
+        assert!(
+            addr::add_v4(&mut rt, "jtd0", a, 24).unwrap(),
+            "first add adds"
+        );
+        assert!(
+            !addr::add_v4(&mut rt, "jtd0", a, 24).unwrap(),
+            "second add is already so"
+        );
+        assert_eq!(
+            addr::list(&mut rt)
+                .unwrap()
+                .iter()
+                .filter(|x| **x == want)
+                .count(),
+            1
+        );
+        assert!(addr::list(&mut rt)
+            .unwrap()
+            .iter()
+            .any(|x| x.interface == "lo" && x.address.is_loopback()));
+        assert!(addr::del_v4(&mut rt, "jtd0", a, 24).unwrap());
+        assert!(
+            !addr::del_v4(&mut rt, "jtd0", a, 24).unwrap(),
+            "second delete is already so"
+        );
+        assert!(!addr::list(&mut rt).unwrap().contains(&want));
+        // Adding to a missing interface is an error naming it.
+        let e = addr::add_v4(&mut rt, "nosuch0", a, 24).unwrap_err();
+        assert!(e.to_string().contains("nosuch0"), "{e}");
+        assert!(link::delete(&mut rt, "jtd0").unwrap());
+        assert!(!link::delete(&mut rt, "jtd0").unwrap());
+        assert!(
+            link::index(&mut rt, "jtd0p").unwrap().is_none(),
+            "deleting one veth end deletes both"
+        );
+    });
+}
+
+/// Accepts one connection on `l` and echoes one line back, in a thread.
+fn serve_once(l: TcpListener) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        let mut buf = [0u8; 5];
+        c.read_exact(&mut buf).unwrap();
+        c.write_all(&buf).unwrap();
+    })
+}
+
+fn ping_pong(to: SocketAddr) {
+    let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(3))
+        .unwrap_or_else(|e| panic!("connect {to}: {e}"));
+    c.write_all(b"hello").unwrap();
+    let mut buf = [0u8; 5];
+    c.read_exact(&mut buf).unwrap();
+    assert_eq!(&buf, b"hello");
+}
+
+#[test]
+fn attach_and_detach_network() {
+    if !prerequisites("attach_and_detach_network", &[]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let web = j("web1");
+        let net = dedicated([10, 77, 0, 5], "jbr0", [10, 77, 0, 1]);
+        host.attach_network(&web, &net).unwrap();
+        let (host_if, _) = jail::veth_names(&web);
+        let ns_path = PathBuf::from("/run/netns/jnet-web1");
+        assert!(netns::is_bound(&ns_path));
+        assert!(host.bridge_owned("jbr0"));
+        {
+            let mut rt = link::route_socket().unwrap();
+            let br = link::get(&mut rt, "jbr0").unwrap().unwrap();
+            assert_eq!(br.kind.as_deref(), Some("bridge"));
+            assert!(br.up);
+            let v = link::get(&mut rt, &host_if).unwrap().unwrap();
+            assert_eq!(v.master, Some(br.index), "host veth on the bridge");
+            let gw = IfAddr {
+                interface: "jbr0".into(),
+                address: "10.77.0.1".parse().unwrap(),
+                prefix: 24,
+            };
+            assert!(addr::list(&mut rt).unwrap().contains(&gw));
+        }
+        // Attaching again changes nothing and fails nothing.
+        host.attach_network(&web, &net).unwrap();
+
+        // Host -> jail: a server inside the jail namespace answers on the
+        // jail's address.
+        let l = netns::run_in(&ns_path, || TcpListener::bind("10.77.0.5:8080"))
+            .unwrap()
+            .unwrap();
+        let t = serve_once(l);
+        ping_pong("10.77.0.5:8080".parse().unwrap());
+        t.join().unwrap();
+        // Jail -> host: through the default route, to the gateway and to an
+        // address off the jail's subnet (only reachable via the route).
+        let mut rt = link::route_socket().unwrap();
+        addr::add_v4(&mut rt, "lo", Ipv4Addr::new(192, 0, 2, 9), 32).unwrap();
+        for target in ["10.77.0.1:9090", "192.0.2.9:9091"] {
+            let l = TcpListener::bind(target).unwrap();
+            let t = serve_once(l);
+            let to: SocketAddr = target.parse().unwrap();
+            netns::run_in(&ns_path, || ping_pong(to)).unwrap();
+            t.join().unwrap();
+        }
+        // iproute2 sees the same namespace and the jail's eth0.
+        let out = std::process::Command::new("ip")
+            .args(["netns", "exec", "jnet-web1", "ip", "-o", "-4", "addr"])
+            .output();
+        if let Ok(out) = out {
+            let text = String::from_utf8_lossy(&out.stdout);
+            assert!(
+                text.contains("eth0") && text.contains("10.77.0.5/24"),
+                "{text}"
+            );
+        }
+        let running = host.running_jails().unwrap();
+        assert_eq!(running.len(), 1);
+        assert_eq!(running[0].name, "web1");
+        assert_eq!(
+            running[0].addresses,
+            vec![IpAddr::V4(Ipv4Addr::new(10, 77, 0, 5))]
+        );
+
+        // A second jail on the same bridge keeps it alive past the first's detach.
+        let db = j("db1");
+        host.attach_network(&db, &dedicated([10, 77, 0, 6], "jbr0", [10, 77, 0, 1]))
+            .unwrap();
+        host.detach_network(&web, &net).unwrap();
+        assert!(!link_exists(&host_if) && !ns_path.exists());
+        assert!(
+            link_exists("jbr0") && host.bridge_owned("jbr0"),
+            "bridge still used by db1"
+        );
+        host.detach_network(&db, &dedicated([10, 77, 0, 6], "jbr0", [10, 77, 0, 1]))
+            .unwrap();
+        assert!(
+            !link_exists("jbr0"),
+            "bridge jnet created is gone with its last jail"
+        );
+        assert!(!host.bridge_owned("jbr0"));
+        host.detach_network(&db, &net).unwrap();
+        assert!(host.running_jails().unwrap().is_empty());
+
+        // A failed attach (the "bridge" is a veth) leaves no namespace or veth.
+        link::create_veth(&mut rt, "jtd5", "jtd5p").unwrap();
+        let bad = dedicated([10, 80, 0, 5], "jtd5", [10, 80, 0, 1]);
+        let e = host.attach_network(&web, &bad).unwrap_err();
+        assert!(e.to_string().contains("jtd5"), "{e}");
+        assert!(!ns_path.exists() && !link_exists(&host_if) && !host.bridge_owned("jtd5"));
+        assert!(
+            link_exists("jtd5"),
+            "a link jnet did not create is left alone"
+        );
+
+        // A bridge jnet did not create is never removed.
+        link::ensure_bridge(&mut rt, "jbr1").unwrap();
+        let net1 = dedicated([10, 78, 0, 5], "jbr1", [10, 78, 0, 1]);
+        host.attach_network(&web, &net1).unwrap();
+        assert!(!host.bridge_owned("jbr1"));
+        host.detach_network(&web, &net1).unwrap();
+        assert!(link_exists("jbr1"));
+    });
+}
+
+fn v6only_listener(port: u16) -> TcpListener {
+    use nix::sys::socket::{
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
+        SockaddrIn6,
+    };
+    let fd = socket(
+        AddressFamily::Inet6,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    setsockopt(&fd, sockopt::Ipv6V6Only, &true).unwrap();
+    let sa = SockaddrIn6::from(std::net::SocketAddrV6::new(
+        Ipv6Addr::UNSPECIFIED,
+        port,
+        0,
+        0,
+    ));
+    bind(fd.as_raw_fd(), &sa).unwrap();
+    listen(&fd, Backlog::new(8).unwrap()).unwrap();
+    TcpListener::from(fd)
+}
+
+fn find<'a>(ls: &'a [Listener], proto: Proto, addr: &str, port: u16) -> &'a Listener {
+    let a: IpAddr = addr.parse().unwrap();
+    ls.iter()
+        .find(|l| l.proto == proto && l.address == a && l.port == port)
+        .unwrap_or_else(|| panic!("no {proto} listener on {addr} port {port} in {ls:#?}"))
+}
+
+#[test]
+fn listeners_via_sock_diag() {
+    if !prerequisites("listeners_via_sock_diag", &[]) {
+        return;
+    }
+    isolated(|| {
+        let _a = TcpListener::bind("0.0.0.0:8001").unwrap();
+        let _b = TcpListener::bind("127.0.0.1:8002").unwrap();
+        let _c = TcpListener::bind("[::]:8003").unwrap(); // dual stack (bindv6only=0 in a new netns)
+        let _d = v6only_listener(8004);
+        let _e = UdpSocket::bind("0.0.0.0:8005").unwrap();
+        let _f = UdpSocket::bind("[::1]:8006").unwrap();
+        // A connected TCP client and its accepted peer are not listeners.
+        let _client = TcpStream::connect("127.0.0.1:8002").unwrap();
+        let (_peer, _) = _b.accept().unwrap();
+
+        let ls = listeners::listeners_here(Stack::Host).unwrap();
+        let me = std::process::id();
+        for (proto, addr, port, dual) in [
+            (Proto::Tcp, "0.0.0.0", 8001, false),
+            (Proto::Tcp, "127.0.0.1", 8002, false),
+            (Proto::Tcp, "::", 8003, true),
+            (Proto::Tcp, "::", 8004, false),
+            (Proto::Udp, "0.0.0.0", 8005, false),
+            (Proto::Udp, "::1", 8006, false),
+        ] {
+            let l = find(&ls, proto, addr, port);
+            assert_eq!(l.dual_stack, dual, "{l:?}");
+            assert_eq!(l.owner.pid, Some(me), "{l:?}");
+            assert!(
+                l.owner.command.as_deref().is_some_and(|c| !c.is_empty()),
+                "{l:?}"
+            );
+            assert_eq!(l.stack, Stack::Host);
+        }
+        assert_eq!(ls.len(), 6, "only the six bound sockets: {ls:#?}");
+
+        // A jail's namespace: listed under its stack, and only there.
+        let host = LinuxHost::default();
+        let www = j("www");
+        let p = host.paths.netns(&www);
+        netns::create_bound(&p, netns::NsKind::Net, || Ok(())).unwrap();
+        let _in = netns::run_in(&p, || {
+            let mut rt = link::route_socket().unwrap();
+            link::set_up(&mut rt, "lo", true).unwrap();
+            TcpListener::bind("127.0.0.1:9001").unwrap()
+        })
+        .unwrap();
+        let all = host.listeners(std::slice::from_ref(&www)).unwrap();
+        let l = find(&all, Proto::Tcp, "127.0.0.1", 9001);
+        assert_eq!(l.stack, Stack::Jail(www.clone()));
+        assert_eq!(l.owner.jail.as_deref(), Some("www"));
+        assert_eq!(l.owner.pid, Some(me));
+        assert_eq!(all.len(), 7);
+        assert!(listeners::listeners_here(Stack::Host)
+            .unwrap()
+            .iter()
+            .all(|l| l.port != 9001));
+    });
+}
+
+fn ns_inode(p: &Path) -> u64 {
+    netns::ns_id(p).unwrap().1
+}
+
+#[test]
+fn jail_lifecycle_exec_and_remove() {
+    if !prerequisites("jail_lifecycle_exec_and_remove", &["sh", "sleep"]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let name = j("app");
+        let net = dedicated([10, 79, 0, 5], "jbr2", [10, 79, 0, 1]);
+        host.attach_network(&name, &net).unwrap();
+        let spec = JailSpec {
+            name: name.clone(),
+            path: "/".into(),
+            hostname: Some("app.jail".into()),
+            network: net.clone(),
+            params: vec![],
+        };
+        let id = host.create_jail(&spec).unwrap();
+        assert_eq!(id, 1);
+        assert_eq!(host.create_jail(&spec).unwrap(), 1, "create is idempotent");
+        let other = JailSpec {
+            name: j("other"),
+            network: JailNetwork::Inherit,
+            hostname: None,
+            ..spec.clone()
+        };
+        assert_eq!(host.create_jail(&other).unwrap(), 2);
+
+        // exec runs inside the jail's network and UTS namespaces.
+        let out = "/run/jnet/exec-out";
+        let code = host
+            .exec_in_jail(
+                &name,
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    format!("readlink /proc/self/ns/net > {out}; hostname >> {out}; exit 7"),
+                ],
+            )
+            .unwrap();
+        assert_eq!(code, 7);
+        let text = std::fs::read_to_string(out).unwrap();
+        let want = format!("net:[{}]\napp.jail\n", ns_inode(&host.paths.netns(&name)));
+        assert_eq!(text, want);
+        // The inherit jail runs in the caller's namespace.
+        host.exec_in_jail(
+            &j("other"),
+            &[
+                "sh".into(),
+                "-c".into(),
+                format!("readlink /proc/self/ns/net > {out}"),
+            ],
+        )
+        .unwrap();
+        let here = ns_inode(Path::new("/proc/thread-self/ns/net"));
+        assert_eq!(
+            std::fs::read_to_string(out).unwrap(),
+            format!("net:[{here}]\n")
+        );
+        assert!(host.exec_in_jail(&j("nosuch"), &["true".into()]).is_err());
+
+        // A process left in the jail is killed by remove_jail.
+        let ns_path = host.paths.netns(&name);
+        host.exec_in_jail(
+            &name,
+            &[
+                "sh".into(),
+                "-c".into(),
+                "sleep 300 </dev/null >/dev/null 2>&1 &".into(),
+            ],
+        )
+        .unwrap();
+        let pids = netns::pids_in(&ns_path, netns::NsKind::Net).unwrap();
+        assert_eq!(pids.len(), 1, "the background sleep: {pids:?}");
+        let running = host.running_jails().unwrap();
+        let names: Vec<(u32, &str)> = running.iter().map(|r| (r.id, r.name.as_str())).collect();
+        assert_eq!(names, vec![(1, "app"), (2, "other")]);
+
+        host.remove_jail(&name).unwrap();
+        // Gone, or a zombie waiting for its parent: either way out of the namespace.
+        assert!(std::fs::metadata(format!("/proc/{}/ns/net", pids[0])).is_err());
+        assert!(!ns_path.exists() && !host.paths.utsns(&name).exists());
+        host.remove_jail(&name).unwrap();
+        host.detach_network(&name, &net).unwrap();
+        assert!(!link_exists("jbr2"));
+        host.remove_jail(&j("other")).unwrap();
+        assert!(host.running_jails().unwrap().is_empty());
+    });
+}
+
+fn nft_text(args: &[&str]) -> String {
+    jnet::os::runner::run("nft", args, None).unwrap().stdout
+}
+
+#[test]
+fn nft_load_and_flush_leave_foreign_tables_alone() {
+    if !prerequisites("nft_load_and_flush_leave_foreign_tables_alone", &["nft"]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        nft::load(
+            "table ip foreign {\n chain pre {\n  type nat hook prerouting priority -100;\n  tcp dport 8080 dnat to 10.1.1.1:80\n }\n}\n",
+        )
+        .unwrap();
+        let before = nft_text(&["list", "table", "ip", "foreign"]);
+
+        let www_rules = |port: u16| {
+            format!(
+                "add table inet jnet\nadd chain inet jnet pre {{ type nat hook prerouting priority -100; }}\n\
+                 add chain inet jnet www.dnat\nadd rule inet jnet www.dnat tcp dport {port} dnat ip to 10.0.0.5:80\n\
+                 add rule inet jnet pre jump www.dnat\n"
+            )
+        };
+        let www = j("www");
+        let db = j("db");
+        assert_eq!(
+            host.loaded_rules("jnet", &www).unwrap(),
+            None,
+            "no table yet"
+        );
+        host.load_rules("jnet", &www, &www_rules(8081)).unwrap();
+        host.load_rules(
+            "jnet",
+            &db,
+            "add table inet jnet\nadd chain inet jnet db_dnat\nadd rule inet jnet db_dnat tcp dport 3306 dnat ip to 10.0.0.6\nadd rule inet jnet pre jump db_dnat\n",
+        )
+        .unwrap();
+        assert!(host
+            .loaded_rules("jnet", &www)
+            .unwrap()
+            .unwrap()
+            .contains("tcp dport 8081 dnat ip to 10.0.0.5:80"));
+        // Loading again replaces: one rule, one jump.
+        host.load_rules("jnet", &www, &www_rules(8082)).unwrap();
+        let w = host.loaded_rules("jnet", &www).unwrap().unwrap();
+        assert!(w.contains("8082") && !w.contains("8081"), "{w}");
+        let table = nft_text(&["list", "table", "inet", "jnet"]);
+        assert_eq!(table.matches("jump www.dnat").count(), 1, "{table}");
+
+        // Foreign redirects: the other table's, not jnet's.
+        let fr = host.foreign_redirects("jnet").unwrap();
+        let ports: Vec<String> = fr
+            .iter()
+            .map(|f| format!("{}/{}", f.proto, f.ports))
+            .collect();
+        assert_eq!(ports, vec!["tcp/8080"]);
+        assert_eq!(fr[0].owner, "nft table ip foreign");
+
+        host.flush_rules("jnet", &www).unwrap();
+        assert_eq!(host.loaded_rules("jnet", &www).unwrap(), None);
+        let table = nft_text(&["list", "table", "inet", "jnet"]);
+        assert!(
+            !table.contains("www") && table.contains("jump db_dnat") && table.contains("3306"),
+            "{table}"
+        );
+        host.flush_rules("jnet", &www).unwrap();
+        host.flush_rules("absent", &www).unwrap();
+        host.flush_rules("jnet", &db).unwrap();
+        assert!(!nft_text(&["list", "table", "inet", "jnet"]).contains("db_dnat"));
+
+        assert_eq!(
+            nft_text(&["list", "table", "ip", "foreign"]),
+            before,
+            "foreign table untouched"
+        );
+        assert!(nft::delete_table("inet", "jnet").unwrap());
+        assert!(!nft::delete_table("inet", "jnet").unwrap());
+        assert_eq!(nft_text(&["list", "table", "ip", "foreign"]), before);
+    });
+}
