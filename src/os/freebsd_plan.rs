@@ -848,6 +848,15 @@ pub fn attribute_jail_listeners(host: &mut Vec<Listener>, jail: &JailName, rows:
     }
 }
 
+/// The major number of a FreeBSD release string (`14.1-RELEASE-p5` -> 14),
+/// as freebsd-version(1) or `uname -r` print it.
+pub fn release_major(release: &str) -> Option<u32> {
+    let t = release.trim();
+    let end = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let major = t[..end].parse().ok()?;
+    t[end..].starts_with('.').then_some(major)
+}
+
 /// `sockstat` arguments: IPv4+IPv6 listening sockets, no header, numeric
 /// users, wide address columns (FreeBSD 15 truncates without `-w`); with a
 /// jail, only that jail's sockets (sockstat(1) `-j`).
@@ -1301,6 +1310,16 @@ mod tests {
                 jail: None,
             },
         }
+    }
+
+    #[test]
+    fn release_majors() {
+        assert_eq!(release_major("14.1-RELEASE-p5\n"), Some(14));
+        assert_eq!(release_major("15.0-CURRENT"), Some(15));
+        assert_eq!(release_major("13.2-STABLE"), Some(13));
+        assert_eq!(release_major("RELEASE"), None);
+        assert_eq!(release_major("14"), None);
+        assert_eq!(release_major(""), None);
     }
 
     #[test]

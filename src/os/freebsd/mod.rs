@@ -86,11 +86,22 @@ pub(crate) fn plan_err(e: PlanError) -> OsError {
 
 /// The FreeBSD implementation of [`Host`].
 #[derive(Debug, Default, Clone)]
-pub struct FreeBsdHost {}
+pub struct FreeBsdHost {
+    /// Userland major release, read once (it selects sockstat's layout).
+    userland_major: std::sync::OnceLock<u32>,
+}
 
 impl FreeBsdHost {
     pub fn new() -> Self {
-        FreeBsdHost {}
+        FreeBsdHost::default()
+    }
+
+    fn userland_major(&self) -> Result<u32, OsError> {
+        if let Some(m) = self.userland_major.get() {
+            return Ok(*m);
+        }
+        let m = listeners::userland_major()?;
+        Ok(*self.userland_major.get_or_init(|| m))
     }
 }
 
@@ -100,7 +111,7 @@ impl Host for FreeBsdHost {
     }
 
     fn listeners(&self, jails: &[JailName]) -> Result<Vec<Listener>, OsError> {
-        listeners::listeners(jails)
+        listeners::listeners(jails, self.userland_major()?)
     }
 
     fn foreign_redirects(&self, anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError> {
