@@ -801,6 +801,32 @@ pub fn is_missing_anchor(stderr: &str) -> bool {
         || s.contains("invalid argument") && s.contains("diocgetrule")
 }
 
+/// The pf.conf lines that make pf evaluate jnet's per-jail anchors, which
+/// are missing from the main ruleset listings (`pfctl -s nat` holds the
+/// nat-/rdr-anchor hooks, `pfctl -s rules` the filter hook). pfctl prints
+/// a hook back as `rdr-anchor "jnet/*" all`; a hook with extra conditions
+/// still counts as present.
+pub fn missing_anchor_hooks(root: &str, main_nat: &str, main_rules: &str) -> Vec<String> {
+    let wanted = format!("\"{root}/*\"");
+    let has = |text: &str, kind: &str| {
+        text.lines().any(|l| {
+            let mut words = l.split_whitespace();
+            words.next() == Some(kind) && words.next() == Some(wanted.as_str())
+        })
+    };
+    let mut out = Vec::new();
+    for (kind, text) in [
+        ("nat-anchor", main_nat),
+        ("rdr-anchor", main_nat),
+        ("anchor", main_rules),
+    ] {
+        if !has(text, kind) {
+            out.push(format!("{kind} {wanted}"));
+        }
+    }
+    out
+}
+
 /// The loaded rules of one anchor as one text (nat section, then filter
 /// rules); `None` when both listings are empty.
 pub fn combine_listings(nat: &str, rules: &str) -> Option<String> {
@@ -1242,6 +1268,76 @@ mod tests {
         assert_eq!(&d[..4], b"lo1\0");
         assert_eq!(&d[16..24], &[16, AF_INET, 0, 0, 10, 66, 0, 2]);
         assert!(d[24..].iter().all(|&b| b == 0));
+    }
+
+    #[test]
+    fn anchor_hooks() {
+        let nat = "nat-anchor \"jnet/*\" all\nrdr-anchor \"relayd/*\" all\n";
+        let rules = "anchor \"jnet/*\" on em0 all\nanchor \"relayd/*\" all\n";
+        assert_eq!(
+            missing_anchor_hooks("jnet", nat, rules),
+            ["rdr-anchor \"jnet/*\""]
+        );
+        assert_eq!(
+            missing_anchor_hooks("jnet", "", "anchor \"jnetx/*\" all\n"),
+            [
+                "nat-anchor \"jnet/*\"",
+                "rdr-anchor \"jnet/*\"",
+                "anchor \"jnet/*\""
+            ]
+        );
+        let all = "nat-anchor \"jnet/*\" all\nrdr-anchor \"jnet/*\" all\n";
+        assert!(missing_anchor_hooks("jnet", all, "anchor \"jnet/*\" all").is_empty());
+        // A hook for one jail only is not the wildcard hook.
+        assert_eq!(
+            missing_anchor_hooks("jnet", all, "anchor \"jnet/www\" all").len(),
+            1
+        );
+    }
+
+    /// Real `pfctl -s rules` / `-s nat` output from the shared corpus.
+    fn corpus_file(rel: &str) -> Option<String> {
+        let dir = std::env::var("JNET_CORPUS").unwrap_or_else(|_| {
+            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus").to_string()
+        });
+        let path = std::path::Path::new(&dir).join(rel);
+        match std::fs::read_to_string(&path) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                assert!(
+                    std::env::var("CI").as_deref() != Ok("true"),
+                    "corpus missing under CI: {}",
+                    path.display()
+                );
+                eprintln!(
+                    "SKIP: corpus file {} not readable ({e}); set JNET_CORPUS",
+                    path.display()
+                );
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn anchor_hooks_in_real_listings() {
+        let Some(rules) =
+            corpus_file("cmdout/pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt")
+        else {
+            return;
+        };
+        let Some(nat) = corpus_file("cmdout/pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt")
+        else {
+            return;
+        };
+        // The capture hooks relayd/* as a filter anchor only.
+        assert_eq!(
+            missing_anchor_hooks("relayd", &nat, &rules),
+            ["nat-anchor \"relayd/*\"", "rdr-anchor \"relayd/*\""]
+        );
+        assert_eq!(missing_anchor_hooks("jnet", &nat, &rules).len(), 3);
+        // `nat-anchor "natrules/"` (no wildcard) does not hook natrules/*.
+        assert!(missing_anchor_hooks("natrules", &nat, &rules)
+            .contains(&"nat-anchor \"natrules/*\"".to_string()));
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn list() -> Result<Vec<JailInfo>, FreeBsdError> {
             // buffer (ip4.addr) is too small; retry the same jail with more
             // room, as libjail does.
             Err(Errno::EINVAL) if iov.errmsg().is_none() && slots < IP4_SLOTS_MAX => slots *= 4,
-            Err(e) => return Err(jail_err("list after jid", &lastjid.to_string(), &iov, e)),
+            Err(e) => return Err(jail_err("list", &format!("after jid {lastjid}"), &iov, e)),
         }
     }
     Ok(out)

@@ -2,7 +2,8 @@
 //! (`-n -f -`) then load (`-f -`) a whole anchor from stdin, flush it
 //! (`-F all`, which pfctl limits to the anchor), list what it holds
 //! (`-s nat`, `-s rules`), and fetch the nat/rdr listings of the main
-//! ruleset and of every anchor jnet does not own (`-v -s Anchors`).
+//! ruleset and of every anchor jnet does not own (`-v -s Anchors`), and
+//! check that pf.conf hooks jnet's anchors in.
 //!
 //! It never loads or flushes the main ruleset. Argument lists come from
 //! `freebsd_plan`; commands go through the one runner.
@@ -70,4 +71,15 @@ pub fn foreign_nat_listings(root: &str) -> Result<Vec<(String, String)>, OsError
         out.push((anchor, text));
     }
     Ok(out)
+}
+
+/// The pf.conf hook lines for `root` that the main ruleset lacks (empty
+/// when all three are there); jnet prints them, it never edits pf.conf.
+pub fn missing_hooks(root: &str) -> Result<Vec<String>, OsError> {
+    plan::check_anchor_root(root).map_err(super::plan_err)?;
+    Ok(plan::missing_anchor_hooks(
+        root,
+        &show(None, "nat")?,
+        &show(None, "rules")?,
+    ))
 }
