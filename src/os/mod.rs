@@ -38,6 +38,7 @@ impl OsError {
     }
 }
 
+pub mod freebsd_plan;
 pub mod runner;
 
 use std::net::{IpAddr, Ipv4Addr};

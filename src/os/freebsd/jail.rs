@@ -1,0 +1,135 @@
+//! Safe jail(2) operations: create (jail_set with JAIL_CREATE), look up by
+//! name and enumerate (jail_get, `lastjid`), remove (jail_remove) and run a
+//! command inside (fork, jail_attach, exec — what jexec(8) does).
+//!
+//! Parameters are validated and encoded by `freebsd_plan`; the syscalls are
+//! in `sys`. Errors carry the kernel's `errmsg` text when it wrote one (as
+//! jail(8) and libjail report them), else the errno. This module does not
+//! add interface aliases (jail(2) does not either) and runs no exec.* hooks.
+
+use std::ffi::CString;
+
+use nix::errno::Errno;
+
+use super::sys::{self, ChildStep, InJail};
+use super::FreeBsdError;
+use crate::core::names::JailName;
+use crate::os::freebsd_plan::{self as plan, JailInfo, JailIov};
+use crate::os::JailSpec;
+
+/// Addresses read per jail on the first try; grown when a jail has more.
+const IP4_SLOTS: usize = 16;
+/// Upper bound for the growth (security.jail.jail_max_af_ips defaults to 255).
+const IP4_SLOTS_MAX: usize = 65536;
+
+fn jail_err(op: &'static str, jail: &str, iov: &JailIov, errno: Errno) -> FreeBsdError {
+    FreeBsdError::Jail {
+        op,
+        jail: jail.to_string(),
+        message: iov.errmsg(),
+        errno,
+    }
+}
+
+/// Creates the jail described by `spec`; returns its jid.
+pub fn create(spec: &JailSpec) -> Result<i32, FreeBsdError> {
+    let mut iov = JailIov::new(plan::create_params(spec)?);
+    tracing::debug!(jail = %spec.name, params = ?iov.params().iter().map(|p| p.name()).collect::<Vec<_>>(), "jail_set");
+    let jid = sys::jail_set(&mut iov, libc::JAIL_CREATE)
+        .map_err(|e| jail_err("create", spec.name.as_str(), &iov, e))?;
+    tracing::info!(jail = %spec.name, jid, "jail created");
+    Ok(jid)
+}
+
+/// The jid of the running jail `name`, `None` when there is none.
+pub fn find(name: &JailName) -> Result<Option<i32>, FreeBsdError> {
+    let mut iov = JailIov::get_by_name(name);
+    match sys::jail_get(&mut iov, 0) {
+        Ok(jid) => Ok(Some(jid)),
+        Err(Errno::ENOENT) => Ok(None),
+        Err(e) => Err(jail_err("look up", name.as_str(), &iov, e)),
+    }
+}
+
+/// Removes the jail `name`; `false` when it was not running (not an error).
+pub fn remove(name: &JailName) -> Result<bool, FreeBsdError> {
+    let Some(jid) = find(name)? else {
+        tracing::info!(jail = %name, "jail not running; nothing to remove");
+        return Ok(false);
+    };
+    match sys::jail_remove(jid) {
+        Ok(()) => {
+            tracing::info!(jail = %name, jid, "jail removed");
+            Ok(true)
+        }
+        // The jail went away between the lookup and the removal.
+        Err(Errno::EINVAL) => Ok(false),
+        Err(errno) => Err(FreeBsdError::Jail {
+            op: "remove",
+            jail: name.to_string(),
+            message: None,
+            errno,
+        }),
+    }
+}
+
+/// Every jail the kernel reports (dying jails excluded), in jid order.
+pub fn list() -> Result<Vec<JailInfo>, FreeBsdError> {
+    let mut out = Vec::new();
+    let mut lastjid = 0;
+    let mut slots = IP4_SLOTS;
+    loop {
+        let mut iov = JailIov::get_next(lastjid, slots);
+        match sys::jail_get(&mut iov, 0) {
+            Ok(jid) => {
+                out.push(iov.decode_jail(jid));
+                lastjid = jid;
+            }
+            // No jail above `lastjid`: the end of the list.
+            Err(Errno::ENOENT) => break,
+            // why: EINVAL without a message is the kernel saying a value
+            // buffer (ip4.addr) is too small; retry the same jail with more
+            // room, as libjail does.
+            Err(Errno::EINVAL) if iov.errmsg().is_none() && slots < IP4_SLOTS_MAX => slots *= 4,
+            Err(e) => return Err(jail_err("list", &format!("after jid {lastjid}"), &iov, e)),
+        }
+    }
+    Ok(out)
+}
+
+/// Runs `argv` inside the running jail `name` and returns its exit code.
+pub fn exec_in(name: &JailName, argv: &[String]) -> Result<i32, FreeBsdError> {
+    let bad = |reason: &str| FreeBsdError::Exec {
+        jail: name.to_string(),
+        reason: reason.to_string(),
+    };
+    if argv.is_empty() {
+        return Err(bad("empty command"));
+    }
+    let cargs = argv
+        .iter()
+        .map(|a| CString::new(a.as_bytes()))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| bad("an argument contains a NUL byte"))?;
+    let jid = find(name)?.ok_or_else(|| bad("jail is not running"))?;
+    tracing::debug!(jail = %name, jid, ?argv, "exec in jail");
+    match sys::spawn_in_jail(jid, &cargs) {
+        Ok(InJail::Exited(code)) => Ok(code),
+        Ok(InJail::Failed(step, errno)) => Err(FreeBsdError::Jail {
+            op: match step {
+                ChildStep::Attach => "attach to",
+                ChildStep::Chdir => "chdir / in",
+                ChildStep::Exec => "exec in",
+            },
+            jail: name.to_string(),
+            message: (step == ChildStep::Exec).then(|| format!("{}", argv[0])),
+            errno,
+        }),
+        Err(errno) => Err(FreeBsdError::Jail {
+            op: "fork for",
+            jail: name.to_string(),
+            message: None,
+            errno,
+        }),
+    }
+}

@@ -1,0 +1,85 @@
+//! pf through pfctl(8), per-jail anchors `<root>/<jail>` only: validate
+//! (`-n -f -`) then load (`-f -`) a whole anchor from stdin, flush it
+//! (`-F all`, which pfctl limits to the anchor), list what it holds
+//! (`-s nat`, `-s rules`), and fetch the nat/rdr listings of the main
+//! ruleset and of every anchor jnet does not own (`-v -s Anchors`), and
+//! check that pf.conf hooks jnet's anchors in.
+//!
+//! It never loads or flushes the main ruleset. Argument lists come from
+//! `freebsd_plan`; commands go through the one runner.
+
+use crate::core::names::JailName;
+use crate::os::freebsd_plan as plan;
+use crate::os::runner;
+use crate::os::OsError;
+
+/// Absolute path: jnet runs as root and must not pick a pfctl from PATH.
+pub const PFCTL: &str = "/sbin/pfctl";
+
+fn pfctl(args: &[String], stdin: Option<&str>) -> Result<runner::Output, OsError> {
+    let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+    runner::run(PFCTL, &refs, stdin)
+}
+
+/// Validates `rules` for the jail's anchor, then swaps them in.
+pub fn load(root: &str, jail: &JailName, rules: &str) -> Result<(), OsError> {
+    let anchor = plan::anchor_path(root, jail).map_err(super::plan_err)?;
+    pfctl(&plan::pfctl_validate(&anchor), Some(rules))?;
+    pfctl(&plan::pfctl_load(&anchor), Some(rules))?;
+    tracing::info!(%anchor, "pf anchor loaded");
+    Ok(())
+}
+
+/// Empties the jail's anchor.
+pub fn flush(root: &str, jail: &JailName) -> Result<(), OsError> {
+    let anchor = plan::anchor_path(root, jail).map_err(super::plan_err)?;
+    pfctl(&plan::pfctl_flush(&anchor), None)?;
+    tracing::info!(%anchor, "pf anchor flushed");
+    Ok(())
+}
+
+/// A listing of one anchor (or the main ruleset); a missing anchor lists
+/// as empty.
+fn show(anchor: Option<&str>, what: &str) -> Result<String, OsError> {
+    match pfctl(&plan::pfctl_show(anchor, what), None) {
+        Ok(out) => Ok(out.stdout),
+        Err(OsError::Command { stderr, .. }) if plan::is_missing_anchor(&stderr) => {
+            Ok(String::new())
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// The jail anchor's nat/rdr and filter rules as pfctl prints them; `None`
+/// when the anchor is empty or absent.
+pub fn loaded(root: &str, jail: &JailName) -> Result<Option<String>, OsError> {
+    let anchor = plan::anchor_path(root, jail).map_err(super::plan_err)?;
+    Ok(plan::combine_listings(
+        &show(Some(&anchor), "nat")?,
+        &show(Some(&anchor), "rules")?,
+    ))
+}
+
+/// `(owner, pfctl -s nat text)` for the main ruleset ("pf.conf") and for
+/// every anchor outside `root`, for the foreign-redirect parser.
+pub fn foreign_nat_listings(root: &str) -> Result<Vec<(String, String)>, OsError> {
+    plan::check_anchor_root(root).map_err(super::plan_err)?;
+    let mut out = vec![("pf.conf".to_string(), show(None, "nat")?)];
+    let anchors = plan::parse_anchor_list(&pfctl(&plan::pfctl_list_anchors(), None)?.stdout);
+    for anchor in plan::foreign_anchors(&anchors, root) {
+        let text = show(Some(&anchor), "nat")?;
+        out.push((anchor, text));
+    }
+    Ok(out)
+}
+
+/// The pf.conf hook lines for `root` that the main ruleset lacks (empty
+/// when all three are there); jnet prints them, it never edits pf.conf.
+pub fn missing_hooks(root: &str) -> Result<Vec<String>, OsError> {
+    plan::check_anchor_root(root).map_err(super::plan_err)?;
+    Ok(plan::missing_anchor_hooks(
+        root,
+        &show(None, "nat")?,
+        &show(None, "rules")?,
+    ))
+}

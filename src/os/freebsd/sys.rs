@@ -1,0 +1,210 @@
+//! Every `unsafe` call of the FreeBSD adapter: jail_set(2), jail_get(2),
+//! jail_remove(2), jail_attach(2) in a forked child, and the SIOCAIFADDR /
+//! SIOCDIFADDR ioctls of netintro(4). Each wrapper takes memory built and
+//! owned by safe code (`freebsd_plan`) and returns `Errno`; it decides
+//! nothing else. Layouts the kernel reads are checked against libc's
+//! declarations at compile time.
+#![allow(unsafe_code)]
+
+use std::ffi::CString;
+use std::mem::{offset_of, size_of};
+use std::os::fd::{AsRawFd, BorrowedFd};
+
+use nix::errno::Errno;
+
+use crate::os::freebsd_plan::{self as plan, JailIov};
+
+// The byte layouts built in freebsd_plan must be the ones libc declares for
+// FreeBSD (DESIGN.md section 7): struct in_aliasreq has the same layout as
+// libc's ifaliasreq, with sockaddr_in in place of sockaddr (both 16 bytes).
+const _: () = assert!(size_of::<libc::ifaliasreq>() == plan::IN_ALIASREQ_LEN);
+const _: () = assert!(offset_of!(libc::ifaliasreq, ifra_addr) == 16);
+const _: () = assert!(offset_of!(libc::ifaliasreq, ifra_broadaddr) == 32);
+const _: () = assert!(offset_of!(libc::ifaliasreq, ifra_mask) == 48);
+const _: () = assert!(offset_of!(libc::ifaliasreq, ifra_vhid) == 64);
+const _: () = assert!(size_of::<libc::ifreq>() == plan::IFREQ_LEN);
+const _: () = assert!(offset_of!(libc::ifreq, ifr_ifru) == plan::IFNAMSIZ);
+const _: () = assert!(size_of::<libc::sockaddr_in>() == plan::SOCKADDR_IN_LEN);
+const _: () = assert!(size_of::<libc::sockaddr>() == plan::SOCKADDR_IN_LEN);
+const _: () = assert!(offset_of!(libc::sockaddr_in, sin_addr) == 4);
+const _: () = assert!(libc::AF_INET == plan::AF_INET as libc::c_int);
+const _: () = assert!(libc::IFNAMSIZ as usize == plan::IFNAMSIZ);
+const _: () = assert!(libc::JAIL_SYS_NEW == plan::JAIL_SYS_NEW);
+const _: () = assert!(libc::JAIL_SYS_INHERIT == plan::JAIL_SYS_INHERIT);
+const _: () = assert!(libc::JAIL_SYS_DISABLE == plan::JAIL_SYS_DISABLE);
+const _: () = assert!(size_of::<libc::c_ulong>() == 8);
+
+/// An ioctl argument with the alignment of the C structs (their widest
+/// member is an `int`; 8 covers the pointer in `ifreq`'s union).
+#[repr(C, align(8))]
+pub struct IoctlBuf<const N: usize>(pub [u8; N]);
+
+/// jail_set(2). Returns the jid.
+pub fn jail_set(iov: &mut JailIov, flags: libc::c_int) -> Result<i32, Errno> {
+    let (ptr, n) = iov.as_mut_parts();
+    // SAFETY: `ptr`/`n` describe the iovec array owned by `iov`; every
+    // iov_base points into a buffer owned by `iov` (or is NULL with length
+    // 0), and `iov` is borrowed mutably for the whole call, so the kernel
+    // reads names/values and writes `errmsg` only into live memory of the
+    // recorded lengths.
+    let r = unsafe { libc::jail_set(ptr, n, flags) };
+    Errno::result(r)
+}
+
+/// jail_get(2). Returns the jid; the kernel writes values and their
+/// lengths back into `iov`.
+pub fn jail_get(iov: &mut JailIov, flags: libc::c_int) -> Result<i32, Errno> {
+    let (ptr, n) = iov.as_mut_parts();
+    // SAFETY: as for jail_set: all buffers are owned by `iov`, which is
+    // exclusively borrowed for the call; the kernel writes at most iov_len
+    // bytes into each value buffer and updates iov_len in our array.
+    let r = unsafe { libc::jail_get(ptr, n, flags) };
+    Errno::result(r)
+}
+
+/// jail_remove(2): kills the jail's processes and removes it.
+pub fn jail_remove(jid: i32) -> Result<(), Errno> {
+    // SAFETY: plain syscall with an integer argument; no memory is shared.
+    let r = unsafe { libc::jail_remove(jid) };
+    Errno::result(r).map(drop)
+}
+
+fn ioctl_in<const N: usize>(
+    fd: BorrowedFd<'_>,
+    request: u64,
+    buf: &IoctlBuf<N>,
+) -> Result<(), Errno> {
+    // why: the request number encodes the argument size; a mismatch would
+    // let the kernel read past `buf`.
+    assert_eq!(
+        ((request >> 16) & 0x1fff) as usize,
+        N,
+        "ioctl {request:#x} size"
+    );
+    // SAFETY: `fd` is a live socket for the duration of the borrow; `buf`
+    // is N bytes, exactly the size the request number tells the kernel to
+    // copy in (checked above); _IOW requests only read the argument.
+    let r = unsafe {
+        libc::ioctl(
+            fd.as_raw_fd(),
+            request as libc::c_ulong,
+            buf as *const IoctlBuf<N>,
+        )
+    };
+    Errno::result(r).map(drop)
+}
+
+/// SIOCAIFADDR on an AF_INET datagram socket.
+pub fn add_inet_address(
+    fd: BorrowedFd<'_>,
+    req: &[u8; plan::IN_ALIASREQ_LEN],
+) -> Result<(), Errno> {
+    ioctl_in(fd, plan::SIOCAIFADDR, &IoctlBuf(*req))
+}
+
+/// SIOCDIFADDR on an AF_INET datagram socket.
+pub fn delete_inet_address(fd: BorrowedFd<'_>, req: &[u8; plan::IFREQ_LEN]) -> Result<(), Errno> {
+    ioctl_in(fd, plan::SIOCDIFADDR, &IoctlBuf(*req))
+}
+
+/// Which step failed in the child of [`spawn_in_jail`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildStep {
+    Attach,
+    Chdir,
+    Exec,
+}
+
+/// How a command run in a jail ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InJail {
+    /// The command ran; its exit code (128 + signal when killed).
+    Exited(i32),
+    /// The child could not get to exec: the step and its errno.
+    Failed(ChildStep, Errno),
+}
+
+/// Forks; the child attaches to jail `jid` (jail_attach(2) also chroots to
+/// the jail's path), changes to `/` and execs `argv` (PATH search inside
+/// the jail); the parent waits for it.
+///
+/// why: a close-on-exec pipe tells the parent whether the child reached
+/// exec: a successful exec closes it with nothing written; a failure writes
+/// the step and errno before `_exit(127)`, so "command not found in jail"
+/// is not confused with a command that exits 127 itself.
+pub fn spawn_in_jail(jid: i32, argv: &[CString]) -> Result<InJail, Errno> {
+    if argv.is_empty() {
+        return Err(Errno::EINVAL);
+    }
+    // Everything the child needs is allocated before fork: after fork only
+    // async-signal-safe calls are allowed.
+    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
+    ptrs.push(std::ptr::null());
+    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
+    let root = c"/";
+
+    // SAFETY: the child only calls async-signal-safe functions (jail_attach,
+    // chdir, execvp, write, _exit) on memory prepared before the fork, and
+    // never returns into Rust code of the parent's threads.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            let fail = |step: i32| -> ! {
+                let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
+                let mut msg = [0u8; 8];
+                msg[..4].copy_from_slice(&step.to_ne_bytes());
+                msg[4..].copy_from_slice(&err.to_ne_bytes());
+                // SAFETY: write(2) and _exit(2) are async-signal-safe; `msg`
+                // is a live stack buffer and `wr` an open descriptor.
+                unsafe {
+                    libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), msg.len());
+                    libc::_exit(127)
+                }
+            };
+            // SAFETY: syscall with an integer argument.
+            if unsafe { libc::jail_attach(jid) } != 0 {
+                fail(0);
+            }
+            // SAFETY: `root` is a NUL-terminated static string.
+            if unsafe { libc::chdir(root.as_ptr()) } != 0 {
+                fail(1);
+            }
+            // SAFETY: `ptrs` is a NULL-terminated array of pointers to the
+            // NUL-terminated strings in `argv`, all alive until exec.
+            unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
+            fail(2)
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(wr);
+            let mut msg = [0u8; 8];
+            let mut got = 0;
+            while got < msg.len() {
+                match nix::unistd::read(&rd, &mut msg[got..]) {
+                    Ok(0) => break,
+                    Ok(n) => got += n,
+                    Err(Errno::EINTR) => continue,
+                    Err(e) => return Err(e),
+                }
+            }
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other?,
+                }
+            };
+            if got == msg.len() {
+                let step = match i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) {
+                    0 => ChildStep::Attach,
+                    1 => ChildStep::Chdir,
+                    _ => ChildStep::Exec,
+                };
+                let errno = Errno::from_raw(i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]));
+                return Ok(InJail::Failed(step, errno));
+            }
+            Ok(InJail::Exited(match status {
+                nix::sys::wait::WaitStatus::Exited(_, code) => code,
+                nix::sys::wait::WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
+                _ => 128,
+            }))
+        }
+    }
+}
