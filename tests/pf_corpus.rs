@@ -186,3 +186,79 @@ fn corpus_captures_parse_and_round_trip() {
     assert_eq!(t.expressible, t.round_trip);
     assert!(t.expressible >= 11, "{t:?}");
 }
+
+#[test]
+fn corpus_captures_foreign_redirects_and_hooks() {
+    use jnet::core::ports::{PortRange, Proto};
+    use jnet::core::rules::pflist::{check_anchor_hooks, foreign_redirects};
+    let Some(dir) = corpus_dir() else { return };
+    let read = |n: &str| std::fs::read_to_string(dir.join("cmdout").join(n)).unwrap();
+
+    // Bastille's per-jail anchor listing (`pfctl -a rdr/<jail> -sn`).
+    let l = parse_listing(
+        &read("pfctl-a-rdr-JAIL-sn__bastille-rdr-list__bastille-issue707.txt"),
+        "rdr/www",
+    )
+    .unwrap();
+    let f = foreign_redirects(&l, "jnet");
+    let got: Vec<(Proto, PortRange, &str, bool)> = f
+        .iter()
+        .map(|r| (r.proto, r.ports, r.owner.as_str(), r.address.is_none()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (Proto::Tcp, PortRange::single(80).unwrap(), "rdr/www", true),
+            (Proto::Tcp, PortRange::single(443).unwrap(), "rdr/www", true),
+        ]
+    );
+    // The same listing under jnet's own root is not foreign.
+    let own = parse_listing(
+        &read("pfctl-a-rdr-JAIL-sn__bastille-rdr-list__bastille-issue707.txt"),
+        "jnet/www",
+    )
+    .unwrap();
+    assert!(foreign_redirects(&own, "jnet").is_empty());
+
+    // A bound external address is kept.
+    let l = parse_listing(
+        &read("pfctl-a-rdr-JAIL-sn__bastille-docs-rdr-list-2024.txt"),
+        "rdr/j",
+    )
+    .unwrap();
+    let f = foreign_redirects(&l, "jnet");
+    assert_eq!(f.len(), 4);
+    assert_eq!(f[2].address, Some("192.168.0.84".parse().unwrap()));
+    assert_eq!(
+        (f[0].proto, f[0].ports),
+        (Proto::Udp, PortRange::single(2001).unwrap())
+    );
+
+    // pfSense's main ruleset has its own anchors, not jnet's.
+    let nat = parse_listing(
+        &read("pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt"),
+        "",
+    )
+    .unwrap();
+    let rules = parse_listing(
+        &read("pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt"),
+        "",
+    )
+    .unwrap();
+    let h = check_anchor_hooks(&[&nat, &rules], "jnet");
+    assert_eq!(
+        h.missing,
+        vec![
+            "nat-anchor \"jnet/*\"",
+            "rdr-anchor \"jnet/*\"",
+            "anchor \"jnet/*\""
+        ]
+    );
+    assert!(
+        check_anchor_hooks(&[&nat, &rules], "natrules")
+            .missing
+            .len()
+            == 3,
+        "natrules/ is not natrules/*"
+    );
+}

@@ -153,7 +153,7 @@ fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
 
 fn nat_rule(n: &Nat, jail: &JailName) -> String {
     let mut s = String::new();
-    if !(n.source.prefix() == 0) {
+    if n.source.prefix() != 0 {
         let _ = write!(s, "ip saddr {} ", fmt_net(&n.source));
     }
     if let Some(d) = &n.destination {

@@ -331,8 +331,7 @@ pub fn parse_rule(line: &str) -> Result<PfRule, String> {
     }
     let is_translation = matches!(r.action.as_str(), "nat" | "rdr" | "binat");
     // Header: everything up to `all` / `from`.
-    loop {
-        let Some(w) = c.peek() else { break };
+    while let Some(w) = c.peek() {
         match w {
             "all" => {
                 c.next();
