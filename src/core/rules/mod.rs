@@ -1,1 +1,11 @@
-//! Firewall rule IR (rdr, nat, pass/label) and its pf and nft renderers.
+//! Firewall rules: the typed IR (`ir`), the pf renderer and anchor template
+//! (`pf`), the nft renderer (`nft`) and the parser of pfctl(8) listings
+//! (`pflist`). Pure: text in, values and text out; loading into pf or nft is
+//! the `os` layer's job.
+
+pub mod ir;
+pub mod nft;
+pub mod pf;
+pub mod pflist;
+
+pub use ir::{owner_label, JailRules, Nat, NatTarget, RdrDest, Redirect, RuleError};

@@ -1,0 +1,290 @@
+//! nft renderer (Linux, nft(8) script syntax as read by `nft -f`).
+//!
+//! Layout: one table `inet <root>` (the anchor root, `jnet` by default)
+//! that holds, per jail, three *base* chains of type nat:
+//!
+//! * `jail_<jail>_dnat` — hook prerouting, priority dstnat: exposures for
+//!   traffic arriving on the external interface;
+//! * `jail_<jail>_out` — hook output, priority -100: the same exposures for
+//!   connections the host itself opens to its external address, so a client
+//!   on the host reaches the jail like a remote one;
+//! * `jail_<jail>_snat` — hook postrouting, priority srcnat: nat
+//!   (masquerade / snat) of the jail's or pool's source addresses.
+//!
+//! why per-jail base chains instead of shared base chains jumping to
+//! per-jail regular chains: removing a jump rule needs its handle, which a
+//! pure renderer cannot know and which changes under concurrent edits;
+//! with per-jail base chains, replacing a jail is `flush chain` + `add
+//! rule`, removing it is `delete chain`, and neither touches another jail's
+//! chains or any other table. The kernel stops at the first nat chain that
+//! sets a binding for a connection, so several nat chains on one hook are
+//! fine; jnet's port check keeps jails' host ports disjoint.
+//!
+//! Each script is applied atomically by `nft -f` (one transaction). The
+//! chain prefix `jail_` keeps names valid nft identifiers for jail names
+//! that start with a digit (nft does not accept quoted chain names).
+//! This module only renders text.
+
+use std::fmt::Write as _;
+
+use crate::core::names::JailName;
+use crate::core::ports::PortRange;
+use crate::core::rules::ir::{fmt_net, JailRules, Nat, NatTarget, RdrDest, Redirect};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid nft table name {name:?}: must start with a letter and hold only letters, digits and '_' (at most 63 bytes)")]
+pub struct NftError {
+    pub name: String,
+}
+
+/// Checks a table name (the anchor root) before it goes into a script.
+pub fn check_table_name(name: &str) -> Result<(), NftError> {
+    let b = name.as_bytes();
+    let ok = !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphabetic()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(NftError {
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The three chains of a jail: (dnat, out, snat).
+pub fn jail_chains(jail: &JailName) -> [String; 3] {
+    [
+        format!("jail_{jail}_dnat"),
+        format!("jail_{jail}_out"),
+        format!("jail_{jail}_snat"),
+    ]
+}
+
+const HOOKS: [&str; 3] = [
+    "type nat hook prerouting priority dstnat; policy accept;",
+    "type nat hook output priority -100; policy accept;",
+    "type nat hook postrouting priority srcnat; policy accept;",
+];
+
+fn nft_range(r: PortRange) -> String {
+    if r.is_single() {
+        r.lo().to_string()
+    } else {
+        format!("{}-{}", r.lo(), r.hi())
+    }
+}
+
+/// The `dnat` statement for a redirect.
+fn dnat_stmt(r: &Redirect) -> String {
+    let t = r.target;
+    match r.target_ports {
+        None => format!("dnat ip to {t}"),
+        Some(tp) if tp.is_single() => format!("dnat ip to {t}:{}", tp.lo()),
+        // why: `dnat to addr:9000-9010` means "pick any port in the range",
+        // not pf's one-to-one shift; an unchanged range needs no port at all.
+        Some(tp) if tp == r.host_ports => format!("dnat ip to {t}"),
+        Some(tp) => {
+            let mut m = String::with_capacity(tp.len() as usize * 14);
+            for (i, (h, j)) in (r.host_ports.lo()..=r.host_ports.hi())
+                .zip(tp.lo()..=tp.hi())
+                .enumerate()
+            {
+                if i > 0 {
+                    m.push_str(", ");
+                }
+                let _ = write!(m, "{h} : {j}");
+            }
+            format!("dnat ip to {t} : {} dport map {{ {m} }}", r.proto)
+        }
+    }
+}
+
+fn comment(label: &Option<String>) -> String {
+    label
+        .as_ref()
+        .map(|l| format!(" comment \"{l}\""))
+        .unwrap_or_default()
+}
+
+/// Match part of a redirect, without the interface (shared by the
+/// prerouting and output rules).
+fn rdr_match(r: &Redirect, dest: &str) -> String {
+    let mut m = String::new();
+    if let Some(s) = &r.source {
+        let _ = write!(m, "ip saddr {} ", fmt_net(s));
+    }
+    m.push_str(dest);
+    let _ = write!(m, "{} dport {}", r.proto, nft_range(r.host_ports));
+    m
+}
+
+fn log_stmt(log: bool, jail: &JailName) -> String {
+    if log {
+        format!("log prefix \"jnet:{jail} \" ")
+    } else {
+        String::new()
+    }
+}
+
+fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
+    let log = log_stmt(r.log, jail);
+    let (pre_dest, out_dest) = match r.external {
+        // why: pf's `to (vtnet0)` matches the interface's own addresses; fib
+        // keeps forwarded traffic for other hosts out of the redirect.
+        RdrDest::Interface => (
+            "fib daddr type local ".to_string(),
+            Some("fib daddr type local ip daddr != 127.0.0.0/8 ".to_string()),
+        ),
+        RdrDest::Address(a) => (format!("ip daddr {a} "), Some(format!("ip daddr {a} "))),
+        // pf `rdr on if ... to any` only sees packets arriving on `if`.
+        RdrDest::Any => (String::new(), None),
+    };
+    let tail = format!("{log}{}{}", dnat_stmt(r), comment(&r.label));
+    let pre = format!(
+        "iifname \"{}\" {} {tail}",
+        r.interface,
+        rdr_match(r, &pre_dest)
+    );
+    let out = out_dest.map(|d| format!("{} {tail}", rdr_match(r, &d)));
+    (pre, out)
+}
+
+fn nat_rule(n: &Nat, jail: &JailName) -> String {
+    let mut s = String::new();
+    if n.source.prefix() != 0 {
+        let _ = write!(s, "ip saddr {} ", fmt_net(&n.source));
+    }
+    if let Some(d) = &n.destination {
+        let _ = write!(s, "ip daddr {} ", fmt_net(d));
+    }
+    let _ = write!(s, "oifname \"{}\" ", n.interface);
+    if let Some(p) = n.proto {
+        let _ = write!(s, "meta l4proto {p} ");
+    }
+    s.push_str(&log_stmt(n.log, jail));
+    match &n.translation {
+        // why: masquerade takes the outgoing interface's primary address at
+        // packet time, which is pf's `(if)` / `(if:0)` for the interface the
+        // rule is on.
+        NatTarget::Interface { .. } => s.push_str("masquerade"),
+        NatTarget::Address { address } => {
+            let _ = write!(s, "snat ip to {address}");
+        }
+    }
+    s.push_str(&comment(&n.label));
+    s
+}
+
+/// Script that creates table `inet <table>` if missing (idempotent; never
+/// flushes it).
+pub fn render_nft_base(table: &str) -> String {
+    format!("# jnet: table {table}, one set of nat chains per jail\nadd table inet {table}\n")
+}
+
+/// Script that installs or replaces one jail's chains and rules in one
+/// transaction. Rules must have been validated; `table` checked with
+/// [`check_table_name`].
+pub fn render_nft_jail(rules: &JailRules, table: &str) -> String {
+    let jail = &rules.jail;
+    let chains = jail_chains(jail);
+    let mut s = String::with_capacity(512 + 160 * (rules.redirects.len() * 2 + rules.nats.len()));
+    let _ = writeln!(s, "# jnet: chains of jail {jail}");
+    let _ = writeln!(s, "add table inet {table}");
+    for (c, h) in chains.iter().zip(HOOKS) {
+        let _ = writeln!(s, "add chain inet {table} {c} {{ {h} }}");
+    }
+    for c in &chains {
+        let _ = writeln!(s, "flush chain inet {table} {c}");
+    }
+    let mut outs = Vec::new();
+    for r in &rules.redirects {
+        let (pre, out) = redirect_rules(r, jail);
+        let _ = writeln!(s, "add rule inet {table} {} {pre}", chains[0]);
+        outs.extend(out);
+    }
+    for o in outs {
+        let _ = writeln!(s, "add rule inet {table} {} {o}", chains[1]);
+    }
+    for n in &rules.nats {
+        let _ = writeln!(
+            s,
+            "add rule inet {table} {} {}",
+            chains[2],
+            nat_rule(n, jail)
+        );
+    }
+    s
+}
+
+/// Script that removes one jail's chains; succeeds whether or not they
+/// exist (each chain is first added, which is a no-op when present).
+pub fn render_nft_remove(jail: &JailName, table: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# jnet: remove chains of jail {jail}");
+    let _ = writeln!(s, "add table inet {table}");
+    for (c, h) in jail_chains(jail).iter().zip(HOOKS) {
+        let _ = writeln!(s, "add chain inet {table} {c} {{ {h} }}");
+        let _ = writeln!(s, "flush chain inet {table} {c}");
+        let _ = writeln!(s, "delete chain inet {table} {c}");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::names::IfName;
+    use std::net::Ipv4Addr;
+
+    #[test]
+    fn table_names() {
+        assert!(check_table_name("jnet").is_ok());
+        for bad in ["", "1x", "a-b", "a b", "a;flush ruleset", &"x".repeat(64)] {
+            assert!(check_table_name(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn chain_names_are_identifiers() {
+        let j = JailName::new("1web").unwrap();
+        assert_eq!(
+            jail_chains(&j),
+            ["jail_1web_dnat", "jail_1web_out", "jail_1web_snat"]
+        );
+    }
+
+    #[test]
+    fn shifted_range_becomes_a_map() {
+        let ex = vec![
+            "tcp/8000-8002:9000-9002".parse().unwrap(),
+            "tcp/7000-7001".parse().unwrap(),
+        ];
+        let r = JailRules::from_exposures(
+            &JailName::new("www").unwrap(),
+            Ipv4Addr::new(10, 0, 0, 5),
+            &IfName::new("eth0").unwrap(),
+            &ex,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            dnat_stmt(&r.redirects[0]),
+            "dnat ip to 10.0.0.5 : tcp dport map { 8000 : 9000, 8001 : 9001, 8002 : 9002 }"
+        );
+        assert_eq!(dnat_stmt(&r.redirects[1]), "dnat ip to 10.0.0.5");
+    }
+
+    #[test]
+    fn remove_touches_only_the_jail() {
+        let s = render_nft_remove(&JailName::new("www").unwrap(), "jnet");
+        for line in s.lines().filter(|l| !l.starts_with('#')) {
+            assert!(
+                line.starts_with("add table inet jnet") || line.contains(" inet jnet jail_www_"),
+                "{line}"
+            );
+        }
+        assert!(!s.contains("flush ruleset") && !s.contains("flush table"));
+    }
+}
