@@ -134,12 +134,14 @@ pub(crate) fn positive_name(name: &str) -> (String, bool) {
     }
 }
 
-struct EParam {
-    name: String,
+/// A parameter being collected for one jail; borrows the parsed text so
+/// evaluating many jails allocates little.
+struct EParam<'a> {
+    name: &'a str,
     is_var: bool,
     immutable: bool,
-    values: Vec<Vec<Piece>>,
-    loc: Location,
+    values: Vec<&'a [Piece]>,
+    loc: &'a Location,
 }
 
 fn invalid(loc: &Location, line: usize, jail: &str, message: String) -> JailConfError {
@@ -155,7 +157,7 @@ fn display_name(p: &EParam) -> String {
     if p.is_var {
         format!("${}", p.name)
     } else {
-        p.name.clone()
+        p.name.to_string()
     }
 }
 
@@ -188,6 +190,7 @@ pub(crate) fn evaluate(raw: &[RawJail]) -> Result<Vec<JailDef>, JailConfError> {
 
 fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, JailConfError> {
     let jail = &raw[ji];
+    let implicit_value = [Piece::Lit(jail.name.clone())];
     let mut ps: Vec<EParam> = Vec::new();
     // jail(8) takes a name that is a (non-zero) number as the jid.
     let implicit = if jail.name.parse::<i64>().map(|n| n != 0).unwrap_or(false) {
@@ -196,11 +199,11 @@ fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, 
         "name"
     };
     ps.push(EParam {
-        name: implicit.to_string(),
+        name: implicit,
         is_var: false,
         immutable: true,
-        values: vec![vec![Piece::Lit(jail.name.clone())]],
-        loc: jail.loc.clone(),
+        values: vec![&implicit_value[..]],
+        loc: &jail.loc,
     });
     let mut did_self = false;
     for &wi in wild {
@@ -244,8 +247,8 @@ fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, 
                 let (pos, negated) = positive_name(&p.name);
                 (pos, Value::Bool(!negated))
             }
-            1 => (p.name.clone(), Value::Str(vals[0].clone())),
-            _ => (p.name.clone(), Value::List(vals.clone())),
+            1 => (p.name.to_string(), Value::Str(vals[0].clone())),
+            _ => (p.name.to_string(), Value::List(vals.clone())),
         };
         sources.insert(key.clone(), p.loc.clone());
         params.insert(key, value);
@@ -258,7 +261,11 @@ fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, 
     })
 }
 
-fn add_param(ps: &mut Vec<EParam>, p: &RawParam, jail: &str) -> Result<(), JailConfError> {
+fn add_param<'a>(
+    ps: &mut Vec<EParam<'a>>,
+    p: &'a RawParam,
+    jail: &str,
+) -> Result<(), JailConfError> {
     let clash = || {
         invalid(
             &p.loc,
@@ -279,7 +286,12 @@ fn add_param(ps: &mut Vec<EParam>, p: &RawParam, jail: &str) -> Result<(), JailC
                 // why: jail(8) refuses any redefinition of `name`; accepting
                 // the identical value keeps files like `t1 { name = "t1"; }`
                 // (seen in the wild) readable without changing meaning.
-                if !p.append && p.values == d.values && d.name == p.name {
+                let same = p.values.len() == d.values.len()
+                    && p.values
+                        .iter()
+                        .zip(&d.values)
+                        .all(|(a, b)| a.as_slice() == *b);
+                if !p.append && same && d.name == p.name {
                     return Ok(());
                 }
                 return Err(invalid(
@@ -289,23 +301,23 @@ fn add_param(ps: &mut Vec<EParam>, p: &RawParam, jail: &str) -> Result<(), JailC
                     format!("cannot redefine parameter \"{}\"", d.name),
                 ));
             }
-            d.name = p.name.clone();
+            d.name = &p.name;
             if !p.append || p.values.is_empty() {
                 d.values.clear();
             }
-            d.values.extend(p.values.iter().cloned());
-            d.loc = p.loc.clone();
+            d.values.extend(p.values.iter().map(Vec::as_slice));
+            d.loc = &p.loc;
         }
         None => {
             if p.is_var && KNOWN_PARAMS.iter().any(|k| equal_opts(k, &p.name)) {
                 return Err(clash());
             }
             ps.push(EParam {
-                name: p.name.clone(),
+                name: &p.name,
                 is_var: p.is_var,
                 immutable: false,
-                values: p.values.clone(),
-                loc: p.loc.clone(),
+                values: p.values.iter().map(Vec::as_slice).collect(),
+                loc: &p.loc,
             });
         }
     }
@@ -319,7 +331,7 @@ enum State {
 }
 
 struct Resolver<'a> {
-    ps: &'a [EParam],
+    ps: &'a [EParam<'a>],
     state: Vec<State>,
     jail: &'a str,
 }
@@ -349,7 +361,7 @@ impl Resolver<'_> {
                 continue;
             }
             let mut s = String::new();
-            for piece in word {
+            for piece in word.iter() {
                 match piece {
                     Piece::Lit(l) => s.push_str(l),
                     Piece::Var(name, pos) => {

@@ -395,7 +395,9 @@ fn ip4_mode_derivation() {
 
 #[test]
 fn ip4_addr_entries() {
-    let good: &[(&str, Option<&str>, [u8; 4], Option<u8>)] = &[
+    // (entry, interface, address, prefix)
+    type Good<'a> = (&'a str, Option<&'a str>, [u8; 4], Option<u8>);
+    let good: &[Good] = &[
         ("10.0.0.1", None, [10, 0, 0, 1], None),
         ("lo1|127.1.0.2", Some("lo1"), [127, 1, 0, 2], None),
         (
