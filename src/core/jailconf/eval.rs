@@ -244,7 +244,7 @@ fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, 
         };
         let (key, value) = match vals.len() {
             0 => {
-                let (pos, negated) = positive_name(&p.name);
+                let (pos, negated) = positive_name(p.name);
                 (pos, Value::Bool(!negated))
             }
             1 => (p.name.to_string(), Value::Str(vals[0].clone())),
@@ -277,7 +277,7 @@ fn add_param<'a>(
             ),
         )
     };
-    match ps.iter_mut().find(|d| equal_opts(&d.name, &p.name)) {
+    match ps.iter_mut().find(|d| equal_opts(d.name, &p.name)) {
         Some(d) => {
             if d.is_var != p.is_var {
                 return Err(clash());
@@ -368,7 +368,7 @@ impl Resolver<'_> {
                         let vals = self.lookup(p, name, pos.line)?;
                         if vals.len() != 1 {
                             return Err(invalid(
-                                &p.loc,
+                                p.loc,
                                 pos.line,
                                 self.jail,
                                 format!(
@@ -395,7 +395,7 @@ impl Resolver<'_> {
     ) -> Result<Vec<String>, JailConfError> {
         let Some(k) = self.ps.iter().position(|q| q.name == name) else {
             return Err(invalid(
-                &from.loc,
+                from.loc,
                 line,
                 self.jail,
                 format!("{}: variable \"{name}\" not found", display_name(from)),
@@ -403,7 +403,7 @@ impl Resolver<'_> {
         };
         if matches!(self.state[k], State::Busy) {
             return Err(invalid(
-                &from.loc,
+                from.loc,
                 line,
                 self.jail,
                 format!("{}: variable loop through \"{name}\"", display_name(from)),
@@ -412,7 +412,7 @@ impl Resolver<'_> {
         let vals = self.resolve(k)?;
         if vals.is_empty() {
             return Err(invalid(
-                &from.loc,
+                from.loc,
                 line,
                 self.jail,
                 format!(
