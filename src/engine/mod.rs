@@ -3,6 +3,7 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
-pub mod report;
+pub mod jailconf_fs;
 pub mod jails_conf;
+pub mod report;
 pub mod sources;

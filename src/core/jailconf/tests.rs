@@ -1,0 +1,566 @@
+//! End-to-end tests of parse + evaluate: precedence, variables, booleans,
+//! typed accessors and error positions.
+
+use std::net::Ipv4Addr;
+
+use super::eval::{equal_opts, is_wild_name, positive_name, wild_match};
+use super::*;
+
+fn conf(text: &str) -> JailConf {
+    match parse("/etc/jail.conf", text, &MemLoader::new()) {
+        Ok(c) => c,
+        Err(e) => panic!("{text:?}: {e}"),
+    }
+}
+
+fn err(text: &str) -> JailConfError {
+    match parse("/etc/jail.conf", text, &MemLoader::new()) {
+        Ok(c) => panic!("{text:?}: expected an error, got {c:?}"),
+        Err(e) => e,
+    }
+}
+
+fn val(c: &JailConf, jail: &str, p: &str) -> Option<Value> {
+    c.jail(jail)
+        .unwrap_or_else(|| panic!("no jail {jail}"))
+        .get(p)
+        .cloned()
+}
+
+fn s(x: &str) -> Option<Value> {
+    Some(Value::Str(x.to_string()))
+}
+
+fn l(x: &[&str]) -> Option<Value> {
+    Some(Value::List(x.iter().map(|v| v.to_string()).collect()))
+}
+
+#[test]
+fn effective_values_table() {
+    // (config, jail, parameter, expected effective value)
+    let cases: Vec<(&str, &str, &str, Option<Value>)> = vec![
+        // globals apply, jail overrides
+        ("p = g; j { }", "j", "p", s("g")),
+        ("p = g; j { p = own; }", "j", "p", s("own")),
+        // a global placed after the jail wins (jail(8) file order)
+        ("j { p = own; } p = late;", "j", "p", s("late")),
+        ("j { p = own; } * { p = late; }", "j", "p", s("late")),
+        ("* { p = w; } j { p = own; }", "j", "p", s("own")),
+        // += appends across globals, wildcard and jail
+        (
+            "a = 1; * { a += 2; } j { a += 3; }",
+            "j",
+            "a",
+            l(&["1", "2", "3"]),
+        ),
+        ("a = 1, 2; j { a += 3; }", "j", "a", l(&["1", "2", "3"])),
+        ("a = 1; j { a = 9; a += 10; }", "j", "a", l(&["9", "10"])),
+        ("j { a += x; }", "j", "a", s("x")),
+        // name-value form without '='
+        (
+            "j { exec.start \"/bin/sh /etc/rc\"; }",
+            "j",
+            "exec.start",
+            s("/bin/sh /etc/rc"),
+        ),
+        // implicit name / jid
+        ("j { }", "j", "name", s("j")),
+        ("5 { }", "5", "jid", s("5")),
+        ("j { name = j; }", "j", "name", s("j")),
+        // variables
+        (
+            "path = \"/var/jail/$name\"; j { }",
+            "j",
+            "path",
+            s("/var/jail/j"),
+        ),
+        (
+            "path = /var/jail/${name}/root; j { }",
+            "j",
+            "path",
+            s("/var/jail/j/root"),
+        ),
+        (
+            "$p = \"/z\"; path = \"$p/$name\"; j { }",
+            "j",
+            "path",
+            s("/z/j"),
+        ),
+        (
+            "path = \"/j/${host.hostname}\"; j { host.hostname = h.example; }",
+            "j",
+            "path",
+            s("/j/h.example"),
+        ),
+        (
+            "ip4.addr = 10.240.0.${ip}; j { $ip = 100; }",
+            "j",
+            "ip4.addr",
+            s("10.240.0.100"),
+        ),
+        // variables take their final value for the jail, wherever defined
+        ("$v = a; x = $v; j { $v = b; }", "j", "x", s("b")),
+        ("x = $v; $v = a; j { }", "j", "x", s("a")),
+        // a list variable as a whole value expands into the list
+        ("$l = a, b; x = $l; j { }", "j", "x", l(&["a", "b"])),
+        (
+            "$l = a, b; x = 0, $l, z; j { }",
+            "j",
+            "x",
+            l(&["0", "a", "b", "z"]),
+        ),
+        ("j { x = '$name'; }", "j", "x", s("$name")),
+        ("j { x = \"\\$name\"; }", "j", "x", s("$name")),
+        ("j { x = \"a$\"; }", "j", "x", s("a$")),
+        // booleans and their no forms
+        ("persist; j { }", "j", "persist", Some(Value::Bool(true))),
+        (
+            "persist; j { nopersist; }",
+            "j",
+            "persist",
+            Some(Value::Bool(false)),
+        ),
+        (
+            "nopersist; j { persist; }",
+            "j",
+            "persist",
+            Some(Value::Bool(true)),
+        ),
+        (
+            "j { allow.nomount; }",
+            "j",
+            "allow.mount",
+            Some(Value::Bool(false)),
+        ),
+        (
+            "allow.mount; j { allow.nomount; }",
+            "j",
+            "allow.mount",
+            Some(Value::Bool(false)),
+        ),
+        (
+            "allow.mount = 1; j { allow.nomount; }",
+            "j",
+            "allow.mount",
+            Some(Value::Bool(false)),
+        ),
+        (
+            "j { allow.nomount; allow.mount = 1; }",
+            "j",
+            "allow.mount",
+            s("1"),
+        ),
+        // wildcard hierarchy
+        (
+            "foo.* { x = 1; } foo.bar { } bar { }",
+            "foo.bar",
+            "x",
+            s("1"),
+        ),
+        ("foo.* { x = 1; } foo.bar { } bar { }", "bar", "x", None),
+        ("*.b { x = 1; } a.b { }", "a.b", "x", s("1")),
+        // quoting and comments
+        (
+            "j { x = \"a b\" ; # c\n y = 'q' /* c */ ; // c\n }",
+            "j",
+            "y",
+            s("q"),
+        ),
+        ("j { x = \"tab\\there\"; }", "j", "x", s("tab\there")),
+        ("j { x = '\\101'; }", "j", "x", s("A")),
+        ("j { exec.start = ''; }", "j", "exec.start", s("")),
+    ];
+    for (text, jail, p, want) in cases {
+        let c = conf(text);
+        assert_eq!(val(&c, jail, p), want, "{text:?} {jail}.{p}");
+    }
+}
+
+#[test]
+fn jails_in_file_order_without_wildcards() {
+    let c = conf("a = 1; b { } * { } x.* { } c { } \"d e\" { }");
+    let names: Vec<&str> = c.jails().iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["b", "c", "d e"]);
+    assert_eq!(
+        c.jail("c").unwrap().location,
+        Location {
+            file: "/etc/jail.conf".into(),
+            line: 1
+        }
+    );
+    assert!(c.jail("*").is_none());
+    // variables are not parameters
+    let c = conf("$v = 1; j { }");
+    assert_eq!(
+        c.jail("j").unwrap().params.keys().collect::<Vec<_>>(),
+        vec!["name"]
+    );
+}
+
+#[test]
+fn evaluation_errors_name_file_line_jail_and_variable() {
+    let cases: &[(&str, usize, &str, &str)] = &[
+        (
+            "path = \"/j/$nope\";\nj { }",
+            1,
+            "j",
+            "variable \"nope\" not found",
+        ),
+        (
+            "j {\n x = 1;\n y = \"${undefined.var}\";\n}",
+            3,
+            "j",
+            "\"undefined.var\" not found",
+        ),
+        ("persist;\nj { x = $persist; }", 2, "j", "no value"),
+        ("j {\n $a = $b;\n $b = $a;\n}", 3, "j", "variable loop"),
+        ("j { path = \"$path/x\"; }", 1, "j", "variable loop"),
+        ("$l = a, b;\nj { x = \"pre$l\"; }", 2, "j", "is a list"),
+        ("j {\n $path = x;\n}", 2, "j", "same name as a parameter"),
+        ("j { p = 1; $p = 2; }", 1, "j", "same name as a parameter"),
+        (
+            "j {\n name = other;\n}",
+            2,
+            "j",
+            "cannot redefine parameter \"name\"",
+        ),
+        (
+            "j { }\nk { }\nj { }",
+            3,
+            "j",
+            "defined twice (first at /etc/jail.conf:1)",
+        ),
+    ];
+    for (text, line, jail, msg) in cases {
+        match err(text) {
+            JailConfError::Invalid {
+                file,
+                line: l,
+                jail: j,
+                message,
+            } => {
+                assert_eq!(file, "/etc/jail.conf", "{text:?}");
+                assert_eq!((l, j.as_str()), (*line, *jail), "{text:?}: {message}");
+                assert!(message.contains(msg), "{text:?}: {message}");
+            }
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+    // Unused globals with undefined variables are fine when there is no jail.
+    assert!(conf("path = \"/j/${host.hostname}\";").jails().is_empty());
+}
+
+#[test]
+fn error_messages_and_exit_codes() {
+    let e = err("j { x = $y; }");
+    assert_eq!(
+        e.to_string(),
+        "/etc/jail.conf:1: jail j: x: variable \"y\" not found"
+    );
+    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    let e = err("a = \"x");
+    assert_eq!(e.to_string(), "/etc/jail.conf:1:5: unterminated string");
+    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    let e = load("/nope.conf", &MemLoader::new()).unwrap_err();
+    assert_eq!(e.to_string(), "/nope.conf: no such file");
+    assert_eq!(e.exit_status(), crate::error::ExitStatus::NoInput);
+    let e = err(".include \"x.conf\";");
+    assert_eq!(
+        e.to_string(),
+        "/etc/jail.conf:1: cannot include /etc/x.conf: no such file"
+    );
+    assert_eq!(e.exit_status(), crate::error::ExitStatus::NoInput);
+}
+
+#[test]
+fn load_follows_includes_with_variables_across_files() {
+    let mut l = MemLoader::new();
+    l.add(
+        "/etc/jail.conf",
+        "path = \"/jails/$name\";\n.include \"/etc/jail.conf.d/*.conf\";\n",
+    );
+    l.add(
+        "/etc/jail.conf.d/www.conf",
+        "www {\n  ip4.addr = \"lo1|10.0.0.5/24\";\n}\n",
+    );
+    l.add("/etc/jail.conf.d/db.conf", "db { ip4 = inherit; }");
+    let c = load("/etc/jail.conf", &l).unwrap();
+    let names: Vec<&str> = c.jails().iter().map(|j| j.name.as_str()).collect();
+    assert_eq!(names, vec!["db", "www"]);
+    let www = c.jail("www").unwrap();
+    assert_eq!(www.path(), Some("/jails/www"));
+    assert_eq!(
+        www.location,
+        Location {
+            file: "/etc/jail.conf.d/www.conf".into(),
+            line: 1
+        }
+    );
+    assert_eq!(
+        www.param_location("ip4.addr"),
+        Some(&Location {
+            file: "/etc/jail.conf.d/www.conf".into(),
+            line: 2
+        })
+    );
+    assert_eq!(
+        c.jail("db").unwrap().ip4_mode().unwrap(),
+        Some(Ip4Mode::Inherit)
+    );
+}
+
+#[test]
+fn typed_accessors() {
+    let c = conf(
+        "exec.prestart = \"a\";\nexec.prestart += \"jnet hook prestart $name\";\n\
+         j {\n  path = /jails/j;\n  host.hostname = j.example;\n  interface = em0;\n\
+         ip4.addr = 192.0.2.1, lo1|10.0.0.2/24, \"re0|10.0.0.3/255.255.255.0 vhid 1\";\n\
+         exec.start = '';\n  vnet = new;\n  allow.nomount = 1;\n}\n\
+         k { ip4 = disable; vnet; novnet; exec.stop = x; }",
+    );
+    let j = c.jail("j").unwrap();
+    assert_eq!(j.path(), Some("/jails/j"));
+    assert_eq!(j.hostname(), Some("j.example"));
+    assert_eq!(j.interface(), Some("em0"));
+    assert_eq!(
+        j.exec("prestart"),
+        vec!["a".to_string(), "jnet hook prestart j".to_string()]
+    );
+    assert_eq!(j.exec("exec.prestart").len(), 2);
+    assert!(j.exec("start").is_empty());
+    assert!(j.vnet());
+    assert_eq!(j.get_bool("allow.mount"), Some(false));
+    assert_eq!(j.ip4_mode().unwrap(), Some(Ip4Mode::New));
+    assert_eq!(
+        j.ip4_addrs().unwrap(),
+        vec![
+            Ip4AddrEntry {
+                interface: Some("em0".into()),
+                address: Ipv4Addr::new(192, 0, 2, 1),
+                prefix: None,
+                options: vec![],
+            },
+            Ip4AddrEntry {
+                interface: Some("lo1".into()),
+                address: Ipv4Addr::new(10, 0, 0, 2),
+                prefix: Some(24),
+                options: vec![],
+            },
+            Ip4AddrEntry {
+                interface: Some("re0".into()),
+                address: Ipv4Addr::new(10, 0, 0, 3),
+                prefix: Some(24),
+                options: vec!["vhid".into(), "1".into()],
+            },
+        ]
+    );
+    let k = c.jail("k").unwrap();
+    assert!(!k.vnet());
+    assert_eq!(k.ip4_mode().unwrap(), Some(Ip4Mode::Disable));
+    assert!(k.ip4_addrs().unwrap().is_empty());
+    assert_eq!(k.exec("stop"), vec!["x".to_string()]);
+    assert_eq!(k.get_str("exec.stop"), Some("x"));
+    assert_eq!(k.get_list("nothing"), Vec::<&str>::new());
+}
+
+#[test]
+fn ip4_mode_derivation() {
+    let cases: &[(&str, Option<Ip4Mode>)] = &[
+        ("j { }", None),
+        ("j { ip4.addr = 10.0.0.1; }", Some(Ip4Mode::New)),
+        ("j { ip4 = new; }", Some(Ip4Mode::New)),
+        ("j { ip4 = new; ip4.addr = 10.0.0.1; }", Some(Ip4Mode::New)),
+        ("ip4 = inherit; j { }", Some(Ip4Mode::Inherit)),
+        ("j { ip4 = INHERIT; }", Some(Ip4Mode::Inherit)),
+        ("j { ip4 = disable; }", Some(Ip4Mode::Disable)),
+        ("j { ip4.addr = ''; }", None),
+    ];
+    for (text, want) in cases {
+        assert_eq!(
+            conf(text).jail("j").unwrap().ip4_mode().unwrap(),
+            *want,
+            "{text:?}"
+        );
+    }
+    for text in [
+        "j {\n ip4 = inherit;\n ip4.addr = 10.0.0.1;\n}",
+        "j {\n ip4 = sometimes;\n}",
+    ] {
+        match conf(text).jail("j").unwrap().ip4_mode() {
+            Err(JailConfError::Invalid { line: 2 | 3, .. }) => {}
+            other => panic!("{text:?}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn ip4_addr_entries() {
+    // (entry, interface, address, prefix)
+    type Good<'a> = (&'a str, Option<&'a str>, [u8; 4], Option<u8>);
+    let good: &[Good] = &[
+        ("10.0.0.1", None, [10, 0, 0, 1], None),
+        ("lo1|127.1.0.2", Some("lo1"), [127, 1, 0, 2], None),
+        (
+            "bastille0|192.168.0.1/24",
+            Some("bastille0"),
+            [192, 168, 0, 1],
+            Some(24),
+        ),
+        ("em0|10.1.1.1/32", Some("em0"), [10, 1, 1, 1], Some(32)),
+        ("10.1.1.1/0", None, [10, 1, 1, 1], Some(0)),
+        ("10.1.1.1/255.255.255.255", None, [10, 1, 1, 1], Some(32)),
+        ("10.1.1.1/255.255.240.0", None, [10, 1, 1, 1], Some(20)),
+        ("10.1.1.1/0.0.0.0", None, [10, 1, 1, 1], Some(0)),
+    ];
+    for (text, iface, a, p) in good {
+        let e = model::parse_ip4_entry(text, None).unwrap_or_else(|m| panic!("{text}: {m}"));
+        assert_eq!(e.interface.as_deref(), *iface, "{text}");
+        assert_eq!(e.address, Ipv4Addr::from(*a), "{text}");
+        assert_eq!(e.prefix, *p, "{text}");
+    }
+    let bad: &[(&str, &str)] = &[
+        ("interface|x.x.x.x", "invalid IPv4 address"),
+        ("10.0.0.256", "invalid IPv4 address"),
+        ("10.0.0.1/33", "between 0 and 32"),
+        ("10.0.0.1/", "invalid netmask"),
+        ("10.0.0.1/255.0.255.0", "not contiguous"),
+        ("10.0.0.1/abc", "invalid netmask"),
+        ("|10.0.0.1", "invalid interface"),
+        ("a b|10.0.0.1", "invalid interface"),
+        ("em0|", "missing address"),
+        ("2001:db8::1", "invalid IPv4 address"),
+        ("host.example", "invalid IPv4 address"),
+    ];
+    for (text, msg) in bad {
+        let m = model::parse_ip4_entry(text, None).unwrap_err();
+        assert!(m.contains(msg), "{text}: {m}");
+    }
+    // The accessor reports the file:line of the ip4.addr statement.
+    let c = conf("j {\n  interface = em0;\n  ip4.addr = 10.0.0.1, 10.0.0.300;\n}");
+    let e = c.jail("j").unwrap().ip4_addrs().unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "/etc/jail.conf:3: jail j: ip4.addr entry \"10.0.0.300\": invalid IPv4 address \"10.0.0.300\""
+    );
+}
+
+#[test]
+fn helper_functions() {
+    for (a, b, eq) in [
+        ("persist", "persist", true),
+        ("persist", "nopersist", true),
+        ("nopersist", "persist", true),
+        ("allow.mount", "allow.nomount", true),
+        ("allow.mount.nodevfs", "allow.mount.devfs", true),
+        ("allow.mount", "allow.mount.devfs", false),
+        ("allow.mount", "noallow.mount", true),
+        ("a.b", "c.b", false),
+        ("path", "paths", false),
+    ] {
+        assert_eq!(equal_opts(a, b), eq, "{a} vs {b}");
+    }
+    for (n, w) in [
+        ("*", true),
+        ("foo.*", true),
+        ("*.bar", true),
+        ("a*b", false),
+        ("foo", false),
+        ("f.*x", false),
+    ] {
+        assert_eq!(is_wild_name(n), w, "{n}");
+    }
+    for (j, w, m) in [
+        ("foo", "*", true),
+        ("foo.bar", "*", true),
+        ("foo.bar", "foo.*", true),
+        ("foo.bar.baz", "foo.*", true),
+        ("foo", "foo.*", false),
+        ("foobar.x", "foo.*", false),
+        ("a.b", "*.b", true),
+        ("a.c", "*.b", false),
+    ] {
+        assert_eq!(wild_match(j, w), m, "{j} ~ {w}");
+    }
+    assert_eq!(positive_name("allow.nomount"), ("allow.mount".into(), true));
+    assert_eq!(positive_name("nopersist"), ("persist".into(), true));
+    assert_eq!(positive_name("persist"), ("persist".into(), false));
+    assert_eq!(positive_name("no"), ("no".into(), false));
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fragments of jail.conf syntax, so random input reaches deep states.
+    fn fragment() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("j".to_string()),
+            Just("*".to_string()),
+            Just("foo.*".to_string()),
+            Just(" ".to_string()),
+            Just("\n".to_string()),
+            Just("{".to_string()),
+            Just("}".to_string()),
+            Just(";".to_string()),
+            Just(",".to_string()),
+            Just("=".to_string()),
+            Just("+=".to_string()),
+            Just("$v".to_string()),
+            Just("${name}".to_string()),
+            Just("${".to_string()),
+            Just("\"".to_string()),
+            Just("'".to_string()),
+            Just("\\".to_string()),
+            Just("\\x4".to_string()),
+            Just("\\777".to_string()),
+            Just("#c\n".to_string()),
+            Just("//c\n".to_string()),
+            Just("/*".to_string()),
+            Just("*/".to_string()),
+            Just("nopersist".to_string()),
+            Just("ip4.addr".to_string()),
+            Just("lo1|10.0.0.1/24".to_string()),
+            Just(".include \"i.conf\";".to_string()),
+            Just(".include \"*.conf\";".to_string()),
+            "[a-z$.]{1,4}",
+            any::<char>().prop_map(|c| c.to_string()),
+        ]
+    }
+
+    fn loader() -> MemLoader {
+        let mut l = MemLoader::new();
+        l.add("/etc/i.conf", "x = 1; k { y = $x; }");
+        l.add("/etc/self.conf", ".include \"self.conf\";");
+        l
+    }
+
+    fn exercise(text: &str) {
+        if let Ok(c) = parse("/etc/jail.conf", text, &loader()) {
+            for j in c.jails() {
+                let _ = j.ip4_mode();
+                let _ = j.ip4_addrs();
+                let _ = j.exec("start");
+                let _ = j.vnet();
+            }
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 2000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn never_panics_on_fragments(parts in proptest::collection::vec(fragment(), 0..40)) {
+            exercise(&parts.concat());
+        }
+
+        #[test]
+        fn never_panics_on_arbitrary_text(text in "\\PC{0,200}") {
+            exercise(&text);
+        }
+
+        #[test]
+        fn ip4_entry_never_panics(text in "[0-9a-z|/. ]{0,30}") {
+            let _ = model::parse_ip4_entry(&text, Some("em0"));
+        }
+    }
+}
