@@ -262,3 +262,33 @@ fn killed_writer_leaves_old_or_new_inventory() {
         assert_eq!(prev, 3 + i as usize);
     }
 }
+
+#[test]
+fn jail_conf_statics_and_import() {
+    let e = Env::with_config(&format!("{CONFIG}\n"));
+    let text = std::fs::read_to_string(e.path("jnet.toml")).unwrap().replace(
+        "state_dir = \"state\"",
+        "state_dir = \"state\"\njail_conf = \"jail.conf\"",
+    );
+    std::fs::write(e.path("jnet.toml"), text).unwrap();
+    std::fs::write(
+        e.path("jail.conf"),
+        "path = \"/jails/$name\";\nold { ip4.addr = \"eth0|192.0.2.10/24\"; }\nweb { ip4 = inherit; }\n",
+    )
+    .unwrap();
+    // An address set in jail.conf is never handed out, even before import.
+    assert_eq!(e.ok(&["assign", "a", "--pool", "lan"]), "a: 192.0.2.11 from pool lan on eth0\n");
+    let err = e.fails(&["assign", "b", "192.0.2.10"], 65);
+    assert!(err.contains("set in jail.conf for jail old") && err.contains("jail.conf:2"), "{err}");
+    let out = e.ok(&["import"]);
+    assert!(out.contains("old: added, 192.0.2.10 from pool lan on eth0"), "{out}");
+    assert!(out.ends_with("2 added, 0 updated, 0 unchanged\n"), "{out}");
+    assert!(e.ok(&["import"]).ends_with("0 added, 0 updated, 2 unchanged\n"));
+    // A syntax error names file:line:column, exits 78, changes nothing.
+    std::fs::write(e.path("jail.conf"), "web {\n  ip4 = inherit\n").unwrap();
+    let err = e.fails(&["import"], 78);
+    assert!(err.contains("jail.conf:"), "{err}");
+    std::fs::remove_file(e.path("jail.conf")).unwrap();
+    let err = e.fails(&["import"], 66);
+    assert!(err.contains("jail.conf"), "{err}");
+}

@@ -18,9 +18,51 @@ pub struct ConfJail {
 }
 
 /// Reads jail.conf at `path` (with its includes) and reduces each jail.
+/// Errors name file:line (syntax: file:line:column).
 pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
-    Err(crate::error::Error::Unavailable(format!(
-        "{}: jail.conf reading is not wired yet",
-        path.display()
-    )))
+    use crate::core::jailconf::{self, Ip4Mode};
+    let conf = jailconf::load(&path.display().to_string(), &crate::engine::jailconf_fs::FsLoader)?;
+    conf.jails()
+        .iter()
+        .map(|j| {
+            let mode = j.ip4_mode()?;
+            let addrs = j
+                .ip4_addrs()?
+                .into_iter()
+                .map(|e| (e.interface, e.address))
+                .collect();
+            Ok(ConfJail {
+                name: j.name.clone(),
+                location: j.location.to_string(),
+                inherit: mode == Some(Ip4Mode::Inherit),
+                addrs,
+                interface: j.interface().map(str::to_string),
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reduces_jails() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("jail.conf");
+        std::fs::write(
+            &p,
+            "interface = em0;\nwww { ip4 = inherit; }\ndb { ip4.addr = \"lo1|10.66.0.5/24\", 10.66.0.6; }\nv { vnet; }\n",
+        )
+        .unwrap();
+        let j = read(&p).unwrap();
+        assert_eq!(j.len(), 3);
+        assert!(j[0].inherit && j[0].addrs.is_empty());
+        assert_eq!(j[1].addrs, vec![(Some("lo1".into()), "10.66.0.5".parse().unwrap()), (Some("em0".into()), "10.66.0.6".parse().unwrap())]);
+        assert_eq!(j[1].location, format!("{}:3", p.display()));
+        assert!(!j[2].inherit && j[2].addrs.is_empty());
+        std::fs::write(&p, "www { ip4.addr = ; }\n").unwrap();
+        let e = read(&p).unwrap_err();
+        assert!(e.to_string().contains("jail.conf:1"), "{e}");
+    }
 }
