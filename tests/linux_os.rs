@@ -424,13 +424,19 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         .unwrap();
         let before = nft_text(&["list", "table", "ip", "foreign"]);
 
-        let www_rules = |port: u16| {
-            format!(
-                "add table inet jnet\nadd chain inet jnet pre {{ type nat hook prerouting priority -100; }}\n\
-                 add chain inet jnet www.dnat\nadd rule inet jnet www.dnat tcp dport {port} dnat ip to 10.0.0.5:80\n\
-                 add rule inet jnet pre jump www.dnat\n"
+        // Scripts come from the real renderer, as the engine loads them.
+        let render = |jail: &str, addr: &str, expose: &str| {
+            let rules = jnet::core::rules::ir::JailRules::from_exposures(
+                &j(jail),
+                addr.parse().unwrap(),
+                &jnet::core::names::IfName::new("veth-ext").unwrap(),
+                &[expose.parse().unwrap()],
+                None,
             )
+            .unwrap();
+            jnet::core::rules::nft::render_nft_jail(&rules, "jnet")
         };
+        let www_rules = |port: u16| render("www", "10.0.0.5", &format!("tcp/{port}:80"));
         let www = j("www");
         let db = j("db");
         assert_eq!(
@@ -439,23 +445,24 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
             "no table yet"
         );
         host.load_rules("jnet", &www, &www_rules(8081)).unwrap();
-        host.load_rules(
-            "jnet",
-            &db,
-            "add table inet jnet\nadd chain inet jnet db_dnat\nadd rule inet jnet db_dnat tcp dport 3306 dnat ip to 10.0.0.6\nadd rule inet jnet pre jump db_dnat\n",
-        )
-        .unwrap();
+        host.load_rules("jnet", &db, &render("db", "10.0.0.6", "tcp/3306"))
+            .unwrap();
         assert!(host
             .loaded_rules("jnet", &www)
             .unwrap()
             .unwrap()
-            .contains("tcp dport 8081 dnat ip to 10.0.0.5:80"));
+            .contains("tcp dport 8081"));
         // Loading again replaces: one rule, one jump.
         host.load_rules("jnet", &www, &www_rules(8082)).unwrap();
         let w = host.loaded_rules("jnet", &www).unwrap().unwrap();
         assert!(w.contains("8082") && !w.contains("8081"), "{w}");
         let table = nft_text(&["list", "table", "inet", "jnet"]);
-        assert_eq!(table.matches("jump www.dnat").count(), 1, "{table}");
+        assert_eq!(table.matches("chain jail_www_dnat").count(), 1, "{table}");
+        assert_eq!(
+            table.matches("dport 8082").count(),
+            2,
+            "prerouting + output: {table}"
+        );
 
         // Foreign redirects: the other table's, not jnet's.
         let fr = host.foreign_redirects("jnet").unwrap();
@@ -470,13 +477,13 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         assert_eq!(host.loaded_rules("jnet", &www).unwrap(), None);
         let table = nft_text(&["list", "table", "inet", "jnet"]);
         assert!(
-            !table.contains("www") && table.contains("jump db_dnat") && table.contains("3306"),
+            !table.contains("www") && table.contains("jail_db_dnat") && table.contains("3306"),
             "{table}"
         );
         host.flush_rules("jnet", &www).unwrap();
         host.flush_rules("absent", &www).unwrap();
         host.flush_rules("jnet", &db).unwrap();
-        assert!(!nft_text(&["list", "table", "inet", "jnet"]).contains("db_dnat"));
+        assert!(!nft_text(&["list", "table", "inet", "jnet"]).contains("jail_db"));
 
         assert_eq!(
             nft_text(&["list", "table", "ip", "foreign"]),

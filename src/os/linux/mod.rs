@@ -14,7 +14,7 @@
 //!   together with the namespaces.
 //!
 //! Firewall: one nft table `inet <anchor_root>`; a jail's chains are those
-//! `nft::owns_chain` accepts (`<jail>`, `<jail>.<x>`, `<jail>_dnat`...).
+//! `nft::owns_chain` accepts (exactly `core::rules::nft::jail_chains`).
 //!
 //! This module never changes host sysctls except `net.ipv4.ip_forward`
 //! (set to 1 by `attach_network` in the namespace jnet runs in, when

@@ -87,36 +87,15 @@ pub fn delete_table(family: &str, name: &str) -> Result<bool, OsError> {
 
 /// Suffixes after `<jail>_` that name a jail's chain. Needed because jail
 /// names may contain `_` themselves: `web_2` is not a chain of jail `web`.
-const CHAIN_SUFFIXES: &[&str] = &[
-    "dnat",
-    "snat",
-    "nat",
-    "masq",
-    "pre",
-    "post",
-    "prerouting",
-    "postrouting",
-    "input",
-    "output",
-    "forward",
-    "filter",
-    "fwd",
-];
-
-/// Whether chain `chain` belongs to `jail`: named exactly `<jail>`, or
-/// `<jail>.<anything>` (`.` cannot occur in a jail name, so this is never
-/// ambiguous; the preferred form), or `<jail>_<suffix>` with a suffix from
-/// a fixed list (dnat, snat, nat, masq, pre, post, prerouting, postrouting,
-/// input, output, forward, filter, fwd).
+/// Whether chain `chain` belongs to `jail`: exactly the chains the nft
+/// renderer creates for it (`core::rules::nft::jail_chains`), so the
+/// loader and the renderer can never disagree about ownership.
 pub fn owns_chain(jail: &str, chain: &str) -> bool {
-    let Some(rest) = chain.strip_prefix(jail) else {
-        return false;
-    };
-    rest.is_empty()
-        || rest.strip_prefix('.').is_some_and(|s| !s.is_empty())
-        || rest
-            .strip_prefix('_')
-            .is_some_and(|s| CHAIN_SUFFIXES.contains(&s))
+    crate::core::names::JailName::new(jail).is_ok_and(|j| {
+        crate::core::rules::nft::jail_chains(&j)
+            .iter()
+            .any(|c| c == chain)
+    })
 }
 
 /// The JSON objects of `nft -j list table family table`, or None when the
@@ -355,7 +334,7 @@ mod tests {
     use super::*;
 
     // Captured from nft 1.0.6 (`nft -j list ruleset`) in a scratch netns.
-    const RULESET: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "foreign", "handle": 1}}, {"chain": {"family": "ip", "table": "foreign", "name": "pre", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"dnat": {"addr": "10.1.1.1", "port": 80}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.7"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"set": [53, {"range": [5000, 5010]}]}}}, {"dnat": {"addr": "10.1.1.2"}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 6, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": {"range": [9000, 9001]}}}, {"redirect": {"port": 9100}}]}}, {"table": {"family": "inet", "name": "jnet", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "www.dnat", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"chain": {"family": "inet", "table": "jnet", "name": "pre", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "www_dnat", "handle": 3}}, {"rule": {"family": "inet", "table": "jnet", "chain": "www.dnat", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 81}}, {"dnat": {"family": "ip", "addr": "10.2.2.2"}}]}}, {"rule": {"family": "inet", "table": "jnet", "chain": "pre", "handle": 5, "expr": [{"jump": {"target": "www_dnat"}}]}}]}"#;
+    const RULESET: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "foreign", "handle": 1}}, {"chain": {"family": "ip", "table": "foreign", "name": "pre", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"dnat": {"addr": "10.1.1.1", "port": 80}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.7"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"set": [53, {"range": [5000, 5010]}]}}}, {"dnat": {"addr": "10.1.1.2"}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 6, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": {"range": [9000, 9001]}}}, {"redirect": {"port": 9100}}]}}, {"table": {"family": "inet", "name": "jnet", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "jail_www_dnat", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"chain": {"family": "inet", "table": "jnet", "name": "pre", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "jail_www_out", "handle": 3}}, {"rule": {"family": "inet", "table": "jnet", "chain": "jail_www_dnat", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 81}}, {"dnat": {"family": "ip", "addr": "10.2.2.2"}}]}}, {"rule": {"family": "inet", "table": "jnet", "chain": "pre", "handle": 5, "expr": [{"jump": {"target": "jail_www_out"}}]}}]}"#;
 
     fn r(lo: u16, hi: u16) -> PortRange {
         PortRange::new(lo, hi).unwrap()
@@ -388,12 +367,13 @@ mod tests {
 
     #[test]
     fn chain_ownership_is_not_fooled_by_underscores() {
-        assert!(owns_chain("www", "www"));
-        assert!(owns_chain("www", "www.dnat"));
-        assert!(owns_chain("www", "www_dnat"));
-        assert!(!owns_chain("www", "www_2"));
-        assert!(!owns_chain("www", "www_2_dnat"));
-        assert!(owns_chain("www_2", "www_2_dnat"));
+        assert!(owns_chain("www", "jail_www_dnat"));
+        assert!(owns_chain("www", "jail_www_out"));
+        assert!(owns_chain("www", "jail_www_snat"));
+        assert!(!owns_chain("www", "jail_www_2_dnat"));
+        assert!(!owns_chain("www", "www"));
+        assert!(!owns_chain("web", "jail_www_dnat"));
+        assert!(owns_chain("www_2", "jail_www_2_dnat"));
         assert!(!owns_chain("www", "wwwx"));
         assert!(!owns_chain("www", "www."));
     }
@@ -411,8 +391,8 @@ mod tests {
         assert_eq!(
             flush_script("inet", "jnet", "www", &listing),
             "delete rule inet jnet pre handle 5\n\
-             flush chain inet jnet www.dnat\nflush chain inet jnet www_dnat\n\
-             delete chain inet jnet www.dnat\ndelete chain inet jnet www_dnat\n"
+             flush chain inet jnet jail_www_dnat\nflush chain inet jnet jail_www_out\n\
+             delete chain inet jnet jail_www_dnat\ndelete chain inet jnet jail_www_out\n"
         );
         assert_eq!(flush_script("inet", "jnet", "db", &listing), "");
     }
