@@ -193,6 +193,19 @@ fn cases() -> Vec<Case> {
             ..Case::default()
         },
         Case {
+            name: "dedicated jails sharing two addresses are reported once; ranged specific claims are seen",
+            checked: &["a"],
+            claims: vec![
+                dedicated("a", Stack::Host, Tcp, "443", &["10.0.0.5", "10.0.0.6"]),
+                dedicated("b", Stack::Host, Tcp, "443", &["10.0.0.6", "10.0.0.5"]),
+                dedicated("c", Stack::Host, Tcp, "440-450", &["10.0.0.6"]),
+                dedicated("d", Stack::Host, Tcp, "440-450", &["10.0.0.7"]),
+                dedicated("e", Stack::Host, Tcp, "443", &["10.0.0.7"]),
+            ],
+            expect: vec![(Severity::Error, "a", 443, "jail", "b"), (Severity::Error, "a", 443, "jail", "c")],
+            ..Case::default()
+        },
+        Case {
             name: "dedicated vs dedicated, different addresses",
             checked: &["a", "b"],
             claims: vec![

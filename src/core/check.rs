@@ -394,22 +394,60 @@ fn pidx(p: Proto) -> usize {
     }
 }
 
-type StackIndex<'a> = HashMap<&'a Stack, [PortIndex; 2]>;
+/// Everything of one (stack, proto) by port. `all` answers any query;
+/// a subject on one port with specific addresses only needs the wildcard
+/// and ranged items (`narrow`) plus the items on exactly its addresses
+/// (`by_addr`) — so hundreds of dedicated jails sharing port 80 on distinct
+/// addresses do not scan each other.
+#[derive(Default)]
+struct Group {
+    all: PortIndex,
+    narrow: PortIndex,
+    by_addr: HashMap<(u16, IpAddr), Vec<u32>>,
+}
 
-fn index_by_stack<'a, T>(
-    items: &'a [T],
-    key: impl Fn(&'a T) -> Option<(&'a Stack, Proto, PortRange)>,
-) -> StackIndex<'a> {
-    let mut m: StackIndex<'a> = HashMap::new();
-    for (i, it) in items.iter().enumerate() {
-        if let Some((s, p, r)) = key(it) {
-            m.entry(s).or_default()[pidx(p)].push(r, i);
+impl Group {
+    fn push(&mut self, r: PortRange, b: Bind<'_>, i: usize) {
+        self.all.push(r, i);
+        if b.any_wild() || !r.is_single() {
+            self.narrow.push(r, i);
+        } else {
+            let i32 = u32::try_from(i).expect("fewer than 2^32 items");
+            for &a in b.specific {
+                self.by_addr.entry((r.lo(), a)).or_default().push(i32);
+            }
         }
     }
-    for v in m.values_mut() {
-        v.iter_mut().for_each(PortIndex::finish);
+    fn finish(&mut self) {
+        self.all.finish();
+        self.narrow.finish();
     }
-    m
+    /// Calls `f(index, first common port)` for every item that may meet a
+    /// subject binding `s` on ports `r` (a superset; `meet` decides). An
+    /// item may be reported once per shared address.
+    fn query(&self, r: PortRange, s: Bind<'_>, mut f: impl FnMut(usize, u16)) {
+        if s.any_wild() || !r.is_single() {
+            return self.all.query(r, f);
+        }
+        self.narrow.query(r, &mut f);
+        for &a in s.specific {
+            for &i in self
+                .by_addr
+                .get(&(r.lo(), a))
+                .map_or(&[][..], Vec::as_slice)
+            {
+                f(i as usize, r.lo());
+            }
+        }
+    }
+}
+
+type StackIndex<'a> = HashMap<&'a Stack, [Group; 2]>;
+
+fn finish_all(m: &mut StackIndex<'_>) {
+    for v in m.values_mut() {
+        v.iter_mut().for_each(Group::finish);
+    }
 }
 
 fn index_by_proto<T>(items: &[T], key: impl Fn(&T) -> (Proto, PortRange)) -> [PortIndex; 2] {
@@ -535,13 +573,19 @@ pub fn analyze(input: &CheckInput) -> Report {
             .collect(),
         out: Vec::new(),
     };
-    // Port 0 means "not bound to a port yet": nothing to collide with.
-    let listeners = index_by_stack(&input.listeners, |l| {
-        PortRange::single(l.port)
-            .ok()
-            .map(|r| (&l.stack, l.proto, r))
-    });
-    let claims = index_by_stack(&input.claims, |c| Some((&c.stack, c.proto, c.ports)));
+    let mut listeners: StackIndex<'_> = HashMap::new();
+    for (i, l) in input.listeners.iter().enumerate() {
+        // Port 0 means "not bound to a port yet": nothing to collide with.
+        if let Ok(r) = PortRange::single(l.port) {
+            listeners.entry(&l.stack).or_default()[pidx(l.proto)].push(r, listener_bind(l), i);
+        }
+    }
+    finish_all(&mut listeners);
+    let mut claims: StackIndex<'_> = HashMap::new();
+    for (i, c) in input.claims.iter().enumerate() {
+        claims.entry(&c.stack).or_default()[pidx(c.proto)].push(c.ports, cx.binds[i].bind(), i);
+    }
+    finish_all(&mut claims);
     let exposures = index_by_proto(&input.exposures, |e| (e.proto, e.host_ports));
     let redirects = index_by_proto(&input.redirects, |r| (r.proto, r.ports));
 
@@ -599,7 +643,7 @@ fn check_claim(
     let mut found = Vec::new();
 
     if let Some(ix) = listeners.get(&c.stack) {
-        ix[pidx(c.proto)].query(c.ports, |li, port| {
+        ix[pidx(c.proto)].query(c.ports, sb, |li, port| {
             let l = &input.listeners[li];
             if own_listener(l, &c.jail) {
                 return;
@@ -642,7 +686,7 @@ fn check_claim(
     }
 
     if let Some(ix) = claims.get(&c.stack) {
-        ix[pidx(c.proto)].query(c.ports, |oi, port| {
+        ix[pidx(c.proto)].query(c.ports, sb, |oi, port| {
             let o = &input.claims[oi];
             // why: a pair of checked jails is reported once, from the claim
             // that comes first.
@@ -732,7 +776,7 @@ fn check_exposure(
     };
 
     if let Some(ix) = listeners.get(&host) {
-        ix[pidx(e.proto)].query(e.host_ports, |li, port| {
+        ix[pidx(e.proto)].all.query(e.host_ports, |li, port| {
             let l = &input.listeners[li];
             if own_listener(l, &e.jail) {
                 return;
@@ -754,7 +798,7 @@ fn check_exposure(
     }
 
     if let Some(ix) = claims.get(&host) {
-        ix[pidx(e.proto)].query(e.host_ports, |ci, port| {
+        ix[pidx(e.proto)].all.query(e.host_ports, |ci, port| {
             let c = &input.claims[ci];
             if c.jail == e.jail {
                 return;
