@@ -426,7 +426,7 @@ impl Group {
     /// subject binding `s` on ports `r` (a superset; `meet` decides). An
     /// item may be reported once per shared address.
     fn query(&self, r: PortRange, s: Bind<'_>, mut f: impl FnMut(usize, u16)) {
-        if s.any_wild() || !r.is_single() {
+        if s.any_wild() || !r.is_single() || force_full_scan() {
             return self.all.query(r, f);
         }
         self.narrow.query(r, &mut f);
@@ -440,6 +440,19 @@ impl Group {
             }
         }
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Lets the tests compare the per-address fast path with the plain scan.
+    static FULL_SCAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn force_full_scan() -> bool {
+    #[cfg(test)]
+    return FULL_SCAN.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
 }
 
 type StackIndex<'a> = HashMap<&'a Stack, [Group; 2]>;
@@ -869,4 +882,89 @@ fn check_exposure(
         ));
     });
     cx.out.append(&mut found);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn jail(i: u8) -> JailName {
+        format!("j{i}").parse().unwrap()
+    }
+
+    const ADDRS: [&str; 5] = ["10.0.0.5", "10.0.0.6", "2001:db8::5", "0.0.0.0", "::"];
+
+    fn claim() -> impl Strategy<Value = Claim> {
+        (
+            0u8..5,
+            any::<bool>(),
+            any::<bool>(),
+            80u16..84,
+            0u16..3,
+            proptest::option::of(proptest::sample::subsequence(ADDRS.to_vec(), 1..3)),
+        )
+            .prop_map(|(j, own_stack, udp, lo, len, addrs)| Claim {
+                jail: jail(j),
+                stack: if own_stack {
+                    Stack::Jail(jail(0))
+                } else {
+                    Stack::Host
+                },
+                proto: if udp { Proto::Udp } else { Proto::Tcp },
+                ports: PortRange::new(lo, lo + len).unwrap(),
+                addresses: match addrs {
+                    None => ClaimAddr::Wildcard,
+                    Some(v) => ClaimAddr::Specific(v.iter().map(|a| a.parse().unwrap()).collect()),
+                },
+            })
+    }
+
+    fn listener() -> impl Strategy<Value = Listener> {
+        (
+            0usize..5,
+            any::<bool>(),
+            79u16..85,
+            any::<bool>(),
+            proptest::option::of(0u8..5),
+        )
+            .prop_map(|(a, udp, port, dual, owner)| Listener {
+                proto: if udp { Proto::Udp } else { Proto::Tcp },
+                address: ADDRS[a].parse().unwrap(),
+                port,
+                dual_stack: dual,
+                stack: Stack::Host,
+                owner: crate::core::listeners::Owner {
+                    jail: owner.map(|o| jail(o).to_string()),
+                    ..Default::default()
+                },
+            })
+    }
+
+    proptest! {
+        /// The per-address shortcut finds exactly what a scan of every item
+        /// on the port finds.
+        #[test]
+        fn fast_path_matches_full_scan(
+            claims in proptest::collection::vec(claim(), 0..12),
+            listeners in proptest::collection::vec(listener(), 0..12),
+            checked in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4], 0..5),
+            linux in any::<bool>(),
+        ) {
+            let input = CheckInput {
+                platform: if linux { Platform::Linux } else { Platform::FreeBsd },
+                checked: checked.into_iter().map(jail).collect(),
+                claims,
+                listeners,
+                exposures: vec![],
+                redirects: vec![],
+                interface_addrs: BTreeMap::new(),
+            };
+            let fast = analyze(&input);
+            FULL_SCAN.with(|c| c.set(true));
+            let full = analyze(&input);
+            FULL_SCAN.with(|c| c.set(false));
+            prop_assert_eq!(fast, full);
+        }
+    }
 }
