@@ -40,7 +40,10 @@ fn ip(s: &str) -> IpAddr {
     s.parse().unwrap()
 }
 
-fn summary(ls: &[Listener]) -> Vec<(Proto, String, u16, bool, Option<u32>, Option<String>)> {
+/// (proto, address, port, dual_stack, pid, command)
+type Row = (Proto, String, u16, bool, Option<u32>, Option<String>);
+
+fn summary(ls: &[Listener]) -> Vec<Row> {
     ls.iter()
         .map(|l| {
             (
