@@ -1,2 +1,970 @@
 //! Port-conflict analysis (pure): claims vs listeners, claims, exposures and
 //! foreign redirections within one network stack.
+//!
+//! What it does: given what the jails being checked will bind ([`Claim`]s)
+//! and which host ports they take through pf/nft redirections
+//! ([`Exposure`]s), compare them with the sockets already listening, other
+//! jails' claims and exposures, and redirections jnet does not own, and
+//! return every [`Conflict`] with both sides named. The rules follow issue 3
+//! and the bind semantics of the platform ([`Platform`]):
+//!
+//! - conflicts exist only within one [`Stack`]; tcp never meets udp;
+//! - error: the same address, or wildcard against wildcard in a common
+//!   family, or an inherit jail's wildcard claim against anything on that
+//!   port in its stack; a dual-stack `[::]` socket covers IPv4 too, a
+//!   v6-only `[::]` does not;
+//! - a specific address against a wildcard *listener*: error on Linux (the
+//!   later bind fails with EADDRINUSE), warning on FreeBSD (the bind works,
+//!   but the wildcard socket answers for the jail's address while the jail
+//!   is not listening — jail(8), DESIGN.md §2);
+//! - an exposure's host port that is listened on or claimed on the external
+//!   address (or wildcard), or redirected by another jail or a foreign rule,
+//!   is an error;
+//! - a jail's own listeners, claims and exposures never conflict with it.
+//!
+//! What it does not do: find listeners, read config, or decide which jails
+//! to check; the engine gathers [`CheckInput`] and the CLI prints
+//! [`Report`]. Work is indexed by (stack, proto, port): each claim or
+//! exposure looks up only what shares its ports (binary search on single
+//! ports; port ranges are kept in a short side list), never a full scan.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::core::listeners::{ForeignRedirect, Listener, Stack};
+use crate::core::names::{IfName, JailName};
+use crate::core::ports::{PortRange, Proto};
+use crate::error::ExitStatus;
+
+/// Bind semantics of the platform whose host is checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// jail(2): inherit and non-VNET jails share the host stack; binding a
+    /// specific address under a wildcard listener succeeds.
+    FreeBsd,
+    /// Network namespaces: every dedicated jail has its own stack; a
+    /// specific bind under a wildcard listener fails (EADDRINUSE).
+    Linux,
+}
+
+/// How a jail is networked, as far as the stack model cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JailNet {
+    /// `ip4=inherit` / host network namespace.
+    Inherit,
+    /// Dedicated addresses (FreeBSD `ip4.addr` without VNET; Linux netns).
+    Dedicated,
+    /// FreeBSD VNET jail (its own stack).
+    Vnet,
+}
+
+impl Platform {
+    /// The platform this binary was built for (Linux semantics elsewhere).
+    pub fn current() -> Platform {
+        if cfg!(target_os = "freebsd") {
+            Platform::FreeBsd
+        } else {
+            Platform::Linux
+        }
+    }
+
+    /// Severity of a specific-address claim under a wildcard listener.
+    pub fn specific_under_wildcard(self) -> Severity {
+        match self {
+            Platform::FreeBsd => Severity::Warning,
+            Platform::Linux => Severity::Error,
+        }
+    }
+
+    /// The stack a jail's sockets live in: inherit jails always share the
+    /// host's; FreeBSD non-VNET jails with dedicated addresses share it too
+    /// (restricted to their addresses); Linux dedicated jails and FreeBSD
+    /// VNET jails have their own.
+    pub fn stack_of(self, jail: &JailName, net: JailNet) -> Stack {
+        match (self, net) {
+            (_, JailNet::Inherit) | (Platform::FreeBsd, JailNet::Dedicated) => Stack::Host,
+            (Platform::Linux, JailNet::Dedicated) | (_, JailNet::Vnet) => Stack::Jail(jail.clone()),
+        }
+    }
+}
+
+/// The addresses a claim binds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClaimAddr {
+    /// Every address of its stack, IPv4 and IPv6 (inherit jails).
+    Wildcard,
+    /// Exactly these (dedicated jails).
+    Specific(Vec<IpAddr>),
+}
+
+/// What a jail will bind: a port (range) on its addresses in its stack.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Claim {
+    pub jail: JailName,
+    pub stack: Stack,
+    pub proto: Proto,
+    pub ports: PortRange,
+    pub addresses: ClaimAddr,
+}
+
+/// A host port (range) a jail takes through a redirection on the external
+/// interface, or on one external address of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposure {
+    pub jail: JailName,
+    pub proto: Proto,
+    pub host_ports: PortRange,
+    /// The external address the redirection is bound to; `None` = every
+    /// address of `interface`.
+    pub address: Option<IpAddr>,
+    pub interface: IfName,
+}
+
+/// Everything the analysis looks at.
+#[derive(Debug, Clone)]
+pub struct CheckInput {
+    pub platform: Platform,
+    /// The jails whose claims and exposures are checked.
+    pub checked: Vec<JailName>,
+    /// Claims of all jails (checked and others, running or not).
+    pub claims: Vec<Claim>,
+    /// Sockets currently listening, in every stack that matters.
+    pub listeners: Vec<Listener>,
+    /// Exposures of all jails.
+    pub exposures: Vec<Exposure>,
+    /// Redirections jnet does not own.
+    pub redirects: Vec<ForeignRedirect>,
+    /// Host interface addresses, to know which listeners an exposure on an
+    /// interface hits. When an interface is missing, only wildcard sockets
+    /// and claims are taken to be on it.
+    pub interface_addrs: BTreeMap<IfName, Vec<IpAddr>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// The other side of a conflict.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Other {
+    /// A socket already listening.
+    Listener {
+        pid: Option<u32>,
+        command: Option<String>,
+        jail: Option<String>,
+        /// Local address as text (`0.0.0.0`, `::`, `10.0.0.5`).
+        address: String,
+        dual_stack: bool,
+    },
+    /// Another jail's claim.
+    Jail { name: JailName, address: String },
+    /// Another jail's exposure.
+    Exposure { jail: JailName, host_port: u16 },
+    /// A foreign redirection rule.
+    Redirect { owner: String, rule: String },
+}
+
+/// One conflict of a checked jail, as in `jnet check --format json`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Conflict {
+    pub severity: Severity,
+    pub proto: Proto,
+    /// The (first) port both sides want.
+    pub port: u16,
+    /// Where they meet: an address, `*` for wildcard against wildcard, or
+    /// `(ifname)` for an exposure on a whole interface.
+    pub address: String,
+    /// The checked jail.
+    pub jail: JailName,
+    pub other: Other,
+    pub message: String,
+}
+
+/// The analysis result, serializable as `{"conflicts": [...]}`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub conflicts: Vec<Conflict>,
+}
+
+impl Report {
+    pub fn errors(&self) -> usize {
+        self.conflicts
+            .iter()
+            .filter(|c| c.severity == Severity::Error)
+            .count()
+    }
+    pub fn warnings(&self) -> usize {
+        self.conflicts
+            .iter()
+            .filter(|c| c.severity == Severity::Warning)
+            .count()
+    }
+    /// 0 when clean, 1 (findings) on any error, or on warnings too when
+    /// `strict`.
+    pub fn exit_status(&self, strict: bool) -> ExitStatus {
+        if self.errors() > 0 || (strict && self.warnings() > 0) {
+            ExitStatus::Findings
+        } else {
+            ExitStatus::Ok
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Address sets
+
+/// What one side binds: wildcard per family and/or specific addresses.
+#[derive(Debug, Clone, Copy)]
+struct Bind<'a> {
+    wc4: bool,
+    wc6: bool,
+    specific: &'a [IpAddr],
+}
+
+impl Bind<'_> {
+    fn covers(&self, a: IpAddr) -> bool {
+        match a {
+            IpAddr::V4(_) if self.wc4 => true,
+            IpAddr::V6(_) if self.wc6 => true,
+            _ => self.specific.contains(&a),
+        }
+    }
+    fn any_wild(&self) -> bool {
+        self.wc4 || self.wc6
+    }
+}
+
+fn listener_bind(l: &Listener) -> Bind<'_> {
+    if l.address.is_unspecified() {
+        match l.address {
+            IpAddr::V4(_) => Bind {
+                wc4: true,
+                wc6: false,
+                specific: &[],
+            },
+            IpAddr::V6(_) => Bind {
+                wc4: l.dual_stack,
+                wc6: true,
+                specific: &[],
+            },
+        }
+    } else {
+        Bind {
+            wc4: false,
+            wc6: false,
+            specific: std::slice::from_ref(&l.address),
+        }
+    }
+}
+
+/// A claim's addresses in normalized form (unspecified entries become the
+/// wildcard of their family; IPv4-mapped IPv6 becomes IPv4).
+struct ClaimBind {
+    wc4: bool,
+    wc6: bool,
+    specific: Vec<IpAddr>,
+}
+
+impl ClaimBind {
+    fn new(c: &ClaimAddr) -> Self {
+        match c {
+            ClaimAddr::Wildcard => ClaimBind {
+                wc4: true,
+                wc6: true,
+                specific: Vec::new(),
+            },
+            ClaimAddr::Specific(v) => {
+                let mut b = ClaimBind {
+                    wc4: false,
+                    wc6: false,
+                    specific: Vec::with_capacity(v.len()),
+                };
+                for &a in v {
+                    let a = crate::core::listeners::normalize(a);
+                    match a {
+                        IpAddr::V4(x) if x.is_unspecified() => b.wc4 = true,
+                        IpAddr::V6(x) if x.is_unspecified() => b.wc6 = true,
+                        _ => b.specific.push(a),
+                    }
+                }
+                b
+            }
+        }
+    }
+    fn bind(&self) -> Bind<'_> {
+        Bind {
+            wc4: self.wc4,
+            wc6: self.wc6,
+            specific: &self.specific,
+        }
+    }
+}
+
+/// How two binds meet.
+#[derive(Debug, Clone, Copy)]
+enum Meet {
+    /// Wildcard against wildcard in a common family.
+    BothWild,
+    /// The same specific address.
+    Same(IpAddr),
+    /// The subject's wildcard covers the other's specific address.
+    SubjectWild(IpAddr),
+    /// The other's wildcard covers the subject's specific address.
+    OtherWild(IpAddr),
+}
+
+impl Meet {
+    fn address(self) -> String {
+        match self {
+            Meet::BothWild => "*".to_string(),
+            Meet::Same(a) | Meet::SubjectWild(a) | Meet::OtherWild(a) => a.to_string(),
+        }
+    }
+}
+
+fn meet(s: Bind<'_>, o: Bind<'_>) -> Option<Meet> {
+    if (s.wc4 && o.wc4) || (s.wc6 && o.wc6) {
+        return Some(Meet::BothWild);
+    }
+    if let Some(&a) = s.specific.iter().find(|a| o.specific.contains(a)) {
+        return Some(Meet::Same(a));
+    }
+    if let Some(&a) = o.specific.iter().find(|&&a| s.covers(a)) {
+        return Some(Meet::SubjectWild(a));
+    }
+    if let Some(&a) = s.specific.iter().find(|&&a| o.covers(a)) {
+        return Some(Meet::OtherWild(a));
+    }
+    None
+}
+
+// ---------------------------------------------------------------------------
+// Port index
+
+/// Items keyed by port: single ports sorted for binary search, ranges in a
+/// side list (few in practice: profiles use ranges for passive-FTP-like
+/// cases only).
+#[derive(Default)]
+struct PortIndex {
+    singles: Vec<(u16, u32)>,
+    ranges: Vec<(PortRange, u32)>,
+}
+
+impl PortIndex {
+    fn push(&mut self, r: PortRange, i: usize) {
+        let i = u32::try_from(i).expect("fewer than 2^32 items");
+        if r.is_single() {
+            self.singles.push((r.lo(), i));
+        } else {
+            self.ranges.push((r, i));
+        }
+    }
+    fn finish(&mut self) {
+        self.singles.sort_unstable();
+    }
+    /// Calls `f(index, first common port)` for every item overlapping `r`.
+    fn query(&self, r: PortRange, mut f: impl FnMut(usize, u16)) {
+        let start = self.singles.partition_point(|&(p, _)| p < r.lo());
+        for &(p, i) in &self.singles[start..] {
+            if p > r.hi() {
+                break;
+            }
+            f(i as usize, p);
+        }
+        for &(pr, i) in &self.ranges {
+            if pr.overlaps(r) {
+                f(i as usize, pr.lo().max(r.lo()));
+            }
+        }
+    }
+}
+
+fn pidx(p: Proto) -> usize {
+    match p {
+        Proto::Tcp => 0,
+        Proto::Udp => 1,
+    }
+}
+
+/// Everything of one (stack, proto) by port. `all` answers any query;
+/// a subject on one port with specific addresses only needs the wildcard
+/// and ranged items (`narrow`) plus the items on exactly its addresses
+/// (`by_addr`) — so hundreds of dedicated jails sharing port 80 on distinct
+/// addresses do not scan each other.
+#[derive(Default)]
+struct Group {
+    all: PortIndex,
+    narrow: PortIndex,
+    by_addr: HashMap<(u16, IpAddr), Vec<u32>>,
+}
+
+impl Group {
+    fn push(&mut self, r: PortRange, b: Bind<'_>, i: usize) {
+        self.all.push(r, i);
+        if b.any_wild() || !r.is_single() {
+            self.narrow.push(r, i);
+        } else {
+            let i32 = u32::try_from(i).expect("fewer than 2^32 items");
+            for &a in b.specific {
+                self.by_addr.entry((r.lo(), a)).or_default().push(i32);
+            }
+        }
+    }
+    fn finish(&mut self) {
+        self.all.finish();
+        self.narrow.finish();
+    }
+    /// Calls `f(index, first common port)` for every item that may meet a
+    /// subject binding `s` on ports `r` (a superset; `meet` decides). An
+    /// item may be reported once per shared address.
+    fn query(&self, r: PortRange, s: Bind<'_>, mut f: impl FnMut(usize, u16)) {
+        if s.any_wild() || !r.is_single() || force_full_scan() {
+            return self.all.query(r, f);
+        }
+        self.narrow.query(r, &mut f);
+        for &a in s.specific {
+            for &i in self
+                .by_addr
+                .get(&(r.lo(), a))
+                .map_or(&[][..], Vec::as_slice)
+            {
+                f(i as usize, r.lo());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// Lets the tests compare the per-address fast path with the plain scan.
+    static FULL_SCAN: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+fn force_full_scan() -> bool {
+    #[cfg(test)]
+    return FULL_SCAN.with(std::cell::Cell::get);
+    #[cfg(not(test))]
+    false
+}
+
+type StackIndex<'a> = HashMap<&'a Stack, [Group; 2]>;
+
+fn finish_all(m: &mut StackIndex<'_>) {
+    for v in m.values_mut() {
+        v.iter_mut().for_each(Group::finish);
+    }
+}
+
+fn index_by_proto<T>(items: &[T], key: impl Fn(&T) -> (Proto, PortRange)) -> [PortIndex; 2] {
+    let mut m: [PortIndex; 2] = Default::default();
+    for (i, it) in items.iter().enumerate() {
+        let (p, r) = key(it);
+        m[pidx(p)].push(r, i);
+    }
+    m.iter_mut().for_each(PortIndex::finish);
+    m
+}
+
+// ---------------------------------------------------------------------------
+// Text
+
+fn claim_addr_text(b: &ClaimBind) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    if b.wc4 && b.wc6 {
+        parts.push("*".into());
+    } else if b.wc4 {
+        parts.push("0.0.0.0".into());
+    } else if b.wc6 {
+        parts.push("[::]".into());
+    }
+    parts.extend(b.specific.iter().map(IpAddr::to_string));
+    parts.join(", ")
+}
+
+fn sock_text(a: IpAddr, port: u16, dual: bool) -> String {
+    match a {
+        IpAddr::V4(x) if x.is_unspecified() => format!("*:{port}"),
+        IpAddr::V4(x) => format!("{x}:{port}"),
+        IpAddr::V6(x) if x.is_unspecified() && dual => format!("[::]:{port} (IPv4 and IPv6)"),
+        IpAddr::V6(x) => format!("[{x}]:{port}"),
+    }
+}
+
+fn who(l: &Listener) -> String {
+    let o = &l.owner;
+    let mut s = match (&o.command, o.pid) {
+        (Some(c), Some(p)) => format!("{c} (pid {p}"),
+        (Some(c), None) => format!("{c} ("),
+        (None, Some(p)) => format!("pid {p} ("),
+        (None, None) => "a socket of unknown owner (".to_string(),
+    };
+    if let Some(j) = &o.jail {
+        if !s.ends_with('(') {
+            s.push_str(", ");
+        }
+        let _ = write!(s, "jail {j}");
+    }
+    if s.ends_with(" (") {
+        s.truncate(s.len() - 2);
+    } else {
+        s.push(')');
+    }
+    s
+}
+
+fn exposure_target(e: &Exposure) -> String {
+    match e.address {
+        Some(a) => a.to_string(),
+        None => format!("({})", e.interface),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Analysis
+
+struct Ctx<'a> {
+    input: &'a CheckInput,
+    checked: HashSet<&'a str>,
+    binds: Vec<ClaimBind>,
+    out: Vec<Conflict>,
+}
+
+impl Ctx<'_> {
+    fn is_checked(&self, j: &JailName) -> bool {
+        self.checked.contains(j.as_str())
+    }
+
+    /// The addresses an exposure's redirection matches, if known.
+    fn exposure_addrs<'b>(&'b self, e: &'b Exposure) -> Option<&'b [IpAddr]> {
+        match &e.address {
+            Some(a) => Some(std::slice::from_ref(a)),
+            None => self
+                .input
+                .interface_addrs
+                .get(&e.interface)
+                .map(Vec::as_slice),
+        }
+    }
+
+    /// Does a socket or claim with bind `b` receive what exposure `e`
+    /// redirects? Returns the address where they meet.
+    fn exposure_hits(&self, e: &Exposure, b: Bind<'_>) -> Option<String> {
+        match self.exposure_addrs(e) {
+            Some(addrs) => addrs.iter().find(|&&a| b.covers(a)).map(IpAddr::to_string),
+            // why: interface addresses unknown — only a wildcard bind is
+            // surely on it; specific ones are not guessed at.
+            None => b.any_wild().then(|| exposure_target(e)),
+        }
+    }
+
+    fn exposures_meet(&self, a: &Exposure, b: &Exposure) -> bool {
+        match (self.exposure_addrs(a), self.exposure_addrs(b)) {
+            (Some(x), Some(y)) => x.iter().any(|v| y.contains(v)),
+            _ => a.interface == b.interface,
+        }
+    }
+}
+
+/// Runs the analysis. Conflicts come sorted by jail, proto, port, severity;
+/// a conflict between two checked jails is reported once.
+pub fn analyze(input: &CheckInput) -> Report {
+    let mut cx = Ctx {
+        input,
+        checked: input.checked.iter().map(JailName::as_str).collect(),
+        binds: input
+            .claims
+            .iter()
+            .map(|c| ClaimBind::new(&c.addresses))
+            .collect(),
+        out: Vec::new(),
+    };
+    let mut listeners: StackIndex<'_> = HashMap::new();
+    for (i, l) in input.listeners.iter().enumerate() {
+        // Port 0 means "not bound to a port yet": nothing to collide with.
+        if let Ok(r) = PortRange::single(l.port) {
+            listeners.entry(&l.stack).or_default()[pidx(l.proto)].push(r, listener_bind(l), i);
+        }
+    }
+    finish_all(&mut listeners);
+    let mut claims: StackIndex<'_> = HashMap::new();
+    for (i, c) in input.claims.iter().enumerate() {
+        claims.entry(&c.stack).or_default()[pidx(c.proto)].push(c.ports, cx.binds[i].bind(), i);
+    }
+    finish_all(&mut claims);
+    let exposures = index_by_proto(&input.exposures, |e| (e.proto, e.host_ports));
+    let redirects = index_by_proto(&input.redirects, |r| (r.proto, r.ports));
+
+    for (ci, c) in input.claims.iter().enumerate() {
+        if !cx.is_checked(&c.jail) {
+            continue;
+        }
+        check_claim(&mut cx, ci, c, &listeners, &claims, &exposures);
+    }
+    for (ei, e) in input.exposures.iter().enumerate() {
+        if !cx.is_checked(&e.jail) {
+            continue;
+        }
+        check_exposure(&mut cx, ei, e, &listeners, &claims, &exposures, &redirects);
+    }
+
+    let mut conflicts = cx.out;
+    conflicts.sort_by(|a, b| {
+        (&a.jail, a.proto, a.port, a.severity, &a.message, &a.other)
+            .cmp(&(&b.jail, b.proto, b.port, b.severity, &b.message, &b.other))
+    });
+    conflicts.dedup();
+    Report { conflicts }
+}
+
+fn own_listener(l: &Listener, jail: &JailName) -> bool {
+    l.owner.jail.as_deref() == Some(jail.as_str())
+        || matches!(&l.stack, Stack::Jail(j) if j == jail)
+}
+
+fn listener_other(l: &Listener) -> Other {
+    Other::Listener {
+        pid: l.owner.pid,
+        command: l.owner.command.clone(),
+        jail: l.owner.jail.clone(),
+        address: l.address.to_string(),
+        dual_stack: l.dual_stack,
+    }
+}
+
+fn check_claim(
+    cx: &mut Ctx<'_>,
+    ci: usize,
+    c: &Claim,
+    listeners: &StackIndex<'_>,
+    claims: &StackIndex<'_>,
+    exposures: &[PortIndex; 2],
+) {
+    let input = cx.input;
+    let platform = input.platform;
+    let sb = cx.binds[ci].bind();
+    let subject_wild_claim = sb.any_wild();
+    let caddr = claim_addr_text(&cx.binds[ci]);
+    let spec = format!("{}/{}", c.proto, c.ports);
+    let mut found = Vec::new();
+
+    if let Some(ix) = listeners.get(&c.stack) {
+        ix[pidx(c.proto)].query(c.ports, sb, |li, port| {
+            let l = &input.listeners[li];
+            if own_listener(l, &c.jail) {
+                return;
+            }
+            let Some(m) = meet(sb, listener_bind(l)) else {
+                return;
+            };
+            // why: only a specific claim under someone else's wildcard
+            // socket depends on the platform; an inherit jail's wildcard
+            // claim collides with anything on the port.
+            let (severity, note) = match m {
+                Meet::OtherWild(a) if !subject_wild_claim => match platform
+                    .specific_under_wildcard()
+                {
+                    Severity::Warning => (
+                        Severity::Warning,
+                        format!(
+                            "; the wildcard socket answers for {a} while the jail is not listening"
+                        ),
+                    ),
+                    Severity::Error => (Severity::Error, format!("; binding {a} under it fails")),
+                },
+                _ => (Severity::Error, String::new()),
+            };
+            found.push(Conflict {
+                severity,
+                proto: c.proto,
+                port,
+                address: m.address(),
+                jail: c.jail.clone(),
+                other: listener_other(l),
+                message: format!(
+                    "jail {} claims {spec} on {caddr} but {} listens on {}{note}",
+                    c.jail,
+                    who(l),
+                    sock_text(l.address, l.port, l.dual_stack)
+                ),
+            });
+        });
+    }
+
+    if let Some(ix) = claims.get(&c.stack) {
+        ix[pidx(c.proto)].query(c.ports, sb, |oi, port| {
+            let o = &input.claims[oi];
+            // why: a pair of checked jails is reported once, from the claim
+            // that comes first.
+            if o.jail == c.jail || (oi < ci && cx.is_checked(&o.jail)) {
+                return;
+            }
+            let ob = &cx.binds[oi];
+            let Some(m) = meet(sb, ob.bind()) else { return };
+            let oaddr = claim_addr_text(ob);
+            found.push(Conflict {
+                severity: Severity::Error,
+                proto: c.proto,
+                port,
+                address: m.address(),
+                jail: c.jail.clone(),
+                other: Other::Jail {
+                    name: o.jail.clone(),
+                    address: oaddr.clone(),
+                },
+                message: format!(
+                    "jail {} claims {spec} on {caddr} but jail {} also claims {}/{} on {oaddr}",
+                    c.jail, o.jail, o.proto, o.ports
+                ),
+            });
+        });
+    }
+
+    // Another (unchecked) jail's redirection takes the port on the host
+    // before any socket sees it. Checked jails' exposures report this from
+    // their side.
+    if c.stack == Stack::Host {
+        exposures[pidx(c.proto)].query(c.ports, |ei, port| {
+            let e = &input.exposures[ei];
+            if e.jail == c.jail || cx.is_checked(&e.jail) {
+                return;
+            }
+            let Some(at) = cx.exposure_hits(e, sb) else {
+                return;
+            };
+            found.push(Conflict {
+                severity: Severity::Error,
+                proto: c.proto,
+                port,
+                address: at,
+                jail: c.jail.clone(),
+                other: Other::Exposure {
+                    jail: e.jail.clone(),
+                    host_port: port,
+                },
+                message: format!(
+                    "jail {} claims {spec} on {caddr} but jail {} exposes host port {}/{} on {}",
+                    c.jail,
+                    e.jail,
+                    e.proto,
+                    e.host_ports,
+                    exposure_target(e)
+                ),
+            });
+        });
+    }
+    cx.out.append(&mut found);
+}
+
+fn check_exposure(
+    cx: &mut Ctx<'_>,
+    ei: usize,
+    e: &Exposure,
+    listeners: &StackIndex<'_>,
+    claims: &StackIndex<'_>,
+    exposures: &[PortIndex; 2],
+    redirects: &[PortIndex; 2],
+) {
+    let input = cx.input;
+    let host = Stack::Host;
+    let target = exposure_target(e);
+    let spec = format!("{}/{}", e.proto, e.host_ports);
+    let head = format!("jail {} exposes host port {spec} on {target}", e.jail);
+    let mut found = Vec::new();
+    let conflict = |port: u16, address: String, other: Other, message: String| Conflict {
+        severity: Severity::Error,
+        proto: e.proto,
+        port,
+        address,
+        jail: e.jail.clone(),
+        other,
+        message,
+    };
+
+    if let Some(ix) = listeners.get(&host) {
+        ix[pidx(e.proto)].all.query(e.host_ports, |li, port| {
+            let l = &input.listeners[li];
+            if own_listener(l, &e.jail) {
+                return;
+            }
+            let Some(at) = cx.exposure_hits(e, listener_bind(l)) else {
+                return;
+            };
+            found.push(conflict(
+                port,
+                at,
+                listener_other(l),
+                format!(
+                    "{head} but {} listens on {}",
+                    who(l),
+                    sock_text(l.address, l.port, l.dual_stack)
+                ),
+            ));
+        });
+    }
+
+    if let Some(ix) = claims.get(&host) {
+        ix[pidx(e.proto)].all.query(e.host_ports, |ci, port| {
+            let c = &input.claims[ci];
+            if c.jail == e.jail {
+                return;
+            }
+            let cb = &cx.binds[ci];
+            let Some(at) = cx.exposure_hits(e, cb.bind()) else {
+                return;
+            };
+            let caddr = claim_addr_text(cb);
+            found.push(conflict(
+                port,
+                at,
+                Other::Jail {
+                    name: c.jail.clone(),
+                    address: caddr.clone(),
+                },
+                format!(
+                    "{head} but jail {} claims {}/{} on {caddr}",
+                    c.jail, c.proto, c.ports
+                ),
+            ));
+        });
+    }
+
+    exposures[pidx(e.proto)].query(e.host_ports, |oi, port| {
+        let o = &input.exposures[oi];
+        if o.jail == e.jail || (oi < ei && cx.is_checked(&o.jail)) || !cx.exposures_meet(e, o) {
+            return;
+        }
+        found.push(conflict(
+            port,
+            target.clone(),
+            Other::Exposure {
+                jail: o.jail.clone(),
+                host_port: port,
+            },
+            format!(
+                "{head} but jail {} exposes host port {}/{} on {} too",
+                o.jail,
+                o.proto,
+                o.host_ports,
+                exposure_target(o)
+            ),
+        ));
+    });
+
+    redirects[pidx(e.proto)].query(e.host_ports, |ri, port| {
+        let r = &input.redirects[ri];
+        let hit = match (r.address, cx.exposure_addrs(e)) {
+            (Some(a), Some(addrs)) => addrs.contains(&a),
+            // An any-address rule, or addresses unknown: assume it matches.
+            _ => true,
+        };
+        if !hit {
+            return;
+        }
+        found.push(conflict(
+            port,
+            target.clone(),
+            Other::Redirect {
+                owner: r.owner.clone(),
+                rule: r.rule.clone(),
+            },
+            format!(
+                "{head} but {} already redirects {}/{}: {}",
+                r.owner, r.proto, r.ports, r.rule
+            ),
+        ));
+    });
+    cx.out.append(&mut found);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn jail(i: u8) -> JailName {
+        format!("j{i}").parse().unwrap()
+    }
+
+    const ADDRS: [&str; 5] = ["10.0.0.5", "10.0.0.6", "2001:db8::5", "0.0.0.0", "::"];
+
+    fn claim() -> impl Strategy<Value = Claim> {
+        (
+            0u8..5,
+            any::<bool>(),
+            any::<bool>(),
+            80u16..84,
+            0u16..3,
+            proptest::option::of(proptest::sample::subsequence(ADDRS.to_vec(), 1..3)),
+        )
+            .prop_map(|(j, own_stack, udp, lo, len, addrs)| Claim {
+                jail: jail(j),
+                stack: if own_stack {
+                    Stack::Jail(jail(0))
+                } else {
+                    Stack::Host
+                },
+                proto: if udp { Proto::Udp } else { Proto::Tcp },
+                ports: PortRange::new(lo, lo + len).unwrap(),
+                addresses: match addrs {
+                    None => ClaimAddr::Wildcard,
+                    Some(v) => ClaimAddr::Specific(v.iter().map(|a| a.parse().unwrap()).collect()),
+                },
+            })
+    }
+
+    fn listener() -> impl Strategy<Value = Listener> {
+        (
+            0usize..5,
+            any::<bool>(),
+            79u16..85,
+            any::<bool>(),
+            proptest::option::of(0u8..5),
+        )
+            .prop_map(|(a, udp, port, dual, owner)| Listener {
+                proto: if udp { Proto::Udp } else { Proto::Tcp },
+                address: ADDRS[a].parse().unwrap(),
+                port,
+                dual_stack: dual,
+                stack: Stack::Host,
+                owner: crate::core::listeners::Owner {
+                    jail: owner.map(|o| jail(o).to_string()),
+                    ..Default::default()
+                },
+            })
+    }
+
+    proptest! {
+        /// The per-address shortcut finds exactly what a scan of every item
+        /// on the port finds.
+        #[test]
+        fn fast_path_matches_full_scan(
+            claims in proptest::collection::vec(claim(), 0..12),
+            listeners in proptest::collection::vec(listener(), 0..12),
+            checked in proptest::sample::subsequence(vec![0u8, 1, 2, 3, 4], 0..5),
+            linux in any::<bool>(),
+        ) {
+            let input = CheckInput {
+                platform: if linux { Platform::Linux } else { Platform::FreeBsd },
+                checked: checked.into_iter().map(jail).collect(),
+                claims,
+                listeners,
+                exposures: vec![],
+                redirects: vec![],
+                interface_addrs: BTreeMap::new(),
+            };
+            let fast = analyze(&input);
+            FULL_SCAN.with(|c| c.set(true));
+            let full = analyze(&input);
+            FULL_SCAN.with(|c| c.set(false));
+            prop_assert_eq!(fast, full);
+        }
+    }
+}
