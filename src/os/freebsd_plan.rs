@@ -1404,6 +1404,7 @@ mod tests {
                 pid: Some(pid),
                 command: Some("nginx".into()),
                 jail: None,
+                inode: None,
             },
         }
     }

@@ -3,10 +3,10 @@
 //! the text to the parser in `core::listeners`; merges per-jail rows into
 //! the host list with `freebsd_plan::attribute_jail_listeners`.
 //!
-//! It parses nothing itself. The parsers are written in
-//! `core::listeners` on another branch; until they are merged, the two
-//! functions in [`pending`] stand in for them and fail loudly, so a
-//! missing parser can never look like "no listeners" to the port check.
+//! It parses nothing itself: sockstat text goes to
+//! `core::listeners::parse_sockstat`, pfctl listings to
+//! `core::rules::pflist`. A parse failure is an error, never an empty list,
+//! so a listing jnet cannot read never looks like "no listeners".
 
 use crate::core::listeners::{ForeignRedirect, Listener, Stack};
 use crate::core::names::JailName;
@@ -19,54 +19,20 @@ pub const SOCKSTAT: &str = "/usr/bin/sockstat";
 /// Prints the installed userland release.
 pub const FREEBSD_VERSION: &str = "/bin/freebsd-version";
 
-// TEMPORARY (lead: once branch `check` is merged, replace this line with
-//   use crate::core::listeners::{parse_sockstat, SockstatContext, SockstatLayout};
-// and `pending::parse_pf_nat` with the pf listing parser when it exists).
-use self::pending::{parse_pf_nat, parse_sockstat, SockstatContext, SockstatLayout};
+use crate::core::listeners::{parse_sockstat, SockstatContext, SockstatLayout};
+use crate::core::rules::pflist;
 
-/// Stand-ins mirroring the signatures of the parsers in `core::listeners`
-/// (branch `check`). The parsers return an error, never an empty list.
-pub mod pending {
-    use crate::core::listeners::{ForeignRedirect, Listener, Stack};
-
-    /// Mirrors `core::listeners::SockstatLayout`.
-    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-    pub enum SockstatLayout {
-        Printf,
-        Libxo { wide: bool },
-    }
-
-    impl SockstatLayout {
-        pub fn for_release(major: u32, wide: bool) -> Self {
-            if major >= 15 {
-                SockstatLayout::Libxo { wide }
-            } else {
-                SockstatLayout::Printf
-            }
-        }
-    }
-
-    /// Mirrors `core::listeners::SockstatContext`.
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    pub struct SockstatContext {
-        pub stack: Stack,
-        pub jail: Option<String>,
-    }
-
-    /// Mirrors `core::listeners::parse_sockstat`.
-    pub fn parse_sockstat(
-        _text: &str,
-        _layout: SockstatLayout,
-        _ctx: &SockstatContext,
-    ) -> Result<Vec<Listener>, String> {
-        Err("sockstat parser not wired in yet (core::listeners::parse_sockstat)".into())
-    }
-
-    /// Expected: the rdr/nat rules of one `pfctl -s nat` listing, with
-    /// `owner` (anchor path or "pf.conf") recorded on each.
-    pub fn parse_pf_nat(_text: &str, _owner: &str) -> Result<Vec<ForeignRedirect>, String> {
-        Err("pfctl -s nat parser not wired in yet".into())
-    }
+/// The rdr rules of one `pfctl [-a anchor] -s nat` listing that are not
+/// under jnet's anchor root. `owner` is the anchor path, or "pf.conf" for
+/// the main ruleset.
+fn parse_pf_nat(
+    text: &str,
+    owner: &str,
+    anchor_root: &str,
+) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
+    let anchor = if owner == "pf.conf" { "" } else { owner };
+    let listing = pflist::parse_listing(text, anchor)?;
+    Ok(pflist::foreign_redirects(&listing, anchor_root))
 }
 
 fn parse_err(what: &str, e: impl std::fmt::Display) -> OsError {
@@ -124,7 +90,7 @@ pub fn foreign_redirects(anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsEr
     let mut out = Vec::new();
     for (owner, text) in super::pf::foreign_nat_listings(anchor_root)? {
         out.extend(
-            parse_pf_nat(&text, &owner)
+            parse_pf_nat(&text, &owner, anchor_root)
                 .map_err(|e| parse_err(&format!("pfctl -s nat ({owner})"), e))?,
         );
     }

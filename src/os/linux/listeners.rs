@@ -162,6 +162,7 @@ fn attach_owners(sockets: Vec<DiagSocket>, stack: &Stack, jail: Option<&str>) ->
                     pid,
                     command,
                     jail: jail.map(str::to_string),
+                    inode: Some(s.inode),
                 },
             }
         })
