@@ -59,6 +59,20 @@ pub enum Command {
     Inventory(FormatArg),
     /// Take the jails and ip4 settings of jail.conf into the inventory
     Import,
+    /// Pre-start port-collision check (exit 1 on conflicts)
+    Check(CheckArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// Jails to check (default: every jail in the inventory)
+    pub jails: Vec<String>,
+    /// Exit 1 on warnings too
+    #[arg(long)]
+    pub strict: bool,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::args::{AssignArgs, Cli, Command, Format};
+use crate::cli::args::{AssignArgs, CheckArgs, Cli, Command, Format};
 use crate::cli::output::{print_json, Table};
 use crate::core::config::Config;
 use crate::core::names::{IfName, JailName, PoolName};
@@ -72,6 +72,7 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         Command::Pools(f) => pools(&s, f.format),
         Command::Inventory(f) => inventory(&s, f.format),
         Command::Import => import(&s),
+        Command::Check(a) => check(&s, a),
     }
 }
 
@@ -268,4 +269,46 @@ fn import(s: &Session) -> Result<ExitStatus> {
     }
     println!("{}: {added} added, {updated} updated, {same} unchanged", path.display());
     Ok(ExitStatus::Ok)
+}
+
+/// The port check for `jails` (all when empty); prints the report and
+/// returns 0 when clean, 1 on conflicts.
+pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format) -> Result<ExitStatus> {
+    let inv = s.store.read()?;
+    let views = crate::engine::jails::views(&s.config, &inv, &s.profiles)?;
+    for j in jails {
+        if !views.get(j).is_some_and(|v| v.record.is_some()) {
+            return Err(Error::data(format!(
+                "jail {j} has no address in the inventory; assign one first (jnet assign {j} --inherit | --pool P | ADDRESS)"
+            )));
+        }
+    }
+    let host = crate::engine::host::system_host()?;
+    let out = crate::engine::portcheck::run(host.as_ref(), &s.config, &views, jails)?;
+    for n in &out.notes {
+        eprintln!("jnet: note: {n}");
+    }
+    if format == Format::Json {
+        print_json(&out.report)?;
+    } else {
+        for c in &out.report.conflicts {
+            let sev = match c.severity {
+                crate::core::check::Severity::Error => "error",
+                crate::core::check::Severity::Warning => "warning",
+            };
+            println!("{sev}: {}", c.message);
+        }
+        let checked = if jails.is_empty() { views.values().filter(|v| v.record.is_some()).count() } else { jails.len() };
+        println!(
+            "{} error(s), {} warning(s) in {checked} jail(s) checked",
+            out.report.errors(),
+            out.report.warnings()
+        );
+    }
+    Ok(out.report.exit_status(strict))
+}
+
+fn check(s: &Session, a: &CheckArgs) -> Result<ExitStatus> {
+    let jails = a.jails.iter().map(|j| jail_name(j)).collect::<Result<Vec<_>>>()?;
+    check_jails(s, &jails, a.strict, a.format)
 }

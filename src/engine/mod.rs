@@ -3,7 +3,10 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
+pub mod host;
+pub mod jails;
 pub mod jailconf_fs;
 pub mod jails_conf;
+pub mod portcheck;
 pub mod report;
 pub mod sources;

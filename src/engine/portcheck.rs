@@ -1,0 +1,122 @@
+//! The port check: gathers claims (declared ports on each jail's addresses),
+//! exposures, host listeners and foreign redirections, and runs the pure
+//! analysis in `core::check`.
+//!
+//! What a jail binds: its declared ports on every host address (inherit) or
+//! on its own address (dedicated), in the stack the platform puts it in.
+//! Listeners come from the host stack and from the stacks of running jails.
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use crate::core::check::{self, CheckInput, Claim, ClaimAddr, Exposure, JailNet, Platform, Report};
+use crate::core::listeners::ForeignRedirect;
+use crate::core::names::{IfName, JailName};
+use crate::core::lifecycle::Phase;
+use crate::core::config::Config;
+use crate::engine::jails::JailView;
+use crate::error::Result;
+use crate::os::{Host, OsError};
+use crate::store::Mode;
+
+/// The check's result plus what could not be looked at.
+#[derive(Debug, Clone)]
+pub struct Outcome {
+    pub report: Report,
+    /// Sources that could not be read (e.g. the nft ruleset without root).
+    pub notes: Vec<String>,
+}
+
+/// Claims and exposures of every jail that has an inventory record.
+pub fn claims(platform: Platform, config: &Config, views: &BTreeMap<JailName, JailView>) -> (Vec<Claim>, Vec<Exposure>) {
+    let mut claims = vec![];
+    let mut exposures = vec![];
+    for (name, v) in views {
+        let Some(rec) = &v.record else { continue };
+        let (net, addrs) = match rec.mode {
+            Mode::Inherit => (JailNet::Inherit, ClaimAddr::Wildcard),
+            Mode::Dedicated => {
+                (JailNet::Dedicated, ClaimAddr::Specific(rec.address.map(IpAddr::V4).into_iter().collect()))
+            }
+        };
+        let stack = platform.stack_of(name, net);
+        for p in &v.settings.ports {
+            claims.push(Claim {
+                jail: name.clone(),
+                stack: stack.clone(),
+                proto: p.proto,
+                ports: p.ports,
+                addresses: addrs.clone(),
+            });
+        }
+        if rec.mode == Mode::Dedicated {
+            for e in &v.exposures {
+                exposures.push(Exposure {
+                    jail: name.clone(),
+                    proto: e.proto,
+                    host_ports: e.host,
+                    address: e.address.map(IpAddr::V4),
+                    interface: config.host.external_interface.clone(),
+                });
+            }
+        }
+    }
+    (claims, exposures)
+}
+
+/// Runs the check for `checked` (every jail with a record when empty).
+pub fn run(
+    host: &dyn Host,
+    config: &Config,
+    views: &BTreeMap<JailName, JailView>,
+    checked: &[JailName],
+) -> Result<Outcome> {
+    let platform = Platform::current();
+    let (claims, exposures) = claims(platform, config, views);
+    let checked: Vec<JailName> = if checked.is_empty() {
+        views.iter().filter(|(_, v)| v.record.is_some()).map(|(n, _)| n.clone()).collect()
+    } else {
+        checked.to_vec()
+    };
+    // Jails whose own stack exists now: their listeners count too.
+    let running: Vec<JailName> = views
+        .iter()
+        .filter(|(n, v)| {
+            v.record.as_ref().is_some_and(|r| r.phase == Phase::Running)
+                && platform.stack_of(n, if v.mode() == Some(Mode::Inherit) { JailNet::Inherit } else { JailNet::Dedicated })
+                    != crate::core::listeners::Stack::Host
+        })
+        .map(|(n, _)| n.clone())
+        .collect();
+    let listeners = host.listeners(&running)?;
+    let mut notes = vec![];
+    let redirects: Vec<ForeignRedirect> = match host.foreign_redirects(&config.host.anchor) {
+        Ok(r) => r,
+        // why: reading another firewall's rules needs root; an unprivileged
+        // check still compares everything else, and says what it skipped.
+        Err(e) if is_permission(&e) => {
+            notes.push(format!("foreign redirections not checked: {e} (run as root to include them)"));
+            vec![]
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut interface_addrs: BTreeMap<IfName, Vec<IpAddr>> = BTreeMap::new();
+    for a in host.interface_addresses()? {
+        if let Ok(i) = IfName::new(&a.interface) {
+            interface_addrs.entry(i).or_default().push(a.address);
+        }
+    }
+    let input = CheckInput { platform, checked, claims, listeners, exposures, redirects, interface_addrs };
+    Ok(Outcome { report: check::analyze(&input), notes })
+}
+
+fn is_permission(e: &OsError) -> bool {
+    match e {
+        OsError::Sys { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
+        OsError::Command { stderr, .. } => {
+            let s = stderr.to_ascii_lowercase();
+            s.contains("permission denied") || s.contains("operation not permitted")
+        }
+        _ => false,
+    }
+}
