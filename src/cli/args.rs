@@ -61,6 +61,51 @@ pub enum Command {
     Import,
     /// Pre-start port-collision check (exit 1 on conflicts)
     Check(CheckArgs),
+    /// Redirect a host port to a jail port: <proto>/<host-port>[:<jail-port>]
+    Expose(ExposeArgs),
+    /// Remove an exposure: <proto>/<host-port>
+    Unexpose { jail: String, spec: String },
+    /// Firewall anchors (pf on FreeBSD, nft on Linux)
+    #[command(subcommand)]
+    Pf(PfCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct ExposeArgs {
+    pub jail: String,
+    /// <proto>/<host-port>[:<jail-port>], ranges as 8000-8010
+    pub spec: String,
+    /// Bind the redirection to this external address only
+    #[arg(long, value_name = "ADDRESS")]
+    pub address: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SyntaxArg {
+    Pf,
+    Nft,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PfCommand {
+    /// Print the rules jnet would load (no root needed)
+    Render {
+        jail: Option<String>,
+        /// Rule language [default: pf on FreeBSD, nft on Linux]
+        #[arg(long, value_enum)]
+        syntax: Option<SyntaxArg>,
+    },
+    /// Load a jail's rules, or every running jail's (e.g. after `service pf reload`)
+    Reload {
+        #[arg(conflicts_with = "all")]
+        jail: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+    /// Remove a jail's rules
+    Flush { jail: String },
+    /// Loaded anchors and whether they match what jnet would render
+    Status(FormatArg),
 }
 
 #[derive(Debug, Args)]

@@ -73,6 +73,9 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         Command::Inventory(f) => inventory(&s, f.format),
         Command::Import => import(&s),
         Command::Check(a) => check(&s, a),
+        Command::Expose(a) => crate::cli::firewall::expose(&s, a),
+        Command::Unexpose { jail, spec } => crate::cli::firewall::unexpose(&s, jail, spec),
+        Command::Pf(c) => crate::cli::firewall::pf(&s, c),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod firewall;
 pub mod output;
 
 pub use args::Cli;

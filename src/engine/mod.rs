@@ -3,6 +3,7 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
+pub mod firewall;
 pub mod host;
 pub mod jails;
 pub mod jailconf_fs;

@@ -119,6 +119,11 @@ pub trait Host {
     fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError>;
     /// The jail's currently loaded rules as the firewall lists them.
     fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError>;
+    /// Lines the main firewall configuration lacks for jnet's rules to be
+    /// evaluated (pf.conf anchor hooks); empty when none are needed.
+    fn missing_firewall_hooks(&self, _anchor_root: &str) -> Result<Vec<String>, OsError> {
+        Ok(vec![])
+    }
 
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError>;
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError>;

@@ -157,6 +157,10 @@ impl Host for FreeBsdHost {
         pf::loaded(anchor_root, jail)
     }
 
+    fn missing_firewall_hooks(&self, anchor_root: &str) -> Result<Vec<String>, OsError> {
+        pf::missing_hooks(anchor_root)
+    }
+
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError> {
         let jid = jail::create(spec)?;
         Ok(u32::try_from(jid).unwrap_or_default())
