@@ -3,6 +3,10 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
-pub mod report;
+pub mod desired;
+pub mod fake_host;
+pub mod host;
 pub mod jails_conf;
+pub mod lifecycle;
+pub mod report;
 pub mod sources;
