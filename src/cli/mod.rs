@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod lifecycle;
 pub mod output;
 
 pub use args::Cli;
