@@ -81,7 +81,10 @@ fn assert_nothing_left(name: &str, bridge: &str, gw: &str) {
     assert!(!link_exists(&host_if), "veth {host_if} left");
     assert!(!link_exists(bridge), "bridge {bridge} (created by jnet) left");
     assert!(!has_address(gw), "gateway address {gw} left");
-    assert!(!Path::new(&format!("/run/jnet/jails/{name}")).exists(), "jail record left");
+    assert!(
+        !Path::new(&format!("/run/jnet/jails/{name}")).exists(),
+        "jail record left"
+    );
     assert!(LinuxHost::default().running_jails().unwrap().is_empty());
 }
 
@@ -106,19 +109,37 @@ fn dedicated_jail_start_exec_reach_stop() {
         assert!(ok(&cfg, &["start", "web"]).contains("already running"));
         assert!(ok(&cfg, &["plan", "web"]).contains("already running"));
         let status = ok(&cfg, &["status"]);
-        let line = status.lines().find(|l| l.contains("web")).unwrap_or_else(|| panic!("{status}"));
+        let line = status
+            .lines()
+            .find(|l| l.contains("web"))
+            .unwrap_or_else(|| panic!("{status}"));
         let cols: Vec<&str> = line.split_whitespace().collect();
         assert_eq!(cols, ["1", "web", "10.77.0.2", "running"], "{status}");
 
         // exec runs inside the jail's namespace: it sees the jail's address.
-        let out = ok(&cfg, &["exec", "web", "--", "sh", "-c", "cat /proc/net/fib_trie | grep -c 10.77.0.2"]);
+        let out = ok(
+            &cfg,
+            &[
+                "exec",
+                "web",
+                "--",
+                "sh",
+                "-c",
+                "cat /proc/net/fib_trie | grep -c 10.77.0.2",
+            ],
+        );
         assert_ne!(out.trim(), "0", "{out}");
         // A command's own exit status is passed through.
-        assert_eq!(jnet(&cfg, &["exec", "web", "--", "sh", "-c", "exit 5"]).status.code(), Some(5));
+        assert_eq!(
+            jnet(&cfg, &["exec", "web", "--", "sh", "-c", "exit 5"]).status.code(),
+            Some(5)
+        );
 
         // Reachable from the host namespace through bridge and veth.
         let ns = PathBuf::from("/run/netns/jnet-web");
-        let l = netns::run_in(&ns, || TcpListener::bind("10.77.0.2:8080")).unwrap().unwrap();
+        let l = netns::run_in(&ns, || TcpListener::bind("10.77.0.2:8080"))
+            .unwrap()
+            .unwrap();
         let server = std::thread::spawn(move || {
             let (mut c, _) = l.accept().unwrap();
             let mut b = [0u8; 4];
@@ -195,7 +216,10 @@ fn desired(name: &str, start: &[&str], rules: Option<&str>) -> Desired {
             },
             params: vec![],
         },
-        exec: ExecHooks { start: start.iter().map(|s| s.to_string()).collect(), ..Default::default() },
+        exec: ExecHooks {
+            start: start.iter().map(|s| s.to_string()).collect(),
+            ..Default::default()
+        },
         rules: rules.map(str::to_string),
         port_check: true,
         anchor_root: "jnettest".into(),
@@ -212,7 +236,10 @@ fn failed_starts_leave_nothing_behind() {
         let store = Store::new(dir.path(), Duration::from_secs(2));
         store
             .update(|inv| {
-                inv.jails.insert(j("app"), JailRecord::dedicated("10.78.0.5".parse().unwrap(), None, None));
+                inv.jails.insert(
+                    j("app"),
+                    JailRecord::dedicated("10.78.0.5".parse().unwrap(), None, None),
+                );
                 Ok(())
             })
             .unwrap();
@@ -223,7 +250,10 @@ fn failed_starts_leave_nothing_behind() {
         // exec.start fails after leaving a process behind in the jail.
         let d = desired("app", &["sleep 600 </dev/null >/dev/null 2>&1 &", "exit 3"], None);
         let e = engine.start(&j("app"), &d).unwrap_err().to_string();
-        assert!(e.contains("exec.start") && e.contains("exit 3") && e.contains("status 3"), "{e}");
+        assert!(
+            e.contains("exec.start") && e.contains("exit 3") && e.contains("status 3"),
+            "{e}"
+        );
         assert_eq!(phase(), Phase::Stopped);
         assert_nothing_left("app", "jnbr1", "10.78.0.1");
         assert!(!Path::new("/run/jnet/uts/app").exists(), "uts namespace left");
