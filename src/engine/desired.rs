@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use crate::core::config::{self, Config, NetSettings};
 use crate::core::names::JailName;
-use crate::core::plan::{Desired, ExecHooks};
+use crate::core::plan::Desired;
 use crate::engine::jails_conf::ConfJail;
 use crate::engine::lifecycle::{LifecycleError, PortChecker};
 use crate::engine::sources::Profiles;
@@ -112,7 +112,7 @@ pub fn build(ctx: &Context, jail: &JailName) -> Result<Desired> {
     };
     Ok(Desired {
         spec,
-        exec: conf.map(|c| c.exec.clone()).unwrap_or_else(ExecHooks::default),
+        exec: conf.map(|c| c.exec.clone()).unwrap_or_default(),
         rules: render_rules(ctx, jail)?,
         // why: a jail that declares no port and exposes nothing cannot
         // collide; skipping the check spares the host scan.
@@ -159,6 +159,7 @@ mod tests {
     use super::*;
     use crate::core::config::parse_config;
     use crate::core::names::PoolName;
+    use crate::core::plan::ExecHooks;
 
     const CONF: &str = "[host]\nexternal_interface=\"em0\"\nanchor=\"jn\"\n\
         [pools.lan]\nnetwork=\"10.9.0.0/24\"\ninterface=\"jnbr0\"\ngateway=\"10.9.0.1\"\n\
