@@ -309,3 +309,46 @@ fn failed_starts_leave_nothing_behind() {
         assert_eq!(phase(), Phase::Stopped);
     });
 }
+
+#[test]
+fn jail_conf_fragment_and_refusals() {
+    // jail-conf needs no privileges: it only reads config and inventory.
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path());
+    std::fs::write(
+        &cfg,
+        std::fs::read_to_string(&cfg).unwrap() + "\n[jails.ghost]\nports = [\"tcp/2368\"]\n",
+    )
+    .unwrap();
+    ok(&cfg, &["assign", "ghost", "--inherit"]);
+    assert_eq!(
+        ok(&cfg, &["jail-conf", "ghost"]),
+        "ghost {\n\tip4 = inherit;\n\texec.prestart += \"jnet hook prestart $name\";\n\
+         \texec.poststart += \"jnet hook poststart $name\";\n\texec.prestop += \"jnet hook prestop $name\";\n\
+         \texec.poststop += \"jnet hook poststop $name\";\n}\n"
+    );
+    let o = jnet(&cfg, &["jail-conf", "nosuch"]);
+    assert_eq!(o.status.code(), Some(65));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("jail nosuch is not in the inventory"));
+    let o = jnet(&cfg, &["exec", "ghost"]);
+    assert_eq!(o.status.code(), Some(64), "exec needs a command after --");
+
+    if !prerequisites("jail_conf_fragment_and_refusals (start part)", &[]) {
+        return;
+    }
+    isolated(|| {
+        // ghost declares a port and this build has no port check: refused
+        // before anything is created, and the inventory says stopped.
+        let o = jnet(&cfg, &["start", "ghost"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(70), "{err}");
+        assert!(
+            err.contains("port check not available") && err.contains("completed steps were undone"),
+            "{err}"
+        );
+        assert!(LinuxHost::default().running_jails().unwrap().is_empty());
+        assert!(ok(&cfg, &["list"])
+            .lines()
+            .any(|l| l.starts_with("ghost") && l.contains("stopped")));
+    });
+}
