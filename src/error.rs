@@ -81,6 +81,14 @@ pub enum Error {
     /// A lifecycle step failed; completed steps were undone.
     #[error("{0}")]
     Lifecycle(String),
+    /// A lifecycle step failed (completed steps undone); the exit status is
+    /// the one of the step's cause.
+    #[error("{message}")]
+    Step { status: ExitStatus, message: String },
+    /// The port check found conflicts (a finding: exit 1, so a jail(8)
+    /// prestart hook refuses the start).
+    #[error("{0}")]
+    Conflicts(String),
 }
 
 impl Error {
@@ -112,6 +120,8 @@ impl Error {
                 _ => ExitStatus::IoErr,
             },
             Error::Lifecycle(_) => ExitStatus::Software,
+            Error::Conflicts(_) => ExitStatus::Findings,
+            Error::Step { status, .. } => *status,
         }
     }
 }

@@ -103,6 +103,12 @@ fn check_against_real_listeners_in_a_namespace() {
         assert_eq!(c.len(), 1, "{c:?}");
         assert_eq!((c[0]["severity"].as_str(), c[0]["proto"].as_str(), c[0]["port"].as_u64()), (Some("error"), Some("tcp"), Some(80)));
         assert_eq!((c[0]["jail"].as_str(), c[0]["other"]["kind"].as_str(), c[0]["other"]["name"].as_str()), (Some("web2"), Some("jail"), Some("web")));
+        // The prestart hook vetoes the start the same way: exit 1, both
+        // sides named, nothing created.
+        let o = jnet(d, &["hook", "prestart", "web2"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{err}");
+        assert!(err.contains("web2") && err.contains("jail web "), "{err}");
         ok(&["release", "web2"]);
 
         // Real sockets owned by this test process.

@@ -68,6 +68,36 @@ pub enum Command {
     /// Firewall anchors (pf on FreeBSD, nft on Linux)
     #[command(subcommand)]
     Pf(PfCommand),
+    /// Start a jail: port check, address, create, exec.*, firewall rules
+    Start { jail: String },
+    /// Stop a jail: exec.prestop/stop, remove, flush rules, remove address
+    Stop { jail: String },
+    /// Stop, then start a jail
+    Restart { jail: String },
+    /// Running jails (like jls): id, name, address, state, ports
+    Status {
+        jail: Option<String>,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Print the steps a start (or --stop) would take, without doing them
+    Plan {
+        jail: String,
+        /// Plan a stop instead of a start
+        #[arg(long)]
+        stop: bool,
+    },
+    /// Run a command inside a running jail (like jexec)
+    Exec {
+        jail: String,
+        /// Command and arguments, after `--`
+        #[arg(last = true, required = true, value_name = "CMD")]
+        argv: Vec<String>,
+    },
+    /// jail(8) hook: the matching part of a start or stop (for jail.conf exec.* lines)
+    Hook { phase: HookPhaseArg, jail: String },
+    /// Print a jail.conf fragment with the jail's network parameters and hook lines
+    JailConf { jail: String },
 }
 
 #[derive(Debug, Args)]
@@ -118,6 +148,15 @@ pub struct CheckArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+/// The jail(8) hook calling `jnet hook`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum HookPhaseArg {
+    Prestart,
+    Poststart,
+    Prestop,
+    Poststop,
 }
 
 #[derive(Debug, Args)]

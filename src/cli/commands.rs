@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::cli::args::{AssignArgs, CheckArgs, Cli, Command, Format};
+use crate::cli::lifecycle;
 use crate::cli::output::{print_json, Table};
 use crate::core::config::Config;
 use crate::core::names::{IfName, JailName, PoolName};
@@ -76,6 +77,14 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         Command::Expose(a) => crate::cli::firewall::expose(&s, a),
         Command::Unexpose { jail, spec } => crate::cli::firewall::unexpose(&s, jail, spec),
         Command::Pf(c) => crate::cli::firewall::pf(&s, c),
+        Command::Start { jail } => lifecycle::start(&s, jail),
+        Command::Stop { jail } => lifecycle::stop(&s, jail),
+        Command::Restart { jail } => lifecycle::restart(&s, jail),
+        Command::Status { jail, format } => lifecycle::status(&s, jail.as_deref(), format.format),
+        Command::Plan { jail, stop } => lifecycle::plan(&s, jail, *stop),
+        Command::Exec { jail, argv } => lifecycle::exec(&s, jail, argv),
+        Command::Hook { phase, jail } => lifecycle::hook(&s, *phase, jail),
+        Command::JailConf { jail } => lifecycle::jail_conf(&s, jail),
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod commands;
 pub mod firewall;
+pub mod lifecycle;
 pub mod output;
 
 pub use args::Cli;

@@ -12,6 +12,7 @@ pub mod jailconf;
 pub mod lifecycle;
 pub mod listeners;
 pub mod names;
+pub mod plan;
 pub mod ports;
 pub mod range;
 pub mod rules;

@@ -294,6 +294,7 @@ mod tests {
             inherit: false,
             addrs: vec![(None, "192.0.2.4".parse().unwrap())],
             interface: None,
+            ..Default::default()
         }];
         let obs = Observed { jail_conf: &conf, host: &host };
         let got = |o: Outcome| match o {
@@ -359,8 +360,8 @@ mod tests {
     fn import_is_idempotent_and_all_or_nothing() {
         let (c, st, _d) = setup();
         let conf = vec![
-            ConfJail { name: "www".into(), location: "jail.conf:1".into(), inherit: false, addrs: vec![(Some("em0".into()), "192.0.2.2".parse().unwrap())], interface: None },
-            ConfJail { name: "ghost".into(), location: "jail.conf:5".into(), inherit: true, addrs: vec![], interface: None },
+            ConfJail { name: "www".into(), location: "jail.conf:1".into(), inherit: false, addrs: vec![(Some("em0".into()), "192.0.2.2".parse().unwrap())], interface: None, ..Default::default() },
+            ConfJail { name: "ghost".into(), location: "jail.conf:5".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
         ];
         let r = import(&c, &st, &conf).unwrap();
         assert!(matches!(r[0], Imported::Added(..)) && matches!(r[1], Imported::Added(..)));
@@ -368,8 +369,8 @@ mod tests {
         assert!(r.iter().all(|x| matches!(x, Imported::Unchanged(_))));
         let before = std::fs::read_to_string(st.path()).unwrap();
         let bad = vec![
-            ConfJail { name: "new".into(), location: "jail.conf:9".into(), inherit: true, addrs: vec![], interface: None },
-            ConfJail { name: "x.y".into(), location: "jail.conf:12".into(), inherit: true, addrs: vec![], interface: None },
+            ConfJail { name: "new".into(), location: "jail.conf:9".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
+            ConfJail { name: "x.y".into(), location: "jail.conf:12".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
         ];
         let e = import(&c, &st, &bad).unwrap_err();
         assert!(e.to_string().starts_with("jail.conf:12: invalid jail name"), "{e}");

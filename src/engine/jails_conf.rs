@@ -1,10 +1,15 @@
 //! What the engine takes from jail.conf: each jail's IPv4 mode, static
-//! addresses and interface, reduced from the full parse in `core::jailconf`.
+//! addresses and interface (for assignment), and the parameters the
+//! lifecycle needs (path, hostname, exec.* lists, allow.*), reduced from the
+//! full parse in `core::jailconf`.
 
 use std::net::Ipv4Addr;
+use std::path::PathBuf;
 
-/// One jail of jail.conf as far as addresses are concerned.
-#[derive(Debug, Clone, PartialEq, Eq)]
+use crate::core::plan::ExecHooks;
+
+/// One jail of jail.conf as far as jnet is concerned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConfJail {
     pub name: String,
     /// `file:line` of the jail's block.
@@ -15,6 +20,16 @@ pub struct ConfJail {
     pub addrs: Vec<(Option<String>, Ipv4Addr)>,
     /// The `interface` parameter.
     pub interface: Option<String>,
+    /// `path` (None: `/`).
+    pub path: Option<PathBuf>,
+    /// `host.hostname`.
+    pub hostname: Option<String>,
+    /// `exec.prestart`, `exec.start`, ... in jail.conf order (`+=` appends).
+    pub exec: ExecHooks,
+    /// Other jail(2) parameters jnet passes through (`allow.*`, ...), as
+    /// `name=value` pairs; boolean parameters set without a value are
+    /// `("allow.raw_sockets", "true")`.
+    pub params: Vec<(String, String)>,
 }
 
 /// Reads jail.conf at `path` (with its includes) and reduces each jail.
@@ -37,7 +52,36 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
                 inherit: mode == Some(Ip4Mode::Inherit),
                 addrs,
                 interface: j.interface().map(str::to_string),
+                path: j.path().map(PathBuf::from),
+                hostname: j.hostname().map(str::to_string),
+                exec: ExecHooks {
+                    prestart: j.exec("prestart"),
+                    start: j.exec("start"),
+                    poststart: j.exec("poststart"),
+                    prestop: j.exec("prestop"),
+                    stop: j.exec("stop"),
+                    poststop: j.exec("poststop"),
+                },
+                params: passthrough_params(j),
             })
+        })
+        .collect()
+}
+
+/// jail(2) parameters jnet hands to the kernel as jail(8) would: `allow.*`
+/// and a few scalar limits. Everything else in jail.conf (exec.*, mount.*,
+/// ip4*, interface, path, host.hostname) jnet handles itself or leaves to
+/// jail(8); the FreeBSD adapter validates names and values again.
+fn passthrough_params(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
+    use crate::core::jailconf::Value;
+    const SCALARS: &[&str] = &["enforce_statfs", "securelevel", "children.max", "devfs_ruleset"];
+    j.params
+        .iter()
+        .filter(|(k, _)| k.starts_with("allow.") || SCALARS.contains(&k.as_str()))
+        .filter_map(|(k, v)| match v {
+            Value::Bool(b) => Some((k.clone(), b.to_string())),
+            Value::Str(s) => Some((k.clone(), s.clone())),
+            Value::List(_) => None,
         })
         .collect()
 }

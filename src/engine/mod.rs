@@ -3,11 +3,14 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
+pub mod desired;
+pub mod fake_host;
 pub mod firewall;
 pub mod host;
-pub mod jails;
 pub mod jailconf_fs;
+pub mod jails;
 pub mod jails_conf;
+pub mod lifecycle;
 pub mod portcheck;
 pub mod report;
 pub mod sources;

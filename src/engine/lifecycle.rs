@@ -1,0 +1,797 @@
+//! The lifecycle engine: observes a jail on the host, plans with
+//! `core::plan`, applies the steps in order, records the phase in the
+//! inventory after every transition, and on a failed start undoes the
+//! completed steps in reverse so the jail is left stopped.
+//!
+//! It also runs the parts of a plan that the jail(8) hooks own
+//! (jail.conf(5) `exec.prestart` etc. calling `jnet hook ...`).
+//! It does not build the desired state (`engine::desired`) nor print
+//! anything (the CLI does).
+
+use std::net::IpAddr;
+
+use crate::core::lifecycle::Phase;
+use crate::core::names::JailName;
+use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb};
+use crate::error::{Error, ExitStatus, Result};
+use crate::os::{Host, JailNetwork, OsError};
+use crate::store::Store;
+
+/// The pre-start port check. An error means "conflict, refuse the start";
+/// its message is shown to the user.
+pub trait PortChecker {
+    fn check(&self, jail: &JailName) -> Result<()>;
+}
+
+/// Errors of the lifecycle engine.
+#[derive(Debug, thiserror::Error)]
+pub enum LifecycleError {
+    #[error("jail {0} is not in the inventory (give it an address first: jnet assign)")]
+    NotInInventory(JailName),
+    #[error("jail {jail}: desired state is for jail {other}")]
+    WrongJail { jail: JailName, other: JailName },
+    #[error("{verb} {jail}: step {step} failed: {error}{}", undo_note(undo_failures))]
+    StepFailed {
+        verb: String,
+        jail: JailName,
+        step: String,
+        error: StepError,
+        undo_failures: Vec<String>,
+    },
+    #[error("stop {jail}: {}", failures.join("; "))]
+    StopFailed { jail: JailName, failures: Vec<String> },
+}
+
+fn undo_note(f: &[String]) -> String {
+    if f.is_empty() {
+        "; completed steps were undone".to_string()
+    } else {
+        format!("; undo failed too, jail marked failed: {}", f.join("; "))
+    }
+}
+
+impl From<LifecycleError> for Error {
+    fn from(e: LifecycleError) -> Self {
+        match e {
+            LifecycleError::NotInInventory(_) | LifecycleError::WrongJail { .. } => Error::Data(e.to_string()),
+            LifecycleError::StepFailed { ref error, .. } => {
+                Error::Step { status: error.status, message: e.to_string() }
+            }
+            _ => Error::Lifecycle(e.to_string()),
+        }
+    }
+}
+
+/// What a verb did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Steps applied (their descriptions, in order).
+    Done(Vec<String>),
+    AlreadyRunning,
+    AlreadyStopped,
+}
+
+/// Which jail(8) hook is calling.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HookPhase {
+    Prestart,
+    Poststart,
+    Prestop,
+    Poststop,
+}
+
+/// The host as seen for one jail.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Observation {
+    pub observed: Observed,
+    pub jid: Option<u32>,
+}
+
+pub struct Engine<'a> {
+    host: &'a dyn Host,
+    store: &'a Store,
+    checker: &'a dyn PortChecker,
+}
+
+impl<'a> Engine<'a> {
+    pub fn new(host: &'a dyn Host, store: &'a Store, checker: &'a dyn PortChecker) -> Self {
+        Engine { host, store, checker }
+    }
+
+    /// Looks at the host for `d`'s jail.
+    pub fn observe(&self, d: &Desired) -> Result<Observation> {
+        let jail = d.jail();
+        let running = self.host.running_jails()?;
+        let rj = running.iter().find(|r| r.name == jail.as_str());
+        // why: a listed jail with id 0 is only a leftover network (Linux
+        // lists bare namespaces so stop can clean them up).
+        let jail_running = rj.is_some_and(|r| r.id != 0);
+        let network_attached = match &d.spec.network {
+            JailNetwork::Inherit => true,
+            JailNetwork::Dedicated { address, .. } => {
+                let a = IpAddr::V4(*address);
+                rj.is_some_and(|r| r.addresses.contains(&a))
+                    || self.host.interface_addresses()?.iter().any(|x| x.address == a)
+            }
+        };
+        let rules = match self.host.loaded_rules(&d.anchor_root, jail) {
+            Ok(None) => RulesState::Absent,
+            Ok(Some(listing)) => RulesState::Loaded {
+                matches: d.rules.as_deref().is_some_and(|r| plan::rules_match(r, &listing)),
+            },
+            // No firewall tool: nothing can be loaded, which is fine as long
+            // as the jail needs no rules.
+            Err(OsError::Missing(p)) if d.rules.is_none() => {
+                tracing::debug!(program = p, "firewall tool missing; jail has no rules");
+                RulesState::Absent
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Observation {
+            observed: Observed {
+                jail_running,
+                network_attached,
+                rules,
+            },
+            jid: rj.filter(|r| r.id != 0).map(|r| r.id),
+        })
+    }
+
+    /// The plan for `verb` without applying it.
+    pub fn plan(&self, verb: Verb, d: &Desired) -> Result<Plan> {
+        let o = self.observe(d)?.observed;
+        Ok(match verb {
+            Verb::Start => plan::plan_start(d, &o),
+            Verb::Stop => plan::plan_stop(d, &o),
+        })
+    }
+
+    fn set_phase(&self, jail: &JailName, phase: Phase, jid: Option<u32>) -> Result<()> {
+        self.store.update(|inv| {
+            let r = inv
+                .jails
+                .get_mut(jail)
+                .ok_or_else(|| LifecycleError::NotInInventory(jail.clone()))?;
+            r.phase = phase;
+            r.jid = jid;
+            Ok(())
+        })?;
+        tracing::info!(%jail, %phase, "phase");
+        Ok(())
+    }
+
+    fn current_phase(&self, jail: &JailName, d: &Desired) -> Result<Phase> {
+        if jail != d.jail() {
+            return Err(LifecycleError::WrongJail {
+                jail: jail.clone(),
+                other: d.jail().clone(),
+            }
+            .into());
+        }
+        let inv = self.store.read()?;
+        Ok(inv
+            .jails
+            .get(jail)
+            .ok_or_else(|| LifecycleError::NotInInventory(jail.clone()))?
+            .phase)
+    }
+
+    /// Runs one action; returns the jail id when it created the jail.
+    fn apply(&self, d: &Desired, a: &Action) -> std::result::Result<Option<u32>, StepError> {
+        let jail = d.jail();
+        let sh = |c: &str| vec!["/bin/sh".to_string(), "-c".to_string(), c.to_string()];
+        let code = |r: std::result::Result<i32, OsError>, c: &str| match r {
+            Ok(0) => Ok(None),
+            Ok(n) => Err(StepError {
+                message: format!("command {c:?} exited with status {n}"),
+                status: ExitStatus::Software,
+            }),
+            Err(e) => Err(s(e)),
+        };
+        tracing::debug!(%jail, step = a.kind(), "apply");
+        match a {
+            Action::CheckPorts => self
+                .checker
+                .check(jail)
+                .map(|_| None)
+                .map_err(|e| StepError { message: e.to_string(), status: e.exit_status() }),
+            Action::AttachNetwork => self.host.attach_network(jail, &d.spec.network).map(|_| None).map_err(s),
+            Action::DetachNetwork => self.host.detach_network(jail, &d.spec.network).map(|_| None).map_err(s),
+            Action::CreateJail => self.host.create_jail(&d.spec).map(Some).map_err(s),
+            Action::RemoveJail => self.host.remove_jail(jail).map(|_| None).map_err(s),
+            Action::ExecHost { command, .. } => code(self.host.exec_on_host(command), command),
+            Action::ExecJail { command, .. } => code(self.host.exec_in_jail(jail, &sh(command)), command),
+            Action::LoadRules => match &d.rules {
+                Some(r) => self.host.load_rules(&d.anchor_root, jail, r).map(|_| None).map_err(s),
+                None => Ok(None),
+            },
+            Action::FlushRules => self.host.flush_rules(&d.anchor_root, jail).map(|_| None).map_err(s),
+        }
+    }
+
+    /// Applies a start-shaped plan; on failure undoes and records the phase.
+    /// `done_phase` is recorded on success.
+    fn run_forward(&self, d: &Desired, p: &Plan, mut jid: Option<u32>, done_phase: Phase) -> Result<Outcome> {
+        let jail = d.jail();
+        self.set_phase(jail, Phase::Starting, jid)?;
+        let mut done: Vec<&plan::Step> = Vec::new();
+        for step in &p.steps {
+            match self.apply(d, &step.action) {
+                Ok(id) => {
+                    if id.is_some() {
+                        jid = id;
+                    }
+                    done.push(step);
+                }
+                Err(error) => {
+                    tracing::warn!(%jail, step = step.action.kind(), %error, "step failed, undoing");
+                    let mut undo_failures = Vec::new();
+                    let undo = done
+                        .iter()
+                        .rev()
+                        .filter_map(|s| s.undo.as_ref())
+                        .chain(p.adopted.iter());
+                    for u in undo {
+                        if let Err(e) = self.apply(d, u) {
+                            undo_failures.push(format!("{}: {e}", u.kind()));
+                        }
+                    }
+                    let phase = if undo_failures.is_empty() {
+                        Phase::Stopped
+                    } else {
+                        Phase::Failed
+                    };
+                    self.set_phase(jail, phase, None)?;
+                    return Err(LifecycleError::StepFailed {
+                        verb: p.verb.to_string(),
+                        jail: jail.clone(),
+                        step: step.action.describe(d),
+                        error,
+                        undo_failures,
+                    }
+                    .into());
+                }
+            }
+        }
+        self.set_phase(jail, done_phase, jid)?;
+        Ok(Outcome::Done(p.steps.iter().map(|s| s.action.describe(d)).collect()))
+    }
+
+    /// Applies a stop-shaped plan: every step is tried (resources must go
+    /// even when a hook fails); the phase is `stopped` unless a removal
+    /// step failed, then `failed`.
+    fn run_teardown(&self, d: &Desired, p: &Plan, done_phase: Phase) -> Result<Outcome> {
+        let jail = d.jail();
+        let mut failures = Vec::new();
+        let mut resource_failed = false;
+        for step in &p.steps {
+            if let Err(e) = self.apply(d, &step.action) {
+                tracing::warn!(%jail, step = step.action.kind(), error = %e, "stop step failed, going on");
+                resource_failed |= matches!(
+                    step.action,
+                    Action::RemoveJail | Action::FlushRules | Action::DetachNetwork
+                );
+                failures.push(format!("step {} failed: {e}", step.action.describe(d)));
+            }
+        }
+        let phase = if resource_failed { Phase::Failed } else { done_phase };
+        self.set_phase(jail, phase, None)?;
+        if failures.is_empty() {
+            Ok(Outcome::Done(p.steps.iter().map(|s| s.action.describe(d)).collect()))
+        } else {
+            Err(LifecycleError::StopFailed {
+                jail: jail.clone(),
+                failures,
+            }
+            .into())
+        }
+    }
+
+    /// Brings the jail up. Idempotent: a running jail is left alone.
+    pub fn start(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
+        let phase = self.current_phase(jail, d)?;
+        let obs = self.observe(d)?;
+        let p = plan::plan_start(d, &obs.observed);
+        if p.is_empty() {
+            if phase != Phase::Running {
+                self.set_phase(jail, Phase::Running, obs.jid)?;
+            }
+            return Ok(Outcome::AlreadyRunning);
+        }
+        self.run_forward(d, &p, obs.jid, Phase::Running)
+    }
+
+    /// Takes the jail down. Idempotent: a stopped jail is left alone.
+    pub fn stop(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
+        let phase = self.current_phase(jail, d)?;
+        let obs = self.observe(d)?;
+        let p = plan::plan_stop(d, &obs.observed);
+        if p.is_empty() {
+            if phase != Phase::Stopped && phase != Phase::Defined {
+                self.set_phase(jail, Phase::Stopped, None)?;
+            }
+            return Ok(Outcome::AlreadyStopped);
+        }
+        self.set_phase(jail, Phase::Stopping, obs.jid)?;
+        self.run_teardown(d, &p, Phase::Stopped)
+    }
+
+    /// Stop, then start.
+    pub fn restart(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
+        let mut steps = match self.stop(jail, d)? {
+            Outcome::Done(s) => s,
+            _ => vec![],
+        };
+        match self.start(jail, d)? {
+            Outcome::Done(s) => steps.extend(s),
+            _ => return Ok(Outcome::AlreadyRunning),
+        }
+        Ok(Outcome::Done(steps))
+    }
+
+    /// The part of the plan a jail(8) hook owns (issue 5 item 5):
+    /// prestart = port check + address; poststart = firewall load;
+    /// prestop = nothing but the phase; poststop = firewall flush +
+    /// address removal. jail(8) itself creates and removes the jail and runs
+    /// the exec.* commands, so those steps are never taken here.
+    pub fn hook(&self, hook: HookPhase, d: &Desired) -> Result<Outcome> {
+        let jail = d.jail();
+        self.current_phase(jail, d)?;
+        let obs = self.observe(d)?;
+        // why: under jail(8) the jail does not exist yet at prestart, and
+        // at poststart it exists but is not ours to create: plan as if
+        // absent and keep only the hook's part.
+        let o = Observed {
+            jail_running: false,
+            ..obs.observed
+        };
+        match hook {
+            HookPhase::Prestart => {
+                let p = plan::plan_start(d, &o).retain(|a| matches!(a, Action::CheckPorts | Action::AttachNetwork));
+                let p = Plan { adopted: vec![], ..p };
+                self.run_forward(d, &p, None, Phase::Starting)
+            }
+            HookPhase::Poststart => {
+                let p = plan::plan_start(d, &o).retain(|a| matches!(a, Action::LoadRules | Action::FlushRules));
+                let p = Plan { adopted: vec![], ..p };
+                self.run_forward(d, &p, obs.jid, Phase::Running)
+            }
+            HookPhase::Prestop => {
+                self.set_phase(jail, Phase::Stopping, obs.jid)?;
+                Ok(Outcome::Done(vec![]))
+            }
+            HookPhase::Poststop => {
+                let p = plan::plan_stop(d, &o).retain(|a| matches!(a, Action::FlushRules | Action::DetachNetwork));
+                self.run_teardown(d, &p, Phase::Stopped)
+            }
+        }
+    }
+}
+
+/// A failed step: its message and the exit status its cause maps to, so
+/// a port conflict still exits 1 and a permission problem 77.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StepError {
+    pub message: String,
+    pub status: ExitStatus,
+}
+
+impl std::fmt::Display for StepError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+fn s(e: OsError) -> StepError {
+    StepError { message: e.to_string(), status: e.exit_status() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::names::IfName;
+    use crate::core::plan::ExecHooks;
+    use crate::engine::fake_host::FakeHost;
+    use crate::os::JailSpec;
+    use crate::store::JailRecord;
+    use std::cell::RefCell;
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    /// Records calls into the same log as the host so order is visible.
+    struct Checker<'a> {
+        host: &'a FakeHost,
+        refuse: RefCell<bool>,
+    }
+    impl PortChecker for Checker<'_> {
+        fn check(&self, jail: &JailName) -> Result<()> {
+            self.host.calls.borrow_mut().push(format!("check_ports {jail}"));
+            if *self.refuse.borrow() {
+                return Err(Error::Data(format!("{jail}: tcp/80 is taken by nginx (pid 42)")));
+            }
+            Ok(())
+        }
+    }
+
+    fn jn(s: &str) -> JailName {
+        JailName::new(s).unwrap()
+    }
+
+    fn desired(dedicated: bool) -> Desired {
+        Desired {
+            spec: JailSpec {
+                name: jn("www"),
+                path: PathBuf::from("/"),
+                hostname: None,
+                network: if dedicated {
+                    JailNetwork::Dedicated {
+                        address: "10.0.0.5".parse().unwrap(),
+                        prefix: 24,
+                        interface: IfName::new("jnbr0").unwrap(),
+                        gateway: None,
+                    }
+                } else {
+                    JailNetwork::Inherit
+                },
+                params: vec![],
+            },
+            exec: ExecHooks {
+                prestart: vec!["pre".into()],
+                start: vec!["daemon".into()],
+                poststart: vec!["post".into()],
+                prestop: vec!["prestop".into()],
+                stop: vec!["halt".into()],
+                poststop: vec!["poststop".into()],
+            },
+            rules: Some("rdr pass on em0 inet proto tcp from any to (em0) port 80 -> 10.0.0.5 port 80\n".into()),
+            port_check: true,
+            anchor_root: "jnet".into(),
+        }
+    }
+
+    struct Fixture {
+        _dir: tempfile::TempDir,
+        store: Store,
+        host: FakeHost,
+    }
+
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::new(dir.path(), Duration::from_secs(1));
+        store
+            .update(|inv| {
+                inv.jails.insert(
+                    jn("www"),
+                    JailRecord::dedicated("10.0.0.5".parse().unwrap(), None, None),
+                );
+                Ok(())
+            })
+            .unwrap();
+        Fixture {
+            _dir: dir,
+            store,
+            host: FakeHost::new(),
+        }
+    }
+
+    fn phase(f: &Fixture) -> (Phase, Option<u32>) {
+        let r = f.store.read().unwrap().jails[&jn("www")].clone();
+        (r.phase, r.jid)
+    }
+
+    const START_CALLS: [&str; 7] = [
+        "check_ports www",
+        "attach_network www",
+        "create_jail www",
+        "exec_on_host: pre",
+        "exec_in_jail www: daemon",
+        "exec_on_host: post",
+        "load_rules www",
+    ];
+
+    #[test]
+    fn start_then_stop_in_order_with_phases() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        let out = e.start(&jn("www"), &d).unwrap();
+        assert!(matches!(&out, Outcome::Done(s) if s.len() == 7), "{out:?}");
+        assert_eq!(f.host.take_calls(), START_CALLS);
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
+        let st = f.host.snapshot();
+        assert_eq!((st.networks.len(), st.jails.len(), st.rules.len()), (1, 1, 1));
+
+        e.stop(&jn("www"), &d).unwrap();
+        assert_eq!(
+            f.host.take_calls(),
+            [
+                "exec_on_host: prestop",
+                "exec_in_jail www: halt",
+                "remove_jail www",
+                "flush_rules www",
+                "detach_network www",
+                "exec_on_host: poststop"
+            ]
+        );
+        assert!(f.host.snapshot().is_empty());
+        assert_eq!(phase(&f), (Phase::Stopped, None));
+    }
+
+    #[test]
+    fn failure_at_every_start_step_undoes_in_reverse() {
+        for (i, failing) in START_CALLS.iter().enumerate() {
+            let f = fixture();
+            let c = Checker {
+                host: &f.host,
+                refuse: RefCell::new(i == 0),
+            };
+            if i > 0 {
+                f.host.fail_on(*failing);
+            }
+            let e = Engine::new(&f.host, &f.store, &c);
+            let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
+            assert!(
+                err.starts_with("start www: step ") && err.contains("completed steps were undone"),
+                "{err}"
+            );
+            assert_eq!(phase(&f), (Phase::Stopped, None), "failing {failing}");
+            assert!(
+                f.host.snapshot().is_empty(),
+                "failing {failing}: {:?}",
+                f.host.snapshot()
+            );
+            // The calls: everything up to and including the failure, then
+            // the undo of each completed undoable step, newest first.
+            let mut want: Vec<String> = START_CALLS[..=i].iter().map(|s| s.to_string()).collect();
+            for done in START_CALLS[..i].iter().rev() {
+                match *done {
+                    "attach_network www" => want.push("detach_network www".into()),
+                    "create_jail www" => want.push("remove_jail www".into()),
+                    "load_rules www" => want.push("flush_rules www".into()),
+                    _ => {}
+                }
+            }
+            assert_eq!(f.host.take_calls(), want, "failing {failing}");
+        }
+    }
+
+    #[test]
+    fn failure_messages_name_the_step() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        f.host.fail_on("exec_in_jail www: daemon");
+        let e = Engine::new(&f.host, &f.store, &c);
+        let err = e.start(&jn("www"), &desired(true)).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "start www: step run exec.start inside www: daemon failed: command \"daemon\" exited with status 1; \
+             completed steps were undone"
+        );
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(true),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
+        assert!(err.contains("port check") || err.contains("ports of www"), "{err}");
+        assert!(err.contains("tcp/80 is taken by nginx"), "{err}");
+    }
+
+    #[test]
+    fn undo_failure_marks_failed_and_names_it() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        f.host.fail_on("load_rules www");
+        f.host.fail_on("remove_jail www");
+        let e = Engine::new(&f.host, &f.store, &c);
+        let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
+        assert!(
+            err.contains("undo failed too, jail marked failed: remove jail: "),
+            "{err}"
+        );
+        assert_eq!(phase(&f).0, Phase::Failed);
+        // The other undo steps still ran.
+        let calls = f.host.take_calls();
+        assert!(
+            calls.ends_with(&["remove_jail www".to_string(), "detach_network www".to_string()]),
+            "{calls:?}"
+        );
+        // A later stop cleans up once the host cooperates.
+        f.host.clear_failures();
+        e.stop(&jn("www"), &desired(true)).unwrap();
+        assert!(f.host.snapshot().is_empty());
+        assert_eq!(phase(&f).0, Phase::Stopped);
+    }
+
+    #[test]
+    fn verbs_are_idempotent() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        assert_eq!(e.stop(&jn("www"), &d).unwrap(), Outcome::AlreadyStopped);
+        assert_eq!(phase(&f).0, Phase::Defined, "a never-started jail stays defined");
+        e.start(&jn("www"), &d).unwrap();
+        f.host.take_calls();
+        assert_eq!(e.start(&jn("www"), &d).unwrap(), Outcome::AlreadyRunning);
+        assert!(f.host.take_calls().is_empty(), "already running: no host changes");
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
+        e.stop(&jn("www"), &d).unwrap();
+        assert_eq!(e.stop(&jn("www"), &d).unwrap(), Outcome::AlreadyStopped);
+        assert!(f.host.snapshot().is_empty());
+    }
+
+    #[test]
+    fn partial_start_is_completed_and_failed_retry_cleans_everything() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        // An earlier run attached the address and died.
+        f.host.attach_network(&jn("www"), &d.spec.network).unwrap();
+        f.host.take_calls();
+        f.host.fail_on("load_rules www");
+        e.start(&jn("www"), &d).unwrap_err();
+        let calls = f.host.take_calls();
+        assert!(!calls.contains(&"attach_network www".to_string()), "{calls:?}");
+        assert!(
+            calls.ends_with(&["remove_jail www".to_string(), "detach_network www".to_string()]),
+            "{calls:?}"
+        );
+        assert!(f.host.snapshot().is_empty(), "adopted address removed too");
+        // Jail running without rules: start only loads them.
+        f.host.clear_failures();
+        e.start(&jn("www"), &d).unwrap();
+        f.host.flush_rules("jnet", &jn("www")).unwrap();
+        f.host.take_calls();
+        e.start(&jn("www"), &d).unwrap();
+        assert_eq!(f.host.take_calls(), ["load_rules www"]);
+    }
+
+    #[test]
+    fn stop_of_half_started_jail() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        f.host.attach_network(&jn("www"), &d.spec.network).unwrap();
+        f.host.load_rules("jnet", &jn("www"), "x").unwrap();
+        f.host.take_calls();
+        e.stop(&jn("www"), &d).unwrap();
+        // No jail: no exec hooks, no removal; rules and address go.
+        assert_eq!(f.host.take_calls(), ["flush_rules www", "detach_network www"]);
+        assert!(f.host.snapshot().is_empty());
+        assert_eq!(phase(&f).0, Phase::Stopped);
+    }
+
+    #[test]
+    fn stop_presses_on_after_failures() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        e.start(&jn("www"), &d).unwrap();
+        f.host.fail_on("exec_in_jail www: halt");
+        let err = e.stop(&jn("www"), &d).unwrap_err().to_string();
+        assert!(err.contains("exec.stop") && err.contains("status 1"), "{err}");
+        assert!(
+            f.host.snapshot().is_empty(),
+            "resources removed despite the hook failure"
+        );
+        assert_eq!(phase(&f).0, Phase::Stopped);
+        e.start(&jn("www"), &d).unwrap();
+        f.host.fail_on("detach_network www");
+        e.stop(&jn("www"), &d).unwrap_err();
+        assert_eq!(phase(&f).0, Phase::Failed);
+    }
+
+    #[test]
+    fn inherit_jail_has_no_network_steps_and_restart() {
+        let f = fixture();
+        f.store
+            .update(|inv| {
+                inv.jails.insert(jn("www"), JailRecord::inherit());
+                Ok(())
+            })
+            .unwrap();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let mut d = desired(false);
+        d.rules = None;
+        e.start(&jn("www"), &d).unwrap();
+        let calls = f.host.take_calls();
+        assert!(
+            !calls.iter().any(|c| c.contains("network") || c.contains("rules")),
+            "{calls:?}"
+        );
+        let out = e.restart(&jn("www"), &d).unwrap();
+        assert!(
+            matches!(&out, Outcome::Done(s) if s.iter().any(|x| x.starts_with("remove jail"))),
+            "{out:?}"
+        );
+        assert_eq!(phase(&f).0, Phase::Running);
+    }
+
+    #[test]
+    fn hooks_do_their_part_only() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        e.hook(HookPhase::Prestart, &d).unwrap();
+        assert_eq!(f.host.take_calls(), ["check_ports www", "attach_network www"]);
+        assert_eq!(phase(&f).0, Phase::Starting);
+        // jail(8) creates the jail here.
+        f.host.create_jail(&d.spec).unwrap();
+        f.host.take_calls();
+        e.hook(HookPhase::Poststart, &d).unwrap();
+        assert_eq!(f.host.take_calls(), ["load_rules www"]);
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
+        e.hook(HookPhase::Prestop, &d).unwrap();
+        assert!(f.host.take_calls().is_empty());
+        assert_eq!(phase(&f).0, Phase::Stopping);
+        f.host.remove_jail(&jn("www")).unwrap();
+        f.host.take_calls();
+        e.hook(HookPhase::Poststop, &d).unwrap();
+        assert_eq!(f.host.take_calls(), ["flush_rules www", "detach_network www"]);
+        assert!(f.host.snapshot().is_empty());
+        assert_eq!(phase(&f).0, Phase::Stopped);
+        // A refused prestart leaves nothing behind and says why.
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(true),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let err = e.hook(HookPhase::Prestart, &d).unwrap_err().to_string();
+        assert!(err.contains("tcp/80 is taken"), "{err}");
+        assert!(f.host.snapshot().is_empty());
+    }
+
+    #[test]
+    fn unknown_jail_is_refused() {
+        let f = fixture();
+        let c = Checker {
+            host: &f.host,
+            refuse: RefCell::new(false),
+        };
+        let e = Engine::new(&f.host, &f.store, &c);
+        let mut d = desired(true);
+        d.spec.name = jn("ghost");
+        let err = e.start(&jn("ghost"), &d).unwrap_err();
+        assert!(err.to_string().contains("jail ghost is not in the inventory"), "{err}");
+        assert!(e
+            .start(&jn("www"), &d)
+            .unwrap_err()
+            .to_string()
+            .contains("desired state is for jail ghost"));
+        assert!(f.host.take_calls().is_empty());
+    }
+}
