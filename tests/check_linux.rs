@@ -2,6 +2,7 @@
 //! a network namespace the test creates: real listening sockets (tcp/udp,
 //! wildcard and specific, v4, dual-stack and v6-only), a foreign nft table,
 //! and the `jnet` binary run from inside that namespace.
+#![cfg(target_os = "linux")]
 
 #[path = "common/netns.rs"]
 mod netns;
