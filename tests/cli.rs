@@ -292,3 +292,36 @@ fn jail_conf_statics_and_import() {
     let err = e.fails(&["import"], 66);
     assert!(err.contains("jail.conf"), "{err}");
 }
+
+/// The README's first command: `jnet -c examples/jnet.toml plan` on the
+/// shipped example. It previews addresses, finds the staging/www clash and
+/// writes nothing.
+#[test]
+fn plan_on_the_shipped_example_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let ex = concat!(env!("CARGO_MANIFEST_DIR"), "/examples");
+    for f in ["jnet.toml", "jail.conf"] {
+        std::fs::copy(format!("{ex}/{f}"), dir.path().join(f)).unwrap();
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_jnet"))
+        .arg("-c")
+        .arg(dir.path().join("jnet.toml"))
+        .arg("plan")
+        .env_remove("JNET_CONFIG")
+        .env_remove("JNET_STATE_DIR")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{out}{}", String::from_utf8_lossy(&o.stderr));
+    for needle in [
+        "== dns\n   address: 10.66.0.2 (preview: lowest free address of pool private)",
+        "== legacy\n   address: 192.0.2.10 (preview: ip4.addr in jail.conf",
+        "conflict: jail staging claims tcp/80 on * but jail www also claims tcp/80 on *",
+        "run exec.prestart on the host: jnet hook prestart www",
+        "firewall: 4 rule(s) in jnet/dns",
+        "port check: 2 conflict(s)",
+    ] {
+        assert!(out.contains(needle), "missing {needle:?} in:\n{out}");
+    }
+    assert!(!dir.path().join("state").exists(), "plan wrote state");
+}

@@ -82,7 +82,8 @@ pub enum Command {
     },
     /// Print the steps a start (or --stop) would take, without doing them
     Plan {
-        jail: String,
+        /// The jail to plan (default: every jail, with address previews)
+        jail: Option<String>,
         /// Plan a stop instead of a start
         #[arg(long)]
         stop: bool,

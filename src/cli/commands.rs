@@ -77,13 +77,19 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         Command::Expose(a) => crate::cli::firewall::expose(&s, a),
         Command::Unexpose { jail, spec } => crate::cli::firewall::unexpose(&s, jail, spec),
         Command::Pf(c) => crate::cli::firewall::pf(&s, c),
-        Command::Start { jail } => lifecycle::start(&s, jail),
-        Command::Stop { jail } => lifecycle::stop(&s, jail),
-        Command::Restart { jail } => lifecycle::restart(&s, jail),
+        Command::Start { jail } => require_root(&format!("jnet start {jail}")).and_then(|_| lifecycle::start(&s, jail)),
+        Command::Stop { jail } => require_root(&format!("jnet stop {jail}")).and_then(|_| lifecycle::stop(&s, jail)),
+        Command::Restart { jail } => {
+            require_root(&format!("jnet restart {jail}")).and_then(|_| lifecycle::restart(&s, jail))
+        }
         Command::Status { jail, format } => lifecycle::status(&s, jail.as_deref(), format.format),
-        Command::Plan { jail, stop } => lifecycle::plan(&s, jail, *stop),
-        Command::Exec { jail, argv } => lifecycle::exec(&s, jail, argv),
-        Command::Hook { phase, jail } => lifecycle::hook(&s, *phase, jail),
+        Command::Plan { jail: Some(jail), stop } => lifecycle::plan(&s, jail, *stop),
+        Command::Plan { jail: None, stop: false } => crate::cli::plan_all::plan_all(&s),
+        Command::Plan { jail: None, stop: true } => Err(Error::data("plan --stop needs a jail")),
+        Command::Exec { jail, argv } => require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv)),
+        Command::Hook { phase, jail } => {
+            require_root(&format!("jnet hook {jail}")).and_then(|_| lifecycle::hook(&s, *phase, jail))
+        }
         Command::JailConf { jail } => lifecycle::jail_conf(&s, jail),
     }
 }
@@ -323,4 +329,14 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
 fn check(s: &Session, a: &CheckArgs) -> Result<ExitStatus> {
     let jails = a.jails.iter().map(|j| jail_name(j)).collect::<Result<Vec<_>>>()?;
     check_jails(s, &jails, a.strict, a.format)
+}
+
+/// Refuses early, with exit 77, a command that changes the host when jnet
+/// is not root, instead of failing halfway in a tool or syscall.
+pub fn require_root(what: &str) -> Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err(Error::NoPerm(what.to_string()));
+    }
+    Ok(())
 }

@@ -50,7 +50,8 @@ fn dedicated_view(s: &Session, jail: &JailName) -> Result<JailView> {
     match v.mode() {
         Some(Mode::Dedicated) => Ok(v),
         Some(Mode::Inherit) => Err(Error::data(format!(
-            "jail {jail} shares the host's addresses (inherit); exposures need a dedicated address"
+            "jail {jail} shares the host's addresses (inherit): its ports are reachable on the host's addresses \
+             already; exposures need a dedicated address"
         ))),
         None => Err(Error::data(format!(
             "jail {jail} has no address in the inventory; assign one first (jnet assign {jail} --pool P | ADDRESS)"
@@ -152,8 +153,12 @@ pub fn unexpose(s: &Session, jail: &str, spec: &str) -> Result<ExitStatus> {
 pub fn pf(s: &Session, cmd: &PfCommand) -> Result<ExitStatus> {
     match cmd {
         PfCommand::Render { jail, syntax: syn } => render(s, jail.as_deref(), syntax(*syn)),
-        PfCommand::Reload { jail, all } => reload(s, jail.as_deref(), *all),
+        PfCommand::Reload { jail, all } => {
+            crate::cli::commands::require_root("jnet pf reload")?;
+            reload(s, jail.as_deref(), *all)
+        }
         PfCommand::Flush { jail } => {
+            crate::cli::commands::require_root("jnet pf flush")?;
             let jail = jail_name(jail)?;
             system_host()?.flush_rules(&s.config.host.anchor, &jail)?;
             println!("{jail}: flushed {}/{jail}", s.config.host.anchor);

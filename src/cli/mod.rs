@@ -7,5 +7,6 @@ pub mod commands;
 pub mod firewall;
 pub mod lifecycle;
 pub mod output;
+pub mod plan_all;
 
 pub use args::Cli;

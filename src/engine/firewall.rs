@@ -42,10 +42,13 @@ impl Syntax {
 pub fn jail_rules(config: &Config, v: &JailView) -> Result<Option<JailRules>> {
     let Some(rec) = &v.record else { return Ok(None) };
     if rec.mode == Mode::Inherit {
-        if let Some(e) = v.exposures.first() {
+        // An inherit jail binds the host's addresses itself: an exposure of
+        // the same port needs no rule. One that maps to another port (or
+        // pins an address) cannot be honoured without a jail address.
+        if let Some(e) = v.exposures.iter().find(|e| e.host != e.jail || e.address.is_some()) {
             return Err(Error::data(format!(
-                "jail {} shares the host's addresses (inherit), so exposure {e} has nothing to redirect to; \
-                 give it a dedicated address or bind the service on the host port directly",
+                "jail {} shares the host's addresses (inherit), so exposure {e} cannot be redirected; \
+                 give it a dedicated address or expose the port unchanged",
                 v.name
             )));
         }

@@ -81,7 +81,9 @@ pub fn view(config: &Config, inv: &Inventory, profiles: &Profiles, name: &JailNa
         .and_then(|r| r.pool.as_ref())
         .and_then(|p| config.pools.get(p))
         .is_some_and(|p| p.nat);
-    let nat = settings.nat.unwrap_or(pool_nat);
+    // why: nat translates a jail's own address; an inherit jail already
+    // uses the host's.
+    let nat = record.as_ref().is_some_and(|r| r.mode == Mode::Dedicated) && settings.nat.unwrap_or(pool_nat);
     Ok(JailView {
         name: name.clone(),
         record,

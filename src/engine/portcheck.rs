@@ -95,7 +95,8 @@ pub fn run(
         // why: reading another firewall's rules needs root; an unprivileged
         // check still compares everything else, and says what it skipped.
         Err(e) if is_permission(&e) => {
-            notes.push(format!("foreign redirections not checked: {e} (run as root to include them)"));
+            let first = e.to_string().lines().next().unwrap_or_default().to_string();
+            notes.push(format!("foreign redirections not checked: {first} (run as root to include them)"));
             vec![]
         }
         Err(e) => return Err(e.into()),
@@ -111,12 +112,5 @@ pub fn run(
 }
 
 fn is_permission(e: &OsError) -> bool {
-    match e {
-        OsError::Sys { source, .. } => source.kind() == std::io::ErrorKind::PermissionDenied,
-        OsError::Command { stderr, .. } => {
-            let s = stderr.to_ascii_lowercase();
-            s.contains("permission denied") || s.contains("operation not permitted")
-        }
-        _ => false,
-    }
+    e.exit_status() == crate::error::ExitStatus::NoPerm
 }

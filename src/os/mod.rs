@@ -32,6 +32,7 @@ impl OsError {
             OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 ExitStatus::NoPerm
             }
+            OsError::Command { stderr, .. } if mentions_permission(stderr) => ExitStatus::NoPerm,
             OsError::Sys { .. } | OsError::Command { .. } => ExitStatus::Software,
             OsError::Missing(_) | OsError::Unsupported(_) => ExitStatus::Unavailable,
         }
@@ -40,6 +41,12 @@ impl OsError {
 
 pub mod freebsd_plan;
 pub mod runner;
+
+/// Whether a tool's stderr says it lacked privileges (nft, pfctl, ip).
+pub fn mentions_permission(stderr: &str) -> bool {
+    let s = stderr.to_ascii_lowercase();
+    s.contains("operation not permitted") || s.contains("permission denied") || s.contains("must be root")
+}
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
