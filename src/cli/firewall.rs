@@ -11,6 +11,7 @@ use crate::core::check::Severity;
 use crate::core::lifecycle::Phase;
 use crate::core::names::JailName;
 use crate::core::ports::{parse_expose_with_address, Expose, PortRange, Proto};
+use crate::core::rules::drift;
 use crate::engine::firewall::{self, State, Syntax};
 use crate::engine::jails::{self, JailView};
 use crate::engine::{host::system_host, portcheck, sources};
@@ -245,13 +246,18 @@ fn status(s: &Session, format: Format) -> Result<ExitStatus> {
     let host = system_host()?;
     let anchor = &s.config.host.anchor;
     let syn = Syntax::native();
+    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
     let mut out = StatusOut { hooks_missing: host.missing_firewall_hooks(anchor)?, anchors: vec![] };
     for (name, v) in &views {
         let Some(rec) = &v.record else { continue };
         // Rules belong in the firewall only while the jail runs.
-        let want = if rec.phase == Phase::Running { firewall::jail_rules(&s.config, v)? } else { None };
+        let want = match rec.phase {
+            Phase::Running => firewall::jail_rules(&s.config, v)?,
+            _ => None,
+        };
+        let rendered = want.map(|r| firewall::render(syn, &r, anchor, &tmpl)).transpose()?;
         let loaded = host.loaded_rules(anchor, name)?;
-        let state = firewall::compare(syn, want.as_ref().map(|r| (r, anchor.as_str())), loaded.as_deref())?;
+        let state = drift::compare(syn, rendered.as_deref(), loaded.as_deref());
         out.anchors.push(AnchorStatus { jail: name.to_string(), anchor: format!("{anchor}/{name}"), phase: rec.phase, state });
     }
     if format == Format::Json {

@@ -380,49 +380,12 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
     }
 }
 
-/// Whether a firewall listing shows the same rules as a rendered text.
-///
-/// Both sides are reduced to their rule lines: blank lines, `#` comments
-/// and block punctuation dropped, whitespace collapsed; an nft script's
-/// `add rule <family> <table> <chain> <body>` and an nft listing's rule
-/// inside `chain <chain> {` both become `<chain>: <body>`. Compared as
-/// sorted lists. A false "differs" only costs an (atomic) reload.
+/// Whether a firewall listing shows the same rules as a rendered text of
+/// this platform's syntax (see `core::rules::drift`). A false "differs"
+/// only costs an (atomic) reload.
 pub fn rules_match(rendered: &str, listing: &str) -> bool {
-    let mut a = rule_lines(rendered);
-    let mut b = rule_lines(listing);
-    a.sort();
-    b.sort();
-    a == b
-}
-
-fn rule_lines(text: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut chain: Option<String> = None;
-    for raw in text.lines() {
-        let line = raw.split_whitespace().collect::<Vec<_>>().join(" ");
-        if line.is_empty() || line.starts_with('#') || line == "}" {
-            if line == "}" {
-                chain = None;
-            }
-            continue;
-        }
-        let words: Vec<&str> = line.split(' ').collect();
-        match words.as_slice() {
-            ["add" | "table" | "chain" | "flush" | "delete" | "type", ..]
-                if !(words[0] == "add" && words.get(1) == Some(&"rule")) =>
-            {
-                if words[0] == "chain" {
-                    chain = Some(words.get(1).copied().unwrap_or("").to_string());
-                }
-            }
-            ["add", "rule", _family, _table, ch, body @ ..] => out.push(format!("{ch}: {}", body.join(" "))),
-            _ => match &chain {
-                Some(ch) => out.push(format!("{ch}: {line}")),
-                None => out.push(line),
-            },
-        }
-    }
-    out
+    use crate::core::rules::drift::{compare, State, Syntax};
+    matches!(compare(Syntax::native(), Some(rendered), Some(listing)), State::InSync | State::Empty)
 }
 
 #[cfg(test)]
@@ -608,14 +571,19 @@ mod tests {
 
     #[test]
     fn rules_match_nft_script_against_listing() {
-        let script = "add table inet jnet\nadd chain inet jnet www.dnat\n\
-                      add rule inet jnet www.dnat tcp dport 8080 dnat ip to 10.0.0.5:80\n";
-        let listing = "table inet jnet {\n\tchain www.dnat {\n\t\ttcp dport 8080 dnat ip to 10.0.0.5:80\n\t}\n}\n";
-        assert!(rules_match(script, listing));
-        assert!(!rules_match(script, &listing.replace("8080", "8081")));
-        assert!(rules_match("# header\n\n".to_string().as_str(), ""));
-        // pf: the canonical text matches the listing line by line.
-        assert!(rules_match(&format!("# jnet/www\n{RULES}"), RULES));
-        assert!(!rules_match(RULES, ""));
+        // The platform's syntax decides; both are covered in core::rules::drift.
+        if crate::core::rules::drift::Syntax::native() == crate::core::rules::drift::Syntax::Nft {
+            let script = "add table inet jnet\nadd chain inet jnet jail_www_dnat\n\
+                          add rule inet jnet jail_www_dnat tcp dport 8080 dnat ip to 10.0.0.5:80\n";
+            let listing =
+                "table inet jnet {\n\tchain jail_www_dnat {\n\t\ttcp dport 8080 dnat ip to 10.0.0.5:80\n\t}\n}\n";
+            assert!(rules_match(script, listing));
+            assert!(!rules_match(script, &listing.replace("8080", "8081")));
+            assert!(!rules_match(script, ""));
+        } else {
+            assert!(rules_match(&format!("# jnet/www\n{RULES}"), RULES));
+            assert!(!rules_match(RULES, ""));
+        }
+        assert!(rules_match("# header\n\n", ""));
     }
 }

@@ -1,8 +1,9 @@
 //! Firewall rules: the typed IR (`ir`), the pf renderer and anchor template
 //! (`pf`), the nft renderer (`nft`) and the parser of pfctl(8) listings
-//! (`pflist`). Pure: text in, values and text out; loading into pf or nft is
+//! (`pflist`), and drift between a rendering and a listing (`drift`). Pure: text in, values and text out; loading into pf or nft is
 //! the `os` layer's job.
 
+pub mod drift;
 pub mod ir;
 pub mod nft;
 pub mod pf;
