@@ -83,8 +83,11 @@ pub fn render(syntax: Syntax, rules: &JailRules, anchor_root: &str, template: &p
 }
 
 /// How the loaded rules of a jail compare with what jnet would render.
+/// why internally tagged: flattened into `jnet pf status --format json`
+/// rows, it gives `"state": "in-sync"` (plus the variant's fields), where
+/// an externally tagged unit variant would give `"in-sync": null`.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[serde(tag = "state", rename_all = "kebab-case")]
 pub enum State {
     /// Loaded and equal to the rendering.
     InSync,
@@ -233,6 +236,17 @@ mod tests {
         assert_eq!(compare(Syntax::Nft, Some((&r, "jnet")), None).unwrap(), State::NotLoaded);
         assert!(matches!(compare(Syntax::Nft, None, Some(&listing)).unwrap(), State::Stale { .. }));
         assert_eq!(compare(Syntax::Nft, None, None).unwrap(), State::Empty);
+    }
+
+    #[test]
+    fn state_serialises_with_a_state_key() {
+        assert_eq!(serde_json::to_value(State::InSync).unwrap(), serde_json::json!({"state": "in-sync"}));
+        assert_eq!(serde_json::to_value(State::NotLoaded).unwrap(), serde_json::json!({"state": "not-loaded"}));
+        let d = State::Drift { missing: vec!["a".into()], unexpected: vec![] };
+        assert_eq!(
+            serde_json::to_value(d).unwrap(),
+            serde_json::json!({"state": "drift", "missing": ["a"], "unexpected": []})
+        );
     }
 
     #[test]
