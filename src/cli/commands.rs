@@ -227,6 +227,31 @@ fn pools(s: &Session, format: Format) -> Result<ExitStatus> {
     Ok(ExitStatus::Ok)
 }
 
+/// Addresses inside running jails' own network stacks, as `jail:<name>`
+/// (on Linux a dedicated jail's address lives in its namespace, not on a
+/// host interface, so without these every running jail would look like
+/// missing drift). Empty when they cannot be read, e.g. without root.
+fn jail_stack_addresses() -> Vec<IfAddr> {
+    let running = crate::engine::host::system_host().and_then(|h| Ok(h.running_jails()?));
+    match running {
+        Ok(jails) => jails
+            .into_iter()
+            .flat_map(|j| {
+                let interface = format!("jail:{}", j.name);
+                j.addresses.into_iter().map(move |address| IfAddr {
+                    interface: interface.clone(),
+                    address,
+                    prefix: if address.is_ipv4() { 32 } else { 128 },
+                })
+            })
+            .collect(),
+        Err(e) => {
+            tracing::debug!(error = %e, "addresses inside running jails not read");
+            vec![]
+        }
+    }
+}
+
 fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
     let host = os::stack_interface_addresses();
@@ -234,7 +259,7 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     let rep = report::InventoryReport {
         pools: report::pools(&s.config, &inv, s.conf_jails()?, &host),
         assignments: report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default()),
-        drift: report::drift(&s.config, &inv, &host),
+        drift: report::drift(&s.config, &inv, &[host, jail_stack_addresses()].concat()),
     };
     if format == Format::Json {
         return print_json(&rep);

@@ -36,6 +36,9 @@ impl Syntax {
 }
 
 /// How the loaded rules of a jail compare with what jnet would load.
+/// why internally tagged: flattened into `jnet pf status --format json`
+/// rows it gives `"state": "in-sync"` (plus the variant's fields), where an
+/// externally tagged unit variant would give `"in-sync": null`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "state", rename_all = "kebab-case")]
 pub enum State {
@@ -181,6 +184,16 @@ mod tests {
         assert_eq!(compare(Syntax::Nft, Some(&script), None), State::NotLoaded);
         assert!(matches!(compare(Syntax::Nft, None, Some(&listing)), State::Stale { .. }));
         assert_eq!(compare(Syntax::Nft, None, None), State::Empty);
+    }
+
+    #[test]
+    fn state_json_is_tagged() {
+        assert_eq!(serde_json::to_value(State::InSync).unwrap(), serde_json::json!({"state": "in-sync"}));
+        let d = State::Drift { missing: vec!["a".into()], unexpected: vec![] };
+        assert_eq!(
+            serde_json::to_value(d).unwrap(),
+            serde_json::json!({"state": "drift", "missing": ["a"], "unexpected": []})
+        );
     }
 
     #[test]
