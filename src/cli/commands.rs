@@ -57,8 +57,8 @@ impl Session {
         Ok(self.conf_jails.get_or_init(|| v))
     }
 
-    fn ports_of(&self) -> Result<BTreeMap<JailName, Vec<String>>> {
-        report::declared_ports(&self.config, &self.profiles)
+    fn ports_of(&self, inv: &crate::store::Inventory) -> Result<BTreeMap<JailName, Vec<String>>> {
+        report::declared_ports(&self.config, inv, &self.profiles)
     }
 }
 
@@ -164,7 +164,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 
 fn list(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
-    let ports = s.ports_of()?;
+    let ports = s.ports_of(&inv)?;
     let rows = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default());
     if format == Format::Json {
         #[derive(Serialize)]
@@ -255,7 +255,7 @@ fn jail_stack_addresses() -> Vec<IfAddr> {
 fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
     let host = os::stack_interface_addresses();
-    let ports = s.ports_of()?;
+    let ports = s.ports_of(&inv)?;
     let rep = report::InventoryReport {
         pools: report::pools(&s.config, &inv, s.conf_jails()?, &host),
         assignments: report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default()),

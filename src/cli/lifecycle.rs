@@ -179,7 +179,7 @@ pub fn status(s: &Session, jail: Option<&str>, format: Format) -> Result<ExitSta
     let host = system_host()?;
     let running = host.running_jails()?;
     let inv = s.store.read()?;
-    let ports = crate::engine::report::declared_ports(&s.config, &s.profiles)?;
+    let ports = crate::engine::report::declared_ports(&s.config, &inv, &s.profiles)?;
     let rows = status_rows(&running, &inv, &ports, only.as_ref());
     if let (Some(j), true) = (&only, rows.is_empty()) {
         return Err(Error::data(format!("jail {j} is neither running nor in the inventory")));

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use crate::core::alloc;
-use crate::core::config::{self, Config};
+use crate::core::config::Config;
 use crate::core::lifecycle::Phase;
 use crate::core::names::JailName;
 use crate::core::range::RangeSet;
@@ -174,23 +174,17 @@ pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift
     out
 }
 
-/// Declared ports for every jail: config entry merged with its profile.
+/// Declared ports of every jail (config entry merged with its profile), as
+/// text, from the engine's one view of a jail.
 pub fn declared_ports(
     config: &Config,
+    inv: &Inventory,
     profiles: &crate::engine::sources::Profiles,
 ) -> crate::error::Result<BTreeMap<JailName, Vec<String>>> {
-    let mut out = BTreeMap::new();
-    for (n, j) in &config.jails {
-        let prof = match &j.profile {
-            Some(p) => Some(profiles.get(p)?.ok_or_else(|| {
-                crate::error::Error::config(format!("{}: jail {n}: no profile named {p}", j.location))
-            })?),
-            None => None,
-        };
-        let eff = config::effective(j, prof.as_ref());
-        out.insert(n.clone(), eff.ports.iter().map(|p| p.to_string()).collect());
-    }
-    Ok(out)
+    Ok(crate::engine::jails::views(config, inv, profiles)?
+        .into_iter()
+        .map(|(n, v)| (n, v.settings.ports.iter().map(|p| p.to_string()).collect()))
+        .collect())
 }
 
 #[cfg(test)]
