@@ -5,15 +5,19 @@
 //! journal, which the fast path reads itself): every taken address as
 //! merged ranges (for "lowest free address", O(log n) per probe) and the
 //! sorted `(address, offset of the jail line)` pairs (for "who holds this
-//! address"; the line is read back and checked). Binary, little endian:
+//! address"; the line is read back and checked), in blocks of 512 entries
+//! with a fence table (first address and hash of each block), so a lookup
+//! reads and verifies one 4 KiB block, not the whole section. Binary,
+//! little endian:
 //!
 //! ```text
 //! 0   magic "JNETIDX1"
 //! 8   identity of the base: device, inode, generation, body length, body hash
 //! 48  stamp: inventory size, mtime s/ns, ctime s/ns after jnet's last write
-//! 88  number of ranges, number of address entries, hash of each section
+//! 88  number of ranges, number of address entries, hash of the ranges, hash of the fences
 //! 120 hash of bytes 0..120
-//! 128 ranges: (start u32, end u32)*, then addresses: (address u32, line offset u32)*
+//! 128 ranges: (start u32, end u32)*, addresses: (address u32, line offset u32)*,
+//!     fences: (first address u32, 0 u32, block hash u64)* one per block
 //! ```
 //!
 //! Trust rules (see `Store::update_view`): the identity must equal the
@@ -35,6 +39,7 @@ pub const FILE: &str = "inventory.idx";
 const MAGIC: &[u8; 8] = b"JNETIDX1";
 const HEADER_LEN: usize = 128;
 const HASHED_HEADER: usize = 120;
+const BLOCK: usize = 512;
 
 /// Which base an index describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -72,9 +77,13 @@ pub struct Index {
     pub stamp: Stamp,
     ranges: Vec<(u32, u32)>,
     n_addrs: u64,
-    addrs_hash: u64,
-    /// Loaded and verified on first use.
-    addrs: Option<Vec<(u32, u32)>>,
+    fences_hash: u64,
+    /// `(first address, hash)` of every block of the address section.
+    fences: Vec<(u32, u64)>,
+}
+
+fn blocks(n: u64) -> u64 {
+    n.div_ceil(BLOCK as u64)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
@@ -153,7 +162,7 @@ impl Index {
         };
         let (n_ranges, n_addrs, rh, ah) = (f(10), f(11), f(12), f(13));
         let len = file.metadata().ok()?.len();
-        if len != HEADER_LEN as u64 + (n_ranges + n_addrs).checked_mul(8)? {
+        if len != HEADER_LEN as u64 + (n_ranges + n_addrs).checked_mul(8)? + blocks(n_addrs) * 16 {
             tracing::debug!(path = %path.display(), "inventory index has the wrong length");
             return None;
         }
@@ -167,14 +176,24 @@ impl Index {
         if ranges.windows(2).any(|w| w[0].1 >= w[1].0) || ranges.iter().any(|r| r.0 > r.1) {
             return None;
         }
+        let mut fb = vec![0u8; blocks(n_addrs) as usize * 16];
+        file.read_exact_at(&mut fb, HEADER_LEN as u64 + (n_ranges + n_addrs) * 8).ok()?;
+        if hash64(&fb) != ah {
+            tracing::debug!(path = %path.display(), "inventory index fences are damaged");
+            return None;
+        }
+        let fences = fb
+            .chunks_exact(16)
+            .map(|c| (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), u64_at(c, 8)))
+            .collect();
         Some(Index {
             file,
             identity,
             stamp,
             ranges,
             n_addrs,
-            addrs_hash: ah,
-            addrs: None,
+            fences_hash: ah,
+            fences,
         })
     }
 
@@ -204,13 +223,19 @@ impl Index {
             b
         };
         let (rb, ab) = (enc(&ranges), enc(&addrs));
+        let mut fb = Vec::with_capacity(addrs.len() / BLOCK * 16 + 16);
+        for (i, chunk) in ab.chunks(BLOCK * 8).enumerate() {
+            fb.extend_from_slice(&addrs[i * BLOCK].0.to_le_bytes());
+            fb.extend_from_slice(&0u32.to_le_bytes());
+            fb.extend_from_slice(&hash64(chunk).to_le_bytes());
+        }
         let head = header_bytes(
             &identity,
             &stamp,
             ranges.len() as u64,
             addrs.len() as u64,
             hash64(&rb),
-            hash64(&ab),
+            hash64(&fb),
         );
         let mut tmp = tempfile::Builder::new()
             .prefix(super::TMP_PREFIX)
@@ -219,6 +244,7 @@ impl Index {
         out.write_all(&head)?;
         out.write_all(&rb)?;
         out.write_all(&ab)?;
+        out.write_all(&fb)?;
         out.flush()?;
         drop(out);
         tmp.persist(dir.join(FILE)).map_err(|e| e.error)?;
@@ -234,7 +260,7 @@ impl Index {
             self.ranges.len() as u64,
             self.n_addrs,
             hash64(&self.range_bytes()),
-            self.addrs_hash,
+            self.fences_hash,
         );
         self.file.write_all_at(&h, 0)?;
         self.stamp = stamp;
@@ -265,26 +291,24 @@ impl Index {
             .map(move |r| (r.0.max(lo), r.1.min(hi)))
     }
 
-    /// Offsets of the base lines of jails holding `a`, in name order.
+    /// Offsets of the base lines of jails holding `a`, in name order;
+    /// `None` when a block it read fails its hash. Reads only the blocks
+    /// whose fences can hold `a` (normally one).
     pub fn lines_of(&mut self, a: u32) -> io::Result<Option<Vec<u32>>> {
-        if self.addrs.is_none() {
-            let mut b = vec![0u8; self.n_addrs as usize * 8];
-            self.file
-                .read_exact_at(&mut b, (HEADER_LEN + self.ranges.len() * 8) as u64)?;
-            if hash64(&b) != self.addrs_hash {
+        let first = self.fences.partition_point(|f| f.0 < a).saturating_sub(1);
+        let end = self.fences.partition_point(|f| f.0 <= a);
+        let mut out = vec![];
+        let base = (HEADER_LEN + self.ranges.len() * 8) as u64;
+        for b in first..end {
+            let n = (self.n_addrs as usize - b * BLOCK).min(BLOCK);
+            let mut buf = vec![0u8; n * 8];
+            self.file.read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
+            if hash64(&buf) != self.fences[b].1 {
                 return Ok(None);
             }
-            self.addrs = Some(pairs(&b));
+            out.extend(pairs(&buf).into_iter().filter(|e| e.0 == a).map(|e| e.1));
         }
-        let v = self.addrs.as_ref().expect("loaded above");
-        let i = v.partition_point(|e| e.0 < a);
-        Ok(Some(
-            v[i..]
-                .iter()
-                .take_while(|e| e.0 == a)
-                .map(|e| e.1)
-                .collect(),
-        ))
+        Ok(Some(out))
     }
 }
 
@@ -345,5 +369,22 @@ mod tests {
         }
         fs::write(&path, &good[..good.len() - 1]).unwrap();
         assert!(Index::open(d.path()).is_none());
+    }
+
+    #[test]
+    fn lookups_across_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        // 3 blocks; address 600 held by entries that straddle a block edge.
+        let mut v: Vec<(u32, u32)> = (0..1500u32).map(|i| (i, i * 10)).collect();
+        for k in 0..20 {
+            v.push((511, 100_000 + k));
+        }
+        Index::write(d.path(), Identity::default(), Stamp::default(), v).unwrap();
+        let mut ix = Index::open(d.path()).unwrap();
+        assert_eq!(ix.lines_of(511).unwrap().unwrap().len(), 21);
+        assert_eq!(ix.lines_of(1499).unwrap().unwrap(), [14990]);
+        assert_eq!(ix.lines_of(0).unwrap().unwrap(), [0]);
+        assert!(ix.lines_of(1500).unwrap().unwrap().is_empty());
+        assert_eq!(ix.range_containing(700), Some((0, 1499)));
     }
 }
