@@ -235,13 +235,16 @@ pub fn write_record(out: &mut String, r: &Record) {
 
 /// Whether `line` (without newline) carries a correct checksum.
 fn checksum_ok(line: &str) -> bool {
-    match line.rsplit_once(" | ") {
-        Some((pre, sum)) => {
-            sum.len() == 8
-                && u32::from_str_radix(sum, 16).is_ok_and(|s| s == hash32(pre.as_bytes()))
-        }
-        None => false,
-    }
+    let Some((pre, sum)) = line.rsplit_once(" | ") else {
+        return false;
+    };
+    // why: only the exact lowercase form jnet writes; "A" for "a" is a
+    // changed byte too.
+    sum.len() == 8
+        && sum
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && u32::from_str_radix(sum, 16).is_ok_and(|s| s == hash32(pre.as_bytes()))
 }
 
 /// Parses a journal line whose checksum is correct.

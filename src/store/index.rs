@@ -177,7 +177,8 @@ impl Index {
             return None;
         }
         let mut fb = vec![0u8; blocks(n_addrs) as usize * 16];
-        file.read_exact_at(&mut fb, HEADER_LEN as u64 + (n_ranges + n_addrs) * 8).ok()?;
+        file.read_exact_at(&mut fb, HEADER_LEN as u64 + (n_ranges + n_addrs) * 8)
+            .ok()?;
         if hash64(&fb) != ah {
             tracing::debug!(path = %path.display(), "inventory index fences are damaged");
             return None;
@@ -302,7 +303,8 @@ impl Index {
         for b in first..end {
             let n = (self.n_addrs as usize - b * BLOCK).min(BLOCK);
             let mut buf = vec![0u8; n * 8];
-            self.file.read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
+            self.file
+                .read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
             if hash64(&buf) != self.fences[b].1 {
                 return Ok(None);
             }

@@ -75,9 +75,10 @@ pub const JOURNAL_MAX_ENV: &str = "JNET_JOURNAL_MAX_BYTES";
 pub struct Store {
     dir: PathBuf,
     lock_timeout: Duration,
+    journal_max: u64,
 }
 
-fn journal_max() -> u64 {
+fn journal_max_from_env() -> u64 {
     std::env::var(JOURNAL_MAX_ENV)
         .ok()
         .and_then(|v| v.parse().ok())
@@ -100,7 +101,16 @@ impl Store {
         Store {
             dir: dir.into(),
             lock_timeout,
+            journal_max: journal_max_from_env(),
         }
+    }
+
+    /// Sets the journal bound in bytes (default 32 KiB, or
+    /// `JNET_JOURNAL_MAX_BYTES`); a change that would grow the journal past
+    /// it compacts the file instead.
+    pub fn with_journal_max(mut self, bytes: u64) -> Self {
+        self.journal_max = bytes;
+        self
     }
 
     pub fn dir(&self) -> &Path {
@@ -282,6 +292,8 @@ impl Store {
         }
         let out = f(&mut view);
         if let Some(why) = view.damaged.take() {
+            #[cfg(test)]
+            INDEX_FALLBACKS.with(|c| c.set(c.get() + 1));
             tracing::warn!(dir = %self.dir.display(), "inventory index is inconsistent ({why}); rebuilding it");
             let _ = fs::remove_file(self.dir.join(index::FILE));
             return Ok(None);
@@ -307,7 +319,7 @@ impl Store {
             longest = longest.max(text.len() - start);
         }
         let valid_end = base_end + journal.valid_len as u64;
-        if journal.valid_len as u64 + text.len() as u64 > journal_max()
+        if journal.valid_len as u64 + text.len() as u64 > self.journal_max
             || longest > format::MAX_RECORD
         {
             let mut body = vec![0u8; h.body as usize];
@@ -545,3 +557,13 @@ mod tests {
             .contains("mode=bogus"));
     }
 }
+
+#[cfg(test)]
+thread_local! {
+    /// How often the fast path found its index inconsistent (tests check
+    /// that only damaged indexes do that).
+    static INDEX_FALLBACKS: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+#[cfg(test)]
+mod journal_tests;
