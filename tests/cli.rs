@@ -387,7 +387,8 @@ fn concurrent_assigns_with_compactions_and_readers() {
                 let mut reads = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     if let Ok(text) = std::fs::read_to_string(&path) {
-                        jnet::store::Inventory::from_text(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
+                        jnet::store::Inventory::from_text(&text)
+                            .unwrap_or_else(|err| panic!("{err}\n{text}"));
                         reads += 1;
                     }
                 }
@@ -403,11 +404,23 @@ fn concurrent_assigns_with_compactions_and_readers() {
             .spawn()
             .unwrap()
     };
-    let mut children: Vec<_> =
-        (0..n).map(|i| spawn(vec!["assign".into(), format!("j{i}"), "--pool".into(), "lan".into()])).collect();
+    let mut children: Vec<_> = (0..n)
+        .map(|i| {
+            spawn(vec![
+                "assign".into(),
+                format!("j{i}"),
+                "--pool".into(),
+                "lan".into(),
+            ])
+        })
+        .collect();
     // Releases of half of them race with the assigns (a release of a jail
     // not yet assigned is a no-op, so the end state is checked per jail).
-    children.extend((0..n).step_by(2).map(|i| spawn(vec!["release".into(), format!("j{i}")])));
+    children.extend(
+        (0..n)
+            .step_by(2)
+            .map(|i| spawn(vec!["release".into(), format!("j{i}")])),
+    );
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
@@ -445,7 +458,10 @@ fn killed_writer_with_compactions_leaves_old_or_new_state() {
         let mut child = e
             .cmd()
             .args(["assign", &format!("r{i}"), "--pool", "lan"])
-            .env("JNET_JOURNAL_MAX_BYTES", if i % 2 == 0 { "300" } else { "100000" })
+            .env(
+                "JNET_JOURNAL_MAX_BYTES",
+                if i % 2 == 0 { "300" } else { "100000" },
+            )
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -453,7 +469,10 @@ fn killed_writer_with_compactions_leaves_old_or_new_state() {
         let _ = child.kill();
         child.wait().unwrap();
         let n = addresses_in(&e.inventory()).len();
-        assert!(n == prev || n == prev + 1, "kill {i}: {prev} records before, {n} after");
+        assert!(
+            n == prev || n == prev + 1,
+            "kill {i}: {prev} records before, {n} after"
+        );
         e.ok(&["assign", &format!("r{i}"), "--pool", "lan"]);
         prev = addresses_in(&e.inventory()).len();
         assert_eq!(prev, 2 + i as usize);

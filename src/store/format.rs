@@ -26,7 +26,7 @@
 //! looking the jail up, and is checked here against the state before the
 //! record), and a 32-bit checksum of everything before it. A damaged tail —
 //! invalid lines at the end of the file, no valid record after them, no
-//! longer than one record can be — is what a process killed during an
+//! longer than two records can be — is what a process killed during an
 //! append leaves: it is ignored here and cut off by the next writer (which
 //! holds the lock). An invalid line followed by a valid one is damage in
 //! the middle and an error with its line.
@@ -336,11 +336,13 @@ pub fn scan_journal(text: &[u8], marker_line: usize) -> Result<Journal<'_>, Form
         pos = next;
     }
     let valid_len = match bad {
-        Some((off, l)) if text.len() - off > MAX_RECORD => {
+        // why: twice a record: a lock-free reader can see an old torn tail
+        // followed by the end of the record that replaced it.
+        Some((off, l)) if text.len() - off > 2 * MAX_RECORD => {
             return Err(FormatError {
                 line: l,
                 message: format!(
-                    "journal ends in {} damaged bytes, more than one record",
+                    "journal ends in {} damaged bytes, more than a torn append leaves",
                     text.len() - off
                 ),
             })

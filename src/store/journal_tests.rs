@@ -471,3 +471,24 @@ fn version_1_file_is_read_and_upgraded_on_first_change() {
     assert!(text.starts_with("jnet-inventory 2 generation=1 "), "{text}");
     assert_eq!(st.read().unwrap().jails.len(), 2);
 }
+
+#[test]
+fn a_change_of_several_jails_is_one_rename_not_several_appends() {
+    let d = tempfile::tempdir().unwrap();
+    let st = store(d.path(), 1 << 20);
+    st.update_view(|v| v.set(&name(0), Some(rec(Some(1), 0, false))))
+        .unwrap();
+    let ino = fs::metadata(st.path()).unwrap().ino();
+    st.update_view(|v| {
+        v.set(&name(1), Some(rec(Some(2), 0, false)))?;
+        v.set(&name(0), None)
+    })
+    .unwrap();
+    assert_ne!(fs::metadata(st.path()).unwrap().ino(), ino);
+    let p = format::parse(&fs::read(st.path()).unwrap()).unwrap();
+    assert_eq!(p.records, 0);
+    assert_eq!(
+        p.inventory.jails.keys().cloned().collect::<Vec<_>>(),
+        [name(1)]
+    );
+}

@@ -319,13 +319,21 @@ impl Store {
             longest = longest.max(text.len() - start);
         }
         let valid_end = base_end + journal.valid_len as u64;
+        // why: several records are one change; appended as several lines
+        // a torn write could keep some of them, so they go through the
+        // all-or-nothing rename instead (assign and release set one jail).
         if journal.valid_len as u64 + text.len() as u64 > self.journal_max
             || longest > format::MAX_RECORD
+            || pending.len() > 1
         {
-            let mut body = vec![0u8; h.body as usize];
-            file.read_exact_at(&mut body, header_len).map_err(io)?;
-            let body = String::from_utf8(body)
-                .map_err(|_| Error::data(format!("{}: base is not UTF-8", path.display())))?;
+            // why: the base is trusted by its stamp; it is read here anyway,
+            // so check its hash before it becomes part of the new file.
+            let Some(body) = self.verified_body(&file, header_len, &h)? else {
+                return Ok(None);
+            };
+            let Ok(body) = String::from_utf8(body) else {
+                return Ok(None);
+            };
             let lines: BTreeMap<JailName, Option<String>> = overlay
                 .into_iter()
                 .map(|(n, r)| {

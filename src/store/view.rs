@@ -143,6 +143,12 @@ impl IndexedView<'_> {
 
     /// The line starting at `start` (without newline) and the offset after it.
     fn line_at(&self, start: u64) -> io::Result<(String, u64)> {
+        if start >= self.hi {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "offset past the jail lines",
+            ));
+        }
         let mut want = 256usize;
         loop {
             let n = want.min((self.hi - start) as usize);
@@ -240,7 +246,13 @@ impl IndexedView<'_> {
         }
         let mut out = vec![];
         for off in lines {
-            let (line, _) = self.line_at(u64::from(off)).map_err(|e| self.io(e))?;
+            let (line, _) = match self.line_at(u64::from(off)) {
+                Ok(x) => x,
+                Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                    return Err(self.damage(format!("address entry points at byte {off}: {e}")))
+                }
+                Err(e) => return Err(self.io(e)),
+            };
             let (name, rec) = self.parse_base(&line, u64::from(off))?;
             if rec.address.map(u32::from) != Some(a) {
                 return Err(self.damage(format!("byte {off} does not hold {}", Ipv4Addr::from(a))));
