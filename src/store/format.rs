@@ -229,7 +229,7 @@ pub fn write_record(out: &mut String, r: &Record) {
         }
         None => out.push_str(" | was=-"),
     }
-    let sum = hash32(out[start..].as_bytes());
+    let sum = hash32(&out.as_bytes()[start..]);
     let _ = writeln!(out, " | {sum:08x}");
 }
 
