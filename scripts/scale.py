@@ -69,15 +69,27 @@ def run_once(argv, cwd):
     return dt, ru.ru_maxrss  # KiB on Linux
 
 
+def peak_rss(argv, cwd):
+    """Peak RSS in KiB of one run, measured by /usr/bin/time: a child forked
+    from this Python process would report Python's own RSS as its peak."""
+    if not os.path.exists("/usr/bin/time"):
+        return run_once(argv, cwd)[1]
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, check=True)
+    return int(p.stderr.decode().strip().splitlines()[-1])
+
+
 def measure(argv, cwd, runs, after=None):
-    times, rss = [], []
+    times = []
     for _ in range(runs):
-        dt, kib = run_once(argv, cwd)
+        dt, _ = run_once(argv, cwd)
         times.append(dt)
-        rss.append(kib)
         if after:
             after()
-    return statistics.median(times) * 1000, max(rss)
+    kib = peak_rss(argv, cwd)
+    if after:
+        after()
+    return statistics.median(times) * 1000, kib
 
 
 def main():

@@ -4,7 +4,9 @@
 //! (`inventory.idx`, [`index`]) that lets `assign` and `release` work
 //! without parsing every line.
 //!
-//! Two ways to change the file, both under the lock for the whole
+//! It follows flock(2), fsync(2)/fdatasync(2) and rename(2) semantics as
+//! documented for Linux and FreeBSD; nothing here needs more than POSIX
+//! file calls. Two ways to change the file, both under the lock for the whole
 //! read-modify-write (so concurrent jnet processes serialise and never hand
 //! out one address twice):
 //!
@@ -22,9 +24,10 @@
 //!
 //! The journal is bounded (`JNET_JOURNAL_MAX_BYTES`, default 32 KiB, about
 //! 300 records; tests set it low to force compactions), so the fast path
-//! reads a bounded tail and a compaction's O(n) cost is spread over that
-//! many changes. A compaction from the fast path merges the sorted base
-//! text with the changed lines without parsing the base.
+//! reads a bounded tail, and a compaction's O(n) cost (a text merge of the
+//! sorted base with the changed lines, no parse; then one fsynced write) is
+//! shared by the ~300 changes before it: O(n / bound) per change, about
+//! 0.2 ms at 100,000 jails, against O(n) for rewriting on every change.
 //!
 //! The fast path trusts the index only for the base it was built from:
 //! same device, inode, generation, body length and body hash as the file's
@@ -32,7 +35,13 @@
 //! (the stamp); if they differ (another tool wrote the file, or a writer
 //! died before updating the stamp), the base is re-hashed before use, and
 //! a base that no longer matches its header (edited by hand) sends the
-//! operation down the full-parse path. A missing or damaged index is
+//! operation down the full-parse path, and its first change rewrites the
+//! file in canonical form. Limit: an edit by hand that keeps the file's
+//! size, inode and (coarse, clock-tick) times identical to jnet's last write
+//! is not noticed by the stamp: a person editing after jnet finished cannot
+//! be that quick, a program rewriting the file in place right after jnet
+//! could (the file's comment asks to edit only while no jnet runs). A
+//! missing or damaged index is
 //! rebuilt from the base. A damaged inventory is refused with file:line,
 //! never overwritten.
 //!
