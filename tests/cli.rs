@@ -46,10 +46,7 @@ impl Env {
     }
     fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_jnet"));
-        c.arg("-c")
-            .arg(self.path("jnet.toml"))
-            .env_remove("JNET_CONFIG")
-            .env_remove("JNET_STATE_DIR");
+        c.arg("-c").arg(self.path("jnet.toml")).env_remove("JNET_CONFIG").env_remove("JNET_STATE_DIR");
         c
     }
     fn run(&self, args: &[&str]) -> Output {
@@ -57,11 +54,7 @@ impl Env {
     }
     fn ok(&self, args: &[&str]) -> String {
         let o = self.run(args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{args:?}: {}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8(o.stdout).unwrap()
     }
     /// Runs a command that must fail with `code`; returns stderr and checks
@@ -71,11 +64,7 @@ impl Env {
         let o = self.run(args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
-        assert_eq!(
-            std::fs::read(self.inventory()).ok(),
-            before,
-            "{args:?} changed the inventory"
-        );
+        assert_eq!(std::fs::read(self.inventory()).ok(), before, "{args:?} changed the inventory");
         err
     }
     fn inventory(&self) -> PathBuf {
@@ -89,23 +78,13 @@ impl Env {
 #[test]
 fn assign_release_and_reports() {
     let e = Env::new();
-    assert_eq!(
-        e.ok(&["assign", "www", "--pool", "lan"]),
-        "www: 192.0.2.10 from pool lan on eth0\n"
-    );
-    assert!(e
-        .ok(&["assign", "www", "--pool", "lan"])
-        .contains("nothing changed"));
+    assert_eq!(e.ok(&["assign", "www", "--pool", "lan"]), "www: 192.0.2.10 from pool lan on eth0\n");
+    assert!(e.ok(&["assign", "www", "--pool", "lan"]).contains("nothing changed"));
     e.ok(&["assign", "db", "192.0.2.11"]);
-    assert!(e
-        .ok(&["assign", "db", "192.0.2.11"])
-        .contains("already 192.0.2.11"));
+    assert!(e.ok(&["assign", "db", "192.0.2.11"]).contains("already 192.0.2.11"));
     e.ok(&["assign", "ghost", "--inherit"]);
     e.ok(&["assign", "ext", "203.0.113.9", "--interface", "lo2"]);
-    assert_eq!(
-        e.ok(&["assign", "next", "--pool", "lan"]),
-        "next: 192.0.2.12 from pool lan on eth0\n"
-    );
+    assert_eq!(e.ok(&["assign", "next", "--pool", "lan"]), "next: 192.0.2.12 from pool lan on eth0\n");
 
     let inv = e.json(&["inventory", "--format", "json"]);
     let lan = &inv["pools"][0];
@@ -114,53 +93,28 @@ fn assign_release_and_reports() {
     assert_eq!(lan["size"], 191 - 12);
     assert_eq!(lan["used"], 3);
     assert_eq!(lan["free"], 191 - 12 - 3);
-    let a: Vec<_> = inv["assignments"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|a| {
-            format!(
-                "{} {} {} {} {}",
-                a["jail"], a["mode"], a["address"], a["pool"], a["interface"]
-            )
-        })
-        .collect();
-    assert_eq!(
-        a,
-        [
-            r#""db" "dedicated" "192.0.2.11" "lan" "eth0""#,
-            r#""ext" "dedicated" "203.0.113.9" null "lo2""#,
-            r#""ghost" "inherit" null null null"#,
-            r#""next" "dedicated" "192.0.2.12" "lan" "eth0""#,
-            r#""www" "dedicated" "192.0.2.10" "lan" "eth0""#,
-        ]
-    );
+    let a: Vec<_> = inv["assignments"].as_array().unwrap().iter().map(|a| {
+        format!("{} {} {} {} {}", a["jail"], a["mode"], a["address"], a["pool"], a["interface"])
+    }).collect();
+    assert_eq!(a, [
+        r#""db" "dedicated" "192.0.2.11" "lan" "eth0""#,
+        r#""ext" "dedicated" "203.0.113.9" null "lo2""#,
+        r#""ghost" "inherit" null null null"#,
+        r#""next" "dedicated" "192.0.2.12" "lan" "eth0""#,
+        r#""www" "dedicated" "192.0.2.10" "lan" "eth0""#,
+    ]);
     // Declared ports come from the profile plus the jail's own.
     let list = e.json(&["list", "--format", "json"]);
-    let www = list["jails"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|j| j["jail"] == "www")
-        .unwrap();
-    assert_eq!(
-        www["ports"],
-        serde_json::json!(["tcp/80", "tcp/443", "udp/53"])
-    );
+    let www = list["jails"].as_array().unwrap().iter().find(|j| j["jail"] == "www").unwrap();
+    assert_eq!(www["ports"], serde_json::json!(["tcp/80", "tcp/443", "udp/53"]));
     let table = e.ok(&["list"]);
     assert!(table.lines().next().unwrap().starts_with("JAIL"), "{table}");
     assert!(table.contains("www    dedicated  192.0.2.10"), "{table}");
 
-    assert_eq!(
-        e.ok(&["release", "www"]),
-        "www: released 192.0.2.10 from pool lan on eth0\n"
-    );
+    assert_eq!(e.ok(&["release", "www"]), "www: released 192.0.2.10 from pool lan on eth0\n");
     assert!(e.ok(&["release", "www"]).contains("nothing changed"));
     // The lowest free address comes back first.
-    assert_eq!(
-        e.ok(&["assign", "again", "--pool", "lan"]),
-        "again: 192.0.2.10 from pool lan on eth0\n"
-    );
+    assert_eq!(e.ok(&["assign", "again", "--pool", "lan"]), "again: 192.0.2.10 from pool lan on eth0\n");
     let pools = e.json(&["pools", "--format", "json"]);
     assert_eq!(pools["pools"][1]["name"], "tiny");
     assert_eq!(pools["pools"][1]["size"], 2);
@@ -171,34 +125,18 @@ fn refusals_have_distinct_codes_and_change_nothing() {
     let e = Env::new();
     e.ok(&["assign", "db", "192.0.2.11"]);
     let cases: &[(&[&str], i32, &str)] = &[
-        (
-            &["assign", "x", "192.0.2.11"],
-            65,
-            "already held by jail db",
-        ),
+        (&["assign", "x", "192.0.2.11"], 65, "already held by jail db"),
         (&["assign", "x", "192.0.2.1"], 65, "gateway"),
         (&["assign", "x", "192.0.2.65"], 65, "excluded"),
         (&["assign", "x", "192.0.2.0"], 65, "network address"),
         (&["assign", "x", "192.0.2.201"], 65, "outside the ranges"),
         (&["assign", "x", "203.0.113.1"], 65, "not inside any pool"),
         (&["assign", "x", "192.0.2.300"], 65, "not an IPv4 address"),
-        (
-            &["assign", "x;reboot", "--pool", "lan"],
-            65,
-            "invalid jail name",
-        ),
+        (&["assign", "x;reboot", "--pool", "lan"], 65, "invalid jail name"),
         (&["assign", "x", "--pool", "nope"], 65, "no pool named nope"),
-        (
-            &["assign", "x", "203.0.113.1", "--interface", "eth0;x"],
-            65,
-            "invalid interface name",
-        ),
+        (&["assign", "x", "203.0.113.1", "--interface", "eth0;x"], 65, "invalid interface name"),
         (&["assign", "x"], 64, "required"),
-        (
-            &["assign", "x", "--pool", "lan", "--inherit"],
-            64,
-            "cannot be used",
-        ),
+        (&["assign", "x", "--pool", "lan", "--inherit"], 64, "cannot be used"),
         (&["frobnicate"], 64, "unrecognized subcommand"),
     ];
     for (args, code, needle) in cases {
@@ -215,24 +153,13 @@ fn refusals_have_distinct_codes_and_change_nothing() {
 fn config_and_input_errors() {
     let e = Env::with_config("[host]\nexternal_interface = \"eth0\"\n[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"eth0\"\nrange = []\n");
     let err = e.fails(&["list"], 78);
-    assert!(
-        err.contains("jnet.toml:6:") && err.contains("range"),
-        "{err}"
-    );
+    assert!(err.contains("jnet.toml:6:") && err.contains("range"), "{err}");
     let e = Env::new();
-    let o = Command::new(env!("CARGO_BIN_EXE_jnet"))
-        .args(["-c", "/nonexistent/jnet.toml", "list"])
-        .output()
-        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jnet")).args(["-c", "/nonexistent/jnet.toml", "list"]).output().unwrap();
     assert_eq!(o.status.code(), Some(66));
-    assert!(String::from_utf8_lossy(&o.stderr)
-        .contains("/nonexistent/jnet.toml: config file not found"));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/jnet.toml: config file not found"));
     // JNET_CONFIG is honoured when -c is absent.
-    let o = Command::new(env!("CARGO_BIN_EXE_jnet"))
-        .arg("pools")
-        .env("JNET_CONFIG", e.path("jnet.toml"))
-        .output()
-        .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jnet")).arg("pools").env("JNET_CONFIG", e.path("jnet.toml")).output().unwrap();
     assert!(o.status.success());
     // A damaged inventory is refused with its line, never overwritten.
     std::fs::create_dir_all(e.path("state")).unwrap();
@@ -245,14 +172,7 @@ fn config_and_input_errors() {
 fn state_dir_flag_overrides_config() {
     let e = Env::new();
     let other = e.path("elsewhere");
-    e.ok(&[
-        "--state-dir",
-        other.to_str().unwrap(),
-        "assign",
-        "a",
-        "--pool",
-        "lan",
-    ]);
+    e.ok(&["--state-dir", other.to_str().unwrap(), "assign", "a", "--pool", "lan"]);
     assert!(other.join("inventory").exists());
     assert!(!e.inventory().exists());
 }
@@ -263,10 +183,7 @@ fn lock_timeout_exits_75() {
     e.ok(&["assign", "a", "--pool", "lan"]);
     let lock = std::fs::File::open(e.path("state/inventory.lock")).unwrap();
     lock.lock().unwrap();
-    let err = e.fails(
-        &["--lock-timeout", "0.2", "assign", "b", "--pool", "lan"],
-        75,
-    );
+    let err = e.fails(&["--lock-timeout", "0.2", "assign", "b", "--pool", "lan"], 75);
     assert!(err.contains("locked by another jnet process"), "{err}");
     drop(lock);
     e.ok(&["assign", "b", "--pool", "lan"]);
@@ -278,12 +195,7 @@ fn addresses_in(inv: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(inv).unwrap();
     assert!(text.starts_with("jnet-inventory 2 "), "{text}");
     let parsed = jnet::store::Inventory::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    parsed
-        .jails
-        .values()
-        .filter_map(|r| r.address)
-        .map(|a| a.to_string())
-        .collect()
+    parsed.jails.values().filter_map(|r| r.address).map(|a| a.to_string()).collect()
 }
 
 #[test]
@@ -291,13 +203,7 @@ fn concurrent_assigns_never_share_an_address() {
     let e = Env::new();
     let n = 24;
     let children: Vec<_> = (0..n)
-        .map(|i| {
-            e.cmd()
-                .args(["assign", &format!("j{i}"), "--pool", "lan"])
-                .stdout(std::process::Stdio::null())
-                .spawn()
-                .unwrap()
-        })
+        .map(|i| e.cmd().args(["assign", &format!("j{i}"), "--pool", "lan"]).stdout(std::process::Stdio::null()).spawn().unwrap())
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -338,11 +244,7 @@ fn killed_writer_leaves_old_or_new_inventory() {
     let temps: Vec<_> = std::fs::read_dir(e.path("state"))
         .unwrap()
         .flatten()
-        .filter(|f| {
-            f.file_name()
-                .to_string_lossy()
-                .starts_with(".inventory.tmp")
-        })
+        .filter(|f| f.file_name().to_string_lossy().starts_with(".inventory.tmp"))
         .collect();
     assert!(temps.is_empty(), "stale temp files left: {temps:?}");
     assert_eq!(addresses_in(&e.inventory()).len(), 2);
@@ -350,20 +252,12 @@ fn killed_writer_leaves_old_or_new_inventory() {
     // either the records before or the records after.
     let mut prev = addresses_in(&e.inventory()).len();
     for i in 0..20 {
-        let mut child = e
-            .cmd()
-            .args(["assign", &format!("r{i}"), "--pool", "lan"])
-            .stdout(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = e.cmd().args(["assign", &format!("r{i}"), "--pool", "lan"]).stdout(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_micros(200 * i));
         let _ = child.kill();
         child.wait().unwrap();
         let n = addresses_in(&e.inventory()).len();
-        assert!(
-            n == prev || n == prev + 1,
-            "kill {i}: {prev} records before, {n} after"
-        );
+        assert!(n == prev || n == prev + 1, "kill {i}: {prev} records before, {n} after");
         e.ok(&["assign", &format!("r{i}"), "--pool", "lan"]);
         prev = addresses_in(&e.inventory()).len();
         assert_eq!(prev, 3 + i as usize);

@@ -14,13 +14,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 )]
 pub struct Cli {
     /// Configuration file [default: /usr/local/etc/jnet/jnet.toml on FreeBSD, /etc/jnet/jnet.toml on Linux]
-    #[arg(
-        short = 'c',
-        long,
-        env = "JNET_CONFIG",
-        global = true,
-        value_name = "FILE"
-    )]
+    #[arg(short = 'c', long, env = "JNET_CONFIG", global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// State directory holding the inventory (overrides host.state_dir)
     #[arg(long, env = "JNET_STATE_DIR", global = true, value_name = "DIR")]
@@ -54,7 +48,9 @@ pub enum Command {
     /// Give a jail a dedicated address, an address from a pool, or the host's (inherit)
     Assign(AssignArgs),
     /// Forget a jail's address (the address returns to its pool)
-    Release { jail: String },
+    Release {
+        jail: String,
+    },
     /// Jails with mode, address, pool, interface, state and declared ports
     List(FormatArg),
     /// Pool usage: network, size, used, free, utilisation

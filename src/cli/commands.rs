@@ -33,27 +33,15 @@ pub struct Session {
 
 impl Session {
     pub fn open(cli: &Cli) -> Result<Session> {
-        let config_path = cli
-            .config
-            .clone()
-            .unwrap_or_else(sources::default_config_path);
+        let config_path = cli.config.clone().unwrap_or_else(sources::default_config_path);
         let config = sources::load_config(&config_path)?;
         let state = sources::state_dir(cli.state_dir.as_deref(), &config, &config_path);
         if !(cli.lock_timeout.is_finite() && cli.lock_timeout >= 0.0) {
-            return Err(Error::data(format!(
-                "--lock-timeout {}: must be a number of seconds >= 0",
-                cli.lock_timeout
-            )));
+            return Err(Error::data(format!("--lock-timeout {}: must be a number of seconds >= 0", cli.lock_timeout)));
         }
         let store = Store::new(state, Duration::from_secs_f64(cli.lock_timeout));
         let profiles = Profiles::new(&sources::config_dir(&config_path));
-        Ok(Session {
-            config_path,
-            config,
-            store,
-            profiles,
-            conf_jails: OnceCell::new(),
-        })
+        Ok(Session { config_path, config, store, profiles, conf_jails: OnceCell::new() })
     }
 
     /// Jails of jail.conf (empty when `host.jail_conf` is not set).
@@ -111,16 +99,10 @@ fn assign(s: &Session, a: &AssignArgs) -> Result<ExitStatus> {
     let jail = jail_name(&a.jail)?;
     let req = match (&a.address, &a.pool, a.inherit) {
         (Some(addr), None, false) => {
-            let address: Ipv4Addr = addr.parse().map_err(|_| {
-                Error::data(format!(
-                    "{addr:?} is not an IPv4 address (expected a.b.c.d)"
-                ))
-            })?;
-            if address.is_unspecified()
-                || address.is_broadcast()
-                || address.is_multicast()
-                || address.is_loopback()
-            {
+            let address: Ipv4Addr = addr
+                .parse()
+                .map_err(|_| Error::data(format!("{addr:?} is not an IPv4 address (expected a.b.c.d)")))?;
+            if address.is_unspecified() || address.is_broadcast() || address.is_multicast() || address.is_loopback() {
                 return Err(Error::data(format!("{address} cannot be a jail address")));
             }
             let interface = match &a.interface {
@@ -129,36 +111,21 @@ fn assign(s: &Session, a: &AssignArgs) -> Result<ExitStatus> {
             };
             AssignRequest::Address { address, interface }
         }
-        (None, Some(p), false) => {
-            AssignRequest::Pool(PoolName::new(p).map_err(|e| Error::data(e.to_string()))?)
-        }
+        (None, Some(p), false) => AssignRequest::Pool(PoolName::new(p).map_err(|e| Error::data(e.to_string()))?),
         (None, None, true) => AssignRequest::Inherit,
-        _ => {
-            return Err(Error::data(
-                "give exactly one of <ADDRESS>, --pool or --inherit",
-            ))
-        }
+        _ => return Err(Error::data("give exactly one of <ADDRESS>, --pool or --inherit")),
     };
     let host: Vec<IfAddr> = match req {
         AssignRequest::Inherit => vec![],
         _ => os::stack_interface_addresses(),
     };
-    let observed = Observed {
-        jail_conf: s.conf_jails()?,
-        host: &host,
-    };
+    let observed = Observed { jail_conf: s.conf_jails()?, host: &host };
     match addresses::assign(&s.config, &s.store, &jail, &req, &observed)? {
         Outcome::Unchanged(r) => println!("{jail}: already {}; nothing changed", describe(&r)),
-        Outcome::Changed {
-            record,
-            previous: Some(p),
-        } => {
+        Outcome::Changed { record, previous: Some(p) } => {
             println!("{jail}: {} (was {})", describe(&record), describe(&p))
         }
-        Outcome::Changed {
-            record,
-            previous: None,
-        } => println!("{jail}: {}", describe(&record)),
+        Outcome::Changed { record, previous: None } => println!("{jail}: {}", describe(&record)),
     }
     Ok(ExitStatus::Ok)
 }
@@ -187,16 +154,7 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
         }
         return print_json(&Out { jails: &rows });
     }
-    let mut t = Table::new(&[
-        "JAIL",
-        "MODE",
-        "ADDRESS",
-        "POOL",
-        "INTERFACE",
-        "STATE",
-        "PORTS",
-        "EXPOSE",
-    ]);
+    let mut t = Table::new(&["JAIL", "MODE", "ADDRESS", "POOL", "INTERFACE", "STATE", "PORTS", "EXPOSE"]);
     for r in &rows {
         t.row(vec![
             r.jail.clone(),
@@ -220,17 +178,7 @@ fn pool_rows(s: &Session) -> Result<(Vec<report::PoolReport>, Vec<IfAddr>)> {
 }
 
 fn print_pools(rows: &[report::PoolReport]) {
-    let mut t = Table::new(&[
-        "POOL",
-        "NETWORK",
-        "INTERFACE",
-        "SIZE",
-        "USED",
-        "RESERVED",
-        "FREE",
-        "USE%",
-        "NAT",
-    ]);
+    let mut t = Table::new(&["POOL", "NETWORK", "INTERFACE", "SIZE", "USED", "RESERVED", "FREE", "USE%", "NAT"]);
     for p in rows {
         t.row(vec![
             p.name.clone(),
@@ -291,15 +239,7 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     } else {
         println!("\ndrift:");
         for d in &rep.drift {
-            println!(
-                "  {}: {}",
-                if d.kind == report::DriftKind::Missing {
-                    "missing"
-                } else {
-                    "stray"
-                },
-                d.message
-            );
+            println!("  {}: {}", if d.kind == report::DriftKind::Missing { "missing" } else { "stray" }, d.message);
         }
     }
     Ok(ExitStatus::Ok)
@@ -307,10 +247,7 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
 
 fn import(s: &Session) -> Result<ExitStatus> {
     let Some(path) = sources::jail_conf_path(&s.config, &s.config_path) else {
-        return Err(Error::config(format!(
-            "{}: host.jail_conf is not set; nothing to import",
-            s.config.file
-        )));
+        return Err(Error::config(format!("{}: host.jail_conf is not set; nothing to import", s.config.file)));
     };
     let jails = s.conf_jails()?;
     let res = addresses::import(&s.config, &s.store, jails)?;
@@ -329,9 +266,6 @@ fn import(s: &Session) -> Result<ExitStatus> {
             Imported::Skipped(n, why) => println!("{n}: skipped ({why})"),
         }
     }
-    println!(
-        "{}: {added} added, {updated} updated, {same} unchanged",
-        path.display()
-    );
+    println!("{}: {added} added, {updated} updated, {same} unchanged", path.display());
     Ok(ExitStatus::Ok)
 }

@@ -28,8 +28,7 @@ impl Table {
 }
 
 pub fn print_json<T: Serialize>(v: &T) -> Result<ExitStatus> {
-    let s = serde_json::to_string_pretty(v)
-        .map_err(|e| Error::Lifecycle(format!("json output: {e}")))?;
+    let s = serde_json::to_string_pretty(v).map_err(|e| Error::Lifecycle(format!("json output: {e}")))?;
     println!("{s}");
     Ok(ExitStatus::Ok)
 }

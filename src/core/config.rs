@@ -41,12 +41,7 @@ impl Locator<'_> {
         let before = &self.text[..off];
         let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
         let column = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-        ConfigError {
-            file: self.file.to_string(),
-            line,
-            column,
-            message: message.into(),
-        }
+        ConfigError { file: self.file.to_string(), line, column, message: message.into() }
     }
     fn toml(&self, e: toml::de::Error) -> ConfigError {
         let msg = e.message().trim_end_matches('\n').replace('\n', "; ");
@@ -156,15 +151,9 @@ fn host_range(n: Ipv4Network) -> Ipv4Range {
     let net = u32::from(n.network());
     let bcast = u32::from(n.broadcast());
     if n.prefix() >= 31 {
-        Ipv4Range {
-            start: net,
-            end: bcast,
-        }
+        Ipv4Range { start: net, end: bcast }
     } else {
-        Ipv4Range {
-            start: net + 1,
-            end: bcast - 1,
-        }
+        Ipv4Range { start: net + 1, end: bcast - 1 }
     }
 }
 
@@ -216,8 +205,7 @@ pub fn valid_anchor(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.as_bytes()[0].is_ascii_alphabetic()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 fn name<T, E: fmt::Display>(
@@ -236,19 +224,11 @@ fn settings(
 ) -> Result<NetSettings, ConfigError> {
     let ports = ports
         .iter()
-        .map(|p| {
-            name(loc, p, |s| {
-                s.parse::<PortSpec>().map_err(|e| format!("ports: {e}"))
-            })
-        })
+        .map(|p| name(loc, p, |s| s.parse::<PortSpec>().map_err(|e| format!("ports: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let expose = expose
         .iter()
-        .map(|p| {
-            name(loc, p, |s| {
-                s.parse::<Expose>().map_err(|e| format!("expose: {e}"))
-            })
-        })
+        .map(|p| name(loc, p, |s| s.parse::<Expose>().map_err(|e| format!("expose: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NetSettings { ports, expose, nat })
 }
@@ -317,13 +297,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         };
         let profile = match &r.profile {
             Some(p) if !valid_anchor(p.get_ref()) => {
-                return Err(loc.at(
-                    p.span(),
-                    format!(
-                        "jails.{jname}.profile: invalid profile name {:?}",
-                        p.get_ref()
-                    ),
-                ))
+                return Err(loc.at(p.span(), format!("jails.{jname}.profile: invalid profile name {:?}", p.get_ref())))
             }
             p => p.as_ref().map(|p| p.get_ref().clone()),
         };
@@ -339,12 +313,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
             },
         );
     }
-    Ok(Config {
-        file: file.to_string(),
-        host,
-        pools,
-        jails,
-    })
+    Ok(Config { file: file.to_string(), host, pools, jails })
 }
 
 fn validate_pool(
@@ -354,71 +323,42 @@ fn validate_pool(
     r: &RawPool,
 ) -> Result<Pool, ConfigError> {
     let at = |s: &Spanned<String>, m: String| loc.at(s.span(), format!("pools.{pname}.{m}"));
-    let network: Ipv4Network = r.network.get_ref().parse().map_err(|_| {
-        at(
-            &r.network,
-            format!(
-                "network: {:?} is not an IPv4 CIDR (a.b.c.d/len)",
-                r.network.get_ref()
-            ),
-        )
-    })?;
+    let network: Ipv4Network = r
+        .network
+        .get_ref()
+        .parse()
+        .map_err(|_| at(&r.network, format!("network: {:?} is not an IPv4 CIDR (a.b.c.d/len)", r.network.get_ref())))?;
     if !r.network.get_ref().contains('/') {
-        return Err(at(
-            &r.network,
-            format!("network: {:?} has no prefix length", r.network.get_ref()),
-        ));
+        return Err(at(&r.network, format!("network: {:?} has no prefix length", r.network.get_ref())));
     }
     if network.ip() != network.network() {
         return Err(at(
             &r.network,
-            format!(
-                "network: {network} has host bits set (did you mean {}/{}?)",
-                network.network(),
-                network.prefix()
-            ),
+            format!("network: {network} has host bits set (did you mean {}/{}?)", network.network(), network.prefix()),
         ));
     }
-    let interface = IfName::new(r.interface.get_ref())
-        .map_err(|e| at(&r.interface, format!("interface: {e}")))?;
-    let net_range = Ipv4Range {
-        start: u32::from(network.network()),
-        end: u32::from(network.broadcast()),
-    };
+    let interface = IfName::new(r.interface.get_ref()).map_err(|e| at(&r.interface, format!("interface: {e}")))?;
+    let net_range = Ipv4Range { start: u32::from(network.network()), end: u32::from(network.broadcast()) };
     let hosts = host_range(network);
-    let parse_ranges =
-        |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
-            list.iter()
-                .map(|s| {
-                    let r: Ipv4Range = s
-                        .get_ref()
-                        .parse()
-                        .map_err(|e| at(s, format!("{what}: {e}")))?;
-                    if !r.is_within(&net_range) {
-                        return Err(at(
-                            s,
-                            format!("{what}: {r} is outside the pool network {network}"),
-                        ));
-                    }
-                    Ok(r)
-                })
-                .collect()
-        };
+    let parse_ranges = |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
+        list.iter()
+            .map(|s| {
+                let r: Ipv4Range = s.get_ref().parse().map_err(|e| at(s, format!("{what}: {e}")))?;
+                if !r.is_within(&net_range) {
+                    return Err(at(s, format!("{what}: {r} is outside the pool network {network}")));
+                }
+                Ok(r)
+            })
+            .collect()
+    };
     let ranges = parse_ranges("ranges", &r.ranges)?;
     let exclude = parse_ranges("exclude", &r.exclude)?;
     let gateway = match &r.gateway {
         Some(g) => {
-            let a: Ipv4Addr = g.get_ref().parse().map_err(|_| {
-                at(
-                    g,
-                    format!("gateway: {:?} is not an IPv4 address", g.get_ref()),
-                )
-            })?;
+            let a: Ipv4Addr =
+                g.get_ref().parse().map_err(|_| at(g, format!("gateway: {:?} is not an IPv4 address", g.get_ref())))?;
             if !network.contains(a) {
-                return Err(at(
-                    g,
-                    format!("gateway: {a} is outside the pool network {network}"),
-                ));
+                return Err(at(g, format!("gateway: {a} is outside the pool network {network}")));
             }
             Some(a)
         }
@@ -442,17 +382,7 @@ fn validate_pool(
         assignable.remove_addr(g);
     }
     let location = format!("{}:{}", loc.file, loc.at(key_span, "").line);
-    Ok(Pool {
-        name: pname,
-        network,
-        interface,
-        ranges,
-        exclude,
-        gateway,
-        nat: r.nat,
-        assignable,
-        location,
-    })
+    Ok(Pool { name: pname, network, interface, ranges, exclude, gateway, nat: r.nat, assignable, location })
 }
 
 /// Parses a profile file named `file` (profile name = file stem).
@@ -519,9 +449,7 @@ expose = ["tcp/80", "tcp/8443:443"]
         let lan = &c.pools[&PoolName::new("lan").unwrap()];
         // 191 in range, minus 1 + 11 excluded; gateway is outside the range.
         assert_eq!(lan.assignable.count(), 191 - 12);
-        assert!(!lan
-            .assignable
-            .contains(u32::from(Ipv4Addr::new(10, 0, 0, 65))));
+        assert!(!lan.assignable.contains(u32::from(Ipv4Addr::new(10, 0, 0, 65))));
         let p = &c.pools[&PoolName::new("priv").unwrap()];
         assert_eq!(p.assignable.count(), 65534);
         assert!(p.nat);
@@ -573,20 +501,12 @@ expose = ["tcp/80", "tcp/8443:443"]
 
     #[test]
     fn profile_merge() {
-        let p = parse_profile(
-            "web",
-            "web.toml",
-            "ports = [\"tcp/80\", \"tcp/443\"]\nexpose = [\"tcp/80\"]\nnat = true\n",
-        )
-        .unwrap();
+        let p = parse_profile("web", "web.toml", "ports = [\"tcp/80\", \"tcp/443\"]\nexpose = [\"tcp/80\"]\nnat = true\n").unwrap();
         let c = parse_config("j", "[host]\nexternal_interface=\"em0\"\n[jails.w]\nports=[\"tcp/443\",\"tcp/8080\"]\nnat=false\n").unwrap();
         let e = effective(&c.jails[&JailName::new("w").unwrap()], Some(&p));
         let ports: Vec<String> = e.ports.iter().map(|p| p.to_string()).collect();
         assert_eq!(ports, ["tcp/80", "tcp/443", "tcp/8080"]);
         assert_eq!(e.nat, Some(false));
-        assert!(parse_profile("x", "x.toml", "port = []")
-            .unwrap_err()
-            .to_string()
-            .starts_with("x.toml:1:1"));
+        assert!(parse_profile("x", "x.toml", "port = []").unwrap_err().to_string().starts_with("x.toml:1:1"));
     }
 }

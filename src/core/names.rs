@@ -19,12 +19,13 @@ pub struct NameError {
     pub reason: &'static str,
 }
 
-fn check(kind: &'static str, value: &str, max: usize, extra: &[u8]) -> Result<(), NameError> {
-    let err = |reason| NameError {
-        kind,
-        value: value.to_string(),
-        reason,
-    };
+fn check(
+    kind: &'static str,
+    value: &str,
+    max: usize,
+    extra: &[u8],
+) -> Result<(), NameError> {
+    let err = |reason| NameError { kind, value: value.to_string(), reason };
     if value.is_empty() {
         return Err(err("must not be empty"));
     }
@@ -39,10 +40,7 @@ fn check(kind: &'static str, value: &str, max: usize, extra: &[u8]) -> Result<()
     if !(b[0].is_ascii_alphanumeric() || b[0] == b'_') {
         return Err(err("must start with a letter, digit or '_'"));
     }
-    if !b
-        .iter()
-        .all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-' || extra.contains(c))
-    {
+    if !b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-' || extra.contains(c)) {
         return Err(err(if extra.is_empty() {
             "only letters, digits, '_' and '-' are allowed"
         } else {
@@ -155,22 +153,8 @@ mod tests {
             assert!(JailName::new(ok).is_ok(), "{ok}");
         }
         for bad in [
-            "",
-            "123",
-            "a.b",
-            "a b",
-            "a;rm",
-            "$x",
-            "-a",
-            "a/b",
-            "ä",
-            "a\n",
-            &"x".repeat(64),
-            "a\"b",
-            "a'b",
-            "a`b",
-            "a|b",
-            "a*",
+            "", "123", "a.b", "a b", "a;rm", "$x", "-a", "a/b", "ä", "a\n", &"x".repeat(64),
+            "a\"b", "a'b", "a`b", "a|b", "a*",
         ] {
             assert!(JailName::new(bad).is_err(), "{bad:?}");
         }
@@ -181,16 +165,7 @@ mod tests {
         for ok in ["vtnet0", "lo1", "em0.100", "bridge-lan", "br_lan"] {
             assert!(IfName::new(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "0eth",
-            "eth 0",
-            "eth/0",
-            "verylonginterface0",
-            "eth0;",
-            ".",
-            "..",
-        ] {
+        for bad in ["", "0eth", "eth 0", "eth/0", "verylonginterface0", "eth0;", ".", ".."] {
             assert!(IfName::new(bad).is_err(), "{bad:?}");
         }
     }
@@ -198,9 +173,6 @@ mod tests {
     #[test]
     fn error_names_the_value() {
         let e = JailName::new("a;b").unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "invalid jail name \"a;b\": only letters, digits, '_' and '-' are allowed"
-        );
+        assert_eq!(e.to_string(), "invalid jail name \"a;b\": only letters, digits, '_' and '-' are allowed");
     }
 }

@@ -18,10 +18,7 @@ pub struct PortError {
 }
 
 fn perr(value: &str, reason: impl Into<String>) -> PortError {
-    PortError {
-        value: value.to_string(),
-        reason: reason.into(),
-    }
+    PortError { value: value.to_string(), reason: reason.into() }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -111,9 +108,7 @@ fn parse_port(full: &str, s: &str) -> Result<u16, PortError> {
     if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) || s.len() > 5 {
         return Err(perr(full, format!("{s:?} is not a port number")));
     }
-    let n: u32 = s
-        .parse()
-        .map_err(|_| perr(full, format!("{s:?} is not a port number")))?;
+    let n: u32 = s.parse().map_err(|_| perr(full, format!("{s:?} is not a port number")))?;
     if n == 0 || n > 65535 {
         return Err(perr(full, format!("port {n} is outside 1-65535")));
     }
@@ -134,9 +129,7 @@ fn split_proto(s: &str) -> Result<(Proto, &str), PortError> {
     let (p, rest) = s
         .split_once('/')
         .ok_or_else(|| perr(s, "expected <proto>/<port>, e.g. tcp/80"))?;
-    let proto = p
-        .parse::<Proto>()
-        .map_err(|_| perr(s, "protocol must be tcp or udp"))?;
+    let proto = p.parse::<Proto>().map_err(|_| perr(s, "protocol must be tcp or udp"))?;
     Ok((proto, rest))
 }
 
@@ -151,10 +144,7 @@ impl FromStr for PortSpec {
     type Err = PortError;
     fn from_str(s: &str) -> Result<Self, PortError> {
         let (proto, rest) = split_proto(s)?;
-        Ok(PortSpec {
-            proto,
-            ports: parse_range(s, rest)?,
-        })
+        Ok(PortSpec { proto, ports: parse_range(s, rest)? })
     }
 }
 
@@ -203,12 +193,7 @@ impl FromStr for Expose {
                 format!("host range {host} and jail range {jail} have different lengths"),
             ));
         }
-        Ok(Expose {
-            proto,
-            host,
-            jail,
-            address: None,
-        })
+        Ok(Expose { proto, host, jail, address: None })
     }
 }
 
@@ -288,18 +273,7 @@ mod tests {
         let p: PortSpec = "udp/6000-6010".parse().unwrap();
         assert_eq!(p.ports.len(), 11);
         assert_eq!(p.to_string(), "udp/6000-6010");
-        for bad in [
-            "80",
-            "tcp/0",
-            "tcp/65536",
-            "sctp/80",
-            "tcp/",
-            "tcp/80-70",
-            "tcp/8a",
-            "tcp/ 80",
-            "tcp/-1",
-            "tcp/1-",
-        ] {
+        for bad in ["80", "tcp/0", "tcp/65536", "sctp/80", "tcp/", "tcp/80-70", "tcp/8a", "tcp/ 80", "tcp/-1", "tcp/1-"] {
             assert!(bad.parse::<PortSpec>().is_err(), "{bad}");
         }
     }

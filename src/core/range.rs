@@ -52,12 +52,7 @@ impl fmt::Display for Ipv4Range {
         if self.start == self.end {
             write!(f, "{}", Ipv4Addr::from(self.start))
         } else {
-            write!(
-                f,
-                "{}-{}",
-                Ipv4Addr::from(self.start),
-                Ipv4Addr::from(self.end)
-            )
+            write!(f, "{}-{}", Ipv4Addr::from(self.start), Ipv4Addr::from(self.end))
         }
     }
 }
@@ -66,10 +61,7 @@ impl FromStr for Ipv4Range {
     type Err = RangeError;
     /// `a.b.c.d` or `a.b.c.d-e.f.g.h`.
     fn from_str(s: &str) -> Result<Self, RangeError> {
-        let err = |reason: String| RangeError {
-            value: s.to_string(),
-            reason,
-        };
+        let err = |reason: String| RangeError { value: s.to_string(), reason };
         let addr = |t: &str| {
             t.trim()
                 .parse::<Ipv4Addr>()
@@ -114,9 +106,7 @@ impl RangeSet {
         self.map.len()
     }
     pub fn iter_ranges(&self) -> impl Iterator<Item = Ipv4Range> + '_ {
-        self.map
-            .iter()
-            .map(|(&s, &e)| Ipv4Range { start: s, end: e })
+        self.map.iter().map(|(&s, &e)| Ipv4Range { start: s, end: e })
     }
 
     /// The stored range containing `a`, if any.
@@ -183,11 +173,8 @@ impl RangeSet {
                 }
             }
         }
-        let inside: Vec<(u32, u32)> = self
-            .map
-            .range(r.start..=r.end)
-            .map(|(&s, &e)| (s, e))
-            .collect();
+        let inside: Vec<(u32, u32)> =
+            self.map.range(r.start..=r.end).map(|(&s, &e)| (s, e)).collect();
         for (s, e) in inside {
             self.map.remove(&s);
             self.count -= u64::from(e - s) + 1;

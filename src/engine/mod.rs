@@ -3,6 +3,6 @@
 //! applies with rollback. Output formatting is the CLI's job.
 
 pub mod addresses;
-pub mod jails_conf;
 pub mod report;
+pub mod jails_conf;
 pub mod sources;

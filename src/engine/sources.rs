@@ -43,10 +43,7 @@ pub fn default_state_dir() -> PathBuf {
 /// Reads and validates the config at `path`.
 pub fn load_config(path: &Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoInput {
-            path: path.to_path_buf(),
-            what: "config file",
-        },
+        std::io::ErrorKind::NotFound => Error::NoInput { path: path.to_path_buf(), what: "config file" },
         _ => Error::io(path, e),
     })?;
     parse_config(&path.display().to_string(), &text).map_err(|e| Error::Config(e.to_string()))
@@ -94,10 +91,7 @@ pub struct Profiles {
 
 impl Profiles {
     pub fn new(config_dir: &Path) -> Self {
-        Profiles {
-            dir: config_dir.join("profiles"),
-            cache: Default::default(),
-        }
+        Profiles { dir: config_dir.join("profiles"), cache: Default::default() }
     }
 
     /// The profile called `name`; `Ok(None)` when it exists nowhere.
@@ -120,18 +114,13 @@ impl Profiles {
             }
             None => None,
         };
-        self.cache
-            .borrow_mut()
-            .insert(name.to_string(), profile.clone());
+        self.cache.borrow_mut().insert(name.to_string(), profile.clone());
         Ok(profile)
     }
 
     /// Names of every profile available (shipped and local).
     pub fn names(&self) -> Vec<String> {
-        let mut names: Vec<String> = SHIPPED_PROFILES
-            .iter()
-            .map(|(n, _)| n.to_string())
-            .collect();
+        let mut names: Vec<String> = SHIPPED_PROFILES.iter().map(|(n, _)| n.to_string()).collect();
         if let Ok(rd) = std::fs::read_dir(&self.dir) {
             for e in rd.flatten() {
                 let p = e.path();
@@ -166,21 +155,11 @@ mod tests {
     fn local_profile_overrides_and_errors_name_the_file() {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir(d.path().join("profiles")).unwrap();
-        std::fs::write(
-            d.path().join("profiles/web.toml"),
-            "ports = [\"tcp/8080\"]\n",
-        )
-        .unwrap();
+        std::fs::write(d.path().join("profiles/web.toml"), "ports = [\"tcp/8080\"]\n").unwrap();
         std::fs::write(d.path().join("profiles/bad.toml"), "ports = [\"tcp/x\"]\n").unwrap();
         let p = Profiles::new(d.path());
-        assert_eq!(
-            p.get("web").unwrap().unwrap().settings.ports[0].to_string(),
-            "tcp/8080"
-        );
+        assert_eq!(p.get("web").unwrap().unwrap().settings.ports[0].to_string(), "tcp/8080");
         let e = p.get("bad").unwrap_err().to_string();
-        assert!(
-            e.contains("profiles/bad.toml:1:") && e.contains("tcp/x"),
-            "{e}"
-        );
+        assert!(e.contains("profiles/bad.toml:1:") && e.contains("tcp/x"), "{e}");
     }
 }

@@ -19,12 +19,7 @@ pub enum OsError {
         source: std::io::Error,
     },
     #[error("{program} {args}: exited with {status}: {stderr}")]
-    Command {
-        program: String,
-        args: String,
-        status: String,
-        stderr: String,
-    },
+    Command { program: String, args: String, status: String, stderr: String },
     #[error("{0}: not available on this host")]
     Missing(String),
     #[error("{0}")]
@@ -34,9 +29,7 @@ pub enum OsError {
 impl OsError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            OsError::Sys { source, .. }
-                if source.kind() == std::io::ErrorKind::PermissionDenied =>
-            {
+            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
                 ExitStatus::NoPerm
             }
             OsError::Sys { .. } | OsError::Command { .. } => ExitStatus::Software,
@@ -143,11 +136,7 @@ pub fn stack_interface_addresses() -> Vec<IfAddr> {
         .into_iter()
         .flat_map(|i| {
             let name = i.name;
-            i.ips.into_iter().map(move |n| IfAddr {
-                interface: name.clone(),
-                address: n.ip(),
-                prefix: n.prefix(),
-            })
+            i.ips.into_iter().map(move |n| IfAddr { interface: name.clone(), address: n.ip(), prefix: n.prefix() })
         })
         .collect()
 }

@@ -7,12 +7,7 @@ use crate::error::ExitStatus;
 #[derive(Debug, thiserror::Error)]
 pub enum JailConfError {
     #[error("{file}:{line}:{column}: {message}")]
-    Syntax {
-        file: String,
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    Syntax { file: String, line: usize, column: usize, message: String },
     #[error("{file}: {message}")]
     Read { file: String, message: String },
 }
