@@ -1,1 +1,116 @@
-fn main() {}
+//! Benchmarks of the allocator and the inventory store:
+//! - lowest free address of a /8 pool with 10,000 / 100,000 taken addresses
+//!   (the core allocator over a RangeSet, and the store's fast view over the
+//!   on-disk index with no write);
+//! - parse and serialise of a 10,000-jail inventory (the full path used by
+//!   list, inventory, import);
+//! - one `assign --pool` + `release` through the engine on a 10,000 /
+//!   100,000-jail inventory: lock, index, journal append with fdatasync,
+//!   and the amortised compactions.
+
+use std::hint::black_box;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+
+use jnet::core::alloc;
+use jnet::core::config::parse_config;
+use jnet::core::names::JailName;
+use jnet::core::range::RangeSet;
+use jnet::engine::addresses::{assign, release, AssignRequest, Observed};
+use jnet::store::{Inventory, JailRecord, Store};
+
+const CONFIG: &str = "[host]\nexternal_interface=\"eth0\"\n[pools.big]\nnetwork=\"10.0.0.0/8\"\ninterface=\"lo1\"\ngateway=\"10.0.0.1\"\n";
+
+/// Jails j0.. holding 10.0.0.2 upwards, with every 7th address of the upper
+/// half free again (as scripts/scale.py builds them).
+fn inventory(n: u32) -> Inventory {
+    let mut inv = Inventory::default();
+    let pool = Some(jnet::core::names::PoolName::new("big").unwrap());
+    let ifn = Some(jnet::core::names::IfName::new("lo1").unwrap());
+    for i in 0..n {
+        if i % 7 == 3 && i > n / 2 {
+            continue;
+        }
+        let a = Ipv4Addr::from(0x0a00_0002 + i);
+        inv.jails.insert(
+            JailName::new(&format!("j{i}")).unwrap(),
+            JailRecord::dedicated(a, pool.clone(), ifn.clone()),
+        );
+    }
+    inv
+}
+
+fn store_with(n: u32) -> (tempfile::TempDir, Store) {
+    let d = tempfile::tempdir().unwrap();
+    let st = Store::new(d.path(), Duration::from_secs(5));
+    let inv = inventory(n);
+    st.update(|i| {
+        *i = inv;
+        Ok(())
+    })
+    .unwrap();
+    (d, st)
+}
+
+fn allocation(c: &mut Criterion) {
+    let cfg = parse_config("bench.toml", CONFIG).unwrap();
+    let pool = &cfg.pools.values().next().unwrap();
+    let mut g = c.benchmark_group("lowest_free");
+    for n in [10_000u32, 100_000] {
+        let mut taken = RangeSet::new();
+        for r in inventory(n).jails.values() {
+            taken.insert_addr(r.address.unwrap());
+        }
+        g.bench_with_input(BenchmarkId::new("rangeset", n), &taken, |b, t| {
+            b.iter(|| black_box(alloc::lowest_free(pool, t)))
+        });
+        let (_d, st) = store_with(n);
+        g.bench_with_input(BenchmarkId::new("store_fast_view", n), &st, |b, st| {
+            b.iter(|| {
+                black_box(
+                    st.update_view(|v| v.lowest_free(&pool.assignable, &RangeSet::new()))
+                        .unwrap(),
+                )
+            })
+        });
+    }
+    g.finish();
+}
+
+fn parse_serialise(c: &mut Criterion) {
+    let text = inventory(10_000).to_text();
+    let inv = Inventory::from_text(&text).unwrap();
+    let mut g = c.benchmark_group("inventory_10k");
+    g.bench_function("parse", |b| {
+        b.iter(|| black_box(Inventory::from_text(black_box(&text)).unwrap()))
+    });
+    g.bench_function("serialise", |b| b.iter(|| black_box(inv.to_text())));
+    g.finish();
+}
+
+fn fast_assign(c: &mut Criterion) {
+    let cfg = parse_config("bench.toml", CONFIG).unwrap();
+    let req = AssignRequest::Pool(jnet::core::names::PoolName::new("big").unwrap());
+    let obs = Observed {
+        jail_conf: &[],
+        host: &[],
+    };
+    let jail = JailName::new("newjail").unwrap();
+    let mut g = c.benchmark_group("assign_release");
+    g.sample_size(30).measurement_time(Duration::from_secs(8));
+    for n in [10_000u32, 100_000] {
+        let (_d, st) = store_with(n);
+        g.bench_with_input(BenchmarkId::from_parameter(n), &st, |b, st| {
+            b.iter(|| {
+                black_box(assign(&cfg, st, &jail, &req, &obs).unwrap());
+                black_box(release(st, &jail).unwrap());
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, allocation, parse_serialise, fast_assign);
+criterion_main!(benches);

@@ -1,10 +1,21 @@
 #!/usr/bin/env python3
 """Scale check for jnet: builds inventories of 10, 1,000, 10,000 and 100,000
 jails in a /8 pool and measures one `jnet assign <jail> --pool <pool>`
-process (median wall time and peak RSS over repeated runs, each run starting
-from the same inventory) and `jnet inventory --format json` at 10,000.
+process (median wall time and peak RSS over repeated runs) and
+`jnet inventory --format json` at 10,000.
 
-Usage: scripts/scale.py [--jnet target/release/jnet] [--runs 30]
+Each size starts from a generated version-1 inventory. The first command on
+it (reported as "cold") reads it fully and rewrites it in the current format
+with its index. Every measured run then starts from the same logical
+inventory: the jail it assigned is released again by an untimed
+`jnet release`, as in steady use (the journal grows by two short records per
+run and is compacted when it reaches its bound).
+
+With --amortised N, also runs N assigns of distinct jails back to back at
+each size and reports their mean, which includes the compactions that N
+changes cause (one per ~300 changes with the default journal bound).
+
+Usage: scripts/scale.py [--jnet target/release/jnet] [--runs 30] [--amortised 0]
 Needs no root; works in a temporary directory.
 """
 import argparse
@@ -58,15 +69,27 @@ def run_once(argv, cwd):
     return dt, ru.ru_maxrss  # KiB on Linux
 
 
-def measure(argv, cwd, runs, prepare=None):
-    times, rss = [], []
+def peak_rss(argv, cwd):
+    """Peak RSS in KiB of one run, measured by /usr/bin/time: a child forked
+    from this Python process would report Python's own RSS as its peak."""
+    if not os.path.exists("/usr/bin/time"):
+        return run_once(argv, cwd)[1]
+    p = subprocess.run(["/usr/bin/time", "-f", "%M"] + argv, cwd=cwd, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, check=True)
+    return int(p.stderr.decode().strip().splitlines()[-1])
+
+
+def measure(argv, cwd, runs, after=None):
+    times = []
     for _ in range(runs):
-        if prepare:
-            prepare()
-        dt, kib = run_once(argv, cwd)
+        dt, _ = run_once(argv, cwd)
         times.append(dt)
-        rss.append(kib)
-    return statistics.median(times) * 1000, max(rss)
+        if after:
+            after()
+    kib = peak_rss(argv, cwd)
+    if after:
+        after()
+    return statistics.median(times) * 1000, kib
 
 
 def main():
@@ -74,6 +97,7 @@ def main():
     ap.add_argument("--jnet", default="target/release/jnet")
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--sizes", default="10,1000,10000,100000")
+    ap.add_argument("--amortised", type=int, default=0)
     args = ap.parse_args()
     jnet = os.path.abspath(args.jnet)
     work = tempfile.mkdtemp(prefix="jnet-scale-")
@@ -83,24 +107,29 @@ def main():
         state = os.path.join(work, "state")
         os.makedirs(state)
         inv = os.path.join(state, "inventory")
-        print("%-8s %-14s %-12s" % ("jails", "assign median", "peak RSS"))
+        print("%-8s %-14s %-12s %s" % ("jails", "assign median", "peak RSS", "cold first assign"))
         results = {}
+        base = [jnet, "-c", "jnet.toml"]
         for n in [int(x) for x in args.sizes.split(",")]:
-            orig = inventory(n)
+            for f in os.listdir(state):
+                os.remove(os.path.join(state, f))
+            with open(inv, "w") as f:
+                f.write(inventory(n))
+            cold, _ = run_once(base + ["assign", "warm", "--pool", "big"], work)
+            run_once(base + ["release", "warm"], work)
 
-            def reset():
-                with open(inv, "w") as f:
-                    f.write(orig)
+            def release():
+                run_once(base + ["release", "newjail"], work)
 
-            ms, kib = measure(
-                [jnet, "-c", "jnet.toml", "assign", "newjail", "--pool", "big"], work, args.runs, reset
-            )
+            ms, kib = measure(base + ["assign", "newjail", "--pool", "big"], work, args.runs, release)
             results[n] = ms
-            print("%-8d %8.2f ms    %6.1f MiB" % (n, ms, kib / 1024))
+            print("%-8d %8.2f ms    %6.1f MiB   %8.2f ms" % (n, ms, kib / 1024, cold * 1000))
             if n == 10000:
-                reset()
-                ims, ikib = measure([jnet, "-c", "jnet.toml", "inventory", "--format", "json"], work, args.runs)
+                ims, ikib = measure(base + ["inventory", "--format", "json"], work, args.runs)
                 print("inventory --format json at 10000: %.2f ms, %.1f MiB" % (ims, ikib / 1024))
+            if args.amortised:
+                t = [run_once(base + ["assign", "am%d" % i, "--pool", "big"], work)[0] for i in range(args.amortised)]
+                print("         %d distinct assigns: mean %.2f ms, max %.2f ms" % (len(t), statistics.mean(t) * 1000, max(t) * 1000))
         if 10 in results and 100000 in results:
             print("assign at 100000 / assign at 10: %.2fx" % (results[100000] / results[10]))
     finally:

@@ -17,13 +17,16 @@ use crate::core::range::RangeSet;
 use crate::engine::jails_conf::ConfJail;
 use crate::error::{Error, Result};
 use crate::os::IfAddr;
-use crate::store::{JailRecord, Mode, Store};
+use crate::store::{JailRecord, Mode, Store, View};
 
 /// What `jnet assign` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignRequest {
     /// A given address; `interface` allows an address outside every pool.
-    Address { address: Ipv4Addr, interface: Option<IfName> },
+    Address {
+        address: Ipv4Addr,
+        interface: Option<IfName>,
+    },
     /// The lowest free address of a pool.
     Pool(PoolName),
     /// Share the host's addresses.
@@ -36,7 +39,10 @@ pub enum Outcome {
     /// Already so; nothing written.
     Unchanged(JailRecord),
     /// Recorded; `previous` is the record it replaced.
-    Changed { record: JailRecord, previous: Option<JailRecord> },
+    Changed {
+        record: JailRecord,
+        previous: Option<JailRecord>,
+    },
 }
 
 /// Everything outside the inventory that can hold an address.
@@ -53,7 +59,10 @@ impl Observed<'_> {
             .iter()
             .find(|c| c.name != jail.as_str() && c.addrs.iter().any(|(_, x)| *x == a))
         {
-            return Some(format!("set in jail.conf for jail {} ({})", c.name, c.location));
+            return Some(format!(
+                "set in jail.conf for jail {} ({})",
+                c.name, c.location
+            ));
         }
         self.host
             .iter()
@@ -81,8 +90,13 @@ impl Observed<'_> {
 }
 
 fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
-    if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
-        let what = cur.address.map_or_else(|| "inherit".to_string(), |a| a.to_string());
+    if matches!(
+        cur.phase,
+        Phase::Running | Phase::Starting | Phase::Stopping
+    ) {
+        let what = cur
+            .address
+            .map_or_else(|| "inherit".to_string(), |a| a.to_string());
         return Err(Error::data(format!(
             "jail {jail} is {} with {what}; stop it before changing its address",
             cur.phase
@@ -92,6 +106,10 @@ fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
 }
 
 /// Records a new networking mode/address for `jail`.
+///
+/// Runs on the store's narrow [`View`] (journal append, no full parse); the
+/// closure may run a second time on the fully parsed inventory when the
+/// store's index turns out inconsistent, so it only reads its inputs.
 pub fn assign(
     config: &Config,
     store: &Store,
@@ -99,8 +117,8 @@ pub fn assign(
     req: &AssignRequest,
     observed: &Observed,
 ) -> Result<Outcome> {
-    store.update(|inv| {
-        let current = inv.jails.get(jail).cloned();
+    store.update_view(|inv: &mut dyn View| {
+        let current = inv.record(jail)?;
         let keep = |mut r: JailRecord| {
             if let Some(c) = &current {
                 r.exposes = c.exposes.clone();
@@ -124,9 +142,12 @@ pub fn assign(
                 if let Some(c) = current.as_ref().filter(|c| c.address.is_some_and(|a| pool.contains(a))) {
                     return Ok(Outcome::Unchanged(c.clone()));
                 }
-                let mut taken = pool_taken(inv, jail, pool);
-                observed.add_to(jail, pool, &mut taken);
-                let a = alloc::lowest_free(pool, &taken).ok_or_else(|| Error::PoolExhausted {
+                // why: `jail`'s own address is not inside this pool (else it
+                // returned above), so "held by other jails" and "held by
+                // anyone" are the same set here.
+                let mut also = RangeSet::new();
+                observed.add_to(jail, pool, &mut also);
+                let a = inv.lowest_free(&pool.assignable, &also)?.ok_or_else(|| Error::PoolExhausted {
                     pool: pname.to_string(),
                     size: pool.assignable.count(),
                 })?;
@@ -139,7 +160,7 @@ pub fn assign(
                 if let Some(c) = current.as_ref().filter(|c| c.address == Some(a) && c.interface == iface) {
                     return Ok(Outcome::Unchanged(c.clone()));
                 }
-                if let Some(other) = inv.jails.iter().find(|(n, r)| *n != jail && r.address == Some(a)).map(|(n, _)| n) {
+                if let Some(other) = inv.holder_of(a, jail)? {
                     return Err(Error::data(format!("{a} is already held by jail {other}")));
                 }
                 if let Some(h) = observed.holder(jail, a) {
@@ -168,31 +189,28 @@ pub fn assign(
         if let Some(c) = &current {
             refuse_running(jail, c)?;
         }
-        inv.jails.insert(jail.clone(), record.clone());
+        inv.set(jail, Some(record.clone()))?;
         Ok(Outcome::Changed { record, previous: current })
     })
-}
-
-/// Inventory addresses inside `pool` held by jails other than `jail`.
-fn pool_taken(inv: &crate::store::Inventory, jail: &JailName, pool: &Pool) -> RangeSet {
-    let mut s = RangeSet::new();
-    for (n, r) in &inv.jails {
-        if let Some(a) = r.address.filter(|a| n != jail && pool.contains(*a)) {
-            s.insert_addr(a);
-        }
-    }
-    s
 }
 
 /// Forgets `jail`'s networking; releasing a jail jnet does not know is a
 /// no-op (`Ok(None)`).
 pub fn release(store: &Store, jail: &JailName) -> Result<Option<JailRecord>> {
-    store.update(|inv| {
-        let Some(cur) = inv.jails.get(jail).cloned() else { return Ok(None) };
-        if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
-            return Err(Error::data(format!("jail {jail} is {}; stop it before releasing its address", cur.phase)));
+    store.update_view(|inv: &mut dyn View| {
+        let Some(cur) = inv.record(jail)? else {
+            return Ok(None);
+        };
+        if matches!(
+            cur.phase,
+            Phase::Running | Phase::Starting | Phase::Stopping
+        ) {
+            return Err(Error::data(format!(
+                "jail {jail} is {}; stop it before releasing its address",
+                cur.phase
+            )));
         }
-        inv.jails.remove(jail);
+        inv.set(jail, None)?;
         Ok(Some(cur))
     })
 }
@@ -282,12 +300,19 @@ mod tests {
     fn pool() -> AssignRequest {
         AssignRequest::Pool(PoolName::new("lan").unwrap())
     }
-    const NONE: Observed = Observed { jail_conf: &[], host: &[] };
+    const NONE: Observed = Observed {
+        jail_conf: &[],
+        host: &[],
+    };
 
     #[test]
     fn pool_allocation_skips_reserved_and_is_idempotent() {
         let (c, st, _d) = setup();
-        let host = [IfAddr { interface: "em0".into(), address: "192.0.2.2".parse().unwrap(), prefix: 29 }];
+        let host = [IfAddr {
+            interface: "em0".into(),
+            address: "192.0.2.2".parse().unwrap(),
+            prefix: 29,
+        }];
         let conf = [ConfJail {
             name: "legacy".into(),
             location: "jail.conf:3".into(),
@@ -296,25 +321,47 @@ mod tests {
             interface: None,
             ..Default::default()
         }];
-        let obs = Observed { jail_conf: &conf, host: &host };
+        let obs = Observed {
+            jail_conf: &conf,
+            host: &host,
+        };
         let got = |o: Outcome| match o {
             Outcome::Changed { record, .. } => record.address.unwrap().to_string(),
             Outcome::Unchanged(r) => format!("same {}", r.address.unwrap()),
         };
-        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "192.0.2.5");
-        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "same 192.0.2.5");
-        assert_eq!(got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()), "192.0.2.6");
+        assert_eq!(
+            got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()),
+            "192.0.2.5"
+        );
+        assert_eq!(
+            got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()),
+            "same 192.0.2.5"
+        );
+        assert_eq!(
+            got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()),
+            "192.0.2.6"
+        );
         let e = assign(&c, &st, &j("c"), &pool(), &obs).unwrap_err();
-        assert_eq!(e.exit_status(), crate::error::ExitStatus::Unavailable, "{e}");
+        assert_eq!(
+            e.exit_status(),
+            crate::error::ExitStatus::Unavailable,
+            "{e}"
+        );
         // Released addresses are handed out again, lowest first.
         release(&st, &j("a")).unwrap();
-        assert_eq!(got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()), "192.0.2.5");
+        assert_eq!(
+            got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()),
+            "192.0.2.5"
+        );
     }
 
     #[test]
     fn explicit_addresses_are_checked() {
         let (c, st, _d) = setup();
-        let ip = |s: &str| AssignRequest::Address { address: s.parse().unwrap(), interface: None };
+        let ip = |s: &str| AssignRequest::Address {
+            address: s.parse().unwrap(),
+            interface: None,
+        };
         assign(&c, &st, &j("a"), &ip("192.0.2.4"), &NONE).unwrap();
         let cases = [
             ("192.0.2.4", "already held by jail a"),
@@ -333,7 +380,10 @@ mod tests {
             &c,
             &st,
             &j("b"),
-            &AssignRequest::Address { address: "198.51.100.1".parse().unwrap(), interface: Some(IfName::new("lo1").unwrap()) },
+            &AssignRequest::Address {
+                address: "198.51.100.1".parse().unwrap(),
+                interface: Some(IfName::new("lo1").unwrap()),
+            },
             &NONE,
         )
         .unwrap();
@@ -373,7 +423,10 @@ mod tests {
             ConfJail { name: "x.y".into(), location: "jail.conf:12".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
         ];
         let e = import(&c, &st, &bad).unwrap_err();
-        assert!(e.to_string().starts_with("jail.conf:12: invalid jail name"), "{e}");
+        assert!(
+            e.to_string().starts_with("jail.conf:12: invalid jail name"),
+            "{e}"
+        );
         assert_eq!(std::fs::read_to_string(st.path()).unwrap(), before);
     }
 }

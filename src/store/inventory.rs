@@ -1,18 +1,18 @@
-//! The inventory model and its text format (no I/O).
+//! The inventory model and the text of one record (no I/O).
 //!
 //! One line per record, `key=value` fields, so an administrator can read it
-//! and diff it, and a hand-written parser reads 10,000 jails in well under a
-//! millisecond:
+//! and diff it:
 //!
 //! ```text
-//! jnet-inventory 1
 //! jail www mode=dedicated address=10.0.0.5 pool=lan interface=vtnet0 phase=stopped expose=tcp/80,tcp/8443:443
 //! jail ghost mode=inherit phase=running ports=tcp/2368
 //! bridge jnetbr0
 //! ```
 //!
 //! Every value is validated on the way in (names, addresses, port specs), so
-//! a record that parses can be used in a pf rule or a path as is.
+//! a record that parses can be used in a pf rule or a path as is. The whole
+//! file (header, journal, checksums) is `store::format`; this module only
+//! knows the model and one record line.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -24,9 +24,6 @@ use crate::core::lifecycle::Phase;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::ports::{parse_expose_with_address, Expose};
 use crate::core::range::RangeSet;
-
-pub const SCHEMA_VERSION: u32 = 1;
-const MAGIC: &str = "jnet-inventory";
 
 /// How a jail gets its IPv4 networking.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,7 +71,13 @@ impl JailRecord {
         }
     }
     pub fn dedicated(address: Ipv4Addr, pool: Option<PoolName>, interface: Option<IfName>) -> Self {
-        JailRecord { mode: Mode::Dedicated, address: Some(address), pool, interface, ..JailRecord::inherit() }
+        JailRecord {
+            mode: Mode::Dedicated,
+            address: Some(address),
+            pool,
+            interface,
+            ..JailRecord::inherit()
+        }
     }
 }
 
@@ -97,7 +100,10 @@ pub struct FormatError {
 impl Inventory {
     /// The jail holding `a`, if any.
     pub fn holder_of(&self, a: Ipv4Addr) -> Option<&JailName> {
-        self.jails.iter().find(|(_, r)| r.address == Some(a)).map(|(n, _)| n)
+        self.jails
+            .iter()
+            .find(|(_, r)| r.address == Some(a))
+            .map(|(n, _)| n)
     }
 
     /// Every dedicated address in the inventory, as a set.
@@ -111,93 +117,85 @@ impl Inventory {
         s
     }
 
+    /// The whole file for this inventory (current schema, generation 1,
+    /// empty journal). The store writes the same text with its own
+    /// generation.
     pub fn to_text(&self) -> String {
-        let mut out = String::with_capacity(64 + self.jails.len() * 96);
-        let _ = writeln!(out, "{MAGIC} {SCHEMA_VERSION}");
-        out.push_str("# written by jnet; edit only with jnet commands (or while no jnet runs)\n");
-        for (name, r) in &self.jails {
-            let _ = write!(out, "jail {name} mode={}", r.mode.as_str());
-            if let Some(a) = r.address {
-                let _ = write!(out, " address={a}");
-            }
-            if let Some(p) = &r.pool {
-                let _ = write!(out, " pool={p}");
-            }
-            if let Some(i) = &r.interface {
-                let _ = write!(out, " interface={i}");
-            }
-            let _ = write!(out, " phase={}", r.phase);
-            if let Some(j) = r.jid {
-                let _ = write!(out, " jid={j}");
-            }
-            if !r.exposes.is_empty() {
-                out.push_str(" expose=");
-                for (i, e) in r.exposes.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{e}");
-                }
-            }
-            out.push('\n');
-        }
-        for b in &self.bridges {
-            let _ = writeln!(out, "bridge {b}");
-        }
-        out
+        super::format::render(self, 1).text
     }
 
+    /// Parses a whole inventory file of any supported schema version,
+    /// journal included.
     pub fn from_text(text: &str) -> Result<Inventory, FormatError> {
-        let mut inv = Inventory::default();
-        let mut lines = text.lines().enumerate();
-        let header = lines.next().map(|(_, l)| l).unwrap_or("");
-        let version = header
-            .strip_prefix(MAGIC)
-            .and_then(|v| v.trim().parse::<u32>().ok())
-            .ok_or_else(|| FormatError {
-                line: 1,
-                message: format!("not a jnet inventory (expected \"{MAGIC} {SCHEMA_VERSION}\")"),
-            })?;
-        if version != SCHEMA_VERSION {
-            return Err(FormatError {
-                line: 1,
-                message: format!("schema version {version} is not supported (this jnet reads {SCHEMA_VERSION})"),
-            });
-        }
-        for (i, line) in lines {
-            let lineno = i + 1;
-            let err = |message: String| FormatError { line: lineno, message };
-            let line = line.trim();
-            if line.is_empty() || line.starts_with('#') {
-                continue;
-            }
-            let mut words = line.split_ascii_whitespace();
-            match words.next() {
-                Some("jail") => {
-                    let name = words.next().ok_or_else(|| err("jail record without a name".into()))?;
-                    let name = JailName::new(name).map_err(|e| err(e.to_string()))?;
-                    let rec = parse_jail(words).map_err(err)?;
-                    if inv.jails.insert(name.clone(), rec).is_some() {
-                        return Err(err(format!("jail {name} is listed twice")));
-                    }
-                }
-                Some("bridge") => {
-                    let b = words.next().ok_or_else(|| err("bridge record without a name".into()))?;
-                    inv.bridges.insert(IfName::new(b).map_err(|e| err(e.to_string()))?);
-                }
-                Some(other) => return Err(err(format!("unknown record type {other:?}"))),
-                None => {}
-            }
-        }
-        Ok(inv)
+        super::format::parse(text.as_bytes()).map(|p| p.inventory)
     }
+}
+
+/// Appends the canonical line of one jail record (with its newline).
+pub fn write_jail_line(out: &mut String, name: &str, r: &JailRecord) {
+    out.push_str("jail ");
+    out.push_str(name);
+    out.push_str(" mode=");
+    out.push_str(r.mode.as_str());
+    if let Some(a) = r.address {
+        let _ = write!(out, " address={a}");
+    }
+    if let Some(p) = &r.pool {
+        out.push_str(" pool=");
+        out.push_str(p.as_str());
+    }
+    if let Some(i) = &r.interface {
+        out.push_str(" interface=");
+        out.push_str(i.as_str());
+    }
+    out.push_str(" phase=");
+    out.push_str(r.phase.as_str());
+    if let Some(j) = r.jid {
+        let _ = write!(out, " jid={j}");
+    }
+    if !r.exposes.is_empty() {
+        out.push_str(" expose=");
+        for (i, e) in r.exposes.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{e}");
+        }
+    }
+    out.push('\n');
+}
+
+/// Parses the words after `jail`: the name and the fields.
+pub fn parse_jail_words<'a>(
+    mut words: impl Iterator<Item = &'a str>,
+) -> Result<(JailName, JailRecord), String> {
+    let name = words.next().ok_or("jail record without a name")?;
+    let name = JailName::new(name).map_err(|e| e.to_string())?;
+    let rec = parse_jail(words)?;
+    Ok((name, rec))
+}
+
+/// Just the address field of a canonical jail line, without validating the
+/// rest (the index builder reads lines whose checksum it has verified).
+pub fn quick_address(line: &str) -> Option<Ipv4Addr> {
+    let i = line.find(" address=")?;
+    let v = &line[i + 9..];
+    v[..v.find(' ').unwrap_or(v.len())].trim_end().parse().ok()
+}
+
+/// The name of a `jail NAME ...` line.
+pub fn quick_name(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix("jail ")?;
+    Some(&rest[..rest.find(' ').unwrap_or(rest.len())])
 }
 
 fn parse_jail<'a>(fields: impl Iterator<Item = &'a str>) -> Result<JailRecord, String> {
     let mut mode = None;
     let mut rec = JailRecord::inherit();
     for f in fields {
-        let (k, v) = f.split_once('=').ok_or_else(|| format!("field {f:?} is not key=value"))?;
+        let (k, v) = f
+            .split_once('=')
+            .ok_or_else(|| format!("field {f:?} is not key=value"))?;
         match k {
             "mode" => {
                 mode = Some(match v {
@@ -206,11 +204,21 @@ fn parse_jail<'a>(fields: impl Iterator<Item = &'a str>) -> Result<JailRecord, S
                     _ => return Err(format!("unknown mode {v:?}")),
                 })
             }
-            "address" => rec.address = Some(v.parse().map_err(|_| format!("address {v:?} is not IPv4"))?),
+            "address" => {
+                rec.address = Some(
+                    v.parse()
+                        .map_err(|_| format!("address {v:?} is not IPv4"))?,
+                )
+            }
             "pool" => rec.pool = Some(PoolName::new(v).map_err(|e| e.to_string())?),
             "interface" => rec.interface = Some(IfName::new(v).map_err(|e| e.to_string())?),
             "phase" => rec.phase = v.parse()?,
-            "jid" => rec.jid = Some(v.parse().map_err(|_| format!("jid {v:?} is not a number"))?),
+            "jid" => {
+                rec.jid = Some(
+                    v.parse()
+                        .map_err(|_| format!("jid {v:?} is not a number"))?,
+                )
+            }
             "expose" => {
                 rec.exposes = v
                     .split(',')
@@ -240,11 +248,15 @@ mod tests {
             Some(PoolName::new("lan").unwrap()),
             Some(IfName::new("vtnet0").unwrap()),
         );
-        www.exposes = vec!["tcp/80".parse().unwrap(), parse_expose_with_address("192.0.2.1:tcp/8443:443").unwrap()];
+        www.exposes = vec![
+            "tcp/80".parse().unwrap(),
+            parse_expose_with_address("192.0.2.1:tcp/8443:443").unwrap(),
+        ];
         www.phase = Phase::Running;
         www.jid = Some(3);
         inv.jails.insert(JailName::new("www").unwrap(), www);
-        inv.jails.insert(JailName::new("ghost").unwrap(), JailRecord::inherit());
+        inv.jails
+            .insert(JailName::new("ghost").unwrap(), JailRecord::inherit());
         inv.bridges.insert(IfName::new("jnetbr0").unwrap());
         inv
     }
@@ -263,14 +275,42 @@ mod tests {
     fn rejects_bad_records_with_line() {
         let cases = [
             ("", 1, "not a jnet inventory"),
-            ("jnet-inventory 2\n", 1, "schema version 2"),
-            ("jnet-inventory 1\njail a;b mode=inherit\n", 2, "invalid jail name"),
-            ("jnet-inventory 1\n\njail a mode=dedicated\n", 3, "without address"),
-            ("jnet-inventory 1\njail a mode=inherit address=10.0.0.1\n", 2, "inherit jail with"),
-            ("jnet-inventory 1\njail a mode=dedicated address=10.0.0.300\n", 2, "not IPv4"),
-            ("jnet-inventory 1\njail a mode=inherit colour=red\n", 2, "unknown field"),
-            ("jnet-inventory 1\njail a mode=inherit expose=tcp/0\n", 2, "port 0"),
-            ("jnet-inventory 1\njail a mode=inherit\njail a mode=inherit\n", 3, "twice"),
+            ("jnet-inventory 3\n", 1, "schema version 3"),
+            (
+                "jnet-inventory 1\njail a;b mode=inherit\n",
+                2,
+                "invalid jail name",
+            ),
+            (
+                "jnet-inventory 1\n\njail a mode=dedicated\n",
+                3,
+                "without address",
+            ),
+            (
+                "jnet-inventory 1\njail a mode=inherit address=10.0.0.1\n",
+                2,
+                "inherit jail with",
+            ),
+            (
+                "jnet-inventory 1\njail a mode=dedicated address=10.0.0.300\n",
+                2,
+                "not IPv4",
+            ),
+            (
+                "jnet-inventory 1\njail a mode=inherit colour=red\n",
+                2,
+                "unknown field",
+            ),
+            (
+                "jnet-inventory 1\njail a mode=inherit expose=tcp/0\n",
+                2,
+                "port 0",
+            ),
+            (
+                "jnet-inventory 1\njail a mode=inherit\njail a mode=inherit\n",
+                3,
+                "twice",
+            ),
             ("jnet-inventory 1\nrule x\n", 2, "unknown record"),
         ];
         for (text, line, needle) in cases {

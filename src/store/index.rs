@@ -1,0 +1,392 @@
+//! `inventory.idx`: a derived, non-authoritative index of one inventory
+//! base, so `assign` need not parse every line.
+//!
+//! It holds, for the base of one generation of the inventory (not its
+//! journal, which the fast path reads itself): every taken address as
+//! merged ranges (for "lowest free address", O(log n) per probe) and the
+//! sorted `(address, offset of the jail line)` pairs (for "who holds this
+//! address"; the line is read back and checked), in blocks of 512 entries
+//! with a fence table (first address and hash of each block), so a lookup
+//! reads and verifies one 4 KiB block, not the whole section. Binary,
+//! little endian:
+//!
+//! ```text
+//! 0   magic "JNETIDX1"
+//! 8   identity of the base: device, inode, generation, body length, body hash
+//! 48  stamp: inventory size, mtime s/ns, ctime s/ns after jnet's last write
+//! 88  number of ranges, number of address entries, hash of the ranges, hash of the fences
+//! 120 hash of bytes 0..120
+//! 128 ranges: (start u32, end u32)*, addresses: (address u32, line offset u32)*,
+//!     fences: (first address u32, 0 u32, block hash u64)* one per block
+//! ```
+//!
+//! Trust rules (see `Store::update_view`): the identity must equal the
+//! inventory's header and inode, or the index is rebuilt from the base. The
+//! stamp tells whether anyone but jnet touched the file since jnet's last
+//! write; when it differs the base is re-hashed before the index is used.
+//! The index is written by rename without fsync: after a crash it may be
+//! missing, old or garbage, and every one of those is detected by the
+//! identity or the section hashes. Only the lock holder reads or writes it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt};
+use std::path::Path;
+
+use super::format::hash64;
+
+pub const FILE: &str = "inventory.idx";
+const MAGIC: &[u8; 8] = b"JNETIDX1";
+const HEADER_LEN: usize = 128;
+const HASHED_HEADER: usize = 120;
+const BLOCK: usize = 512;
+
+/// Which base an index describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub generation: u64,
+    pub body: u64,
+    pub hash: u64,
+}
+
+/// What the inventory file looked like after jnet's last write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Stamp {
+    pub size: u64,
+    pub mtime: (i64, i64),
+    pub ctime: (i64, i64),
+}
+
+impl Stamp {
+    pub fn of(m: &fs::Metadata) -> Stamp {
+        Stamp {
+            size: m.size(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+            ctime: (m.ctime(), m.ctime_nsec()),
+        }
+    }
+}
+
+/// An open, verified index.
+#[derive(Debug)]
+pub struct Index {
+    file: File,
+    pub identity: Identity,
+    pub stamp: Stamp,
+    ranges: Vec<(u32, u32)>,
+    n_addrs: u64,
+    fences_hash: u64,
+    /// `(first address, hash)` of every block of the address section.
+    fences: Vec<(u32, u64)>,
+}
+
+fn blocks(n: u64) -> u64 {
+    n.div_ceil(BLOCK as u64)
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+fn pairs(b: &[u8]) -> Vec<(u32, u32)> {
+    b.chunks_exact(8)
+        .map(|c| {
+            (
+                u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
+                u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
+            )
+        })
+        .collect()
+}
+
+fn header_bytes(
+    id: &Identity,
+    st: &Stamp,
+    n_ranges: u64,
+    n_addrs: u64,
+    rh: u64,
+    ah: u64,
+) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(MAGIC);
+    let fields = [
+        id.dev,
+        id.ino,
+        id.generation,
+        id.body,
+        id.hash,
+        st.size,
+        st.mtime.0 as u64,
+        st.mtime.1 as u64,
+        st.ctime.0 as u64,
+        st.ctime.1 as u64,
+        n_ranges,
+        n_addrs,
+        rh,
+        ah,
+    ];
+    for (i, f) in fields.iter().enumerate() {
+        h[8 + i * 8..16 + i * 8].copy_from_slice(&f.to_le_bytes());
+    }
+    let sum = hash64(&h[..HASHED_HEADER]);
+    h[HASHED_HEADER..].copy_from_slice(&sum.to_le_bytes());
+    h
+}
+
+impl Index {
+    /// Opens and verifies the index in `dir`; `None` when it is missing or
+    /// fails any check (it is then rebuilt by the caller).
+    pub fn open(dir: &Path) -> Option<Index> {
+        let path = dir.join(FILE);
+        let mut file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+        let mut h = [0u8; HEADER_LEN];
+        file.read_exact(&mut h).ok()?;
+        if &h[..8] != MAGIC || hash64(&h[..HASHED_HEADER]) != u64_at(&h, HASHED_HEADER) {
+            tracing::debug!(path = %path.display(), "inventory index header is damaged");
+            return None;
+        }
+        let f = |i: usize| u64_at(&h, 8 + i * 8);
+        let identity = Identity {
+            dev: f(0),
+            ino: f(1),
+            generation: f(2),
+            body: f(3),
+            hash: f(4),
+        };
+        let stamp = Stamp {
+            size: f(5),
+            mtime: (f(6) as i64, f(7) as i64),
+            ctime: (f(8) as i64, f(9) as i64),
+        };
+        let (n_ranges, n_addrs, rh, ah) = (f(10), f(11), f(12), f(13));
+        let len = file.metadata().ok()?.len();
+        if len != HEADER_LEN as u64 + (n_ranges + n_addrs).checked_mul(8)? + blocks(n_addrs) * 16 {
+            tracing::debug!(path = %path.display(), "inventory index has the wrong length");
+            return None;
+        }
+        let mut rb = vec![0u8; usize::try_from(n_ranges).ok()? * 8];
+        file.read_exact(&mut rb).ok()?;
+        if hash64(&rb) != rh {
+            tracing::debug!(path = %path.display(), "inventory index ranges are damaged");
+            return None;
+        }
+        let ranges = pairs(&rb);
+        if ranges.windows(2).any(|w| w[0].1 >= w[1].0) || ranges.iter().any(|r| r.0 > r.1) {
+            return None;
+        }
+        let mut fb = vec![0u8; blocks(n_addrs) as usize * 16];
+        file.read_exact_at(&mut fb, HEADER_LEN as u64 + (n_ranges + n_addrs) * 8)
+            .ok()?;
+        if hash64(&fb) != ah {
+            tracing::debug!(path = %path.display(), "inventory index fences are damaged");
+            return None;
+        }
+        let fences = fb
+            .chunks_exact(16)
+            .map(|c| (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), u64_at(c, 8)))
+            .collect();
+        Some(Index {
+            file,
+            identity,
+            stamp,
+            ranges,
+            n_addrs,
+            fences_hash: ah,
+            fences,
+        })
+    }
+
+    /// Writes a new index for `addrs` (`(address, line offset)`, any
+    /// order) by temp file and rename, without fsync (see module docs).
+    pub fn write(
+        dir: &Path,
+        identity: Identity,
+        stamp: Stamp,
+        mut addrs: Vec<(u32, u32)>,
+    ) -> io::Result<()> {
+        addrs.sort_unstable();
+        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        for &(a, _) in &addrs {
+            match ranges.last_mut() {
+                Some(r) if r.1 >= a => {}
+                Some(r) if r.1 + 1 == a => r.1 = a,
+                _ => ranges.push((a, a)),
+            }
+        }
+        let enc = |v: &[(u32, u32)]| {
+            let mut b = Vec::with_capacity(v.len() * 8);
+            for (x, y) in v {
+                b.extend_from_slice(&x.to_le_bytes());
+                b.extend_from_slice(&y.to_le_bytes());
+            }
+            b
+        };
+        let (rb, ab) = (enc(&ranges), enc(&addrs));
+        let mut fb = Vec::with_capacity(addrs.len() / BLOCK * 16 + 16);
+        for (i, chunk) in ab.chunks(BLOCK * 8).enumerate() {
+            fb.extend_from_slice(&addrs[i * BLOCK].0.to_le_bytes());
+            fb.extend_from_slice(&0u32.to_le_bytes());
+            fb.extend_from_slice(&hash64(chunk).to_le_bytes());
+        }
+        let head = header_bytes(
+            &identity,
+            &stamp,
+            ranges.len() as u64,
+            addrs.len() as u64,
+            hash64(&rb),
+            hash64(&fb),
+        );
+        let mut tmp = tempfile::Builder::new()
+            .prefix(super::TMP_PREFIX)
+            .tempfile_in(dir)?;
+        let mut out = io::BufWriter::new(tmp.as_file_mut());
+        out.write_all(&head)?;
+        out.write_all(&rb)?;
+        out.write_all(&ab)?;
+        out.write_all(&fb)?;
+        out.flush()?;
+        drop(out);
+        tmp.persist(dir.join(FILE)).map_err(|e| e.error)?;
+        Ok(())
+    }
+
+    /// Records the inventory's stamp after an append (in place; the header
+    /// hash catches a torn header write).
+    pub fn set_stamp(&mut self, stamp: Stamp) -> io::Result<()> {
+        let h = header_bytes(
+            &self.identity,
+            &stamp,
+            self.ranges.len() as u64,
+            self.n_addrs,
+            hash64(&self.range_bytes()),
+            self.fences_hash,
+        );
+        self.file.write_all_at(&h, 0)?;
+        self.stamp = stamp;
+        Ok(())
+    }
+
+    fn range_bytes(&self) -> Vec<u8> {
+        let mut b = Vec::with_capacity(self.ranges.len() * 8);
+        for (x, y) in &self.ranges {
+            b.extend_from_slice(&x.to_le_bytes());
+            b.extend_from_slice(&y.to_le_bytes());
+        }
+        b
+    }
+
+    /// The taken range of the base containing `x`. O(log n).
+    pub fn range_containing(&self, x: u32) -> Option<(u32, u32)> {
+        let i = self.ranges.partition_point(|r| r.0 <= x);
+        self.ranges[..i].last().copied().filter(|r| r.1 >= x)
+    }
+
+    /// Taken ranges of the base overlapping `[lo, hi]`, clipped.
+    pub fn ranges_in(&self, lo: u32, hi: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+        let i = self.ranges.partition_point(|r| r.1 < lo);
+        self.ranges[i..]
+            .iter()
+            .take_while(move |r| r.0 <= hi)
+            .map(move |r| (r.0.max(lo), r.1.min(hi)))
+    }
+
+    /// Offsets of the base lines of jails holding `a`, in name order;
+    /// `None` when a block it read fails its hash. Reads only the blocks
+    /// whose fences can hold `a` (normally one).
+    pub fn lines_of(&mut self, a: u32) -> io::Result<Option<Vec<u32>>> {
+        let first = self.fences.partition_point(|f| f.0 < a).saturating_sub(1);
+        let end = self.fences.partition_point(|f| f.0 <= a);
+        let mut out = vec![];
+        let base = (HEADER_LEN + self.ranges.len() * 8) as u64;
+        for b in first..end {
+            let n = (self.n_addrs as usize - b * BLOCK).min(BLOCK);
+            let mut buf = vec![0u8; n * 8];
+            self.file
+                .read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
+            if hash64(&buf) != self.fences[b].1 {
+                return Ok(None);
+            }
+            out.extend(pairs(&buf).into_iter().filter(|e| e.0 == a).map(|e| e.1));
+        }
+        Ok(Some(out))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_open_and_detect_damage() {
+        let d = tempfile::tempdir().unwrap();
+        let id = Identity {
+            dev: 1,
+            ino: 2,
+            generation: 3,
+            body: 4,
+            hash: 5,
+        };
+        let st = Stamp {
+            size: 9,
+            mtime: (1, 2),
+            ctime: (3, 4),
+        };
+        Index::write(
+            d.path(),
+            id,
+            st,
+            vec![(12, 300), (10, 100), (11, 200), (20, 400), (20, 50)],
+        )
+        .unwrap();
+        let mut ix = Index::open(d.path()).unwrap();
+        assert_eq!((ix.identity, ix.stamp), (id, st));
+        assert_eq!(ix.range_containing(11), Some((10, 12)));
+        assert_eq!(ix.range_containing(13), None);
+        assert_eq!(
+            ix.ranges_in(11, 25).collect::<Vec<_>>(),
+            [(11, 12), (20, 20)]
+        );
+        assert_eq!(ix.lines_of(20).unwrap().unwrap(), [50, 400]);
+        assert_eq!(ix.lines_of(21).unwrap().unwrap(), Vec::<u32>::new());
+        let st2 = Stamp { size: 10, ..st };
+        ix.set_stamp(st2).unwrap();
+        assert_eq!(Index::open(d.path()).unwrap().stamp, st2);
+        // Any flipped byte is caught (header, ranges) or makes the address
+        // section unusable.
+        let path = d.path().join(FILE);
+        let good = fs::read(&path).unwrap();
+        for i in 0..good.len() {
+            let mut b = good.clone();
+            b[i] ^= 0x10;
+            fs::write(&path, &b).unwrap();
+            match Index::open(d.path()) {
+                None => {}
+                Some(mut ix) => {
+                    assert!(i >= HEADER_LEN + 2 * 8, "byte {i} not caught");
+                    assert!(ix.lines_of(20).unwrap().is_none(), "byte {i} not caught");
+                }
+            }
+        }
+        fs::write(&path, &good[..good.len() - 1]).unwrap();
+        assert!(Index::open(d.path()).is_none());
+    }
+
+    #[test]
+    fn lookups_across_blocks() {
+        let d = tempfile::tempdir().unwrap();
+        // 3 blocks; address 600 held by entries that straddle a block edge.
+        let mut v: Vec<(u32, u32)> = (0..1500u32).map(|i| (i, i * 10)).collect();
+        for k in 0..20 {
+            v.push((511, 100_000 + k));
+        }
+        Index::write(d.path(), Identity::default(), Stamp::default(), v).unwrap();
+        let mut ix = Index::open(d.path()).unwrap();
+        assert_eq!(ix.lines_of(511).unwrap().unwrap().len(), 21);
+        assert_eq!(ix.lines_of(1499).unwrap().unwrap(), [14990]);
+        assert_eq!(ix.lines_of(0).unwrap().unwrap(), [0]);
+        assert!(ix.lines_of(1500).unwrap().unwrap().is_empty());
+        assert_eq!(ix.range_containing(700), Some((0, 1499)));
+    }
+}
