@@ -120,10 +120,7 @@ fn build() -> CheckInput {
         })
         .collect();
     let mut interface_addrs = BTreeMap::new();
-    interface_addrs.insert(
-        "vtnet0".parse().unwrap(),
-        vec!["192.0.2.1".parse().unwrap()],
-    );
+    interface_addrs.insert("vtnet0".parse().unwrap(), vec!["192.0.2.1".parse().unwrap()]);
     CheckInput {
         platform: Platform::FreeBsd,
         checked: (0..1000).map(name).collect(),

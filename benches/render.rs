@@ -26,18 +26,9 @@ fn jails(n: u32) -> Vec<JailRules> {
                 format!("tcp/{}:80", base).parse().unwrap(),
                 format!("tcp/{}:443", base + 1).parse().unwrap(),
                 format!("udp/{}:53", base + 2).parse().unwrap(),
-                format!("tcp/{}-{}:9000-9002", base + 3, base + 5)
-                    .parse()
-                    .unwrap(),
+                format!("tcp/{}-{}:9000-9002", base + 3, base + 5).parse().unwrap(),
             ];
-            JailRules::from_exposures(
-                &name,
-                addr,
-                &ext,
-                &ex,
-                Some(Ipv4Network::new(addr, 32).unwrap()),
-            )
-            .unwrap()
+            JailRules::from_exposures(&name, addr, &ext, &ex, Some(Ipv4Network::new(addr, 32).unwrap())).unwrap()
         })
         .collect()
 }
@@ -49,10 +40,7 @@ fn bench(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for r in &all {
-                bytes += tmpl
-                    .render(black_box(r), "jnet", PortNames::Numeric)
-                    .unwrap()
-                    .len();
+                bytes += tmpl.render(black_box(r), "jnet", PortNames::Numeric).unwrap().len();
             }
             bytes
         })

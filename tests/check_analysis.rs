@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use jnet::core::check::{
-    analyze, CheckInput, Claim, ClaimAddr, Conflict, Exposure, JailNet, Other, Platform, Report,
-    Severity,
+    analyze, CheckInput, Claim, ClaimAddr, Conflict, Exposure, JailNet, Other, Platform, Report, Severity,
 };
 use jnet::core::listeners::{ForeignRedirect, Listener, Owner, Stack};
 use jnet::core::names::JailName;
@@ -78,9 +77,7 @@ fn redirect(proto: Proto, p: &str, addr: Option<&str>) -> ForeignRedirect {
         ports: ports(p),
         address: addr.map(ip),
         owner: "anchor \"bastille/web\"".into(),
-        rule: format!(
-            "rdr pass on vtnet0 inet proto {proto} from any to any port {p} -> 10.17.89.2"
-        ),
+        rule: format!("rdr pass on vtnet0 inet proto {proto} from any to any port {p} -> 10.17.89.2"),
     }
 }
 
@@ -202,7 +199,10 @@ fn cases() -> Vec<Case> {
                 dedicated("d", Stack::Host, Tcp, "440-450", &["10.0.0.7"]),
                 dedicated("e", Stack::Host, Tcp, "443", &["10.0.0.7"]),
             ],
-            expect: vec![(Severity::Error, "a", 443, "jail", "b"), (Severity::Error, "a", 443, "jail", "c")],
+            expect: vec![
+                (Severity::Error, "a", 443, "jail", "b"),
+                (Severity::Error, "a", 443, "jail", "c"),
+            ],
             ..Case::default()
         },
         Case {
@@ -310,10 +310,7 @@ fn cases() -> Vec<Case> {
             name: "another jail's listener names that jail",
             checked: &["web2"],
             claims: vec![inherit("web2", Tcp, "80")],
-            listeners: vec![owned_by(
-                listener(Tcp, "0.0.0.0", 80, false, "nginx", 5),
-                "web",
-            )],
+            listeners: vec![owned_by(listener(Tcp, "0.0.0.0", 80, false, "nginx", 5), "web")],
             expect: vec![(Severity::Error, "web2", 80, "listener", "nginx")],
             ..Case::default()
         },
@@ -393,13 +390,7 @@ fn cases() -> Vec<Case> {
                 redirect(Tcp, "443", Some("192.0.2.2")),
                 redirect(Tcp, "8000-8100", None),
             ],
-            expect: vec![(
-                Severity::Error,
-                "www",
-                80,
-                "redirect",
-                "anchor \"bastille/web\"",
-            )],
+            expect: vec![(Severity::Error, "www", 80, "redirect", "anchor \"bastille/web\"")],
             ..Case::default()
         },
         Case {
@@ -445,10 +436,7 @@ fn cases() -> Vec<Case> {
             checked: &["www"],
             claims: vec![dedicated("www", Stack::Host, Tcp, "80", &["192.0.2.1"])],
             exposures: vec![exposure("www", Tcp, "80", None, "vtnet0")],
-            listeners: vec![owned_by(
-                listener(Tcp, "192.0.2.1", 80, false, "nginx", 3),
-                "www",
-            )],
+            listeners: vec![owned_by(listener(Tcp, "192.0.2.1", 80, false, "nginx", 3), "www")],
             ..Case::default()
         },
         Case {
@@ -508,9 +496,7 @@ fn messages_name_both_sides() {
     let r = analyze(&input(&c));
     let m = &r.conflicts[0].message;
     assert!(
-        m.starts_with(
-            "jail www claims tcp/80 on 10.0.0.5 but httpd (pid 9, jail old) listens on [::]:80"
-        ),
+        m.starts_with("jail www claims tcp/80 on 10.0.0.5 but httpd (pid 9, jail old) listens on [::]:80"),
         "{m}"
     );
     assert!(m.contains("answers for 10.0.0.5"), "{m}");
@@ -523,7 +509,9 @@ fn messages_name_both_sides() {
         ..Case::default()
     };
     let r = analyze(&input(&c));
-    assert!(r.conflicts[0].message.starts_with("jail www exposes host port tcp/80 on (vtnet0) but anchor \"bastille/web\" already redirects tcp/80: rdr pass"));
+    assert!(r.conflicts[0].message.starts_with(
+        "jail www exposes host port tcp/80 on (vtnet0) but anchor \"bastille/web\" already redirects tcp/80: rdr pass"
+    ));
 }
 
 #[test]
@@ -584,30 +572,18 @@ fn exit_status_and_counts() {
 #[test]
 fn stack_model_per_platform() {
     let www = j("www");
-    assert_eq!(
-        Platform::FreeBsd.stack_of(&www, JailNet::Inherit),
-        Stack::Host
-    );
-    assert_eq!(
-        Platform::FreeBsd.stack_of(&www, JailNet::Dedicated),
-        Stack::Host
-    );
+    assert_eq!(Platform::FreeBsd.stack_of(&www, JailNet::Inherit), Stack::Host);
+    assert_eq!(Platform::FreeBsd.stack_of(&www, JailNet::Dedicated), Stack::Host);
     assert_eq!(
         Platform::FreeBsd.stack_of(&www, JailNet::Vnet),
         Stack::Jail(www.clone())
     );
-    assert_eq!(
-        Platform::Linux.stack_of(&www, JailNet::Inherit),
-        Stack::Host
-    );
+    assert_eq!(Platform::Linux.stack_of(&www, JailNet::Inherit), Stack::Host);
     assert_eq!(
         Platform::Linux.stack_of(&www, JailNet::Dedicated),
         Stack::Jail(www.clone())
     );
-    assert_eq!(
-        Platform::FreeBsd.specific_under_wildcard(),
-        Severity::Warning
-    );
+    assert_eq!(Platform::FreeBsd.specific_under_wildcard(), Severity::Warning);
     assert_eq!(Platform::Linux.specific_under_wildcard(), Severity::Error);
 }
 
@@ -652,10 +628,11 @@ fn seed_scenario() {
         assert!(r
             .conflicts
             .iter()
-            .any(|x| x.message
-                == "jail web2 claims tcp/80 on * but jail web also claims tcp/80 on *"));
-        assert!(r.conflicts.iter().any(|x| x.message
-            == "jail web2 claims tcp/80 on * but nginx (pid 812, jail web) listens on *:80"));
+            .any(|x| x.message == "jail web2 claims tcp/80 on * but jail web also claims tcp/80 on *"));
+        assert!(r
+            .conflicts
+            .iter()
+            .any(|x| x.message == "jail web2 claims tcp/80 on * but nginx (pid 812, jail web) listens on *:80"));
 
         // Checking everything reports the web/web2 pair once.
         c.checked = &["web", "app", "db", "web2"];

@@ -11,7 +11,9 @@ use std::net::{TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
 use std::process::{Command, Output};
 
-use nix::sys::socket::{bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6};
+use nix::sys::socket::{
+    bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
+};
 use serde_json::Value;
 
 fn jnet(dir: &std::path::Path, args: &[&str]) -> Output {
@@ -69,8 +71,13 @@ expose = ["tcp/7000:80"]
 "#;
 
 fn conflicts(o: &Output) -> Vec<Value> {
-    let v: Value = serde_json::from_slice(&o.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        )
+    });
     v["conflicts"].as_array().unwrap().clone()
 }
 
@@ -98,12 +105,25 @@ fn check_against_real_listeners_in_a_namespace() {
         let o = jnet(d, &["check", "web2"]);
         assert_eq!(o.status.code(), Some(1));
         let text = String::from_utf8_lossy(&o.stdout);
-        assert!(text.contains("web2") && text.contains("jail web ") && text.contains("tcp/80"), "{text}");
+        assert!(
+            text.contains("web2") && text.contains("jail web ") && text.contains("tcp/80"),
+            "{text}"
+        );
         let o = jnet(d, &["check", "web2", "--format", "json"]);
         let c = conflicts(&o);
         assert_eq!(c.len(), 1, "{c:?}");
-        assert_eq!((c[0]["severity"].as_str(), c[0]["proto"].as_str(), c[0]["port"].as_u64()), (Some("error"), Some("tcp"), Some(80)));
-        assert_eq!((c[0]["jail"].as_str(), c[0]["other"]["kind"].as_str(), c[0]["other"]["name"].as_str()), (Some("web2"), Some("jail"), Some("web")));
+        assert_eq!(
+            (c[0]["severity"].as_str(), c[0]["proto"].as_str(), c[0]["port"].as_u64()),
+            (Some("error"), Some("tcp"), Some(80))
+        );
+        assert_eq!(
+            (
+                c[0]["jail"].as_str(),
+                c[0]["other"]["kind"].as_str(),
+                c[0]["other"]["name"].as_str()
+            ),
+            (Some("web2"), Some("jail"), Some("web"))
+        );
         // The prestart hook vetoes the start the same way: exit 1, both
         // sides named, nothing created.
         let o = jnet(d, &["hook", "prestart", "web2"]);
@@ -133,7 +153,10 @@ fn check_against_real_listeners_in_a_namespace() {
         assert_eq!(code, Some(1));
         assert_eq!(c.len(), 2, "{c:?}");
         assert!(c.iter().all(|c| c["proto"] == "tcp"), "{c:?}");
-        assert_eq!((c[1]["other"]["kind"].as_str(), c[1]["other"]["jail"].as_str()), (Some("exposure"), Some("ded")));
+        assert_eq!(
+            (c[1]["other"]["kind"].as_str(), c[1]["other"]["jail"].as_str()),
+            (Some("exposure"), Some("ded"))
+        );
         assert_eq!(c[0]["proto"], "tcp");
         assert_eq!(c[0]["other"]["kind"], "listener");
         assert_eq!(c[0]["other"]["pid"].as_u64(), Some(pid));
@@ -148,12 +171,23 @@ fn check_against_real_listeners_in_a_namespace() {
         // A specific udp socket vs an inherit jail's wildcard claim.
         let (code, c) = one("dns");
         assert_eq!((code, c.len()), (Some(1), 1), "{c:?}");
-        assert_eq!((c[0]["proto"].as_str(), c[0]["other"]["address"].as_str()), (Some("udp"), Some("127.0.0.1")));
+        assert_eq!(
+            (c[0]["proto"].as_str(), c[0]["other"]["address"].as_str()),
+            (Some("udp"), Some("127.0.0.1"))
+        );
         // A dedicated Linux jail has its own stack: its tcp/8080 claim is
         // free, but its exposure of host port 8080 hits the host listener.
         let (code, c) = one("ded");
         assert_eq!(code, Some(1));
-        let kinds: Vec<_> = c.iter().map(|c| (c["port"].as_u64().unwrap(), c["other"]["kind"].as_str().unwrap().to_string())).collect();
+        let kinds: Vec<_> = c
+            .iter()
+            .map(|c| {
+                (
+                    c["port"].as_u64().unwrap(),
+                    c["other"]["kind"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
         assert!(kinds.contains(&(8080, "listener".to_string())), "{c:?}");
         assert!(c.iter().all(|c| c["port"] == 8080), "{c:?}");
 
@@ -173,7 +207,10 @@ fn check_against_real_listeners_in_a_namespace() {
         assert_eq!(r[0]["port"].as_u64(), Some(7000));
         assert!(r[0]["other"]["owner"].as_str().unwrap().contains("other"), "{r:?}");
         // Checking never changes the firewall.
-        assert_eq!(jnet::os::runner::run("nft", &["list", "ruleset"], None).unwrap().stdout, before);
+        assert_eq!(
+            jnet::os::runner::run("nft", &["list", "ruleset"], None).unwrap().stdout,
+            before
+        );
 
         // Bad input: an unknown jail is refused with 65.
         let o = jnet(d, &["check", "nosuch"]);

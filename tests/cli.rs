@@ -46,7 +46,10 @@ impl Env {
     }
     fn cmd(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_jnet"));
-        c.arg("-c").arg(self.path("jnet.toml")).env_remove("JNET_CONFIG").env_remove("JNET_STATE_DIR");
+        c.arg("-c")
+            .arg(self.path("jnet.toml"))
+            .env_remove("JNET_CONFIG")
+            .env_remove("JNET_STATE_DIR");
         c
     }
     fn run(&self, args: &[&str]) -> Output {
@@ -64,7 +67,11 @@ impl Env {
         let o = self.run(args);
         let err = String::from_utf8_lossy(&o.stderr).into_owned();
         assert_eq!(o.status.code(), Some(code), "{args:?}: {err}");
-        assert_eq!(std::fs::read(self.inventory()).ok(), before, "{args:?} changed the inventory");
+        assert_eq!(
+            std::fs::read(self.inventory()).ok(),
+            before,
+            "{args:?} changed the inventory"
+        );
         err
     }
     fn inventory(&self) -> PathBuf {
@@ -78,13 +85,19 @@ impl Env {
 #[test]
 fn assign_release_and_reports() {
     let e = Env::new();
-    assert_eq!(e.ok(&["assign", "www", "--pool", "lan"]), "www: 192.0.2.10 from pool lan on eth0\n");
+    assert_eq!(
+        e.ok(&["assign", "www", "--pool", "lan"]),
+        "www: 192.0.2.10 from pool lan on eth0\n"
+    );
     assert!(e.ok(&["assign", "www", "--pool", "lan"]).contains("nothing changed"));
     e.ok(&["assign", "db", "192.0.2.11"]);
     assert!(e.ok(&["assign", "db", "192.0.2.11"]).contains("already 192.0.2.11"));
     e.ok(&["assign", "ghost", "--inherit"]);
     e.ok(&["assign", "ext", "203.0.113.9", "--interface", "lo2"]);
-    assert_eq!(e.ok(&["assign", "next", "--pool", "lan"]), "next: 192.0.2.12 from pool lan on eth0\n");
+    assert_eq!(
+        e.ok(&["assign", "next", "--pool", "lan"]),
+        "next: 192.0.2.12 from pool lan on eth0\n"
+    );
 
     let inv = e.json(&["inventory", "--format", "json"]);
     let lan = &inv["pools"][0];
@@ -93,28 +106,50 @@ fn assign_release_and_reports() {
     assert_eq!(lan["size"], 191 - 12);
     assert_eq!(lan["used"], 3);
     assert_eq!(lan["free"], 191 - 12 - 3);
-    let a: Vec<_> = inv["assignments"].as_array().unwrap().iter().map(|a| {
-        format!("{} {} {} {} {}", a["jail"], a["mode"], a["address"], a["pool"], a["interface"])
-    }).collect();
-    assert_eq!(a, [
-        r#""db" "dedicated" "192.0.2.11" "lan" "eth0""#,
-        r#""ext" "dedicated" "203.0.113.9" null "lo2""#,
-        r#""ghost" "inherit" null null null"#,
-        r#""next" "dedicated" "192.0.2.12" "lan" "eth0""#,
-        r#""www" "dedicated" "192.0.2.10" "lan" "eth0""#,
-    ]);
+    let a: Vec<_> = inv["assignments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            format!(
+                "{} {} {} {} {}",
+                a["jail"], a["mode"], a["address"], a["pool"], a["interface"]
+            )
+        })
+        .collect();
+    assert_eq!(
+        a,
+        [
+            r#""db" "dedicated" "192.0.2.11" "lan" "eth0""#,
+            r#""ext" "dedicated" "203.0.113.9" null "lo2""#,
+            r#""ghost" "inherit" null null null"#,
+            r#""next" "dedicated" "192.0.2.12" "lan" "eth0""#,
+            r#""www" "dedicated" "192.0.2.10" "lan" "eth0""#,
+        ]
+    );
     // Declared ports come from the profile plus the jail's own.
     let list = e.json(&["list", "--format", "json"]);
-    let www = list["jails"].as_array().unwrap().iter().find(|j| j["jail"] == "www").unwrap();
+    let www = list["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|j| j["jail"] == "www")
+        .unwrap();
     assert_eq!(www["ports"], serde_json::json!(["tcp/80", "tcp/443", "udp/53"]));
     let table = e.ok(&["list"]);
     assert!(table.lines().next().unwrap().starts_with("JAIL"), "{table}");
     assert!(table.contains("www    dedicated  192.0.2.10"), "{table}");
 
-    assert_eq!(e.ok(&["release", "www"]), "www: released 192.0.2.10 from pool lan on eth0\n");
+    assert_eq!(
+        e.ok(&["release", "www"]),
+        "www: released 192.0.2.10 from pool lan on eth0\n"
+    );
     assert!(e.ok(&["release", "www"]).contains("nothing changed"));
     // The lowest free address comes back first.
-    assert_eq!(e.ok(&["assign", "again", "--pool", "lan"]), "again: 192.0.2.10 from pool lan on eth0\n");
+    assert_eq!(
+        e.ok(&["assign", "again", "--pool", "lan"]),
+        "again: 192.0.2.10 from pool lan on eth0\n"
+    );
     let pools = e.json(&["pools", "--format", "json"]);
     assert_eq!(pools["pools"][1]["name"], "tiny");
     assert_eq!(pools["pools"][1]["size"], 2);
@@ -134,7 +169,11 @@ fn refusals_have_distinct_codes_and_change_nothing() {
         (&["assign", "x", "192.0.2.300"], 65, "not an IPv4 address"),
         (&["assign", "x;reboot", "--pool", "lan"], 65, "invalid jail name"),
         (&["assign", "x", "--pool", "nope"], 65, "no pool named nope"),
-        (&["assign", "x", "203.0.113.1", "--interface", "eth0;x"], 65, "invalid interface name"),
+        (
+            &["assign", "x", "203.0.113.1", "--interface", "eth0;x"],
+            65,
+            "invalid interface name",
+        ),
         (&["assign", "x"], 64, "required"),
         (&["assign", "x", "--pool", "lan", "--inherit"], 64, "cannot be used"),
         (&["frobnicate"], 64, "unrecognized subcommand"),
@@ -155,11 +194,18 @@ fn config_and_input_errors() {
     let err = e.fails(&["list"], 78);
     assert!(err.contains("jnet.toml:6:") && err.contains("range"), "{err}");
     let e = Env::new();
-    let o = Command::new(env!("CARGO_BIN_EXE_jnet")).args(["-c", "/nonexistent/jnet.toml", "list"]).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jnet"))
+        .args(["-c", "/nonexistent/jnet.toml", "list"])
+        .output()
+        .unwrap();
     assert_eq!(o.status.code(), Some(66));
     assert!(String::from_utf8_lossy(&o.stderr).contains("/nonexistent/jnet.toml: config file not found"));
     // JNET_CONFIG is honoured when -c is absent.
-    let o = Command::new(env!("CARGO_BIN_EXE_jnet")).arg("pools").env("JNET_CONFIG", e.path("jnet.toml")).output().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_jnet"))
+        .arg("pools")
+        .env("JNET_CONFIG", e.path("jnet.toml"))
+        .output()
+        .unwrap();
     assert!(o.status.success());
     // A damaged inventory is refused with its line, never overwritten.
     std::fs::create_dir_all(e.path("state")).unwrap();
@@ -195,7 +241,12 @@ fn addresses_in(inv: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(inv).unwrap();
     assert!(text.starts_with("jnet-inventory 2 "), "{text}");
     let parsed = jnet::store::Inventory::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
-    parsed.jails.values().filter_map(|r| r.address).map(|a| a.to_string()).collect()
+    parsed
+        .jails
+        .values()
+        .filter_map(|r| r.address)
+        .map(|a| a.to_string())
+        .collect()
 }
 
 #[test]
@@ -203,7 +254,13 @@ fn concurrent_assigns_never_share_an_address() {
     let e = Env::new();
     let n = 24;
     let children: Vec<_> = (0..n)
-        .map(|i| e.cmd().args(["assign", &format!("j{i}"), "--pool", "lan"]).stdout(std::process::Stdio::null()).spawn().unwrap())
+        .map(|i| {
+            e.cmd()
+                .args(["assign", &format!("j{i}"), "--pool", "lan"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
         .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
@@ -252,7 +309,12 @@ fn killed_writer_leaves_old_or_new_inventory() {
     // either the records before or the records after.
     let mut prev = addresses_in(&e.inventory()).len();
     for i in 0..20 {
-        let mut child = e.cmd().args(["assign", &format!("r{i}"), "--pool", "lan"]).stdout(std::process::Stdio::null()).spawn().unwrap();
+        let mut child = e
+            .cmd()
+            .args(["assign", &format!("r{i}"), "--pool", "lan"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
         std::thread::sleep(std::time::Duration::from_micros(200 * i));
         let _ = child.kill();
         child.wait().unwrap();
@@ -278,9 +340,15 @@ fn jail_conf_statics_and_import() {
     )
     .unwrap();
     // An address set in jail.conf is never handed out, even before import.
-    assert_eq!(e.ok(&["assign", "a", "--pool", "lan"]), "a: 192.0.2.11 from pool lan on eth0\n");
+    assert_eq!(
+        e.ok(&["assign", "a", "--pool", "lan"]),
+        "a: 192.0.2.11 from pool lan on eth0\n"
+    );
     let err = e.fails(&["assign", "b", "192.0.2.10"], 65);
-    assert!(err.contains("set in jail.conf for jail old") && err.contains("jail.conf:2"), "{err}");
+    assert!(
+        err.contains("set in jail.conf for jail old") && err.contains("jail.conf:2"),
+        "{err}"
+    );
     let out = e.ok(&["import"]);
     assert!(out.contains("old: added, 192.0.2.10 from pool lan on eth0"), "{out}");
     assert!(out.ends_with("2 added, 0 updated, 0 unchanged\n"), "{out}");
@@ -344,8 +412,7 @@ fn concurrent_assigns_with_compactions_and_readers() {
                 let mut reads = 0;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     if let Ok(text) = std::fs::read_to_string(&path) {
-                        jnet::store::Inventory::from_text(&text)
-                            .unwrap_or_else(|err| panic!("{err}\n{text}"));
+                        jnet::store::Inventory::from_text(&text).unwrap_or_else(|err| panic!("{err}\n{text}"));
                         reads += 1;
                     }
                 }
@@ -362,14 +429,7 @@ fn concurrent_assigns_with_compactions_and_readers() {
             .unwrap()
     };
     let mut children: Vec<_> = (0..n)
-        .map(|i| {
-            spawn(vec![
-                "assign".into(),
-                format!("j{i}"),
-                "--pool".into(),
-                "lan".into(),
-            ])
-        })
+        .map(|i| spawn(vec!["assign".into(), format!("j{i}"), "--pool".into(), "lan".into()]))
         .collect();
     // Releases of half of them race with the assigns (a release of a jail
     // not yet assigned is a no-op, so the end state is checked per jail).
@@ -415,10 +475,7 @@ fn killed_writer_with_compactions_leaves_old_or_new_state() {
         let mut child = e
             .cmd()
             .args(["assign", &format!("r{i}"), "--pool", "lan"])
-            .env(
-                "JNET_JOURNAL_MAX_BYTES",
-                if i % 2 == 0 { "300" } else { "100000" },
-            )
+            .env("JNET_JOURNAL_MAX_BYTES", if i % 2 == 0 { "300" } else { "100000" })
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap();
@@ -426,10 +483,7 @@ fn killed_writer_with_compactions_leaves_old_or_new_state() {
         let _ = child.kill();
         child.wait().unwrap();
         let n = addresses_in(&e.inventory()).len();
-        assert!(
-            n == prev || n == prev + 1,
-            "kill {i}: {prev} records before, {n} after"
-        );
+        assert!(n == prev || n == prev + 1, "kill {i}: {prev} records before, {n} after");
         e.ok(&["assign", &format!("r{i}"), "--pool", "lan"]);
         prev = addresses_in(&e.inventory()).len();
         assert_eq!(prev, 2 + i as usize);

@@ -54,8 +54,7 @@ nat = true
 ports = ["tcp/80"]
 "#;
 
-const FOREIGN: &str =
-    "table ip foreign {\n\tchain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\t\
+const FOREIGN: &str = "table ip foreign {\n\tchain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\t\
                        tcp dport 9999 dnat to 10.1.1.1:80\n\t}\n}\n";
 
 fn jnet(cfg: &Path, args: &[&str]) -> Output {
@@ -116,9 +115,7 @@ struct Server {
 impl Server {
     fn bind_in(ns: &Path, addr: &str, greeting: &'static str) -> Server {
         let addr = addr.to_string();
-        let l = netns::run_in(ns, move || TcpListener::bind(addr))
-            .unwrap()
-            .unwrap();
+        let l = netns::run_in(ns, move || TcpListener::bind(addr)).unwrap().unwrap();
         // why: non-blocking accept polled against a stop flag, so the test
         // can end the server (and so the listener's namespace) when done.
         l.set_nonblocking(true).unwrap();
@@ -209,10 +206,7 @@ fn anchor_state(cfg: &Path, jail: &str) -> String {
         .find(|a| a["jail"] == jail)
         .unwrap_or_else(|| panic!("no anchor for {jail}: {v}"));
     assert_eq!(a["anchor"], format!("jnet/{jail}"), "{v}");
-    a["state"]
-        .as_str()
-        .unwrap_or_else(|| panic!("{v}"))
-        .to_string()
+    a["state"].as_str().unwrap_or_else(|| panic!("{v}")).to_string()
 }
 
 /// The STATE column of `jnet pf status` for `jail`.
@@ -240,20 +234,14 @@ fn jnet_chains() -> Vec<String> {
 
 #[test]
 fn expose_flush_reload_unexpose_nat_with_real_traffic() {
-    if !prerequisites(
-        "expose_flush_reload_unexpose_nat_with_real_traffic",
-        &["nft"],
-    ) {
+    if !prerequisites("expose_flush_reload_unexpose_nat_with_real_traffic", &["nft"]) {
         return;
     }
     isolated(|| {
         topology();
         jnet::os::runner::run("nft", &["-f", "-"], Some(FOREIGN)).unwrap();
         let foreign_before = nft(&["list", "table", "ip", "foreign"]);
-        assert!(
-            foreign_before.contains("dnat to 10.1.1.1:80"),
-            "{foreign_before}"
-        );
+        assert!(foreign_before.contains("dnat to 10.1.1.1:80"), "{foreign_before}");
 
         let dir = tempfile::tempdir().unwrap();
         let cfg = dir.path().join("jnet.toml");
@@ -309,31 +297,19 @@ fn expose_flush_reload_unexpose_nat_with_real_traffic() {
         let err = String::from_utf8_lossy(&o.stderr);
         assert_eq!(o.status.code(), Some(65), "{err}");
         assert!(
-            err.contains("cannot expose tcp/9999:80")
-                && err.contains("ip foreign")
-                && err.contains("9999"),
+            err.contains("cannot expose tcp/9999:80") && err.contains("ip foreign") && err.contains("9999"),
             "{err}"
         );
-        assert_eq!(
-            std::fs::read(&inventory).unwrap(),
-            inv_before,
-            "inventory changed"
-        );
+        assert_eq!(std::fs::read(&inventory).unwrap(), inv_before, "inventory changed");
         assert_eq!(nft(&["list", "table", "inet", "jnet"]), jnet_before);
         assert_eq!(fetch("192.0.2.1:8080").unwrap(), "hello from web\n");
 
         // Bound to one external address: redirected there, not on the
         // interface's other address (which still answers for 8080).
-        let out = ok(
-            &cfg,
-            &["expose", "web", "tcp/8081:80", "--address", "192.0.2.1"],
-        );
+        let out = ok(&cfg, &["expose", "web", "tcp/8081:80", "--address", "192.0.2.1"]);
         assert!(out.starts_with("web: exposed"), "{out}");
         assert_eq!(fetch("192.0.2.1:8081").unwrap(), "hello from web\n");
-        assert_unreachable(
-            "192.0.2.3:8081",
-            "on an address the exposure is not bound to",
-        );
+        assert_unreachable("192.0.2.3:8081", "on an address the exposure is not bound to");
         assert_eq!(fetch("192.0.2.3:8080").unwrap(), "hello from web\n");
         assert_eq!(anchor_state(&cfg, "web"), "in-sync");
 
@@ -368,16 +344,8 @@ fn expose_flush_reload_unexpose_nat_with_real_traffic() {
             fetch_from("/run/netns/jnet-web", "192.0.2.2:9000").unwrap(),
             "hello from client\n"
         );
-        let peers: Vec<String> = listener
-            .finish()
-            .iter()
-            .map(|p| p.ip().to_string())
-            .collect();
-        assert_eq!(
-            peers,
-            ["192.0.2.1", "10.9.0.2"],
-            "nat source of out, own source of web"
-        );
+        let peers: Vec<String> = listener.finish().iter().map(|p| p.ip().to_string()).collect();
+        assert_eq!(peers, ["192.0.2.1", "10.9.0.2"], "nat source of out, own source of web");
         ok(&cfg, &["stop", "out"]);
         assert!(
             jnet_chains().iter().all(|c| !c.starts_with("jail_out_")),
@@ -393,11 +361,7 @@ fn expose_flush_reload_unexpose_nat_with_real_traffic() {
         assert_eq!(nft(&["list", "table", "ip", "foreign"]), foreign_before);
         // Nothing jnet made is left in the host namespace.
         let mut rt = link::route_socket().unwrap();
-        let links: Vec<String> = link::list(&mut rt)
-            .unwrap()
-            .into_iter()
-            .map(|l| l.name)
-            .collect();
+        let links: Vec<String> = link::list(&mut rt).unwrap().into_iter().map(|l| l.name).collect();
         assert_eq!(links, ["lo", "ext0"], "links left behind");
         let deadline = Instant::now() + TIMEOUT;
         while netns::list(Path::new("/run/netns"), "jnet-").unwrap() != Vec::<String>::new() {

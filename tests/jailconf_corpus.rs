@@ -116,10 +116,7 @@ fn assert_schematic_rejected(path: &Path) {
             assert_eq!((line, column), (5, 1), "{message}");
             assert!(message.contains("\"...\""), "{message}");
         }
-        other => panic!(
-            "{}: jail(8) rejects `...` without ';', got {other:?}",
-            path.display()
-        ),
+        other => panic!("{}: jail(8) rejects `...` without ';', got {other:?}", path.display()),
     }
 }
 
@@ -176,10 +173,7 @@ fn manpage_examples() {
     assert_eq!(t.path(), Some("/tmp/jail/testjail"));
     assert_eq!(t.hostname(), Some("testhostname"));
     assert_eq!(t.ip4_mode().unwrap(), Some(Ip4Mode::New));
-    assert_eq!(
-        t.ip4_addrs().unwrap(),
-        vec![entry(Some("em0"), [192, 0, 2, 100], None)]
-    );
+    assert_eq!(t.ip4_addrs().unwrap(), vec![entry(Some("em0"), [192, 0, 2, 100], None)]);
 
     let (c, includes) = read_ok(&dir.join("jail.conf.5-EXAMPLES.conf"), "");
     assert_eq!(
@@ -216,10 +210,7 @@ fn manpage_examples() {
     // Files with only global statements: evaluate them for a probe jail.
     let (c, _) = read_ok(&dir.join("jail.conf.5-user-variable.conf"), "\nprobe { }");
     assert_eq!(c.jail("probe").unwrap().path(), Some("/var/jail/probe"));
-    let (c, _) = read_ok(
-        &dir.join("jail.conf.5-multivalue-append.conf"),
-        "\nprobe { }",
-    );
+    let (c, _) = read_ok(&dir.join("jail.conf.5-multivalue-append.conf"), "\nprobe { }");
     assert_eq!(
         c.jail("probe").unwrap().get_list("ip4.addr"),
         vec!["10.1.1.1", "10.1.1.2", "10.1.1.3"]
@@ -230,17 +221,11 @@ fn manpage_examples() {
     );
     assert_eq!(c.jail("probe").unwrap().path(), Some("/var/jail/h.example"));
     let (c, _) = read_ok(&dir.join("jail.conf.5-bool-equivalent.conf"), "\nprobe { }");
-    assert_eq!(
-        c.jail("probe").unwrap().get_bool("allow.mount"),
-        Some(false)
-    );
+    assert_eq!(c.jail("probe").unwrap().get_bool("allow.mount"), Some(false));
     // ... and without host.hostname the variable is undefined for the probe.
     match read_with(&dir.join("jail.conf.5-variables.conf"), "\nprobe { }").0 {
         Err(JailConfError::Invalid {
-            line: 3,
-            jail,
-            message,
-            ..
+            line: 3, jail, message, ..
         }) => {
             assert_eq!(jail, "probe");
             assert!(message.contains("\"host.hostname\" not found"), "{message}");
@@ -255,12 +240,7 @@ fn manpage_examples() {
 fn every_corpus_file_parses() {
     let Some(corpus) = corpus() else { return };
     let mut n = 0;
-    for sub in [
-        "freebsd-examples",
-        "freebsd-tests",
-        "manpage-examples",
-        "realworld",
-    ] {
+    for sub in ["freebsd-examples", "freebsd-tests", "manpage-examples", "realworld"] {
         for f in files_in(&corpus.join(sub)) {
             n += 1;
             if f.ends_with(SCHEMATIC) {
@@ -270,10 +250,8 @@ fn every_corpus_file_parses() {
             let (c, _) = read_ok(&f, "");
             // Every jail's typed view evaluates too.
             for j in c.jails() {
-                j.ip4_mode()
-                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
-                j.ip4_addrs()
-                    .unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                j.ip4_mode().unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+                j.ip4_addrs().unwrap_or_else(|e| panic!("{}: {e}", f.display()));
             }
         }
     }
@@ -290,17 +268,11 @@ fn realworld_effective_values() {
     let (c, _) = get("Rogiel__freebsd-config-files__etc_jail.conf", "");
     let j = c.jail("jail1").unwrap();
     assert_eq!(j.ip4_mode().unwrap(), Some(Ip4Mode::New));
-    assert_eq!(
-        j.ip4_addrs().unwrap(),
-        vec![entry(Some("lo1"), [127, 1, 0, 2], None)]
-    );
+    assert_eq!(j.ip4_addrs().unwrap(), vec![entry(Some("lo1"), [127, 1, 0, 2], None)]);
     assert_eq!(j.path(), Some("/usr/jails/jail1"));
     assert_eq!(j.hostname(), Some("jail1"));
     assert_eq!(j.exec("start"), strs(&["/bin/sh /etc/rc"]));
-    assert_eq!(
-        j.get_str("exec.consolelog"),
-        Some("/var/log/jail/jail1_console.log")
-    );
+    assert_eq!(j.get_str("exec.consolelog"), Some("/var/log/jail/jail1_console.log"));
     assert_eq!(j.get_bool("allow.set_hostname"), Some(false));
 
     // Per-jail $ip inside an unquoted token: 10.240.0.${ip}.
@@ -314,10 +286,7 @@ fn realworld_effective_values() {
     assert_eq!(a.get_str("mount.fstab"), Some(""));
     let z = c.jail("z2").unwrap();
     assert_eq!(z.get_str("ip4.addr"), Some("10.240.0.2"));
-    assert_eq!(
-        z.get_str("exec.consolelog"),
-        Some("/var/log/jail_z2_console.log")
-    );
+    assert_eq!(z.get_str("exec.consolelog"), Some("/var/log/jail_z2_console.log"));
 
     // Globals that use a variable each jail defines; += chains.
     let (c, _) = get("gmshake__jail-crash__jail.conf", "");
@@ -359,15 +328,9 @@ fn realworld_effective_values() {
     let (c, _) = get("NikolayDachev__jails__jail.conf", "");
     let t1 = c.jail("t1").unwrap();
     assert_eq!(t1.path(), Some("/zroot/jails/t1/mnt"));
-    assert_eq!(
-        t1.get_str("mount.fstab"),
-        Some("/zroot/jails/t1/rw/etc/fstab")
-    );
+    assert_eq!(t1.get_str("mount.fstab"), Some("/zroot/jails/t1/rw/etc/fstab"));
     assert_eq!(t1.get_str("jid"), Some("10"));
-    assert_eq!(
-        t1.ip4_addrs().unwrap(),
-        vec![entry(None, [192, 168, 1, 81], None)]
-    );
+    assert_eq!(t1.ip4_addrs().unwrap(), vec![entry(None, [192, 168, 1, 81], None)]);
 
     // ip4 = inherit, unquoted path with $name.
     let (c, _) = get("thindil__wine-freesbie__jail.conf", "");
@@ -415,10 +378,7 @@ fn realworld_effective_values() {
     assert_eq!(p.path(), Some("/usr/jail/plexmediaserver"));
     assert_eq!(p.get_str("ip4.addr"), Some("10.0.0.4"));
     let (c, _) = get("part1zano__confz__etc_jail.conf", "");
-    assert_eq!(
-        c.jail("foo").unwrap().get_str("ip4.addr"),
-        Some("192.168.88.11")
-    );
+    assert_eq!(c.jail("foo").unwrap().get_str("ip4.addr"), Some("192.168.88.11"));
     assert_eq!(c.jail("foo").unwrap().path(), Some("/home/jail/foo"));
 
     // Globals-only files, evaluated for a probe jail.
@@ -471,9 +431,7 @@ fn templates_parse_or_fail_with_a_position() {
         ("bastille__docs-jail-conf-template.conf", 1, 1),
     ] {
         match read_with(&corpus.join("templates").join(file), "").0 {
-            Err(JailConfError::Syntax {
-                line: l, column: c, ..
-            }) => assert_eq!((l, c), (line, col), "{file}"),
+            Err(JailConfError::Syntax { line: l, column: c, .. }) => assert_eq!((l, c), (line, col), "{file}"),
             other => panic!("{file}: {other:?}"),
         }
     }
@@ -500,10 +458,7 @@ fn fail2ban_jail_conf_is_rejected_with_file_and_line() {
             assert_eq!(file, f.to_str().unwrap());
             // `[INCLUDES]` (line 33) then `before = ...` on line 36.
             assert_eq!(*line, 36, "{e}");
-            assert!(
-                e.to_string().starts_with(&format!("{}:36:", f.display())),
-                "{e}"
-            );
+            assert!(e.to_string().starts_with(&format!("{}:36:", f.display())), "{e}");
             assert_eq!(e.exit_status().code(), 78);
         }
         other => panic!("fail2ban file must be a syntax error, got {other:?}"),

@@ -54,22 +54,12 @@ fn address_add_list_delete_is_idempotent() {
             address: IpAddr::V4(a),
             prefix: 24,
         };
-        assert!(
-            addr::add_v4(&mut rt, "jtd0", a, 24).unwrap(),
-            "first add adds"
-        );
+        assert!(addr::add_v4(&mut rt, "jtd0", a, 24).unwrap(), "first add adds");
         assert!(
             !addr::add_v4(&mut rt, "jtd0", a, 24).unwrap(),
             "second add is already so"
         );
-        assert_eq!(
-            addr::list(&mut rt)
-                .unwrap()
-                .iter()
-                .filter(|x| **x == want)
-                .count(),
-            1
-        );
+        assert_eq!(addr::list(&mut rt).unwrap().iter().filter(|x| **x == want).count(), 1);
         assert!(addr::list(&mut rt)
             .unwrap()
             .iter()
@@ -103,8 +93,7 @@ fn serve_once(l: TcpListener) -> std::thread::JoinHandle<()> {
 }
 
 fn ping_pong(to: SocketAddr) {
-    let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(3))
-        .unwrap_or_else(|e| panic!("connect {to}: {e}"));
+    let mut c = TcpStream::connect_timeout(&to, Duration::from_secs(3)).unwrap_or_else(|e| panic!("connect {to}: {e}"));
     c.write_all(b"hello").unwrap();
     let mut buf = [0u8; 5];
     c.read_exact(&mut buf).unwrap();
@@ -167,18 +156,12 @@ fn attach_and_detach_network() {
             .output();
         if let Ok(out) = out {
             let text = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                text.contains("eth0") && text.contains("10.77.0.5/24"),
-                "{text}"
-            );
+            assert!(text.contains("eth0") && text.contains("10.77.0.5/24"), "{text}");
         }
         let running = host.running_jails().unwrap();
         assert_eq!(running.len(), 1);
         assert_eq!(running[0].name, "web1");
-        assert_eq!(
-            running[0].addresses,
-            vec![IpAddr::V4(Ipv4Addr::new(10, 77, 0, 5))]
-        );
+        assert_eq!(running[0].addresses, vec![IpAddr::V4(Ipv4Addr::new(10, 77, 0, 5))]);
 
         // A second jail on the same bridge keeps it alive past the first's detach.
         let db = j("db1");
@@ -192,10 +175,7 @@ fn attach_and_detach_network() {
         );
         host.detach_network(&db, &dedicated([10, 77, 0, 6], "jbr0", [10, 77, 0, 1]))
             .unwrap();
-        assert!(
-            !link_exists("jbr0"),
-            "bridge jnet created is gone with its last jail"
-        );
+        assert!(!link_exists("jbr0"), "bridge jnet created is gone with its last jail");
         assert!(!host.bridge_owned("jbr0"));
         host.detach_network(&db, &net).unwrap();
         assert!(host.running_jails().unwrap().is_empty());
@@ -206,10 +186,7 @@ fn attach_and_detach_network() {
         let e = host.attach_network(&web, &bad).unwrap_err();
         assert!(e.to_string().contains("jtd5"), "{e}");
         assert!(!ns_path.exists() && !link_exists(&host_if) && !host.bridge_owned("jtd5"));
-        assert!(
-            link_exists("jtd5"),
-            "a link jnet did not create is left alone"
-        );
+        assert!(link_exists("jtd5"), "a link jnet did not create is left alone");
 
         // A bridge jnet did not create is never removed.
         link::ensure_bridge(&mut rt, "jbr1").unwrap();
@@ -223,23 +200,11 @@ fn attach_and_detach_network() {
 
 fn v6only_listener(port: u16) -> TcpListener {
     use nix::sys::socket::{
-        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType,
-        SockaddrIn6,
+        bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
     };
-    let fd = socket(
-        AddressFamily::Inet6,
-        SockType::Stream,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .unwrap();
+    let fd = socket(AddressFamily::Inet6, SockType::Stream, SockFlag::SOCK_CLOEXEC, None).unwrap();
     setsockopt(&fd, sockopt::Ipv6V6Only, &true).unwrap();
-    let sa = SockaddrIn6::from(std::net::SocketAddrV6::new(
-        Ipv6Addr::UNSPECIFIED,
-        port,
-        0,
-        0,
-    ));
+    let sa = SockaddrIn6::from(std::net::SocketAddrV6::new(Ipv6Addr::UNSPECIFIED, port, 0, 0));
     bind(fd.as_raw_fd(), &sa).unwrap();
     listen(&fd, Backlog::new(8).unwrap()).unwrap();
     TcpListener::from(fd)
@@ -281,10 +246,7 @@ fn listeners_via_sock_diag() {
             let l = find(&ls, proto, addr, port);
             assert_eq!(l.dual_stack, dual, "{l:?}");
             assert_eq!(l.owner.pid, Some(me), "{l:?}");
-            assert!(
-                l.owner.command.as_deref().is_some_and(|c| !c.is_empty()),
-                "{l:?}"
-            );
+            assert!(l.owner.command.as_deref().is_some_and(|c| !c.is_empty()), "{l:?}");
             assert_eq!(l.stack, Stack::Host);
         }
         assert_eq!(ls.len(), 6, "only the six bound sockets: {ls:#?}");
@@ -364,18 +326,11 @@ fn jail_lifecycle_exec_and_remove() {
         // The inherit jail runs in the caller's namespace.
         host.exec_in_jail(
             &j("other"),
-            &[
-                "sh".into(),
-                "-c".into(),
-                format!("readlink /proc/self/ns/net > {out}"),
-            ],
+            &["sh".into(), "-c".into(), format!("readlink /proc/self/ns/net > {out}")],
         )
         .unwrap();
         let here = ns_inode(Path::new("/proc/thread-self/ns/net"));
-        assert_eq!(
-            std::fs::read_to_string(out).unwrap(),
-            format!("net:[{here}]\n")
-        );
+        assert_eq!(std::fs::read_to_string(out).unwrap(), format!("net:[{here}]\n"));
         assert!(host.exec_in_jail(&j("nosuch"), &["true".into()]).is_err());
 
         // A process left in the jail is killed by remove_jail.
@@ -439,11 +394,7 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         let www_rules = |port: u16| render("www", "10.0.0.5", &format!("tcp/{port}:80"));
         let www = j("www");
         let db = j("db");
-        assert_eq!(
-            host.loaded_rules("jnet", &www).unwrap(),
-            None,
-            "no table yet"
-        );
+        assert_eq!(host.loaded_rules("jnet", &www).unwrap(), None, "no table yet");
         host.load_rules("jnet", &www, &www_rules(8081)).unwrap();
         host.load_rules("jnet", &db, &render("db", "10.0.0.6", "tcp/3306"))
             .unwrap();
@@ -458,18 +409,11 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         assert!(w.contains("8082") && !w.contains("8081"), "{w}");
         let table = nft_text(&["list", "table", "inet", "jnet"]);
         assert_eq!(table.matches("chain jail_www_dnat").count(), 1, "{table}");
-        assert_eq!(
-            table.matches("dport 8082").count(),
-            2,
-            "prerouting + output: {table}"
-        );
+        assert_eq!(table.matches("dport 8082").count(), 2, "prerouting + output: {table}");
 
         // Foreign redirects: the other table's, not jnet's.
         let fr = host.foreign_redirects("jnet").unwrap();
-        let ports: Vec<String> = fr
-            .iter()
-            .map(|f| format!("{}/{}", f.proto, f.ports))
-            .collect();
+        let ports: Vec<String> = fr.iter().map(|f| format!("{}/{}", f.proto, f.ports)).collect();
         assert_eq!(ports, vec!["tcp/8080"]);
         assert_eq!(fr[0].owner, "nft table ip foreign");
 

@@ -9,8 +9,7 @@ use std::path::PathBuf;
 
 use jnet::core::check::{analyze, CheckInput, Claim, ClaimAddr, Platform, Severity};
 use jnet::core::listeners::{
-    parse_sockstat, parse_sockstat_json, Listener, ListenerParseError, SockstatContext,
-    SockstatLayout, Stack,
+    parse_sockstat, parse_sockstat_json, Listener, ListenerParseError, SockstatContext, SockstatLayout, Stack,
 };
 use jnet::core::ports::Proto;
 
@@ -68,27 +67,11 @@ fn freebsd14_sockstat_46s_capture() {
     assert_eq!(
         summary(&ls),
         vec![
-            (
-                Proto::Tcp,
-                "::".into(),
-                22,
-                false,
-                Some(1718),
-                Some("sshd".into())
-            ),
-            (
-                Proto::Tcp,
-                "0.0.0.0".into(),
-                22,
-                false,
-                Some(1718),
-                Some("sshd".into())
-            ),
+            (Proto::Tcp, "::".into(), 22, false, Some(1718), Some("sshd".into())),
+            (Proto::Tcp, "0.0.0.0".into(), 22, false, Some(1718), Some("sshd".into())),
         ]
     );
-    assert!(ls
-        .iter()
-        .all(|l| l.stack == Stack::Host && l.owner.jail.is_none()));
+    assert!(ls.iter().all(|l| l.stack == Stack::Host && l.owner.jail.is_none()));
 }
 
 #[test]
@@ -126,9 +109,7 @@ fn in_jail_unbound_captures() {
             ],
             "{file}"
         );
-        assert!(ls
-            .iter()
-            .all(|l| l.owner.jail.as_deref() == Some("unbound")));
+        assert!(ls.iter().all(|l| l.owner.jail.as_deref() == Some("unbound")));
     }
 }
 
@@ -139,14 +120,7 @@ fn numeric_user_and_mangled_tcp46_capture() {
     let ls = parse_sockstat(&text, SockstatLayout::Printf, &SockstatContext::host()).unwrap();
     assert_eq!(
         summary(&ls),
-        vec![(
-            Proto::Tcp,
-            "::".into(),
-            3306,
-            true,
-            Some(92539),
-            Some("mysqld".into())
-        )]
+        vec![(Proto::Tcp, "::".into(), 3306, true, Some(92539), Some("mysqld".into()))]
     );
 }
 
@@ -170,24 +144,12 @@ root     ntpd         610 21 udp4   192.0.2.1:123         *:*
 
 #[test]
 fn printf_layout_sample() {
-    let ls = parse_sockstat(
-        PRINTF_SAMPLE,
-        SockstatLayout::Printf,
-        &SockstatContext::host(),
-    )
-    .unwrap();
+    let ls = parse_sockstat(PRINTF_SAMPLE, SockstatLayout::Printf, &SockstatContext::host()).unwrap();
     assert_eq!(ls.len(), 11);
     let s = summary(&ls);
     assert_eq!(
         s[2],
-        (
-            Proto::Tcp,
-            "::".into(),
-            80,
-            true,
-            Some(812),
-            Some("nginx".into())
-        )
+        (Proto::Tcp, "::".into(), 80, true, Some(812), Some("nginx".into()))
     );
     assert_eq!(s[4].1, "::1");
     assert_eq!(
@@ -201,11 +163,7 @@ fn printf_layout_sample() {
             Some("prometheus".into())
         )
     );
-    assert_eq!(
-        s[6].4,
-        Some(104857),
-        "pid wider than 5 pushes the row right"
-    );
+    assert_eq!(s[6].4, Some(104857), "pid wider than 5 pushes the row right");
     assert_eq!((s[7].4, s[7].5.clone(), s[7].2), (None, None, 546));
 }
 
@@ -231,16 +189,10 @@ prometheus prometheus  1300  9 tcp6  2001:db8:100:200:300:400:500:600:9090   *:*
 #[test]
 fn libxo_layout_samples() {
     let host = SockstatContext::host();
-    let err =
-        parse_sockstat(LIBXO_NARROW, SockstatLayout::Libxo { wide: false }, &host).unwrap_err();
+    let err = parse_sockstat(LIBXO_NARROW, SockstatLayout::Libxo { wide: false }, &host).unwrap_err();
     match &err {
-        ListenerParseError::Truncated {
-            line, text, width, ..
-        } => {
-            assert_eq!(
-                (*line, text.as_str(), *width),
-                (4, "2001:db8:100:200:300:", 21)
-            );
+        ListenerParseError::Truncated { line, text, width, .. } => {
+            assert_eq!((*line, text.as_str(), *width), (4, "2001:db8:100:200:300:", 21));
         }
         other => panic!("expected truncation, got {other}"),
     }
@@ -248,10 +200,7 @@ fn libxo_layout_samples() {
     let s = summary(&ls);
     assert_eq!(s.len(), 4);
     assert_eq!(s[2].1, "2001:db8:100:200:300:400:500:600");
-    assert_eq!(
-        s[3],
-        (Proto::Udp, "0.0.0.0".into(), 5353, false, None, None)
-    );
+    assert_eq!(s[3], (Proto::Udp, "0.0.0.0".into(), 5353, false, None, None));
 }
 
 #[test]
@@ -265,14 +214,7 @@ fn sockstat_json_sample() {
     let ls = parse_sockstat_json(text, &SockstatContext::host()).unwrap();
     assert_eq!(
         summary(&ls)[0],
-        (
-            Proto::Tcp,
-            "::".into(),
-            80,
-            true,
-            Some(812),
-            Some("nginx".into())
-        )
+        (Proto::Tcp, "::".into(), 80, true, Some(812), Some("nginx".into()))
     );
 }
 
@@ -281,12 +223,7 @@ fn sockstat_json_sample() {
 /// 22 gets an error naming sshd.
 #[test]
 fn parsed_listing_feeds_the_analysis() {
-    let listeners = parse_sockstat(
-        PRINTF_SAMPLE,
-        SockstatLayout::Printf,
-        &SockstatContext::host(),
-    )
-    .unwrap();
+    let listeners = parse_sockstat(PRINTF_SAMPLE, SockstatLayout::Printf, &SockstatContext::host()).unwrap();
     let input = CheckInput {
         platform: Platform::FreeBsd,
         checked: vec!["www".parse().unwrap(), "jump".parse().unwrap()],

@@ -17,10 +17,7 @@ fn corpus_dir() -> Option<PathBuf> {
     if p.join("pf").is_dir() {
         return Some(p);
     }
-    eprintln!(
-        "SKIP: corpus not found at {} (set JNET_CORPUS)",
-        p.display()
-    );
+    eprintln!("SKIP: corpus not found at {} (set JNET_CORPUS)", p.display());
     assert!(
         std::env::var("CI").as_deref() != Ok("true"),
         "corpus missing under CI=true: {}",
@@ -30,10 +27,7 @@ fn corpus_dir() -> Option<PathBuf> {
 }
 
 fn ok_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
+    let mut entries: Vec<_> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().path()).collect();
     entries.sort();
     for p in entries {
         if p.is_dir() {
@@ -79,8 +73,7 @@ impl Tally {
         let rule = match parse_rule(line) {
             Ok(r) => r,
             Err(e) => {
-                self.failures
-                    .push(format!("{origin}: parse failed ({e}): {line}"));
+                self.failures.push(format!("{origin}: parse failed ({e}): {line}"));
                 return;
             }
         };
@@ -131,10 +124,7 @@ fn report(what: &str, t: &Tally) {
 
 #[test]
 fn fixtures_round_trip() {
-    let t = tally_ok_files(Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/pf"
-    )));
+    let t = tally_ok_files(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/pf")));
     report("fixtures", &t);
     assert!(t.failures.is_empty(), "{}", t.failures.join("\n"));
     assert_eq!(t.expressible, t.round_trip);
@@ -221,25 +211,14 @@ fn corpus_captures_foreign_redirects_and_hooks() {
     assert!(foreign_redirects(&own, "jnet").is_empty());
 
     // A bound external address is kept.
-    let l = parse_listing(
-        &read("pfctl-a-rdr-JAIL-sn__bastille-docs-rdr-list-2024.txt"),
-        "rdr/j",
-    )
-    .unwrap();
+    let l = parse_listing(&read("pfctl-a-rdr-JAIL-sn__bastille-docs-rdr-list-2024.txt"), "rdr/j").unwrap();
     let f = foreign_redirects(&l, "jnet");
     assert_eq!(f.len(), 4);
     assert_eq!(f[2].address, Some("192.168.0.84".parse().unwrap()));
-    assert_eq!(
-        (f[0].proto, f[0].ports),
-        (Proto::Udp, PortRange::single(2001).unwrap())
-    );
+    assert_eq!((f[0].proto, f[0].ports), (Proto::Udp, PortRange::single(2001).unwrap()));
 
     // pfSense's main ruleset has its own anchors, not jnet's.
-    let nat = parse_listing(
-        &read("pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt"),
-        "",
-    )
-    .unwrap();
+    let nat = parse_listing(&read("pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt"), "").unwrap();
     let rules = parse_listing(
         &read("pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt"),
         "",
@@ -248,17 +227,10 @@ fn corpus_captures_foreign_redirects_and_hooks() {
     let h = check_anchor_hooks(&[&nat, &rules], "jnet");
     assert_eq!(
         h.missing,
-        vec![
-            "nat-anchor \"jnet/*\"",
-            "rdr-anchor \"jnet/*\"",
-            "anchor \"jnet/*\""
-        ]
+        vec!["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\"", "anchor \"jnet/*\""]
     );
     assert!(
-        check_anchor_hooks(&[&nat, &rules], "natrules")
-            .missing
-            .len()
-            == 3,
+        check_anchor_hooks(&[&nat, &rules], "natrules").missing.len() == 3,
         "natrules/ is not natrules/*"
     );
 }

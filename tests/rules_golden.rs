@@ -118,18 +118,10 @@ fn pf_lines_parse_back_to_the_same_ir() {
             let lines = render_rule_lines(&r, names);
             let (nats, rdrs) = lines.split_at(r.nats.len());
             for (line, n) in nats.iter().zip(&r.nats) {
-                assert_eq!(
-                    &nat_from_rule(&parse_rule(line).unwrap()).unwrap(),
-                    n,
-                    "{line}"
-                );
+                assert_eq!(&nat_from_rule(&parse_rule(line).unwrap()).unwrap(), n, "{line}");
             }
             for (line, rd) in rdrs.iter().zip(&r.redirects) {
-                assert_eq!(
-                    &redirect_from_rule(&parse_rule(line).unwrap()).unwrap(),
-                    rd,
-                    "{line}"
-                );
+                assert_eq!(&redirect_from_rule(&parse_rule(line).unwrap()).unwrap(), rd, "{line}");
             }
         }
     }
@@ -141,10 +133,7 @@ fn nft_scripts_golden() {
     for r in samples() {
         check_golden(&format!("nft/{}.nft", r.jail), &render_nft_jail(&r, "jnet"));
     }
-    check_golden(
-        "nft/remove-www.nft",
-        &render_nft_remove(&jail("www"), "jnet"),
-    );
+    check_golden("nft/remove-www.nft", &render_nft_remove(&jail("www"), "jnet"));
 }
 
 // ---- privileged: nft inside a throwaway network namespace ----
@@ -219,9 +208,7 @@ fn nft_scripts_load_replace_and_remove_in_netns() {
     );
     let out = in_netns(&script);
     let section = |from: &str, to: &str| -> String {
-        let a = out
-            .find(from)
-            .unwrap_or_else(|| panic!("{from} missing in\n{out}"));
+        let a = out.find(from).unwrap_or_else(|| panic!("{from} missing in\n{out}"));
         let b = out[a..].find(to).map_or(out.len(), |b| a + b);
         out[a..b].to_string()
     };
@@ -233,10 +220,7 @@ fn nft_scripts_load_replace_and_remove_in_netns() {
         "jail_1db_dnat",
         "jail_edge_snat",
     ] {
-        assert!(
-            loaded.contains(&format!("chain {c} {{")),
-            "{c} not loaded:\n{loaded}"
-        );
+        assert!(loaded.contains(&format!("chain {c} {{")), "{c} not loaded:\n{loaded}");
     }
     // nft prints the map target without the spaces jnet writes.
     assert!(

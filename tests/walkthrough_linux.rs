@@ -132,11 +132,7 @@ fn fetch(to: &str) -> std::io::Result<String> {
 
 fn link_names() -> Vec<String> {
     let mut rt = link::route_socket().unwrap();
-    link::list(&mut rt)
-        .unwrap()
-        .into_iter()
-        .map(|l| l.name)
-        .collect()
+    link::list(&mut rt).unwrap().into_iter().map(|l| l.name).collect()
 }
 
 fn host_v4() -> Vec<IpAddr> {
@@ -215,24 +211,13 @@ fn assert_nothing_left(name: &str, address: &str, ns_id: Option<(u64, u64)>, bri
     assert!(!addrs.contains(&a), "{address} left: {addrs:?}");
     if bridge_gone {
         // No jail is left on the pool: no veth (jv*) and no bridge at all.
-        assert!(
-            !links.iter().any(|l| l.starts_with("jv")),
-            "veth left: {links:?}"
-        );
-        assert!(
-            !links.iter().any(|l| l == "jnbr0"),
-            "bridge left: {links:?}"
-        );
-        assert!(
-            !addrs.contains(&"10.9.0.1".parse().unwrap()),
-            "gateway left: {addrs:?}"
-        );
+        assert!(!links.iter().any(|l| l.starts_with("jv")), "veth left: {links:?}");
+        assert!(!links.iter().any(|l| l == "jnbr0"), "bridge left: {links:?}");
+        assert!(!addrs.contains(&"10.9.0.1".parse().unwrap()), "gateway left: {addrs:?}");
     }
     let chains = jnet_chains();
     assert!(
-        !chains
-            .iter()
-            .any(|c| c.starts_with(&format!("jail_{name}_"))),
+        !chains.iter().any(|c| c.starts_with(&format!("jail_{name}_"))),
         "chains left: {chains:?}"
     );
     assert!(
@@ -307,8 +292,7 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
             assert!(out.ends_with(&format!("{j}: started\n")), "{out}");
             assert_eq!(phase(d, j), "running");
         }
-        let status: Value =
-            serde_json::from_str(&ok(&cfg, &["status", "--format", "json"])).unwrap();
+        let status: Value = serde_json::from_str(&ok(&cfg, &["status", "--format", "json"])).unwrap();
         let rows: Vec<(String, String, bool)> = status["jails"]
             .as_array()
             .unwrap()
@@ -332,17 +316,12 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
             .find(|l| l.split_whitespace().nth(1) == Some("web"))
             .unwrap();
         assert!(
-            web_row.contains("inherit")
-                && web_row.contains("running")
-                && web_row.contains("tcp/80"),
+            web_row.contains("inherit") && web_row.contains("running") && web_row.contains("tcp/80"),
             "{table}"
         );
         let list = ok(&cfg, &["list"]);
         for j in ["web", "app", "db"] {
-            let row = list
-                .lines()
-                .find(|l| l.split_whitespace().next() == Some(j))
-                .unwrap();
+            let row = list.lines().find(|l| l.split_whitespace().next() == Some(j)).unwrap();
             assert!(row.contains("inherit") && row.contains("running"), "{list}");
         }
 
@@ -356,10 +335,7 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
             err.contains("web2") && err.contains("jail web ") && err.contains("tcp/80"),
             "{err}"
         );
-        assert!(
-            !Path::new("/run/jnet/jails/web2").exists(),
-            "web2 was created"
-        );
+        assert!(!Path::new("/run/jnet/jails/web2").exists(), "web2 was created");
         assert_eq!(phase(d, "web2"), "stopped");
         let names: Vec<String> = LinuxHost::default()
             .running_jails()
@@ -391,8 +367,7 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
             "192.0.2.2",
             "the client's own address arrives"
         );
-        let pf: Value =
-            serde_json::from_str(&ok(&cfg, &["pf", "status", "--format", "json"])).unwrap();
+        let pf: Value = serde_json::from_str(&ok(&cfg, &["pf", "status", "--format", "json"])).unwrap();
         let www = pf["anchors"]
             .as_array()
             .unwrap()
@@ -405,11 +380,7 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
         assert!(inv.contains("no drift"), "{inv}");
         let status = ok(&cfg, &["status", "www"]);
         let cols: Vec<&str> = status.lines().nth(1).unwrap().split_whitespace().collect();
-        assert_eq!(
-            cols[1..],
-            ["www", "10.9.0.2", "running", "tcp/80"],
-            "{status}"
-        );
+        assert_eq!(cols[1..], ["www", "10.9.0.2", "running", "tcp/80"], "{status}");
 
         // A process in the jail is ended by stop, with everything else.
         let mut bg = Command::new(BIN)
@@ -421,25 +392,15 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
             .unwrap();
         let deadline = Instant::now() + TIMEOUT;
         while pids_in_ns(ns_id).is_empty() {
-            assert!(
-                Instant::now() < deadline,
-                "sleep never appeared in the jail"
-            );
+            assert!(Instant::now() < deadline, "sleep never appeared in the jail");
             std::thread::sleep(Duration::from_millis(10));
         }
         let out = ok(&cfg, &["stop", "www"]);
         assert!(out.ends_with("www: stopped\n"), "{out}");
-        assert_eq!(
-            bg.wait().unwrap().code(),
-            Some(128 + 9),
-            "sleep killed by stop"
-        );
+        assert_eq!(bg.wait().unwrap().code(), Some(128 + 9), "sleep killed by stop");
         assert_nothing_left("www", "10.9.0.2", Some(ns_id), true);
         assert_eq!(phase(d, "www"), "stopped");
-        assert!(
-            fetch("192.0.2.1:8080").is_err(),
-            "8080 still answers after stop"
-        );
+        assert!(fetch("192.0.2.1:8080").is_err(), "8080 still answers after stop");
 
         // A start that fails at the firewall step leaves nothing behind.
         let path = failing_nft(d);
@@ -505,13 +466,9 @@ fn start_stop_cycle_time_of_a_dedicated_jail_with_four_exposures() {
             assert!(out.ends_with("bench: started\n"), "{out}");
             if i == 0 {
                 // Untimed: the four exposures are really loaded.
-                let rules = jnet::os::runner::run(
-                    "nft",
-                    &["list", "chain", "inet", "jnet", "jail_bench_dnat"],
-                    None,
-                )
-                .unwrap()
-                .stdout;
+                let rules = jnet::os::runner::run("nft", &["list", "chain", "inet", "jnet", "jail_bench_dnat"], None)
+                    .unwrap()
+                    .stdout;
                 assert_eq!(rules.matches("dnat ip to 10.9.0.3").count(), 4, "{rules}");
             }
             let t1 = Instant::now();
@@ -523,10 +480,7 @@ fn start_stop_cycle_time_of_a_dedicated_jail_with_four_exposures() {
             cycles.push(start + stop);
         }
         assert_nothing_left("bench", "10.9.0.3", None, false);
-        assert!(
-            link_names().iter().any(|l| l == "jnbr0"),
-            "bridge held by www kept"
-        );
+        assert!(link_names().iter().any(|l| l == "jnbr0"), "bridge held by www kept");
         for v in [&mut starts, &mut stops, &mut cycles] {
             v.sort();
         }

@@ -48,9 +48,7 @@ pub enum Command {
     /// Give a jail a dedicated address, an address from a pool, or the host's (inherit)
     Assign(AssignArgs),
     /// Forget a jail's address (the address returns to its pool)
-    Release {
-        jail: String,
-    },
+    Release { jail: String },
     /// Jails with mode, address, pool, interface, state and declared ports
     List(FormatArg),
     /// Pool usage: network, size, used, free, utilisation

@@ -38,11 +38,20 @@ impl Session {
         let config = sources::load_config(&config_path)?;
         let state = sources::state_dir(cli.state_dir.as_deref(), &config, &config_path);
         if !(cli.lock_timeout.is_finite() && cli.lock_timeout >= 0.0) {
-            return Err(Error::data(format!("--lock-timeout {}: must be a number of seconds >= 0", cli.lock_timeout)));
+            return Err(Error::data(format!(
+                "--lock-timeout {}: must be a number of seconds >= 0",
+                cli.lock_timeout
+            )));
         }
         let store = Store::new(state, Duration::from_secs_f64(cli.lock_timeout));
         let profiles = Profiles::new(&sources::config_dir(&config_path));
-        Ok(Session { config_path, config, store, profiles, conf_jails: OnceCell::new() })
+        Ok(Session {
+            config_path,
+            config,
+            store,
+            profiles,
+            conf_jails: OnceCell::new(),
+        })
     }
 
     /// Jails of jail.conf (empty when `host.jail_conf` is not set).
@@ -84,9 +93,14 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         }
         Command::Status { jail, format } => lifecycle::status(&s, jail.as_deref(), format.format),
         Command::Plan { jail: Some(jail), stop } => lifecycle::plan(&s, jail, *stop),
-        Command::Plan { jail: None, stop: false } => crate::cli::plan_all::plan_all(&s),
+        Command::Plan {
+            jail: None,
+            stop: false,
+        } => crate::cli::plan_all::plan_all(&s),
         Command::Plan { jail: None, stop: true } => Err(Error::data("plan --stop needs a jail")),
-        Command::Exec { jail, argv } => require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv)),
+        Command::Exec { jail, argv } => {
+            require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
+        }
         Command::Hook { phase, jail } => {
             require_root(&format!("jnet hook {jail}")).and_then(|_| lifecycle::hook(&s, *phase, jail))
         }
@@ -138,10 +152,16 @@ fn assign(s: &Session, a: &AssignArgs) -> Result<ExitStatus> {
         AssignRequest::Inherit => vec![],
         _ => os::stack_interface_addresses(),
     };
-    let observed = Observed { jail_conf: s.conf_jails()?, host: &host };
+    let observed = Observed {
+        jail_conf: s.conf_jails()?,
+        host: &host,
+    };
     match addresses::assign(&s.config, &s.store, &jail, &req, &observed)? {
         Outcome::Unchanged(r) => println!("{jail}: already {}; nothing changed", describe(&r)),
-        Outcome::Changed { record, previous: Some(p) } => {
+        Outcome::Changed {
+            record,
+            previous: Some(p),
+        } => {
             println!("{jail}: {} (was {})", describe(&record), describe(&p))
         }
         Outcome::Changed { record, previous: None } => println!("{jail}: {}", describe(&record)),
@@ -173,7 +193,16 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
         }
         return print_json(&Out { jails: &rows });
     }
-    let mut t = Table::new(&["JAIL", "MODE", "ADDRESS", "POOL", "INTERFACE", "STATE", "PORTS", "EXPOSE"]);
+    let mut t = Table::new(&[
+        "JAIL",
+        "MODE",
+        "ADDRESS",
+        "POOL",
+        "INTERFACE",
+        "STATE",
+        "PORTS",
+        "EXPOSE",
+    ]);
     for r in &rows {
         t.row(vec![
             r.jail.clone(),
@@ -197,7 +226,17 @@ fn pool_rows(s: &Session) -> Result<(Vec<report::PoolReport>, Vec<IfAddr>)> {
 }
 
 fn print_pools(rows: &[report::PoolReport]) {
-    let mut t = Table::new(&["POOL", "NETWORK", "INTERFACE", "SIZE", "USED", "RESERVED", "FREE", "USE%", "NAT"]);
+    let mut t = Table::new(&[
+        "POOL",
+        "NETWORK",
+        "INTERFACE",
+        "SIZE",
+        "USED",
+        "RESERVED",
+        "FREE",
+        "USE%",
+        "NAT",
+    ]);
     for p in rows {
         t.row(vec![
             p.name.clone(),
@@ -283,7 +322,15 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     } else {
         println!("\ndrift:");
         for d in &rep.drift {
-            println!("  {}: {}", if d.kind == report::DriftKind::Missing { "missing" } else { "stray" }, d.message);
+            println!(
+                "  {}: {}",
+                if d.kind == report::DriftKind::Missing {
+                    "missing"
+                } else {
+                    "stray"
+                },
+                d.message
+            );
         }
     }
     Ok(ExitStatus::Ok)
@@ -291,7 +338,10 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
 
 fn import(s: &Session) -> Result<ExitStatus> {
     let Some(path) = sources::jail_conf_path(&s.config, &s.config_path) else {
-        return Err(Error::config(format!("{}: host.jail_conf is not set; nothing to import", s.config.file)));
+        return Err(Error::config(format!(
+            "{}: host.jail_conf is not set; nothing to import",
+            s.config.file
+        )));
     };
     let jails = s.conf_jails()?;
     let res = addresses::import(&s.config, &s.store, jails)?;
@@ -341,7 +391,11 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
             };
             println!("{sev}: {}", c.message);
         }
-        let checked = if jails.is_empty() { views.values().filter(|v| v.record.is_some()).count() } else { jails.len() };
+        let checked = if jails.is_empty() {
+            views.values().filter(|v| v.record.is_some()).count()
+        } else {
+            jails.len()
+        };
         println!(
             "{} error(s), {} warning(s) in {checked} jail(s) checked",
             out.report.errors(),

@@ -62,10 +62,14 @@ fn dedicated_view(s: &Session, jail: &JailName) -> Result<JailView> {
 
 pub fn expose(s: &Session, a: &ExposeArgs) -> Result<ExitStatus> {
     let jail = jail_name(&a.jail)?;
-    let mut e: Expose = a.spec.parse().map_err(|e: crate::core::ports::PortError| Error::data(e.to_string()))?;
+    let mut e: Expose = a
+        .spec
+        .parse()
+        .map_err(|e: crate::core::ports::PortError| Error::data(e.to_string()))?;
     if let Some(addr) = &a.address {
-        let ip: Ipv4Addr =
-            addr.parse().map_err(|_| Error::data(format!("--address {addr:?} is not an IPv4 address")))?;
+        let ip: Ipv4Addr = addr
+            .parse()
+            .map_err(|_| Error::data(format!("--address {addr:?} is not an IPv4 address")))?;
         if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
             return Err(Error::data(format!("--address {ip} cannot be an external address")));
         }
@@ -139,7 +143,10 @@ pub fn unexpose(s: &Session, jail: &str, spec: &str) -> Result<ExitStatus> {
     }
     let host = system_host()?;
     s.store.update(|inv| {
-        let rec = inv.jails.get_mut(&jail).ok_or_else(|| Error::data(format!("jail {jail} vanished meanwhile")))?;
+        let rec = inv
+            .jails
+            .get_mut(&jail)
+            .ok_or_else(|| Error::data(format!("jail {jail} vanished meanwhile")))?;
         rec.exposes.retain(|x| !matches(x));
         if rec.phase == Phase::Running {
             let v = jails::view(&s.config, inv, &s.profiles, &jail)?;
@@ -175,7 +182,10 @@ fn render(s: &Session, jail: Option<&str>, syn: Syntax) -> Result<ExitStatus> {
         Some(j) => {
             let j = jail_name(j)?;
             if !inv.jails.contains_key(&j) && !s.config.jails.contains_key(&j) {
-                return Err(Error::data(format!("jail {j} is neither in the inventory nor in {}", s.config.file)));
+                return Err(Error::data(format!(
+                    "jail {j} is neither in the inventory nor in {}",
+                    s.config.file
+                )));
             }
             vec![jails::view(&s.config, &inv, &s.profiles, &j)?]
         }
@@ -247,7 +257,10 @@ fn status(s: &Session, format: Format) -> Result<ExitStatus> {
     let anchor = &s.config.host.anchor;
     let syn = Syntax::native();
     let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
-    let mut out = StatusOut { hooks_missing: host.missing_firewall_hooks(anchor)?, anchors: vec![] };
+    let mut out = StatusOut {
+        hooks_missing: host.missing_firewall_hooks(anchor)?,
+        anchors: vec![],
+    };
     for (name, v) in &views {
         let Some(rec) = &v.record else { continue };
         // Rules belong in the firewall only while the jail runs.
@@ -258,7 +271,12 @@ fn status(s: &Session, format: Format) -> Result<ExitStatus> {
         let rendered = want.map(|r| firewall::render(syn, &r, anchor, &tmpl)).transpose()?;
         let loaded = host.loaded_rules(anchor, name)?;
         let state = drift::compare(syn, rendered.as_deref(), loaded.as_deref());
-        out.anchors.push(AnchorStatus { jail: name.to_string(), anchor: format!("{anchor}/{name}"), phase: rec.phase, state });
+        out.anchors.push(AnchorStatus {
+            jail: name.to_string(),
+            anchor: format!("{anchor}/{name}"),
+            phase: rec.phase,
+            state,
+        });
     }
     if format == Format::Json {
         return print_json(&out);
@@ -271,10 +289,14 @@ fn status(s: &Session, format: Format) -> Result<ExitStatus> {
         let (st, details) = match &a.state {
             State::InSync => ("in-sync", String::new()),
             State::NotLoaded => ("not-loaded", "run: jnet pf reload ".to_string() + &a.jail),
-            State::Drift { missing, unexpected } => {
-                ("drift", format!("{} missing, {} unexpected", missing.len(), unexpected.len()))
-            }
-            State::Stale { rules } => ("stale", format!("{} rule(s) loaded for a jail that needs none", rules.len())),
+            State::Drift { missing, unexpected } => (
+                "drift",
+                format!("{} missing, {} unexpected", missing.len(), unexpected.len()),
+            ),
+            State::Stale { rules } => (
+                "stale",
+                format!("{} rule(s) loaded for a jail that needs none", rules.len()),
+            ),
             State::Empty => ("empty", String::new()),
         };
         t.row(vec![a.jail.clone(), a.anchor.clone(), st.to_string(), details]);

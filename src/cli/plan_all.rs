@@ -28,7 +28,10 @@ use crate::store::{Inventory, JailRecord, Mode};
 fn preview(s: &Session, inv: &Inventory, name: &JailName) -> Result<Option<(JailRecord, String)>> {
     if let Some(c) = s.conf_jails()?.iter().find(|c| c.name == name.as_str()) {
         if c.inherit {
-            return Ok(Some((JailRecord::inherit(), format!("ip4 = inherit in jail.conf ({})", c.location))));
+            return Ok(Some((
+                JailRecord::inherit(),
+                format!("ip4 = inherit in jail.conf ({})", c.location),
+            )));
         }
         if let Some((iface, a)) = c.addrs.first() {
             let pool = s.config.pool_of(*a);
@@ -40,7 +43,13 @@ fn preview(s: &Session, inv: &Inventory, name: &JailName) -> Result<Option<(Jail
             return Ok(Some((rec, format!("ip4.addr in jail.conf ({})", c.location))));
         }
     }
-    let Some(pool) = s.config.jails.get(name).and_then(|j| j.pool.as_ref()).and_then(|p| s.config.pools.get(p)) else {
+    let Some(pool) = s
+        .config
+        .jails
+        .get(name)
+        .and_then(|j| j.pool.as_ref())
+        .and_then(|p| s.config.pools.get(p))
+    else {
         return Ok(None);
     };
     let mut taken = inv.taken();
@@ -123,18 +132,34 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
             Mode::Inherit => "inherit (host addresses)".to_string(),
             Mode::Dedicated => rec.address.map(|a| a.to_string()).unwrap_or_default(),
         };
-        println!("   address: {addr} ({}), state {}", origin.get(n).map_or("", String::as_str), rec.phase);
+        println!(
+            "   address: {addr} ({}), state {}",
+            origin.get(n).map_or("", String::as_str),
+            rec.phase
+        );
         let ports: Vec<String> = v.settings.ports.iter().map(|p| p.to_string()).collect();
         let expose: Vec<String> = v.exposures.iter().map(|e| e.to_string()).collect();
         println!(
             "   ports: {}; exposes: {}; nat: {}",
-            if ports.is_empty() { "-".to_string() } else { ports.join(", ") },
-            if expose.is_empty() { "-".to_string() } else { expose.join(", ") },
+            if ports.is_empty() {
+                "-".to_string()
+            } else {
+                ports.join(", ")
+            },
+            if expose.is_empty() {
+                "-".to_string()
+            } else {
+                expose.join(", ")
+            },
             if v.nat { "yes" } else { "no" }
         );
         if let Some(r) = &check {
             for c in r.conflicts.iter().filter(|c| &c.jail == n) {
-                let sev = if c.severity == Severity::Error { "conflict" } else { "warning" };
+                let sev = if c.severity == Severity::Error {
+                    "conflict"
+                } else {
+                    "warning"
+                };
                 println!("   {sev}: {}", c.message);
             }
         }
@@ -147,7 +172,11 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
             }
         };
         if let Ok(Some(rules)) = firewall::jail_rules(&s.config, v) {
-            println!("   firewall: {} rule(s) in {}/{n}", rules.redirects.len() + rules.nats.len(), s.config.host.anchor);
+            println!(
+                "   firewall: {} rule(s) in {}/{n}",
+                rules.redirects.len() + rules.nats.len(),
+                s.config.host.anchor
+            );
         }
         let p = match engine.plan(plan::Verb::Start, &d) {
             Ok(p) => p,

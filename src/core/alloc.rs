@@ -32,10 +32,7 @@ impl Refusal {
             Refusal::NetworkAddress => {
                 format!("{a} is the network address of pool {p} ({})", pool.network)
             }
-            Refusal::Broadcast => format!(
-                "{a} is the broadcast address of pool {p} ({})",
-                pool.network
-            ),
+            Refusal::Broadcast => format!("{a} is the broadcast address of pool {p} ({})", pool.network),
             Refusal::Gateway => format!("{a} is the gateway of pool {p}"),
             Refusal::Excluded => format!("{a} is excluded from pool {p}"),
             Refusal::OutsideRanges => format!("{a} is outside the ranges of pool {p}"),
@@ -82,11 +79,7 @@ pub fn lowest_free(pool: &Pool, taken: &RangeSet) -> Option<Ipv4Addr> {
 /// taken. O(k log n).
 pub fn usage(pool: &Pool, taken: &RangeSet) -> (u64, u64) {
     let size = pool.assignable.count();
-    let used = pool
-        .assignable
-        .iter_ranges()
-        .map(|r| taken.count_in(r))
-        .sum();
+    let used = pool.assignable.iter_ranges().map(|r| taken.count_in(r)).sum();
     (size, used)
 }
 
@@ -98,8 +91,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn pool(extra: &str) -> Pool {
-        let text =
-            format!("[host]\nexternal_interface=\"em0\"\n[pools.p]\ninterface=\"em0\"\n{extra}");
+        let text = format!("[host]\nexternal_interface=\"em0\"\n[pools.p]\ninterface=\"em0\"\n{extra}");
         let c = parse_config("t", &text).unwrap();
         c.pools.into_values().next().unwrap()
     }
@@ -147,9 +139,7 @@ mod tests {
         let p = pool("network=\"10.0.0.0/8\"\n");
         let mut taken = RangeSet::new();
         // One million taken addresses in one merged range, plus a hole.
-        taken.insert(
-            Ipv4Range::new(u32::from(ip("10.0.0.1")), u32::from(ip("10.15.66.64"))).unwrap(),
-        );
+        taken.insert(Ipv4Range::new(u32::from(ip("10.0.0.1")), u32::from(ip("10.15.66.64"))).unwrap());
         taken.remove_addr(ip("10.0.0.9"));
         assert_eq!(lowest_free(&p, &taken), Some(ip("10.0.0.9")));
         taken.insert_addr(ip("10.0.0.9"));

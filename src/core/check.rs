@@ -196,10 +196,7 @@ pub struct Report {
 
 impl Report {
     pub fn errors(&self) -> usize {
-        self.conflicts
-            .iter()
-            .filter(|c| c.severity == Severity::Error)
-            .count()
+        self.conflicts.iter().filter(|c| c.severity == Severity::Error).count()
     }
     pub fn warnings(&self) -> usize {
         self.conflicts
@@ -431,11 +428,7 @@ impl Group {
         }
         self.narrow.query(r, &mut f);
         for &a in s.specific {
-            for &i in self
-                .by_addr
-                .get(&(r.lo(), a))
-                .map_or(&[][..], Vec::as_slice)
-            {
+            for &i in self.by_addr.get(&(r.lo(), a)).map_or(&[][..], Vec::as_slice) {
                 f(i as usize, r.lo());
             }
         }
@@ -546,11 +539,7 @@ impl Ctx<'_> {
     fn exposure_addrs<'b>(&'b self, e: &'b Exposure) -> Option<&'b [IpAddr]> {
         match &e.address {
             Some(a) => Some(std::slice::from_ref(a)),
-            None => self
-                .input
-                .interface_addrs
-                .get(&e.interface)
-                .map(Vec::as_slice),
+            None => self.input.interface_addrs.get(&e.interface).map(Vec::as_slice),
         }
     }
 
@@ -579,11 +568,7 @@ pub fn analyze(input: &CheckInput) -> Report {
     let mut cx = Ctx {
         input,
         checked: input.checked.iter().map(JailName::as_str).collect(),
-        binds: input
-            .claims
-            .iter()
-            .map(|c| ClaimBind::new(&c.addresses))
-            .collect(),
+        binds: input.claims.iter().map(|c| ClaimBind::new(&c.addresses)).collect(),
         out: Vec::new(),
     };
     let mut listeners: StackIndex<'_> = HashMap::new();
@@ -625,8 +610,7 @@ pub fn analyze(input: &CheckInput) -> Report {
 }
 
 fn own_listener(l: &Listener, jail: &JailName) -> bool {
-    l.owner.jail.as_deref() == Some(jail.as_str())
-        || matches!(&l.stack, Stack::Jail(j) if j == jail)
+    l.owner.jail.as_deref() == Some(jail.as_str()) || matches!(&l.stack, Stack::Jail(j) if j == jail)
 }
 
 fn listener_other(l: &Listener) -> Other {
@@ -668,14 +652,10 @@ fn check_claim(
             // socket depends on the platform; an inherit jail's wildcard
             // claim collides with anything on the port.
             let (severity, note) = match m {
-                Meet::OtherWild(a) if !subject_wild_claim => match platform
-                    .specific_under_wildcard()
-                {
+                Meet::OtherWild(a) if !subject_wild_claim => match platform.specific_under_wildcard() {
                     Severity::Warning => (
                         Severity::Warning,
-                        format!(
-                            "; the wildcard socket answers for {a} while the jail is not listening"
-                        ),
+                        format!("; the wildcard socket answers for {a} while the jail is not listening"),
                     ),
                     Severity::Error => (Severity::Error, format!("; binding {a} under it fails")),
                 },
@@ -828,10 +808,7 @@ fn check_exposure(
                     name: c.jail.clone(),
                     address: caddr.clone(),
                 },
-                format!(
-                    "{head} but jail {} claims {}/{} on {caddr}",
-                    c.jail, c.proto, c.ports
-                ),
+                format!("{head} but jail {} claims {}/{} on {caddr}", c.jail, c.proto, c.ports),
             ));
         });
     }
@@ -906,11 +883,7 @@ mod tests {
         )
             .prop_map(|(j, own_stack, udp, lo, len, addrs)| Claim {
                 jail: jail(j),
-                stack: if own_stack {
-                    Stack::Jail(jail(0))
-                } else {
-                    Stack::Host
-                },
+                stack: if own_stack { Stack::Jail(jail(0)) } else { Stack::Host },
                 proto: if udp { Proto::Udp } else { Proto::Tcp },
                 ports: PortRange::new(lo, lo + len).unwrap(),
                 addresses: match addrs {

@@ -156,10 +156,7 @@ fn host_range(n: Ipv4Network) -> Ipv4Range {
     let net = u32::from(n.network());
     let bcast = u32::from(n.broadcast());
     if n.prefix() >= 31 {
-        Ipv4Range {
-            start: net,
-            end: bcast,
-        }
+        Ipv4Range { start: net, end: bcast }
     } else {
         Ipv4Range {
             start: net + 1,
@@ -216,8 +213,7 @@ pub fn valid_anchor(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 32
         && s.as_bytes()[0].is_ascii_alphabetic()
-        && s.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
+        && s.bytes().all(|c| c.is_ascii_alphanumeric() || c == b'_' || c == b'-')
 }
 
 fn name<T, E: fmt::Display>(
@@ -236,19 +232,11 @@ fn settings(
 ) -> Result<NetSettings, ConfigError> {
     let ports = ports
         .iter()
-        .map(|p| {
-            name(loc, p, |s| {
-                s.parse::<PortSpec>().map_err(|e| format!("ports: {e}"))
-            })
-        })
+        .map(|p| name(loc, p, |s| s.parse::<PortSpec>().map_err(|e| format!("ports: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     let expose = expose
         .iter()
-        .map(|p| {
-            name(loc, p, |s| {
-                s.parse::<Expose>().map_err(|e| format!("expose: {e}"))
-            })
-        })
+        .map(|p| name(loc, p, |s| s.parse::<Expose>().map_err(|e| format!("expose: {e}"))))
         .collect::<Result<Vec<_>, _>>()?;
     Ok(NetSettings { ports, expose, nat })
 }
@@ -319,10 +307,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
             Some(p) if !valid_anchor(p.get_ref()) => {
                 return Err(loc.at(
                     p.span(),
-                    format!(
-                        "jails.{jname}.profile: invalid profile name {:?}",
-                        p.get_ref()
-                    ),
+                    format!("jails.{jname}.profile: invalid profile name {:?}", p.get_ref()),
                 ))
             }
             p => p.as_ref().map(|p| p.get_ref().clone()),
@@ -347,20 +332,12 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
     })
 }
 
-fn validate_pool(
-    loc: &Locator,
-    pname: PoolName,
-    key_span: Range<usize>,
-    r: &RawPool,
-) -> Result<Pool, ConfigError> {
+fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &RawPool) -> Result<Pool, ConfigError> {
     let at = |s: &Spanned<String>, m: String| loc.at(s.span(), format!("pools.{pname}.{m}"));
     let network: Ipv4Network = r.network.get_ref().parse().map_err(|_| {
         at(
             &r.network,
-            format!(
-                "network: {:?} is not an IPv4 CIDR (a.b.c.d/len)",
-                r.network.get_ref()
-            ),
+            format!("network: {:?} is not an IPv4 CIDR (a.b.c.d/len)", r.network.get_ref()),
         )
     })?;
     if !r.network.get_ref().contains('/') {
@@ -379,46 +356,33 @@ fn validate_pool(
             ),
         ));
     }
-    let interface = IfName::new(r.interface.get_ref())
-        .map_err(|e| at(&r.interface, format!("interface: {e}")))?;
+    let interface = IfName::new(r.interface.get_ref()).map_err(|e| at(&r.interface, format!("interface: {e}")))?;
     let net_range = Ipv4Range {
         start: u32::from(network.network()),
         end: u32::from(network.broadcast()),
     };
     let hosts = host_range(network);
-    let parse_ranges =
-        |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
-            list.iter()
-                .map(|s| {
-                    let r: Ipv4Range = s
-                        .get_ref()
-                        .parse()
-                        .map_err(|e| at(s, format!("{what}: {e}")))?;
-                    if !r.is_within(&net_range) {
-                        return Err(at(
-                            s,
-                            format!("{what}: {r} is outside the pool network {network}"),
-                        ));
-                    }
-                    Ok(r)
-                })
-                .collect()
-        };
+    let parse_ranges = |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
+        list.iter()
+            .map(|s| {
+                let r: Ipv4Range = s.get_ref().parse().map_err(|e| at(s, format!("{what}: {e}")))?;
+                if !r.is_within(&net_range) {
+                    return Err(at(s, format!("{what}: {r} is outside the pool network {network}")));
+                }
+                Ok(r)
+            })
+            .collect()
+    };
     let ranges = parse_ranges("ranges", &r.ranges)?;
     let exclude = parse_ranges("exclude", &r.exclude)?;
     let gateway = match &r.gateway {
         Some(g) => {
-            let a: Ipv4Addr = g.get_ref().parse().map_err(|_| {
-                at(
-                    g,
-                    format!("gateway: {:?} is not an IPv4 address", g.get_ref()),
-                )
-            })?;
+            let a: Ipv4Addr = g
+                .get_ref()
+                .parse()
+                .map_err(|_| at(g, format!("gateway: {:?} is not an IPv4 address", g.get_ref())))?;
             if !network.contains(a) {
-                return Err(at(
-                    g,
-                    format!("gateway: {a} is outside the pool network {network}"),
-                ));
+                return Err(at(g, format!("gateway: {a} is outside the pool network {network}")));
             }
             Some(a)
         }
@@ -519,9 +483,7 @@ expose = ["tcp/80", "tcp/8443:443"]
         let lan = &c.pools[&PoolName::new("lan").unwrap()];
         // 191 in range, minus 1 + 11 excluded; gateway is outside the range.
         assert_eq!(lan.assignable.count(), 191 - 12);
-        assert!(!lan
-            .assignable
-            .contains(u32::from(Ipv4Addr::new(10, 0, 0, 65))));
+        assert!(!lan.assignable.contains(u32::from(Ipv4Addr::new(10, 0, 0, 65))));
         let p = &c.pools[&PoolName::new("priv").unwrap()];
         assert_eq!(p.assignable.count(), 65534);
         assert!(p.nat);
@@ -579,7 +541,11 @@ expose = ["tcp/80", "tcp/8443:443"]
             "ports = [\"tcp/80\", \"tcp/443\"]\nexpose = [\"tcp/80\"]\nnat = true\n",
         )
         .unwrap();
-        let c = parse_config("j", "[host]\nexternal_interface=\"em0\"\n[jails.w]\nports=[\"tcp/443\",\"tcp/8080\"]\nnat=false\n").unwrap();
+        let c = parse_config(
+            "j",
+            "[host]\nexternal_interface=\"em0\"\n[jails.w]\nports=[\"tcp/443\",\"tcp/8080\"]\nnat=false\n",
+        )
+        .unwrap();
         let e = effective(&c.jails[&JailName::new("w").unwrap()], Some(&p));
         let ports: Vec<String> = e.ports.iter().map(|p| p.to_string()).collect();
         assert_eq!(ports, ["tcp/80", "tcp/443", "tcp/8080"]);

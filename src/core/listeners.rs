@@ -133,10 +133,7 @@ pub(crate) fn parse_addr(a: &str) -> Option<Option<IpAddr>> {
         return Some(None);
     }
     let a = a.split_once('%').map_or(a, |(x, _)| x);
-    let a = a
-        .strip_prefix('[')
-        .and_then(|x| x.strip_suffix(']'))
-        .unwrap_or(a);
+    let a = a.strip_prefix('[').and_then(|x| x.strip_suffix(']')).unwrap_or(a);
     let ip: IpAddr = a.parse().ok()?;
     Some(Some(normalize(ip)))
 }
@@ -204,10 +201,7 @@ mod tests {
             split_host_port("10.0.0.10:53"),
             Some((Some("10.0.0.10".parse().unwrap()), 53))
         );
-        assert_eq!(
-            split_host_port("::1:25"),
-            Some((Some("::1".parse().unwrap()), 25))
-        );
+        assert_eq!(split_host_port("::1:25"), Some((Some("::1".parse().unwrap()), 25)));
         assert_eq!(
             split_host_port("2001:db8::5:443"),
             Some((Some("2001:db8::5".parse().unwrap()), 443))
@@ -220,14 +214,7 @@ mod tests {
             split_host_port("::ffff:10.1.2.3:8080"),
             Some((Some("10.1.2.3".parse().unwrap()), 8080))
         );
-        for bad in [
-            "80",
-            "x:80",
-            "*:http",
-            "1.2.3.4:70000",
-            "",
-            "2001:db8:1234:5678:9a",
-        ] {
+        for bad in ["80", "x:80", "*:http", "1.2.3.4:70000", "", "2001:db8:1234:5678:9a"] {
             assert_eq!(split_host_port(bad), None, "{bad}");
         }
     }

@@ -181,16 +181,7 @@ mod tests {
         for ok in ["vtnet0", "lo1", "em0.100", "bridge-lan", "br_lan"] {
             assert!(IfName::new(ok).is_ok(), "{ok}");
         }
-        for bad in [
-            "",
-            "0eth",
-            "eth 0",
-            "eth/0",
-            "verylonginterface0",
-            "eth0;",
-            ".",
-            "..",
-        ] {
+        for bad in ["", "0eth", "eth 0", "eth/0", "verylonginterface0", "eth0;", ".", ".."] {
             assert!(IfName::new(bad).is_err(), "{bad:?}");
         }
     }

@@ -385,7 +385,10 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
 /// only costs an (atomic) reload.
 pub fn rules_match(rendered: &str, listing: &str) -> bool {
     use crate::core::rules::drift::{compare, State, Syntax};
-    matches!(compare(Syntax::native(), Some(rendered), Some(listing)), State::InSync | State::Empty)
+    matches!(
+        compare(Syntax::native(), Some(rendered), Some(listing)),
+        State::InSync | State::Empty
+    )
 }
 
 #[cfg(test)]

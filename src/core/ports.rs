@@ -134,9 +134,7 @@ fn split_proto(s: &str) -> Result<(Proto, &str), PortError> {
     let (p, rest) = s
         .split_once('/')
         .ok_or_else(|| perr(s, "expected <proto>/<port>, e.g. tcp/80"))?;
-    let proto = p
-        .parse::<Proto>()
-        .map_err(|_| perr(s, "protocol must be tcp or udp"))?;
+    let proto = p.parse::<Proto>().map_err(|_| perr(s, "protocol must be tcp or udp"))?;
     Ok((proto, rest))
 }
 

@@ -52,12 +52,7 @@ impl fmt::Display for Ipv4Range {
         if self.start == self.end {
             write!(f, "{}", Ipv4Addr::from(self.start))
         } else {
-            write!(
-                f,
-                "{}-{}",
-                Ipv4Addr::from(self.start),
-                Ipv4Addr::from(self.end)
-            )
+            write!(f, "{}-{}", Ipv4Addr::from(self.start), Ipv4Addr::from(self.end))
         }
     }
 }
@@ -114,9 +109,7 @@ impl RangeSet {
         self.map.len()
     }
     pub fn iter_ranges(&self) -> impl Iterator<Item = Ipv4Range> + '_ {
-        self.map
-            .iter()
-            .map(|(&s, &e)| Ipv4Range { start: s, end: e })
+        self.map.iter().map(|(&s, &e)| Ipv4Range { start: s, end: e })
     }
 
     /// The stored range containing `a`, if any.
@@ -183,11 +176,7 @@ impl RangeSet {
                 }
             }
         }
-        let inside: Vec<(u32, u32)> = self
-            .map
-            .range(r.start..=r.end)
-            .map(|(&s, &e)| (s, e))
-            .collect();
+        let inside: Vec<(u32, u32)> = self.map.range(r.start..=r.end).map(|(&s, &e)| (s, e)).collect();
         for (s, e) in inside {
             self.map.remove(&s);
             self.count -= u64::from(e - s) + 1;
@@ -278,13 +267,15 @@ mod tests {
     }
 
     fn op() -> impl Strategy<Value = Op> {
-        (any::<bool>(), 0u32..200, 0u32..12).prop_map(|(ins, a, l)| {
-            if ins {
-                Op::Ins(a, a + l)
-            } else {
-                Op::Rem(a, a + l)
-            }
-        })
+        (any::<bool>(), 0u32..200, 0u32..12).prop_map(
+            |(ins, a, l)| {
+                if ins {
+                    Op::Ins(a, a + l)
+                } else {
+                    Op::Rem(a, a + l)
+                }
+            },
+        )
     }
 
     proptest! {

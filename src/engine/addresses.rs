@@ -59,10 +59,7 @@ impl Observed<'_> {
             .iter()
             .find(|c| c.name != jail.as_str() && c.addrs.iter().any(|(_, x)| *x == a))
         {
-            return Some(format!(
-                "set in jail.conf for jail {} ({})",
-                c.name, c.location
-            ));
+            return Some(format!("set in jail.conf for jail {} ({})", c.name, c.location));
         }
         self.host
             .iter()
@@ -90,13 +87,8 @@ impl Observed<'_> {
 }
 
 fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
-    if matches!(
-        cur.phase,
-        Phase::Running | Phase::Starting | Phase::Stopping
-    ) {
-        let what = cur
-            .address
-            .map_or_else(|| "inherit".to_string(), |a| a.to_string());
+    if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
+        let what = cur.address.map_or_else(|| "inherit".to_string(), |a| a.to_string());
         return Err(Error::data(format!(
             "jail {jail} is {} with {what}; stop it before changing its address",
             cur.phase
@@ -201,10 +193,7 @@ pub fn release(store: &Store, jail: &JailName) -> Result<Option<JailRecord>> {
         let Some(cur) = inv.record(jail)? else {
             return Ok(None);
         };
-        if matches!(
-            cur.phase,
-            Phase::Running | Phase::Starting | Phase::Stopping
-        ) {
+        if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
             return Err(Error::data(format!(
                 "jail {jail} is {}; stop it before releasing its address",
                 cur.phase
@@ -329,30 +318,14 @@ mod tests {
             Outcome::Changed { record, .. } => record.address.unwrap().to_string(),
             Outcome::Unchanged(r) => format!("same {}", r.address.unwrap()),
         };
-        assert_eq!(
-            got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()),
-            "192.0.2.5"
-        );
-        assert_eq!(
-            got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()),
-            "same 192.0.2.5"
-        );
-        assert_eq!(
-            got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()),
-            "192.0.2.6"
-        );
+        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "192.0.2.5");
+        assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "same 192.0.2.5");
+        assert_eq!(got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()), "192.0.2.6");
         let e = assign(&c, &st, &j("c"), &pool(), &obs).unwrap_err();
-        assert_eq!(
-            e.exit_status(),
-            crate::error::ExitStatus::Unavailable,
-            "{e}"
-        );
+        assert_eq!(e.exit_status(), crate::error::ExitStatus::Unavailable, "{e}");
         // Released addresses are handed out again, lowest first.
         release(&st, &j("a")).unwrap();
-        assert_eq!(
-            got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()),
-            "192.0.2.5"
-        );
+        assert_eq!(got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()), "192.0.2.5");
     }
 
     #[test]
@@ -410,8 +383,22 @@ mod tests {
     fn import_is_idempotent_and_all_or_nothing() {
         let (c, st, _d) = setup();
         let conf = vec![
-            ConfJail { name: "www".into(), location: "jail.conf:1".into(), inherit: false, addrs: vec![(Some("em0".into()), "192.0.2.2".parse().unwrap())], interface: None, ..Default::default() },
-            ConfJail { name: "ghost".into(), location: "jail.conf:5".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
+            ConfJail {
+                name: "www".into(),
+                location: "jail.conf:1".into(),
+                inherit: false,
+                addrs: vec![(Some("em0".into()), "192.0.2.2".parse().unwrap())],
+                interface: None,
+                ..Default::default()
+            },
+            ConfJail {
+                name: "ghost".into(),
+                location: "jail.conf:5".into(),
+                inherit: true,
+                addrs: vec![],
+                interface: None,
+                ..Default::default()
+            },
         ];
         let r = import(&c, &st, &conf).unwrap();
         assert!(matches!(r[0], Imported::Added(..)) && matches!(r[1], Imported::Added(..)));
@@ -419,14 +406,25 @@ mod tests {
         assert!(r.iter().all(|x| matches!(x, Imported::Unchanged(_))));
         let before = std::fs::read_to_string(st.path()).unwrap();
         let bad = vec![
-            ConfJail { name: "new".into(), location: "jail.conf:9".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
-            ConfJail { name: "x.y".into(), location: "jail.conf:12".into(), inherit: true, addrs: vec![], interface: None, ..Default::default() },
+            ConfJail {
+                name: "new".into(),
+                location: "jail.conf:9".into(),
+                inherit: true,
+                addrs: vec![],
+                interface: None,
+                ..Default::default()
+            },
+            ConfJail {
+                name: "x.y".into(),
+                location: "jail.conf:12".into(),
+                inherit: true,
+                addrs: vec![],
+                interface: None,
+                ..Default::default()
+            },
         ];
         let e = import(&c, &st, &bad).unwrap_err();
-        assert!(
-            e.to_string().starts_with("jail.conf:12: invalid jail name"),
-            "{e}"
-        );
+        assert!(e.to_string().starts_with("jail.conf:12: invalid jail name"), "{e}");
         assert_eq!(std::fs::read_to_string(st.path()).unwrap(), before);
     }
 }

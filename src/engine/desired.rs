@@ -107,7 +107,9 @@ pub fn build(ctx: &Context, jail: &JailName) -> Result<Desired> {
 /// it has no exposures and no nat.
 pub fn render_rules(ctx: &Context, jail: &JailName) -> Result<Option<String>> {
     let view = ctx.view(jail)?;
-    let Some(rules) = firewall::jail_rules(ctx.config, &view)? else { return Ok(None) };
+    let Some(rules) = firewall::jail_rules(ctx.config, &view)? else {
+        return Ok(None);
+    };
     let template = firewall::pf_template(&sources::config_dir(ctx.config_path))?;
     firewall::render(Syntax::native(), &rules, &ctx.config.host.anchor, &template).map(Some)
 }
@@ -116,7 +118,12 @@ pub fn render_rules(ctx: &Context, jail: &JailName) -> Result<Option<String>> {
 /// `engine::portcheck` against the live host. Errors refuse the start and
 /// list every conflict; warnings are printed and do not.
 pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host) -> Box<dyn PortChecker + 'a> {
-    Box::new(LiveChecker { config: ctx.config, profiles: ctx.profiles, inventory: ctx.inventory, host })
+    Box::new(LiveChecker {
+        config: ctx.config,
+        profiles: ctx.profiles,
+        inventory: ctx.inventory,
+        host,
+    })
 }
 
 struct LiveChecker<'a> {
@@ -143,7 +150,10 @@ impl PortChecker for LiveChecker<'_> {
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(Error::Conflicts(format!("jail {jail}: port conflicts: {}", errors.join("; "))))
+            Err(Error::Conflicts(format!(
+                "jail {jail}: port conflicts: {}",
+                errors.join("; ")
+            )))
         }
     }
 }
@@ -224,7 +234,10 @@ mod tests {
         // A nat pool gives the jail a masquerade rule in its own chain.
         let nat = build(&ctx, &JailName::new("nat").unwrap()).unwrap();
         let rules = nat.rules.expect("nat pool renders rules");
-        assert!(rules.contains("add rule inet jn jail_nat_snat ip saddr 10.8.0.7 oifname \"em0\" masquerade"), "{rules}");
+        assert!(
+            rules.contains("add rule inet jn jail_nat_snat ip saddr 10.8.0.7 oifname \"em0\" masquerade"),
+            "{rules}"
+        );
         let e = build(&ctx, &JailName::new("nope").unwrap()).unwrap_err().to_string();
         assert!(e.contains("jail nope is not in the inventory"), "{e}");
     }

@@ -29,8 +29,7 @@ impl Loader for FsLoader {
     }
 
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
-        let paths =
-            glob::glob(pattern).map_err(|e| format!("bad glob pattern {pattern:?}: {e}"))?;
+        let paths = glob::glob(pattern).map_err(|e| format!("bad glob pattern {pattern:?}: {e}"))?;
         let mut out = Vec::new();
         for p in paths {
             let p = p.map_err(|e| format!("{}: {}", e.path().display(), describe(e.error())))?;
@@ -56,11 +55,7 @@ mod tests {
             "path = \"/jails/$name\";\n.include \"jail.conf.d/*.conf\";\n.include \"none/*.conf\";\n",
         )
         .unwrap();
-        std::fs::write(
-            root.join("jail.conf.d/b.conf"),
-            "b { ip4.addr = 10.0.0.2; }",
-        )
-        .unwrap();
+        std::fs::write(root.join("jail.conf.d/b.conf"), "b { ip4.addr = 10.0.0.2; }").unwrap();
         std::fs::write(root.join("jail.conf.d/a.conf"), "a { ip4 = inherit; }").unwrap();
         std::fs::write(root.join("jail.conf.d/skip.txt"), "not { parsed").unwrap();
         let path = root.join("jail.conf");
@@ -68,12 +63,7 @@ mod tests {
         let names: Vec<&str> = c.jails().iter().map(|j| j.name.as_str()).collect();
         assert_eq!(names, vec!["a", "b"]);
         assert_eq!(c.jail("b").unwrap().path(), Some("/jails/b"));
-        assert!(c
-            .jail("b")
-            .unwrap()
-            .location
-            .file
-            .ends_with("jail.conf.d/b.conf"));
+        assert!(c.jail("b").unwrap().location.file.ends_with("jail.conf.d/b.conf"));
     }
 
     #[test]

@@ -39,7 +39,10 @@ impl JailView {
     /// Whether an exposure comes from the config (and so cannot be removed
     /// with `jnet unexpose`).
     pub fn exposure_in_config(&self, e: &Expose) -> bool {
-        self.settings.expose.iter().any(|x| x.proto == e.proto && x.host == e.host && x.address == e.address)
+        self.settings
+            .expose
+            .iter()
+            .any(|x| x.proto == e.proto && x.host == e.host && x.address == e.address)
     }
 }
 
@@ -48,7 +51,10 @@ pub fn views(config: &Config, inv: &Inventory, profiles: &Profiles) -> Result<BT
     let mut names: Vec<&JailName> = config.jails.keys().chain(inv.jails.keys()).collect();
     names.sort();
     names.dedup();
-    names.into_iter().map(|n| Ok((n.clone(), view(config, inv, profiles, n)?))).collect()
+    names
+        .into_iter()
+        .map(|n| Ok((n.clone(), view(config, inv, profiles, n)?)))
+        .collect()
 }
 
 /// The view of one jail (known or not: an unknown jail has no record and
@@ -58,9 +64,11 @@ pub fn view(config: &Config, inv: &Inventory, profiles: &Profiles, name: &JailNa
     let settings = match entry {
         Some(j) => {
             let prof = match &j.profile {
-                Some(p) => Some(profiles.get(p)?.ok_or_else(|| {
-                    Error::config(format!("{}: jail {name}: no profile named {p}", j.location))
-                })?),
+                Some(p) => Some(
+                    profiles
+                        .get(p)?
+                        .ok_or_else(|| Error::config(format!("{}: jail {name}: no profile named {p}", j.location)))?,
+                ),
                 None => None,
             };
             config::effective(j, prof.as_ref())

@@ -41,11 +41,7 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
         .iter()
         .map(|j| {
             let mode = j.ip4_mode()?;
-            let addrs = j
-                .ip4_addrs()?
-                .into_iter()
-                .map(|e| (e.interface, e.address))
-                .collect();
+            let addrs = j.ip4_addrs()?.into_iter().map(|e| (e.interface, e.address)).collect();
             Ok(ConfJail {
                 name: j.name.clone(),
                 location: j.location.to_string(),
@@ -102,7 +98,13 @@ mod tests {
         let j = read(&p).unwrap();
         assert_eq!(j.len(), 3);
         assert!(j[0].inherit && j[0].addrs.is_empty());
-        assert_eq!(j[1].addrs, vec![(Some("lo1".into()), "10.66.0.5".parse().unwrap()), (Some("em0".into()), "10.66.0.6".parse().unwrap())]);
+        assert_eq!(
+            j[1].addrs,
+            vec![
+                (Some("lo1".into()), "10.66.0.5".parse().unwrap()),
+                (Some("em0".into()), "10.66.0.6".parse().unwrap())
+            ]
+        );
         assert_eq!(j[1].location, format!("{}:3", p.display()));
         assert!(!j[2].inherit && j[2].addrs.is_empty());
         std::fs::write(&p, "www { ip4.addr = ; }\n").unwrap();

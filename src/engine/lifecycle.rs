@@ -54,9 +54,10 @@ impl From<LifecycleError> for Error {
     fn from(e: LifecycleError) -> Self {
         match e {
             LifecycleError::NotInInventory(_) | LifecycleError::WrongJail { .. } => Error::Data(e.to_string()),
-            LifecycleError::StepFailed { ref error, .. } => {
-                Error::Step { status: error.status, message: e.to_string() }
-            }
+            LifecycleError::StepFailed { ref error, .. } => Error::Step {
+                status: error.status,
+                message: e.to_string(),
+            },
             _ => Error::Lifecycle(e.to_string()),
         }
     }
@@ -190,11 +191,10 @@ impl<'a> Engine<'a> {
         };
         tracing::debug!(%jail, step = a.kind(), "apply");
         match a {
-            Action::CheckPorts => self
-                .checker
-                .check(jail)
-                .map(|_| None)
-                .map_err(|e| StepError { message: e.to_string(), status: e.exit_status() }),
+            Action::CheckPorts => self.checker.check(jail).map(|_| None).map_err(|e| StepError {
+                message: e.to_string(),
+                status: e.exit_status(),
+            }),
             Action::AttachNetwork => self.host.attach_network(jail, &d.spec.network).map(|_| None).map_err(s),
             Action::DetachNetwork => self.host.detach_network(jail, &d.spec.network).map(|_| None).map_err(s),
             Action::CreateJail => self.host.create_jail(&d.spec).map(Some).map_err(s),
@@ -383,7 +383,10 @@ impl std::fmt::Display for StepError {
 }
 
 fn s(e: OsError) -> StepError {
-    StepError { message: e.to_string(), status: e.exit_status() }
+    StepError {
+        message: e.to_string(),
+        status: e.exit_status(),
+    }
 }
 
 #[cfg(test)]

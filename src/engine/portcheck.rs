@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 
 use crate::core::check::{self, CheckInput, Claim, ClaimAddr, Exposure, JailNet, Platform, Report};
+use crate::core::config::Config;
+use crate::core::lifecycle::Phase;
 use crate::core::listeners::ForeignRedirect;
 use crate::core::names::{IfName, JailName};
-use crate::core::lifecycle::Phase;
-use crate::core::config::Config;
 use crate::engine::jails::JailView;
 use crate::error::Result;
 use crate::os::{Host, OsError};
@@ -28,16 +28,21 @@ pub struct Outcome {
 }
 
 /// Claims and exposures of every jail that has an inventory record.
-pub fn claims(platform: Platform, config: &Config, views: &BTreeMap<JailName, JailView>) -> (Vec<Claim>, Vec<Exposure>) {
+pub fn claims(
+    platform: Platform,
+    config: &Config,
+    views: &BTreeMap<JailName, JailView>,
+) -> (Vec<Claim>, Vec<Exposure>) {
     let mut claims = vec![];
     let mut exposures = vec![];
     for (name, v) in views {
         let Some(rec) = &v.record else { continue };
         let (net, addrs) = match rec.mode {
             Mode::Inherit => (JailNet::Inherit, ClaimAddr::Wildcard),
-            Mode::Dedicated => {
-                (JailNet::Dedicated, ClaimAddr::Specific(rec.address.map(IpAddr::V4).into_iter().collect()))
-            }
+            Mode::Dedicated => (
+                JailNet::Dedicated,
+                ClaimAddr::Specific(rec.address.map(IpAddr::V4).into_iter().collect()),
+            ),
         };
         let stack = platform.stack_of(name, net);
         for p in &v.settings.ports {
@@ -74,7 +79,11 @@ pub fn run(
     let platform = Platform::current();
     let (claims, exposures) = claims(platform, config, views);
     let checked: Vec<JailName> = if checked.is_empty() {
-        views.iter().filter(|(_, v)| v.record.is_some()).map(|(n, _)| n.clone()).collect()
+        views
+            .iter()
+            .filter(|(_, v)| v.record.is_some())
+            .map(|(n, _)| n.clone())
+            .collect()
     } else {
         checked.to_vec()
     };
@@ -83,8 +92,14 @@ pub fn run(
         .iter()
         .filter(|(n, v)| {
             v.record.as_ref().is_some_and(|r| r.phase == Phase::Running)
-                && platform.stack_of(n, if v.mode() == Some(Mode::Inherit) { JailNet::Inherit } else { JailNet::Dedicated })
-                    != crate::core::listeners::Stack::Host
+                && platform.stack_of(
+                    n,
+                    if v.mode() == Some(Mode::Inherit) {
+                        JailNet::Inherit
+                    } else {
+                        JailNet::Dedicated
+                    },
+                ) != crate::core::listeners::Stack::Host
         })
         .map(|(n, _)| n.clone())
         .collect();
@@ -96,7 +111,9 @@ pub fn run(
         // check still compares everything else, and says what it skipped.
         Err(e) if is_permission(&e) => {
             let first = e.to_string().lines().next().unwrap_or_default().to_string();
-            notes.push(format!("foreign redirections not checked: {first} (run as root to include them)"));
+            notes.push(format!(
+                "foreign redirections not checked: {first} (run as root to include them)"
+            ));
             vec![]
         }
         Err(e) => return Err(e.into()),
@@ -107,8 +124,19 @@ pub fn run(
             interface_addrs.entry(i).or_default().push(a.address);
         }
     }
-    let input = CheckInput { platform, checked, claims, listeners, exposures, redirects, interface_addrs };
-    Ok(Outcome { report: check::analyze(&input), notes })
+    let input = CheckInput {
+        platform,
+        checked,
+        claims,
+        listeners,
+        exposures,
+        redirects,
+        interface_addrs,
+    };
+    Ok(Outcome {
+        report: check::analyze(&input),
+        notes,
+    })
 }
 
 fn is_permission(e: &OsError) -> bool {

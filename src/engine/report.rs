@@ -121,7 +121,11 @@ pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[I
                 used,
                 reserved: taken - used,
                 free: size - taken,
-                utilisation: if size == 0 { 0.0 } else { (used as f64 * 10000.0 / size as f64).round() / 100.0 },
+                utilisation: if size == 0 {
+                    0.0
+                } else {
+                    (used as f64 * 10000.0 / size as f64).round() / 100.0
+                },
                 nat: p.nat,
             }
         })
@@ -155,8 +159,11 @@ pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift
             });
         }
     }
-    let held: BTreeMap<Ipv4Addr, &JailName> =
-        inv.jails.iter().filter_map(|(n, r)| r.address.map(|a| (a, n))).collect();
+    let held: BTreeMap<Ipv4Addr, &JailName> = inv
+        .jails
+        .iter()
+        .filter_map(|(n, r)| r.address.map(|a| (a, n)))
+        .collect();
     for (a, iface) in on_host {
         let Some(pool) = config.pool_of(a) else { continue };
         if held.contains_key(&a) || pool.gateway == Some(a) || !pool.assignable.contains(u32::from(a)) {
@@ -204,17 +211,34 @@ mod tests {
         let mut a = JailRecord::dedicated("192.0.2.2".parse().unwrap(), None, None);
         a.phase = Phase::Running;
         inv.jails.insert(JailName::new("a").unwrap(), a);
-        inv.jails.insert(JailName::new("b").unwrap(), JailRecord::dedicated("192.0.2.3".parse().unwrap(), None, None));
+        inv.jails.insert(
+            JailName::new("b").unwrap(),
+            JailRecord::dedicated("192.0.2.3".parse().unwrap(), None, None),
+        );
         let host = vec![
-            IfAddr { interface: "em0".into(), address: "192.0.2.1".parse().unwrap(), prefix: 28 },
-            IfAddr { interface: "em0".into(), address: "192.0.2.9".parse().unwrap(), prefix: 32 },
+            IfAddr {
+                interface: "em0".into(),
+                address: "192.0.2.1".parse().unwrap(),
+                prefix: 28,
+            },
+            IfAddr {
+                interface: "em0".into(),
+                address: "192.0.2.9".parse().unwrap(),
+                prefix: 32,
+            },
         ];
         let p = &pools(&c, &inv, &[], &host)[0];
         assert_eq!((p.size, p.used, p.reserved, p.free), (13, 2, 1, 10));
         assert_eq!(p.utilisation, 15.38);
         let d = drift(&c, &inv, &host);
         assert_eq!(d.len(), 2, "{d:?}");
-        assert_eq!((d[0].kind.clone(), d[0].jail.as_deref()), (DriftKind::Missing, Some("a")));
-        assert_eq!((d[1].kind.clone(), d[1].address.to_string()), (DriftKind::Stray, "192.0.2.9".into()));
+        assert_eq!(
+            (d[0].kind.clone(), d[0].jail.as_deref()),
+            (DriftKind::Missing, Some("a"))
+        );
+        assert_eq!(
+            (d[1].kind.clone(), d[1].address.to_string()),
+            (DriftKind::Stray, "192.0.2.9".into())
+        );
     }
 }

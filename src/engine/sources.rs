@@ -43,7 +43,10 @@ pub fn default_state_dir() -> PathBuf {
 /// Reads and validates the config at `path`.
 pub fn load_config(path: &Path) -> Result<Config> {
     let text = std::fs::read_to_string(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => Error::NoInput { path: path.to_path_buf(), what: "config file" },
+        std::io::ErrorKind::NotFound => Error::NoInput {
+            path: path.to_path_buf(),
+            what: "config file",
+        },
         _ => Error::io(path, e),
     })?;
     parse_config(&path.display().to_string(), &text).map_err(|e| Error::Config(e.to_string()))
@@ -91,7 +94,10 @@ pub struct Profiles {
 
 impl Profiles {
     pub fn new(config_dir: &Path) -> Self {
-        Profiles { dir: config_dir.join("profiles"), cache: Default::default() }
+        Profiles {
+            dir: config_dir.join("profiles"),
+            cache: Default::default(),
+        }
     }
 
     /// The profile called `name`; `Ok(None)` when it exists nowhere.
@@ -109,9 +115,7 @@ impl Profiles {
             Err(e) => return Err(Error::io(path, e)),
         };
         let profile = match found {
-            Some((file, text)) => {
-                Some(parse_profile(name, &file, &text).map_err(|e| Error::Config(e.to_string()))?)
-            }
+            Some((file, text)) => Some(parse_profile(name, &file, &text).map_err(|e| Error::Config(e.to_string()))?),
             None => None,
         };
         self.cache.borrow_mut().insert(name.to_string(), profile.clone());

@@ -62,11 +62,7 @@ const _: () = assert!(SIOCDIFADDR == 0x8020_6919);
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
     #[error("jail {jail}: parameter {name:?}: {reason}")]
-    Param {
-        jail: String,
-        name: String,
-        reason: String,
-    },
+    Param { jail: String, name: String, reason: String },
     #[error("jail {jail}: parameter {name} = {value:?}: {reason}")]
     Value {
         jail: String,
@@ -115,45 +111,23 @@ pub enum ParamType {
 
 /// Parameters jnet sets itself from the [`JailSpec`]; extra params may not
 /// repeat them.
-const MANAGED: &[&str] = &[
-    "jid",
-    "name",
-    "path",
-    "host.hostname",
-    "ip4",
-    "ip4.addr",
-    "persist",
-];
+const MANAGED: &[&str] = &["jid", "name", "path", "host.hostname", "ip4", "ip4.addr", "persist"];
 /// Read-only parameters jail_set refuses.
-const READ_ONLY: &[&str] = &[
-    "dying",
-    "parent",
-    "children.cur",
-    "cpuset.id",
-    "lastjid",
-    "errmsg",
-];
+const READ_ONLY: &[&str] = &["dying", "parent", "children.cur", "cpuset.id", "lastjid", "errmsg"];
 /// jail(8) pseudo-parameters: jail(8) acts on them in userland, the kernel
 /// does not know them.
 const PSEUDO_PREFIXES: &[&str] = &["exec.", "mount.", "vnet.interface", "stop."];
-const PSEUDO: &[&str] = &[
-    "interface",
-    "ip_hostname",
-    "mount",
-    "depend",
-    "command",
-    "allow.dying",
-];
+const PSEUDO: &[&str] = &["interface", "ip_hostname", "mount", "depend", "command", "allow.dying"];
 
 /// The kernel type of a known jail parameter (the "no" form of a boolean
 /// included), or `None` for a name jnet does not know.
 pub fn param_type(name: &str) -> Option<ParamType> {
     use ParamType::*;
     let t = match name {
-        "name" | "path" | "host.hostname" | "host.domainname" | "host.hostuuid" | "osrelease"
-        | "linux.osname" | "linux.osrelease" => Str,
-        "jid" | "securelevel" | "devfs_ruleset" | "children.max" | "enforce_statfs"
-        | "osreldate" | "linux.oss_version" | "zfs.mount_snapshot" => Int,
+        "name" | "path" | "host.hostname" | "host.domainname" | "host.hostuuid" | "osrelease" | "linux.osname"
+        | "linux.osrelease" => Str,
+        "jid" | "securelevel" | "devfs_ruleset" | "children.max" | "enforce_statfs" | "osreldate"
+        | "linux.oss_version" | "zfs.mount_snapshot" => Int,
         "host.hostid" => ULong,
         "persist" | "ip4.saddrsel" | "ip6.saddrsel" => Bool,
         "ip4" | "ip6" | "vnet" | "host" | "sysvmsg" | "sysvsem" | "sysvshm" | "linux" => JailSys,
@@ -307,12 +281,7 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
             }
             Param::string(name, value)
         }
-        ParamType::Int => Param::int(
-            name,
-            value
-                .parse::<i32>()
-                .map_err(|_| verr("not an integer".into()))?,
-        ),
+        ParamType::Int => Param::int(name, value.parse::<i32>().map_err(|_| verr("not an integer".into()))?),
         ParamType::ULong => Param::new(
             name,
             value
@@ -340,9 +309,7 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
         ParamType::InAddrs => {
             let mut v = Vec::new();
             for a in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let ip: Ipv4Addr = a
-                    .parse()
-                    .map_err(|_| verr(format!("{a:?} is not an IPv4 address")))?;
+                let ip: Ipv4Addr = a.parse().map_err(|_| verr(format!("{a:?} is not an IPv4 address")))?;
                 v.extend_from_slice(&ip.octets());
             }
             Param::new(name, v)
@@ -350,9 +317,7 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
         ParamType::In6Addrs => {
             let mut v = Vec::new();
             for a in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let ip: Ipv6Addr = a
-                    .parse()
-                    .map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
+                let ip: Ipv6Addr = a.parse().map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
                 v.extend_from_slice(&ip.octets());
             }
             Param::new(name, v)
@@ -369,10 +334,7 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
         path: spec.path.clone(),
         reason,
     };
-    let path = spec
-        .path
-        .to_str()
-        .ok_or_else(|| path_err("not valid UTF-8"))?;
+    let path = spec.path.to_str().ok_or_else(|| path_err("not valid UTF-8"))?;
     if !spec.path.is_absolute() {
         return Err(path_err("must be absolute"));
     }
@@ -382,10 +344,7 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
     if path.len() >= PATH_BUF_LEN {
         return Err(path_err("longer than MAXPATHLEN"));
     }
-    let mut out = vec![
-        Param::string("name", jail.as_str()),
-        Param::string("path", path),
-    ];
+    let mut out = vec![Param::string("name", jail.as_str()), Param::string("path", path)];
     if let Some(h) = &spec.hostname {
         if h.contains('\0') || h.len() >= NAME_BUF_LEN || h.is_empty() {
             return Err(PlanError::Value {
@@ -550,10 +509,7 @@ impl JailIov {
             jid,
             name: self.value_out("name").map(decode_cstr).unwrap_or_default(),
             path: PathBuf::from(self.value_out("path").map(decode_cstr).unwrap_or_default()),
-            ip4: self
-                .value_out("ip4.addr")
-                .map(decode_in_addrs)
-                .unwrap_or_default(),
+            ip4: self.value_out("ip4.addr").map(decode_in_addrs).unwrap_or_default(),
         }
     }
 }
@@ -651,10 +607,7 @@ pub fn plan_alias(
         return if other.interface == interface.as_str() {
             Ok(AliasPlan::Present)
         } else {
-            Err(err(format!(
-                "already configured on interface {}",
-                other.interface
-            )))
+            Err(err(format!("already configured on interface {}", other.interface)))
         };
     }
     let inside = existing.iter().any(|a| {
@@ -913,10 +866,7 @@ mod tests {
             path: PathBuf::from("/usr/jails/www"),
             hostname: Some("www.example.org".into()),
             network,
-            params: params
-                .iter()
-                .map(|(a, b)| (a.to_string(), b.to_string()))
-                .collect(),
+            params: params.iter().map(|(a, b)| (a.to_string(), b.to_string())).collect(),
         }
     }
     fn dedicated() -> JailNetwork {
@@ -941,11 +891,7 @@ mod tests {
 
     #[test]
     fn create_params_dedicated() {
-        let ps = create_params(&spec(
-            dedicated(),
-            &[("allow.raw_sockets", ""), ("securelevel", "2")],
-        ))
-        .unwrap();
+        let ps = create_params(&spec(dedicated(), &[("allow.raw_sockets", ""), ("securelevel", "2")])).unwrap();
         assert_eq!(
             names(&ps),
             [
@@ -994,26 +940,18 @@ mod tests {
     #[test]
     fn typed_values() {
         let j = jn("www");
-        assert_eq!(
-            encode_param(&j, "vnet", "new").unwrap().value(),
-            1i32.to_ne_bytes()
-        );
+        assert_eq!(encode_param(&j, "vnet", "new").unwrap().value(), 1i32.to_ne_bytes());
         assert_eq!(
             encode_param(&j, "sysvshm", "Inherit").unwrap().value(),
             2i32.to_ne_bytes()
         );
-        assert_eq!(
-            encode_param(&j, "ip6", "disable").unwrap().value(),
-            0i32.to_ne_bytes()
-        );
+        assert_eq!(encode_param(&j, "ip6", "disable").unwrap().value(), 0i32.to_ne_bytes());
         assert_eq!(
             encode_param(&j, "host.hostid", "7").unwrap().value(),
             7u64.to_ne_bytes()
         );
         assert_eq!(
-            encode_param(&j, "osrelease", "14.1-RELEASE")
-                .unwrap()
-                .value(),
+            encode_param(&j, "osrelease", "14.1-RELEASE").unwrap().value(),
             b"14.1-RELEASE\0"
         );
         let v6 = encode_param(&j, "ip6.addr", "2001:db8::5, ::1").unwrap();
@@ -1056,17 +994,17 @@ mod tests {
             "frobnicate",
             "",
         ] {
-            assert!(
-                matches!(encode_param(&j, n, ""), Err(PlanError::Param { .. })),
-                "{n:?}"
-            );
+            assert!(matches!(encode_param(&j, n, ""), Err(PlanError::Param { .. })), "{n:?}");
         }
         assert!(matches!(
             encode_param(&j, "osrelease", "a\0b"),
             Err(PlanError::Value { .. })
         ));
         let e = encode_param(&j, "exec.start", "x").unwrap_err().to_string();
-        assert_eq!(e, "jail www: parameter \"exec.start\": a jail(8) pseudo-parameter, not a kernel parameter");
+        assert_eq!(
+            e,
+            "jail www: parameter \"exec.start\": a jail(8) pseudo-parameter, not a kernel parameter"
+        );
     }
 
     #[test]
@@ -1101,10 +1039,7 @@ mod tests {
     #[test]
     fn iovec_points_into_owned_buffers() {
         let ps = create_params(&spec(dedicated(), &[])).unwrap();
-        let expected: Vec<(Vec<u8>, Vec<u8>)> = ps
-            .iter()
-            .map(|p| (p.name.clone(), p.value.clone()))
-            .collect();
+        let expected: Vec<(Vec<u8>, Vec<u8>)> = ps.iter().map(|p| (p.name.clone(), p.value.clone())).collect();
         let iov = JailIov::new(ps);
         // Moving the owner must not invalidate the pointers.
         let mut moved = Box::new(iov);
@@ -1114,11 +1049,7 @@ mod tests {
         for (i, p) in moved.params().iter().enumerate() {
             assert_eq!(v[2 * i].iov_base as *const u8, p.name.as_ptr());
             assert_eq!(v[2 * i].iov_len, expected[i].0.len());
-            assert_eq!(
-                *expected[i].0.last().unwrap(),
-                0,
-                "names are NUL-terminated"
-            );
+            assert_eq!(*expected[i].0.last().unwrap(), 0, "names are NUL-terminated");
             if p.value.is_empty() {
                 assert!(v[2 * i + 1].iov_base.is_null());
                 assert_eq!(v[2 * i + 1].iov_len, 0);
@@ -1137,26 +1068,17 @@ mod tests {
     #[test]
     fn jail_get_result_decoding() {
         let mut iov = JailIov::get_next(0, 4);
-        assert_eq!(
-            names(iov.params()),
-            ["lastjid", "jid", "name", "path", "ip4.addr"]
-        );
+        assert_eq!(names(iov.params()), ["lastjid", "jid", "name", "path", "ip4.addr"]);
         assert_eq!(iov.iovecs()[9].iov_len, 16);
         assert!(iov.set_value_out("name", b"www\0"));
         assert!(iov.set_value_out("path", b"/usr/jails/www\0"));
         assert!(iov.set_value_out("ip4.addr", &[10, 0, 0, 5, 192, 168, 1, 9]));
-        assert!(
-            !iov.set_value_out("ip4.addr", &[0; 17]),
-            "larger than the buffer"
-        );
+        assert!(!iov.set_value_out("ip4.addr", &[0; 17]), "larger than the buffer");
         let j = iov.decode_jail(3);
         assert_eq!(j.jid, 3);
         assert_eq!(j.name, "www");
         assert_eq!(j.path, PathBuf::from("/usr/jails/www"));
-        assert_eq!(
-            j.ip4,
-            [Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(192, 168, 1, 9)]
-        );
+        assert_eq!(j.ip4, [Ipv4Addr::new(10, 0, 0, 5), Ipv4Addr::new(192, 168, 1, 9)]);
         // A jail without addresses: the kernel writes length 0.
         let mut iov = JailIov::get_next(3, 4);
         iov.set_value_out("ip4.addr", &[]);
@@ -1168,17 +1090,11 @@ mod tests {
         let mut buf = vec![0u8; JAIL_ERRMSGLEN];
         assert_eq!(decode_errmsg(&buf), None);
         buf[..22].copy_from_slice(b"jail \"www\" not found\n\0");
-        assert_eq!(
-            decode_errmsg(&buf).as_deref(),
-            Some("jail \"www\" not found")
-        );
+        assert_eq!(decode_errmsg(&buf).as_deref(), Some("jail \"www\" not found"));
         // No NUL at all: the whole buffer.
         assert_eq!(decode_errmsg(b"abc").as_deref(), Some("abc"));
         assert_eq!(decode_errmsg(b"  \0junk").as_deref(), None);
-        assert_eq!(
-            decode_in_addrs(&[1, 2, 3, 4, 5]),
-            [Ipv4Addr::new(1, 2, 3, 4)]
-        );
+        assert_eq!(decode_in_addrs(&[1, 2, 3, 4, 5]), [Ipv4Addr::new(1, 2, 3, 4)]);
     }
 
     fn ifa(i: &str, a: &str, p: u8) -> IfAddr {
@@ -1243,10 +1159,7 @@ mod tests {
         assert_eq!(mask_prefix("255.255.255.255".parse().unwrap()), Some(32));
         assert_eq!(mask_prefix("0.0.0.0".parse().unwrap()), Some(0));
         assert_eq!(mask_prefix("255.0.255.0".parse().unwrap()), None);
-        assert_eq!(
-            mask_prefix("ffff:ffff:ffff:ffff::".parse().unwrap()),
-            Some(64)
-        );
+        assert_eq!(mask_prefix("ffff:ffff:ffff:ffff::".parse().unwrap()), Some(64));
     }
 
     #[test]
@@ -1274,32 +1187,21 @@ mod tests {
     fn anchor_hooks() {
         let nat = "nat-anchor \"jnet/*\" all\nrdr-anchor \"relayd/*\" all\n";
         let rules = "anchor \"jnet/*\" on em0 all\nanchor \"relayd/*\" all\n";
-        assert_eq!(
-            missing_anchor_hooks("jnet", nat, rules),
-            ["rdr-anchor \"jnet/*\""]
-        );
+        assert_eq!(missing_anchor_hooks("jnet", nat, rules), ["rdr-anchor \"jnet/*\""]);
         assert_eq!(
             missing_anchor_hooks("jnet", "", "anchor \"jnetx/*\" all\n"),
-            [
-                "nat-anchor \"jnet/*\"",
-                "rdr-anchor \"jnet/*\"",
-                "anchor \"jnet/*\""
-            ]
+            ["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\"", "anchor \"jnet/*\""]
         );
         let all = "nat-anchor \"jnet/*\" all\nrdr-anchor \"jnet/*\" all\n";
         assert!(missing_anchor_hooks("jnet", all, "anchor \"jnet/*\" all").is_empty());
         // A hook for one jail only is not the wildcard hook.
-        assert_eq!(
-            missing_anchor_hooks("jnet", all, "anchor \"jnet/www\" all").len(),
-            1
-        );
+        assert_eq!(missing_anchor_hooks("jnet", all, "anchor \"jnet/www\" all").len(), 1);
     }
 
     /// Real `pfctl -s rules` / `-s nat` output from the shared corpus.
     fn corpus_file(rel: &str) -> Option<String> {
-        let dir = std::env::var("JNET_CORPUS").unwrap_or_else(|_| {
-            concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus").to_string()
-        });
+        let dir = std::env::var("JNET_CORPUS")
+            .unwrap_or_else(|_| concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/corpus").to_string());
         let path = std::path::Path::new(&dir).join(rel);
         match std::fs::read_to_string(&path) {
             Ok(t) => Some(t),
@@ -1320,13 +1222,10 @@ mod tests {
 
     #[test]
     fn anchor_hooks_in_real_listings() {
-        let Some(rules) =
-            corpus_file("cmdout/pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt")
-        else {
+        let Some(rules) = corpus_file("cmdout/pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt") else {
             return;
         };
-        let Some(nat) = corpus_file("cmdout/pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt")
-        else {
+        let Some(nat) = corpus_file("cmdout/pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt") else {
             return;
         };
         // The capture hooks relayd/* as a filter anchor only.
@@ -1336,8 +1235,7 @@ mod tests {
         );
         assert_eq!(missing_anchor_hooks("jnet", &nat, &rules).len(), 3);
         // `nat-anchor "natrules/"` (no wildcard) does not hook natrules/*.
-        assert!(missing_anchor_hooks("natrules", &nat, &rules)
-            .contains(&"nat-anchor \"natrules/*\"".to_string()));
+        assert!(missing_anchor_hooks("natrules", &nat, &rules).contains(&"nat-anchor \"natrules/*\"".to_string()));
     }
 
     #[test]
@@ -1351,33 +1249,19 @@ mod tests {
         assert_eq!(pfctl_show(None, "rules"), ["-s", "rules"]);
         assert_eq!(pfctl_list_anchors(), ["-v", "-s", "Anchors"]);
         assert_eq!(anchor_path("site/jnet", &jn("db")).unwrap(), "site/jnet/db");
-        for bad in [
-            "", "*", "jnet/*", "_jnet", "a//b", "/a", "a b", "jnet;x", "jnet\n",
-        ] {
+        for bad in ["", "*", "jnet/*", "_jnet", "a//b", "/a", "a b", "jnet;x", "jnet\n"] {
             assert!(check_anchor_root(bad).is_err(), "{bad:?}");
         }
     }
 
     #[test]
     fn anchor_listing() {
-        let all = parse_anchor_list(
-            "  jnet\n  jnet/db\n  jnet/www\n  jnetx\n  miniupnpd\n\n  bastille/web\n",
-        );
+        let all = parse_anchor_list("  jnet\n  jnet/db\n  jnet/www\n  jnetx\n  miniupnpd\n\n  bastille/web\n");
         assert_eq!(
             all,
-            [
-                "jnet",
-                "jnet/db",
-                "jnet/www",
-                "jnetx",
-                "miniupnpd",
-                "bastille/web"
-            ]
+            ["jnet", "jnet/db", "jnet/www", "jnetx", "miniupnpd", "bastille/web"]
         );
-        assert_eq!(
-            foreign_anchors(&all, "jnet"),
-            ["jnetx", "miniupnpd", "bastille/web"]
-        );
+        assert_eq!(foreign_anchors(&all, "jnet"), ["jnetx", "miniupnpd", "bastille/web"]);
         assert!(is_missing_anchor("pfctl: DIOCGETRULES: Invalid argument\n"));
         assert!(is_missing_anchor("pfctl: Anchor does not exist.\n"));
         assert!(!is_missing_anchor("pfctl: /dev/pf: Permission denied"));
@@ -1423,11 +1307,7 @@ mod tests {
     fn jail_attribution() {
         let mut host = vec![lst("0.0.0.0", 22, 10), lst("10.0.0.5", 80, 20)];
         let www = jn("www");
-        attribute_jail_listeners(
-            &mut host,
-            &www,
-            vec![lst("10.0.0.5", 80, 20), lst("0.0.0.0", 8080, 30)],
-        );
+        attribute_jail_listeners(&mut host, &www, vec![lst("10.0.0.5", 80, 20), lst("0.0.0.0", 8080, 30)]);
         assert_eq!(host[0].owner.jail, None);
         assert_eq!(host[1].owner.jail.as_deref(), Some("www"));
         assert_eq!(host[1].stack, Stack::Host);

@@ -19,7 +19,12 @@ pub enum OsError {
         source: std::io::Error,
     },
     #[error("{program} {args}: exited with {status}: {stderr}")]
-    Command { program: String, args: String, status: String, stderr: String },
+    Command {
+        program: String,
+        args: String,
+        status: String,
+        stderr: String,
+    },
     #[error("{0}: not available on this host")]
     Missing(String),
     #[error("{0}")]
@@ -29,9 +34,7 @@ pub enum OsError {
 impl OsError {
     pub fn exit_status(&self) -> ExitStatus {
         match self {
-            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
-                ExitStatus::NoPerm
-            }
+            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => ExitStatus::NoPerm,
             OsError::Command { stderr, .. } if mentions_permission(stderr) => ExitStatus::NoPerm,
             OsError::Sys { .. } | OsError::Command { .. } => ExitStatus::Software,
             OsError::Missing(_) | OsError::Unsupported(_) => ExitStatus::Unavailable,
@@ -149,7 +152,11 @@ pub fn stack_interface_addresses() -> Vec<IfAddr> {
         .into_iter()
         .flat_map(|i| {
             let name = i.name;
-            i.ips.into_iter().map(move |n| IfAddr { interface: name.clone(), address: n.ip(), prefix: n.prefix() })
+            i.ips.into_iter().map(move |n| IfAddr {
+                interface: name.clone(),
+                address: n.ip(),
+                prefix: n.prefix(),
+            })
         })
         .collect()
 }

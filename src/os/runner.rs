@@ -34,11 +34,7 @@ pub fn run(program: &str, args: &[&str], stdin: Option<&str>) -> Result<Output, 
 
 /// Runs a command and returns its exit code (None when killed by a signal)
 /// and output, whatever the code.
-pub fn run_status(
-    program: &str,
-    args: &[&str],
-    stdin: Option<&str>,
-) -> Result<(Option<i32>, Output), OsError> {
+pub fn run_status(program: &str, args: &[&str], stdin: Option<&str>) -> Result<(Option<i32>, Output), OsError> {
     tracing::debug!(program, ?args, stdin_bytes = stdin.map_or(0, str::len), "run");
     let mut child = Command::new(program)
         .args(args)
@@ -48,7 +44,10 @@ pub fn run_status(
         .spawn()
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::NotFound => OsError::Missing(program.to_string()),
-            _ => OsError::Sys { op: format!("spawn {program}"), source: e },
+            _ => OsError::Sys {
+                op: format!("spawn {program}"),
+                source: e,
+            },
         })?;
     // why: writing stdin from this thread while the child fills its stdout
     // pipe can deadlock; a writer thread keeps both sides moving.
@@ -59,9 +58,10 @@ pub fn run_status(
         }
         _ => None,
     };
-    let out = child
-        .wait_with_output()
-        .map_err(|e| OsError::Sys { op: format!("wait for {program}"), source: e })?;
+    let out = child.wait_with_output().map_err(|e| OsError::Sys {
+        op: format!("wait for {program}"),
+        source: e,
+    })?;
     if let Some(w) = writer {
         // A child that exits without reading stdin gives EPIPE: its exit
         // status and stderr say more than the broken pipe does.
@@ -92,11 +92,17 @@ mod tests {
     fn failure_carries_stderr_and_args() {
         let err = run("sh", &["-c", "echo boom >&2; exit 3"], None).unwrap_err();
         let msg = err.to_string();
-        assert!(msg.contains("status 3") && msg.contains("boom") && msg.contains("-c"), "{msg}");
+        assert!(
+            msg.contains("status 3") && msg.contains("boom") && msg.contains("-c"),
+            "{msg}"
+        );
     }
 
     #[test]
     fn missing_program() {
-        assert!(matches!(run("/nonexistent/jnet-tool", &[], None), Err(OsError::Missing(_))));
+        assert!(matches!(
+            run("/nonexistent/jnet-tool", &[], None),
+            Err(OsError::Missing(_))
+        ));
     }
 }

@@ -40,14 +40,14 @@ use std::net::Ipv4Addr;
 use crate::core::names::JailName;
 
 use super::inventory::{
-    parse_jail_words, quick_address, quick_name, write_jail_line, FormatError, Inventory,
-    JailRecord,
+    parse_jail_words, quick_address, quick_name, write_jail_line, FormatError, Inventory, JailRecord,
 };
 
 pub const SCHEMA_VERSION: u32 = 2;
 pub const MAGIC: &str = "jnet-inventory";
 pub const JOURNAL_LINE: &str = "journal";
-const COMMENT: &str = "# written by jnet; edit by hand only while no jnet runs (records after `journal` carry checksums)\n";
+const COMMENT: &str =
+    "# written by jnet; edit by hand only while no jnet runs (records after `journal` carry checksums)\n";
 /// The longest journal record jnet appends; a longer damaged tail is not a
 /// torn append but damage, and is refused. Bigger records go through a
 /// compaction instead.
@@ -131,10 +131,7 @@ pub fn parse_header(line: &str) -> Result<Header, String> {
         let (k, v) = w
             .split_once('=')
             .ok_or_else(|| format!("header field {w:?} is not key=value"))?;
-        let num = |radix| {
-            u64::from_str_radix(v, radix)
-                .map_err(|_| format!("header field {k}={v:?} is not a number"))
-        };
+        let num = |radix| u64::from_str_radix(v, radix).map_err(|_| format!("header field {k}={v:?} is not a number"));
         match k {
             "generation" => h.generation = num(10)?,
             "body" => h.body = num(10)?,
@@ -241,20 +238,14 @@ fn checksum_ok(line: &str) -> bool {
     // why: only the exact lowercase form jnet writes; "A" for "a" is a
     // changed byte too.
     sum.len() == 8
-        && sum
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        && sum.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
         && u32::from_str_radix(sum, 16).is_ok_and(|s| s == hash32(pre.as_bytes()))
 }
 
 /// Parses a journal line whose checksum is correct.
 pub fn parse_record(line: &str) -> Result<Record, String> {
-    let (pre, _) = line
-        .rsplit_once(" | ")
-        .ok_or("journal record without checksum")?;
-    let (op, was) = pre
-        .rsplit_once(" | ")
-        .ok_or("journal record without was=")?;
+    let (pre, _) = line.rsplit_once(" | ").ok_or("journal record without checksum")?;
+    let (op, was) = pre.rsplit_once(" | ").ok_or("journal record without was=")?;
     let was = match was.strip_prefix("was=") {
         Some("-") => None,
         Some(a) => Some(a.parse().map_err(|_| format!("was={a:?} is not IPv4"))?),
@@ -408,8 +399,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, FormatError> {
         Some(i) => (&text[..i], i + 1),
         None => (text, text.len()),
     };
-    let header =
-        parse_header(utf8(first, 1)?).map_err(|message| FormatError { line: 1, message })?;
+    let header = parse_header(utf8(first, 1)?).map_err(|message| FormatError { line: 1, message })?;
     let header_len = pos;
     let mut jails: Vec<(JailName, JailRecord, usize)> = Vec::new();
     let mut inv = Inventory::default();
@@ -423,10 +413,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, FormatError> {
             None => (&text[pos..], text.len()),
         };
         pos = next;
-        let err = |message: String| FormatError {
-            line: lineno,
-            message,
-        };
+        let err = |message: String| FormatError { line: lineno, message };
         let line = utf8(raw, lineno)?.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -444,9 +431,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, FormatError> {
                 jails.push((name, rec, lineno));
             }
             Some("bridge") => {
-                let b = words
-                    .next()
-                    .ok_or_else(|| err("bridge record without a name".into()))?;
+                let b = words.next().ok_or_else(|| err("bridge record without a name".into()))?;
                 inv.bridges
                     .insert(crate::core::names::IfName::new(b).map_err(|e| err(e.to_string()))?);
             }
@@ -501,8 +486,7 @@ pub fn parse(text: &[u8]) -> Result<Parsed, FormatError> {
 /// update changed anything by comparing text.
 pub fn canonical_body<'a>(text: &'a [u8], p: &Parsed) -> Option<&'a [u8]> {
     let end = p.base_end?;
-    if p.records == 0 && p.header.is_complete() && p.header.hash == hash64(&text[p.header_len..end])
-    {
+    if p.records == 0 && p.header.is_complete() && p.header.hash == hash64(&text[p.header_len..end]) {
         return Some(&text[p.header_len..end]);
     }
     None
@@ -513,11 +497,7 @@ pub fn canonical_body<'a>(text: &'a [u8], p: &Parsed) -> Option<&'a [u8]> {
 /// name -> canonical line or None for removed) into a new file.
 /// `base_body` is the base after the header line, through the `journal`
 /// line, as jnet wrote it (canonical, sorted).
-pub fn merge(
-    base_body: &str,
-    overlay: &BTreeMap<JailName, Option<String>>,
-    generation: u64,
-) -> Rendered {
+pub fn merge(base_body: &str, overlay: &BTreeMap<JailName, Option<String>>, generation: u64) -> Rendered {
     let mut body = String::with_capacity(base_body.len() + overlay.len() * 100);
     let mut addrs = Vec::new();
     let mut ov = overlay.iter().peekable();
@@ -589,10 +569,8 @@ mod tests {
 
     #[test]
     fn reads_version_1() {
-        let inv = Inventory::from_text(
-            "jnet-inventory 1\n# c\njail a mode=inherit phase=defined\nbridge br0\n",
-        )
-        .unwrap();
+        let inv =
+            Inventory::from_text("jnet-inventory 1\n# c\njail a mode=inherit phase=defined\nbridge br0\n").unwrap();
         assert_eq!(inv.jails.len(), 1);
         assert_eq!(inv.bridges.len(), 1);
         // `journal` is not a record in version 1.
@@ -624,14 +602,7 @@ mod tests {
         let p = parse(text.as_bytes()).unwrap();
         assert_eq!(p.records, 2);
         assert_eq!(p.valid_len, text.len());
-        assert_eq!(
-            p.inventory
-                .jails
-                .keys()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>(),
-            ["b"]
-        );
+        assert_eq!(p.inventory.jails.keys().map(|k| k.as_str()).collect::<Vec<_>>(), ["b"]);
         // A record whose was= disagrees is damage, named by line.
         let mut bad = render(&inv, 3).text;
         write_record(
@@ -707,10 +678,7 @@ mod tests {
         assert_eq!(m.addrs, want.addrs);
         for (a, off) in &m.addrs {
             let l = &m.text[*off as usize..];
-            assert_eq!(
-                quick_address(&l[..l.find('\n').unwrap()]).map(u32::from),
-                Some(*a)
-            );
+            assert_eq!(quick_address(&l[..l.find('\n').unwrap()]).map(u32::from), Some(*a));
         }
     }
 

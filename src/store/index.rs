@@ -101,14 +101,7 @@ fn pairs(b: &[u8]) -> Vec<(u32, u32)> {
         .collect()
 }
 
-fn header_bytes(
-    id: &Identity,
-    st: &Stamp,
-    n_ranges: u64,
-    n_addrs: u64,
-    rh: u64,
-    ah: u64,
-) -> [u8; HEADER_LEN] {
+fn header_bytes(id: &Identity, st: &Stamp, n_ranges: u64, n_addrs: u64, rh: u64, ah: u64) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(MAGIC);
     let fields = [
@@ -200,12 +193,7 @@ impl Index {
 
     /// Writes a new index for `addrs` (`(address, line offset)`, any
     /// order) by temp file and rename, without fsync (see module docs).
-    pub fn write(
-        dir: &Path,
-        identity: Identity,
-        stamp: Stamp,
-        mut addrs: Vec<(u32, u32)>,
-    ) -> io::Result<()> {
+    pub fn write(dir: &Path, identity: Identity, stamp: Stamp, mut addrs: Vec<(u32, u32)>) -> io::Result<()> {
         addrs.sort_unstable();
         let mut ranges: Vec<(u32, u32)> = Vec::new();
         for &(a, _) in &addrs {
@@ -238,9 +226,7 @@ impl Index {
             hash64(&rb),
             hash64(&fb),
         );
-        let mut tmp = tempfile::Builder::new()
-            .prefix(super::TMP_PREFIX)
-            .tempfile_in(dir)?;
+        let mut tmp = tempfile::Builder::new().prefix(super::TMP_PREFIX).tempfile_in(dir)?;
         let mut out = io::BufWriter::new(tmp.as_file_mut());
         out.write_all(&head)?;
         out.write_all(&rb)?;
@@ -303,8 +289,7 @@ impl Index {
         for b in first..end {
             let n = (self.n_addrs as usize - b * BLOCK).min(BLOCK);
             let mut buf = vec![0u8; n * 8];
-            self.file
-                .read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
+            self.file.read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
             if hash64(&buf) != self.fences[b].1 {
                 return Ok(None);
             }
@@ -344,10 +329,7 @@ mod tests {
         assert_eq!((ix.identity, ix.stamp), (id, st));
         assert_eq!(ix.range_containing(11), Some((10, 12)));
         assert_eq!(ix.range_containing(13), None);
-        assert_eq!(
-            ix.ranges_in(11, 25).collect::<Vec<_>>(),
-            [(11, 12), (20, 20)]
-        );
+        assert_eq!(ix.ranges_in(11, 25).collect::<Vec<_>>(), [(11, 12), (20, 20)]);
         assert_eq!(ix.lines_of(20).unwrap().unwrap(), [50, 400]);
         assert_eq!(ix.lines_of(21).unwrap().unwrap(), Vec::<u32>::new());
         let st2 = Stamp { size: 10, ..st };

@@ -100,10 +100,7 @@ pub struct FormatError {
 impl Inventory {
     /// The jail holding `a`, if any.
     pub fn holder_of(&self, a: Ipv4Addr) -> Option<&JailName> {
-        self.jails
-            .iter()
-            .find(|(_, r)| r.address == Some(a))
-            .map(|(n, _)| n)
+        self.jails.iter().find(|(_, r)| r.address == Some(a)).map(|(n, _)| n)
     }
 
     /// Every dedicated address in the inventory, as a set.
@@ -166,9 +163,7 @@ pub fn write_jail_line(out: &mut String, name: &str, r: &JailRecord) {
 }
 
 /// Parses the words after `jail`: the name and the fields.
-pub fn parse_jail_words<'a>(
-    mut words: impl Iterator<Item = &'a str>,
-) -> Result<(JailName, JailRecord), String> {
+pub fn parse_jail_words<'a>(mut words: impl Iterator<Item = &'a str>) -> Result<(JailName, JailRecord), String> {
     let name = words.next().ok_or("jail record without a name")?;
     let name = JailName::new(name).map_err(|e| e.to_string())?;
     let rec = parse_jail(words)?;
@@ -204,21 +199,11 @@ fn parse_jail<'a>(fields: impl Iterator<Item = &'a str>) -> Result<JailRecord, S
                     _ => return Err(format!("unknown mode {v:?}")),
                 })
             }
-            "address" => {
-                rec.address = Some(
-                    v.parse()
-                        .map_err(|_| format!("address {v:?} is not IPv4"))?,
-                )
-            }
+            "address" => rec.address = Some(v.parse().map_err(|_| format!("address {v:?} is not IPv4"))?),
             "pool" => rec.pool = Some(PoolName::new(v).map_err(|e| e.to_string())?),
             "interface" => rec.interface = Some(IfName::new(v).map_err(|e| e.to_string())?),
             "phase" => rec.phase = v.parse()?,
-            "jid" => {
-                rec.jid = Some(
-                    v.parse()
-                        .map_err(|_| format!("jid {v:?} is not a number"))?,
-                )
-            }
+            "jid" => rec.jid = Some(v.parse().map_err(|_| format!("jid {v:?} is not a number"))?),
             "expose" => {
                 rec.exposes = v
                     .split(',')
@@ -255,8 +240,7 @@ mod tests {
         www.phase = Phase::Running;
         www.jid = Some(3);
         inv.jails.insert(JailName::new("www").unwrap(), www);
-        inv.jails
-            .insert(JailName::new("ghost").unwrap(), JailRecord::inherit());
+        inv.jails.insert(JailName::new("ghost").unwrap(), JailRecord::inherit());
         inv.bridges.insert(IfName::new("jnetbr0").unwrap());
         inv
     }
@@ -276,16 +260,8 @@ mod tests {
         let cases = [
             ("", 1, "not a jnet inventory"),
             ("jnet-inventory 3\n", 1, "schema version 3"),
-            (
-                "jnet-inventory 1\njail a;b mode=inherit\n",
-                2,
-                "invalid jail name",
-            ),
-            (
-                "jnet-inventory 1\n\njail a mode=dedicated\n",
-                3,
-                "without address",
-            ),
+            ("jnet-inventory 1\njail a;b mode=inherit\n", 2, "invalid jail name"),
+            ("jnet-inventory 1\n\njail a mode=dedicated\n", 3, "without address"),
             (
                 "jnet-inventory 1\njail a mode=inherit address=10.0.0.1\n",
                 2,
@@ -296,16 +272,8 @@ mod tests {
                 2,
                 "not IPv4",
             ),
-            (
-                "jnet-inventory 1\njail a mode=inherit colour=red\n",
-                2,
-                "unknown field",
-            ),
-            (
-                "jnet-inventory 1\njail a mode=inherit expose=tcp/0\n",
-                2,
-                "port 0",
-            ),
+            ("jnet-inventory 1\njail a mode=inherit colour=red\n", 2, "unknown field"),
+            ("jnet-inventory 1\njail a mode=inherit expose=tcp/0\n", 2, "port 0"),
             (
                 "jnet-inventory 1\njail a mode=inherit\njail a mode=inherit\n",
                 3,

@@ -237,8 +237,7 @@ fn before_and_after(d: &Path) -> (Store, Vec<u8>, Model, Vec<u8>, Model) {
     let mut m = Model::new();
     for i in 0..6 {
         let r = rec(Some(i), i as u8, i % 2 == 0);
-        st.update_view(|v| v.set(&name(i), Some(r.clone())))
-            .unwrap();
+        st.update_view(|v| v.set(&name(i), Some(r.clone()))).unwrap();
         m.insert(name(i), r);
     }
     st.update_view(|v| v.set(&name(2), None)).unwrap();
@@ -246,8 +245,7 @@ fn before_and_after(d: &Path) -> (Store, Vec<u8>, Model, Vec<u8>, Model) {
     let f0 = fs::read(st.path()).unwrap();
     let m0 = m.clone();
     let r = rec(Some(2), 1, true);
-    st.update_view(|v| v.set(&name(7), Some(r.clone())))
-        .unwrap();
+    st.update_view(|v| v.set(&name(7), Some(r.clone()))).unwrap();
     m.insert(name(7), r);
     let f1 = fs::read(st.path()).unwrap();
     assert!(f1.starts_with(&f0) && f1.len() > f0.len());
@@ -261,12 +259,7 @@ fn cut_or_damaged_last_record_reads_as_before_or_after() {
     for k in f0.len()..=f1.len() {
         let mut variants: Vec<(&str, Vec<u8>)> = vec![("cut", f1[..k].to_vec())];
         if k < f1.len() {
-            for (what, val) in [
-                ("flip", f1[k] ^ 0x20),
-                ("newline", b'\n'),
-                ("zero", 0),
-                ("high", 0xff),
-            ] {
+            for (what, val) in [("flip", f1[k] ^ 0x20), ("newline", b'\n'), ("zero", 0), ("high", 0xff)] {
                 if val != f1[k] {
                     let mut b = f1.clone();
                     b[k] = val;
@@ -276,24 +269,16 @@ fn cut_or_damaged_last_record_reads_as_before_or_after() {
         }
         for (what, bytes) in variants {
             fs::write(st.path(), &bytes).unwrap();
-            let got = st
-                .read()
-                .unwrap_or_else(|e| panic!("{what} at {k}: {e}"))
-                .jails;
+            let got = st.read().unwrap_or_else(|e| panic!("{what} at {k}: {e}")).jails;
             assert!(got == m0 || got == m1, "{what} at {k}: neither state");
             if k < f1.len() {
                 assert_eq!(got, m0, "{what} at {k}");
             }
             // The fast view sees the same state, and the next change cuts the
             // damaged tail off and lands after the valid records.
-            assert_eq!(
-                store_answers(&st, 8, 8),
-                model_answers(&got, 8, 8),
-                "{what} at {k}"
-            );
+            assert_eq!(store_answers(&st, 8, 8), model_answers(&got, 8, 8), "{what} at {k}");
             let extra = rec(None, 0, false);
-            st.update_view(|v| v.set(&name(6), Some(extra.clone())))
-                .unwrap();
+            st.update_view(|v| v.set(&name(6), Some(extra.clone()))).unwrap();
             let mut want = got.clone();
             want.insert(name(6), extra);
             let text = fs::read(st.path()).unwrap();
@@ -309,20 +294,10 @@ fn cut_or_damaged_last_record_reads_as_before_or_after() {
     fs::write(st.path(), &b).unwrap();
     let e = st.read().unwrap_err().to_string();
     let line = f0.iter().filter(|&&c| c == b'\n').count();
-    assert!(
-        e.contains(&format!("inventory:{line}: inventory is damaged")),
-        "{e}"
-    );
-    let e2 = st
-        .update_view(|v| v.record(&name(0)))
-        .unwrap_err()
-        .to_string();
+    assert!(e.contains(&format!("inventory:{line}: inventory is damaged")), "{e}");
+    let e2 = st.update_view(|v| v.record(&name(0))).unwrap_err().to_string();
     assert_eq!(e, e2);
-    assert_eq!(
-        fs::read(st.path()).unwrap(),
-        b,
-        "a damaged file is never rewritten"
-    );
+    assert_eq!(fs::read(st.path()).unwrap(), b, "a damaged file is never rewritten");
 }
 
 /// A few hundred jails, part in the base, part in the journal.
@@ -341,8 +316,7 @@ fn populated(d: &Path) -> (Store, Model) {
     .unwrap();
     for i in [3, 10, 17, 400] {
         let r = rec(Some(i + 1000), 1, true);
-        st.update_view(|v| v.set(&name(i), Some(r.clone())))
-            .unwrap();
+        st.update_view(|v| v.set(&name(i), Some(r.clone()))).unwrap();
         m.insert(name(i), r);
     }
     st.update_view(|v| v.set(&name(5), None)).unwrap();
@@ -363,17 +337,7 @@ fn missing_damaged_or_stale_index_is_rebuilt_with_the_same_answers() {
     assert_eq!(store_answers(&st, 310, 320), want);
     assert_eq!(fs::read(&idx).unwrap().len(), good.len(), "rebuilt");
 
-    for at in [
-        0,
-        9,
-        60,
-        100,
-        125,
-        130,
-        good.len() / 2,
-        good.len() - 20,
-        good.len() - 1,
-    ] {
+    for at in [0, 9, 60, 100, 125, 130, good.len() / 2, good.len() - 20, good.len() - 1] {
         let mut b = good.clone();
         b[at] ^= 0x08;
         fs::write(&idx, &b).unwrap();
@@ -423,19 +387,10 @@ fn base_edited_by_hand_is_noticed() {
         .unwrap();
     m.insert(name(20), rec(Some(98), 0, false));
     assert_eq!(store_answers(&st, 310, 320), model_answers(&m, 310, 320));
-    let h = format::parse_header(
-        fs::read_to_string(st.path())
-            .unwrap()
-            .lines()
-            .next()
-            .unwrap(),
-    )
-    .unwrap();
+    let h = format::parse_header(fs::read_to_string(st.path()).unwrap().lines().next().unwrap()).unwrap();
     let body = fs::read(st.path()).unwrap();
     assert_eq!(
-        format::hash64(
-            &body[body.iter().position(|&b| b == b'\n').unwrap() + 1..][..h.body as usize]
-        ),
+        format::hash64(&body[body.iter().position(|&b| b == b'\n').unwrap() + 1..][..h.body as usize]),
         h.hash
     );
 }
@@ -450,19 +405,13 @@ fn version_1_file_is_read_and_upgraded_on_first_change() {
     )
     .unwrap();
     let a = JailName::new("a").unwrap();
-    assert_eq!(
-        st.update_view(|v| v.record(&a)).unwrap().unwrap().address,
-        Some(ip(1))
-    );
+    assert_eq!(st.update_view(|v| v.record(&a)).unwrap().unwrap().address, Some(ip(1)));
     assert!(
-        fs::read_to_string(st.path())
-            .unwrap()
-            .starts_with("jnet-inventory 1\n"),
+        fs::read_to_string(st.path()).unwrap().starts_with("jnet-inventory 1\n"),
         "no change, no write"
     );
     assert_eq!(
-        st.update_view(|v| v.lowest_free(&all(4), &RangeSet::new()))
-            .unwrap(),
+        st.update_view(|v| v.lowest_free(&all(4), &RangeSet::new())).unwrap(),
         Some(ip(0))
     );
     st.update_view(|v| v.set(&name(1), Some(rec(Some(0), 0, false))))
@@ -487,8 +436,5 @@ fn a_change_of_several_jails_is_one_rename_not_several_appends() {
     assert_ne!(fs::metadata(st.path()).unwrap().ino(), ino);
     let p = format::parse(&fs::read(st.path()).unwrap()).unwrap();
     assert_eq!(p.records, 0);
-    assert_eq!(
-        p.inventory.jails.keys().cloned().collect::<Vec<_>>(),
-        [name(1)]
-    );
+    assert_eq!(p.inventory.jails.keys().cloned().collect::<Vec<_>>(), [name(1)]);
 }

@@ -281,8 +281,7 @@ impl Store {
         };
         let mut jbytes = vec![0u8; (meta.len() - base_end) as usize];
         file.read_exact_at(&mut jbytes, base_end).map_err(io)?;
-        let journal =
-            format::scan_journal(&jbytes, h.lines as usize).map_err(|e| self.damaged(e))?;
+        let journal = format::scan_journal(&jbytes, h.lines as usize).map_err(|e| self.damaged(e))?;
         let mut view = IndexedView {
             file: &file,
             path: &path,
@@ -295,8 +294,7 @@ impl Store {
             damaged: None,
         };
         for (l, line) in &journal.lines {
-            let r = format::parse_record(line)
-                .map_err(|message| self.damaged(FormatError { line: *l, message }))?;
+            let r = format::parse_record(line).map_err(|message| self.damaged(FormatError { line: *l, message }))?;
             view.absorb(&r);
         }
         let out = f(&mut view);
@@ -308,10 +306,7 @@ impl Store {
             return Ok(None);
         }
         let out = out?;
-        let (pending, overlay) = (
-            std::mem::take(&mut view.pending),
-            std::mem::take(&mut view.overlay),
-        );
+        let (pending, overlay) = (std::mem::take(&mut view.pending), std::mem::take(&mut view.overlay));
         if pending.is_empty() {
             if stamp_dirty {
                 if let Err(e) = index.set_stamp(stamp) {
@@ -502,10 +497,7 @@ fn base_addresses(body: &[u8], body_at: u32) -> Vec<(u32, u32)> {
     let mut pos = 0;
     for line in body.split_inclusive(|&b| b == b'\n') {
         if line.starts_with(b"jail ") {
-            if let Some(a) = std::str::from_utf8(line)
-                .ok()
-                .and_then(inventory::quick_address)
-            {
+            if let Some(a) = std::str::from_utf8(line).ok().and_then(inventory::quick_address) {
                 out.push((u32::from(a), body_at + pos as u32));
             }
         }
@@ -525,8 +517,7 @@ mod tests {
         let st = Store::new(dir.path().join("state"), Duration::from_secs(1));
         assert_eq!(st.read().unwrap(), Inventory::default());
         st.update(|inv| {
-            inv.jails
-                .insert(JailName::new("a").unwrap(), JailRecord::inherit());
+            inv.jails.insert(JailName::new("a").unwrap(), JailRecord::inherit());
             Ok(())
         })
         .unwrap();
@@ -547,10 +538,7 @@ mod tests {
         let held = st.lock().unwrap();
         let e = st.update(|_| Ok(())).unwrap_err();
         assert_eq!(e.exit_status(), crate::error::ExitStatus::TempFail);
-        assert!(
-            e.to_string().contains("locked by another jnet process"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("locked by another jnet process"), "{e}");
         drop(held);
         st.update(|_| Ok(())).unwrap();
     }
@@ -565,13 +553,8 @@ mod tests {
             Ok(())
         });
         let msg = e.unwrap_err().to_string();
-        assert!(
-            msg.contains("inventory:2:") && msg.contains("unknown mode"),
-            "{msg}"
-        );
-        assert!(fs::read_to_string(st.path())
-            .unwrap()
-            .contains("mode=bogus"));
+        assert!(msg.contains("inventory:2:") && msg.contains("unknown mode"), "{msg}");
+        assert!(fs::read_to_string(st.path()).unwrap().contains("mode=bogus"));
     }
 }
 

@@ -31,11 +31,7 @@ pub trait View {
     fn taken_in(&mut self, r: Ipv4Range) -> Result<RangeSet>;
     /// The lowest address of `assignable` that no inventory record holds
     /// and that is not in `also_taken`.
-    fn lowest_free(
-        &mut self,
-        assignable: &RangeSet,
-        also_taken: &RangeSet,
-    ) -> Result<Option<Ipv4Addr>>;
+    fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>>;
     /// Sets (`Some`) or removes (`None`) the record of `jail`.
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()>;
 }
@@ -67,11 +63,7 @@ impl View for FullView<'_> {
         }
         Ok(s)
     }
-    fn lowest_free(
-        &mut self,
-        assignable: &RangeSet,
-        also_taken: &RangeSet,
-    ) -> Result<Option<Ipv4Addr>> {
+    fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
         let mut taken = also_taken.clone();
         for a in self.inv.jails.values().filter_map(|j| j.address) {
             taken.insert_addr(a);
@@ -144,10 +136,7 @@ impl IndexedView<'_> {
     /// The line starting at `start` (without newline) and the offset after it.
     fn line_at(&self, start: u64) -> io::Result<(String, u64)> {
         if start >= self.hi {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "offset past the jail lines",
-            ));
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "offset past the jail lines"));
         }
         let mut want = 256usize;
         loop {
@@ -156,15 +145,11 @@ impl IndexedView<'_> {
             self.file.read_exact_at(&mut b, start)?;
             if let Some(i) = b.iter().position(|&c| c == b'\n') {
                 b.truncate(i);
-                let s = String::from_utf8(b)
-                    .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
+                let s = String::from_utf8(b).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8"))?;
                 return Ok((s, start + i as u64 + 1));
             }
             if n < want {
-                return Err(io::Error::new(
-                    io::ErrorKind::InvalidData,
-                    "base line without newline",
-                ));
+                return Err(io::Error::new(io::ErrorKind::InvalidData, "base line without newline"));
             }
             want *= 4;
         }
@@ -239,10 +224,7 @@ impl IndexedView<'_> {
             return Err(self.damage("address section checksum".into()));
         };
         if lines.is_empty() != self.index.range_containing(a).is_none() {
-            return Err(self.damage(format!(
-                "ranges and addresses disagree about {}",
-                Ipv4Addr::from(a)
-            )));
+            return Err(self.damage(format!("ranges and addresses disagree about {}", Ipv4Addr::from(a))));
         }
         let mut out = vec![];
         for off in lines {
@@ -313,11 +295,7 @@ impl View for IndexedView<'_> {
             .map(|(n, _)| n.clone())
             .collect();
         if self.index.range_containing(u32::from(a)).is_some() {
-            all.extend(
-                self.base_holders(u32::from(a))?
-                    .into_iter()
-                    .filter(|n| n != except),
-            );
+            all.extend(self.base_holders(u32::from(a))?.into_iter().filter(|n| n != except));
         }
         Ok(all.into_iter().min())
     }
@@ -338,11 +316,7 @@ impl View for IndexedView<'_> {
         Ok(s)
     }
 
-    fn lowest_free(
-        &mut self,
-        assignable: &RangeSet,
-        also_taken: &RangeSet,
-    ) -> Result<Option<Ipv4Addr>> {
+    fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
         // why: each step either returns or jumps past one range of
         // `also_taken`, one base range, or one overlay address, so the cost
         // is O((|also_taken| + |overlay|) log n), not O(pool) or O(jails).

@@ -54,14 +54,7 @@ pub fn isolated<F: FnOnce() + Send>(body: F) {
                 None::<&str>,
             )
             .expect("make / rslave");
-            mount(
-                Some("tmpfs"),
-                "/run",
-                Some("tmpfs"),
-                MsFlags::empty(),
-                Some("mode=755"),
-            )
-            .expect("tmpfs on /run");
+            mount(Some("tmpfs"), "/run", Some("tmpfs"), MsFlags::empty(), Some("mode=755")).expect("tmpfs on /run");
             let mut rt = jnet::os::linux::link::route_socket().expect("rtnetlink");
             jnet::os::linux::link::set_up(&mut rt, "lo", true).expect("lo up");
             body();

@@ -163,9 +163,7 @@ fn display_name(p: &EParam) -> String {
 
 /// Evaluate every real jail in file order.
 pub(crate) fn evaluate(raw: &[RawJail]) -> Result<Vec<JailDef>, JailConfError> {
-    let wild: Vec<usize> = (0..raw.len())
-        .filter(|&i| is_wild_name(&raw[i].name))
-        .collect();
+    let wild: Vec<usize> = (0..raw.len()).filter(|&i| is_wild_name(&raw[i].name)).collect();
     let mut seen: HashMap<&str, &Location> = HashMap::new();
     let mut out = Vec::new();
     for (ji, jail) in raw.iter().enumerate() {
@@ -177,10 +175,7 @@ pub(crate) fn evaluate(raw: &[RawJail]) -> Result<Vec<JailDef>, JailConfError> {
                 &jail.loc,
                 jail.loc.line,
                 &jail.name,
-                format!(
-                    "jail is defined twice (first at {}:{})",
-                    first.file, first.line
-                ),
+                format!("jail is defined twice (first at {}:{})", first.file, first.line),
             ));
         }
         out.push(evaluate_jail(raw, &wild, ji)?);
@@ -261,20 +256,13 @@ fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize) -> Result<JailDef, 
     })
 }
 
-fn add_param<'a>(
-    ps: &mut Vec<EParam<'a>>,
-    p: &'a RawParam,
-    jail: &str,
-) -> Result<(), JailConfError> {
+fn add_param<'a>(ps: &mut Vec<EParam<'a>>, p: &'a RawParam, jail: &str) -> Result<(), JailConfError> {
     let clash = || {
         invalid(
             &p.loc,
             p.loc.line,
             jail,
-            format!(
-                "variable \"${}\" cannot have the same name as a parameter",
-                p.name
-            ),
+            format!("variable \"${}\" cannot have the same name as a parameter", p.name),
         )
     };
     match ps.iter_mut().find(|d| equal_opts(d.name, &p.name)) {
@@ -286,11 +274,8 @@ fn add_param<'a>(
                 // why: jail(8) refuses any redefinition of `name`; accepting
                 // the identical value keeps files like `t1 { name = "t1"; }`
                 // (seen in the wild) readable without changing meaning.
-                let same = p.values.len() == d.values.len()
-                    && p.values
-                        .iter()
-                        .zip(&d.values)
-                        .all(|(a, b)| a.as_slice() == *b);
+                let same =
+                    p.values.len() == d.values.len() && p.values.iter().zip(&d.values).all(|(a, b)| a.as_slice() == *b);
                 if !p.append && same && d.name == p.name {
                     return Ok(());
                 }
@@ -351,9 +336,7 @@ impl Resolver<'_> {
                 Piece::Var(name, pos) => Some((name, pos)),
                 Piece::Lit(_) => None,
             });
-            let lits_empty = word
-                .iter()
-                .all(|x| !matches!(x, Piece::Lit(s) if !s.is_empty()));
+            let lits_empty = word.iter().all(|x| !matches!(x, Piece::Lit(s) if !s.is_empty()));
             if let (Some((name, pos)), None, true) = (vars.next(), vars.next(), lits_empty) {
                 // A whole-value reference; a list expands into several values.
                 let vals = self.lookup(p, name, pos.line)?;
@@ -387,12 +370,7 @@ impl Resolver<'_> {
         Ok(out)
     }
 
-    fn lookup(
-        &mut self,
-        from: &EParam,
-        name: &str,
-        line: usize,
-    ) -> Result<Vec<String>, JailConfError> {
+    fn lookup(&mut self, from: &EParam, name: &str, line: usize) -> Result<Vec<String>, JailConfError> {
         let Some(k) = self.ps.iter().position(|q| q.name == name) else {
             return Err(invalid(
                 from.loc,

@@ -140,9 +140,7 @@ impl Lexer {
 
     fn pieces(&mut self) -> &mut Vec<Piece> {
         match self.out.last_mut() {
-            Some(Token {
-                tok: Tok::Word(p), ..
-            }) => p,
+            Some(Token { tok: Tok::Word(p), .. }) => p,
             // why: start_piece always runs before pieces() while in_word.
             _ => unreachable!("pieces() outside a word"),
         }
@@ -153,8 +151,7 @@ impl Lexer {
             self.lit_start = self.pos();
         }
         let mut buf = [0u8; 4];
-        self.lit
-            .extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        self.lit.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
     }
 
     fn flush_lit(&mut self) -> Result<(), LexError> {
@@ -492,17 +489,11 @@ mod tests {
     fn gluing_and_variables() {
         let cases: &[(&str, Vec<(&str, bool)>)] = &[
             ("10.240.0.${ip}", vec![("10.240.0.", false), ("ip", true)]),
-            (
-                "\"/var/jail/$name\"",
-                vec![("/var/jail/", false), ("name", true)],
-            ),
+            ("\"/var/jail/$name\"", vec![("/var/jail/", false), ("name", true)]),
             ("\"$a$b\"", vec![("a", true), ("b", true)]),
             ("$host.hostname", vec![("host", true), (".hostname", false)]),
             ("${host.hostname}", vec![("host.hostname", true)]),
-            (
-                "\"x${a}y\"'z'w",
-                vec![("x", false), ("a", true), ("yzw", false)],
-            ),
+            ("\"x${a}y\"'z'w", vec![("x", false), ("a", true), ("yzw", false)]),
             (
                 "/jails/$name/root",
                 vec![("/jails/", false), ("name", true), ("/root", false)],
@@ -530,11 +521,7 @@ mod tests {
 
     #[test]
     fn punctuation() {
-        let toks: Vec<Tok> = tokenize("a+=b;c=d,e{}")
-            .unwrap()
-            .into_iter()
-            .map(|t| t.tok)
-            .collect();
+        let toks: Vec<Tok> = tokenize("a+=b;c=d,e{}").unwrap().into_iter().map(|t| t.tok).collect();
         assert_eq!(
             toks,
             vec![
@@ -580,11 +567,7 @@ mod tests {
         ];
         for (input, line, col, msg) in cases {
             let e = tokenize(input).unwrap_err();
-            assert_eq!(
-                (e.pos.line, e.pos.column),
-                (*line, *col),
-                "input {input:?}: {e:?}"
-            );
+            assert_eq!((e.pos.line, e.pos.column), (*line, *col), "input {input:?}: {e:?}");
             assert!(e.message.contains(msg), "input {input:?}: {e:?}");
         }
     }

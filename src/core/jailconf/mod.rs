@@ -122,8 +122,7 @@ impl Loader for MemLoader {
             .ok_or_else(|| "no such file".to_string())
     }
     fn glob(&self, pattern: &str) -> Result<Vec<String>, String> {
-        let pat = glob::Pattern::new(&normalize(pattern))
-            .map_err(|e| format!("bad glob pattern: {e}"))?;
+        let pat = glob::Pattern::new(&normalize(pattern)).map_err(|e| format!("bad glob pattern: {e}"))?;
         let opts = glob::MatchOptions {
             case_sensitive: true,
             require_literal_separator: true,

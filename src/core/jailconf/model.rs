@@ -226,12 +226,7 @@ impl JailDef {
                     "inherit" => Ip4Mode::Inherit,
                     "new" => Ip4Mode::New,
                     "disable" => Ip4Mode::Disable,
-                    _ => {
-                        return Err(self.invalid(
-                            "ip4",
-                            format!("ip4 = {s:?}: expected inherit, new or disable"),
-                        ))
-                    }
+                    _ => return Err(self.invalid("ip4", format!("ip4 = {s:?}: expected inherit, new or disable"))),
                 })
             }
         };
@@ -240,11 +235,7 @@ impl JailDef {
                 "ip4.addr",
                 format!(
                     "ip4.addr is set but ip4 = {}",
-                    if m == Ip4Mode::Inherit {
-                        "inherit"
-                    } else {
-                        "disable"
-                    }
+                    if m == Ip4Mode::Inherit { "inherit" } else { "disable" }
                 ),
             )),
             (Some(m), _) => Ok(Some(m)),
@@ -287,17 +278,13 @@ pub(crate) fn parse_ip4_entry(s: &str, default_if: Option<&str>) -> Result<Ip4Ad
         Some((a, m)) => (a, Some(m)),
         None => (addr_part, None),
     };
-    let address: Ipv4Addr = addr
-        .parse()
-        .map_err(|_| format!("invalid IPv4 address {addr:?}"))?;
+    let address: Ipv4Addr = addr.parse().map_err(|_| format!("invalid IPv4 address {addr:?}"))?;
     let prefix = match mask {
         None => None,
-        Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => {
-            match m.parse::<u8>() {
-                Ok(p) if p <= 32 => Some(p),
-                _ => return Err(format!("prefix length {m:?} is not between 0 and 32")),
-            }
-        }
+        Some(m) if !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()) => match m.parse::<u8>() {
+            Ok(p) if p <= 32 => Some(p),
+            _ => return Err(format!("prefix length {m:?} is not between 0 and 32")),
+        },
         Some(m) => {
             let nm: Ipv4Addr = m.parse().map_err(|_| format!("invalid netmask {m:?}"))?;
             let bits = u32::from(nm);

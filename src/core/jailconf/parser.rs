@@ -46,11 +46,7 @@ pub(crate) struct RawJail {
     pub params: Vec<RawParam>,
 }
 
-pub(crate) fn parse_root(
-    file: &str,
-    text: &str,
-    loader: &dyn Loader,
-) -> Result<Vec<RawJail>, JailConfError> {
+pub(crate) fn parse_root(file: &str, text: &str, loader: &dyn Loader) -> Result<Vec<RawJail>, JailConfError> {
     let mut p = Parser {
         loader,
         jails: Vec::new(),
@@ -117,12 +113,7 @@ fn has_glob_magic(path: &str) -> bool {
 
 impl Parser<'_> {
     /// Parse one file. `within` is the jail block an `.include` appeared in.
-    fn parse_file(
-        &mut self,
-        file: &str,
-        text: &str,
-        within: Option<usize>,
-    ) -> Result<(), JailConfError> {
+    fn parse_file(&mut self, file: &str, text: &str, within: Option<usize>) -> Result<(), JailConfError> {
         let toks = tokenize(text).map_err(|e| syntax(file, e.pos, e.message))?;
         let eof = eof_pos(text);
         let pos_at = |i: usize| toks.get(i).map(|t| t.pos).unwrap_or(eof);
@@ -148,11 +139,13 @@ impl Parser<'_> {
                     let name = match pieces.as_slice() {
                         [Piece::Lit(s)] if !s.is_empty() => s.clone(),
                         [Piece::Lit(_)] => return Err(syntax(file, *pos, "empty jail name")),
-                        _ => return Err(syntax(
-                            file,
-                            *pos,
-                            "a jail name must be a plain word or quoted string without variables",
-                        )),
+                        _ => {
+                            return Err(syntax(
+                                file,
+                                *pos,
+                                "a jail name must be a plain word or quoted string without variables",
+                            ))
+                        }
                     };
                     self.jails.push(RawJail {
                         name,
@@ -170,11 +163,7 @@ impl Parser<'_> {
                     i = self.param(file, &toks, i, eof, target)?;
                 }
                 other => {
-                    return Err(syntax(
-                        file,
-                        *pos,
-                        format!("unexpected {}", describe(other)),
-                    ));
+                    return Err(syntax(file, *pos, format!("unexpected {}", describe(other))));
                 }
             }
         }
@@ -206,19 +195,18 @@ impl Parser<'_> {
         let Tok::Word(pieces) = &toks[i].tok else {
             return Err(syntax(file, start, "expected a parameter name"));
         };
-        let (name, is_var) =
-            match pieces.as_slice() {
-                [Piece::Lit(s)] if !s.is_empty() => (s.clone(), false),
-                [Piece::Var(v, _)] if !v.is_empty() => (v.clone(), true),
-                [Piece::Lit(_)] | [Piece::Var(..)] => {
-                    return Err(syntax(file, start, "empty parameter name"))
-                }
-                _ => return Err(syntax(
+        let (name, is_var) = match pieces.as_slice() {
+            [Piece::Lit(s)] if !s.is_empty() => (s.clone(), false),
+            [Piece::Var(v, _)] if !v.is_empty() => (v.clone(), true),
+            [Piece::Lit(_)] | [Piece::Var(..)] => return Err(syntax(file, start, "empty parameter name")),
+            _ => {
+                return Err(syntax(
                     file,
                     start,
                     "a parameter name must be a single word (variables are not expanded in names)",
-                )),
-            };
+                ))
+            }
+        };
         i += 1;
         #[derive(PartialEq)]
         enum Form {
@@ -307,11 +295,7 @@ impl Parser<'_> {
         };
         if name == ".include" && !is_var {
             if form != Form::NameValue {
-                return Err(syntax(
-                    file,
-                    start,
-                    "'.include' takes a file name: .include \"file\";",
-                ));
+                return Err(syntax(file, start, "'.include' takes a file name: .include \"file\";"));
             }
             for v in &values {
                 let path = match v.as_slice() {
@@ -353,13 +337,7 @@ impl Parser<'_> {
         Ok(i + 1)
     }
 
-    fn include(
-        &mut self,
-        from: &str,
-        line: usize,
-        name: &str,
-        target: Option<usize>,
-    ) -> Result<(), JailConfError> {
+    fn include(&mut self, from: &str, line: usize, name: &str, target: Option<usize>) -> Result<(), JailConfError> {
         let path = resolve_include(from, name);
         let err = |message: String| JailConfError::Include {
             file: from.to_string(),
@@ -407,12 +385,7 @@ mod tests {
 
     fn summary(j: &[RawJail]) -> Vec<(String, Vec<String>)> {
         j.iter()
-            .map(|j| {
-                (
-                    j.name.clone(),
-                    j.params.iter().map(|p| p.name.clone()).collect(),
-                )
-            })
+            .map(|j| (j.name.clone(), j.params.iter().map(|p| p.name.clone()).collect()))
             .collect()
     }
 
@@ -456,12 +429,7 @@ mod tests {
             ("a = b", 1, 6, "expected ';'"),
             ("a = b c;", 1, 7, "expected ';' or ','"),
             ("a = b,;", 1, 7, "expected a value"),
-            (
-                "x {\n  a = 1;\n",
-                3,
-                1,
-                "missing '}' for jail \"x\" opened at line 1",
-            ),
+            ("x {\n  a = 1;\n", 3, 1, "missing '}' for jail \"x\" opened at line 1"),
             ("}", 1, 1, "unexpected '}'"),
             ("= 3;", 1, 1, "unexpected '='"),
             ("x { y { } }", 1, 7, "nested jail"),
@@ -470,24 +438,14 @@ mod tests {
             ("{name} {\n}", 1, 1, "unexpected '{'"),
             ("a$b = 1;", 1, 1, "single word"),
             ("a = 1;\n.include = \"x\";", 2, 1, ".include"),
-            (
-                "a = 1;\n.include \"$x\";",
-                2,
-                1,
-                "variables are not permitted",
-            ),
+            ("a = 1;\n.include \"$x\";", 2, 1, "variables are not permitted"),
             (
                 "jailname {\n\tparameter = \"value\";\n\t...\n}",
                 4,
                 1,
                 "expected '=', '+=', a value or ';'",
             ),
-            (
-                "[INCLUDES]\r\n\r\nbefore = paths.conf\r\n",
-                3,
-                8,
-                "expected ';' or ','",
-            ),
+            ("[INCLUDES]\r\n\r\nbefore = paths.conf\r\n", 3, 8, "expected ';' or ','"),
             ("a = \"x", 1, 5, "unterminated string"),
         ];
         for (text, line, col, msg) in cases {
@@ -512,10 +470,7 @@ mod tests {
         let mut l = MemLoader::default();
         l.add("/etc/jail.conf.d/b.conf", "b { x = 2; }");
         l.add("/etc/jail.conf.d/a.conf", "a { x = 1; }");
-        l.add(
-            "/etc/sub/inner.conf",
-            "y = 1;\n.include \"../jail.conf.d/a.conf\";",
-        );
+        l.add("/etc/sub/inner.conf", "y = 1;\n.include \"../jail.conf.d/a.conf\";");
         l.add("/etc/params.inc", "p = 1; q;");
         let text = "g = 0;\n.include \"jail.conf.d/*.conf\";\n.include \"/etc/none/*.conf\";\n\
                     c { .include \"params.inc\"; r; }\n.include \"sub/inner.conf\";";
@@ -548,20 +503,12 @@ mod tests {
                 2,
                 "/etc/missing.conf",
             ),
-            (
-                ".include \"loop.conf\";",
-                "/etc/loop.conf",
-                1,
-                "nested deeper than 32",
-            ),
+            (".include \"loop.conf\";", "/etc/loop.conf", 1, "nested deeper than 32"),
         ];
         for (text, file, line, msg) in cases {
             match parse_root("/etc/jail.conf", text, &l) {
                 Err(e @ JailConfError::Include { .. }) => {
-                    let JailConfError::Include {
-                        file: f, line: n, ..
-                    } = &e
-                    else {
+                    let JailConfError::Include { file: f, line: n, .. } = &e else {
                         unreachable!()
                     };
                     assert_eq!((f.as_str(), *n), (*file, *line), "{e}");

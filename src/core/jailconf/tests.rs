@@ -21,10 +21,7 @@ fn err(text: &str) -> JailConfError {
 }
 
 fn val(c: &JailConf, jail: &str, p: &str) -> Option<Value> {
-    c.jail(jail)
-        .unwrap_or_else(|| panic!("no jail {jail}"))
-        .get(p)
-        .cloned()
+    c.jail(jail).unwrap_or_else(|| panic!("no jail {jail}")).get(p).cloned()
 }
 
 fn s(x: &str) -> Option<Value> {
@@ -47,12 +44,7 @@ fn effective_values_table() {
         ("j { p = own; } * { p = late; }", "j", "p", s("late")),
         ("* { p = w; } j { p = own; }", "j", "p", s("own")),
         // += appends across globals, wildcard and jail
-        (
-            "a = 1; * { a += 2; } j { a += 3; }",
-            "j",
-            "a",
-            l(&["1", "2", "3"]),
-        ),
+        ("a = 1; * { a += 2; } j { a += 3; }", "j", "a", l(&["1", "2", "3"])),
         ("a = 1, 2; j { a += 3; }", "j", "a", l(&["1", "2", "3"])),
         ("a = 1; j { a = 9; a += 10; }", "j", "a", l(&["9", "10"])),
         ("j { a += x; }", "j", "a", s("x")),
@@ -68,24 +60,14 @@ fn effective_values_table() {
         ("5 { }", "5", "jid", s("5")),
         ("j { name = j; }", "j", "name", s("j")),
         // variables
-        (
-            "path = \"/var/jail/$name\"; j { }",
-            "j",
-            "path",
-            s("/var/jail/j"),
-        ),
+        ("path = \"/var/jail/$name\"; j { }", "j", "path", s("/var/jail/j")),
         (
             "path = /var/jail/${name}/root; j { }",
             "j",
             "path",
             s("/var/jail/j/root"),
         ),
-        (
-            "$p = \"/z\"; path = \"$p/$name\"; j { }",
-            "j",
-            "path",
-            s("/z/j"),
-        ),
+        ("$p = \"/z\"; path = \"$p/$name\"; j { }", "j", "path", s("/z/j")),
         (
             "path = \"/j/${host.hostname}\"; j { host.hostname = h.example; }",
             "j",
@@ -103,35 +85,15 @@ fn effective_values_table() {
         ("x = $v; $v = a; j { }", "j", "x", s("a")),
         // a list variable as a whole value expands into the list
         ("$l = a, b; x = $l; j { }", "j", "x", l(&["a", "b"])),
-        (
-            "$l = a, b; x = 0, $l, z; j { }",
-            "j",
-            "x",
-            l(&["0", "a", "b", "z"]),
-        ),
+        ("$l = a, b; x = 0, $l, z; j { }", "j", "x", l(&["0", "a", "b", "z"])),
         ("j { x = '$name'; }", "j", "x", s("$name")),
         ("j { x = \"\\$name\"; }", "j", "x", s("$name")),
         ("j { x = \"a$\"; }", "j", "x", s("a$")),
         // booleans and their no forms
         ("persist; j { }", "j", "persist", Some(Value::Bool(true))),
-        (
-            "persist; j { nopersist; }",
-            "j",
-            "persist",
-            Some(Value::Bool(false)),
-        ),
-        (
-            "nopersist; j { persist; }",
-            "j",
-            "persist",
-            Some(Value::Bool(true)),
-        ),
-        (
-            "j { allow.nomount; }",
-            "j",
-            "allow.mount",
-            Some(Value::Bool(false)),
-        ),
+        ("persist; j { nopersist; }", "j", "persist", Some(Value::Bool(false))),
+        ("nopersist; j { persist; }", "j", "persist", Some(Value::Bool(true))),
+        ("j { allow.nomount; }", "j", "allow.mount", Some(Value::Bool(false))),
         (
             "allow.mount; j { allow.nomount; }",
             "j",
@@ -144,28 +106,13 @@ fn effective_values_table() {
             "allow.mount",
             Some(Value::Bool(false)),
         ),
-        (
-            "j { allow.nomount; allow.mount = 1; }",
-            "j",
-            "allow.mount",
-            s("1"),
-        ),
+        ("j { allow.nomount; allow.mount = 1; }", "j", "allow.mount", s("1")),
         // wildcard hierarchy
-        (
-            "foo.* { x = 1; } foo.bar { } bar { }",
-            "foo.bar",
-            "x",
-            s("1"),
-        ),
+        ("foo.* { x = 1; } foo.bar { } bar { }", "foo.bar", "x", s("1")),
         ("foo.* { x = 1; } foo.bar { } bar { }", "bar", "x", None),
         ("*.b { x = 1; } a.b { }", "a.b", "x", s("1")),
         // quoting and comments
-        (
-            "j { x = \"a b\" ; # c\n y = 'q' /* c */ ; // c\n }",
-            "j",
-            "y",
-            s("q"),
-        ),
+        ("j { x = \"a b\" ; # c\n y = 'q' /* c */ ; // c\n }", "j", "y", s("q")),
         ("j { x = \"tab\\there\"; }", "j", "x", s("tab\there")),
         ("j { x = '\\101'; }", "j", "x", s("A")),
         ("j { exec.start = ''; }", "j", "exec.start", s("")),
@@ -191,21 +138,13 @@ fn jails_in_file_order_without_wildcards() {
     assert!(c.jail("*").is_none());
     // variables are not parameters
     let c = conf("$v = 1; j { }");
-    assert_eq!(
-        c.jail("j").unwrap().params.keys().collect::<Vec<_>>(),
-        vec!["name"]
-    );
+    assert_eq!(c.jail("j").unwrap().params.keys().collect::<Vec<_>>(), vec!["name"]);
 }
 
 #[test]
 fn evaluation_errors_name_file_line_jail_and_variable() {
     let cases: &[(&str, usize, &str, &str)] = &[
-        (
-            "path = \"/j/$nope\";\nj { }",
-            1,
-            "j",
-            "variable \"nope\" not found",
-        ),
+        ("path = \"/j/$nope\";\nj { }", 1, "j", "variable \"nope\" not found"),
         (
             "j {\n x = 1;\n y = \"${undefined.var}\";\n}",
             3,
@@ -218,12 +157,7 @@ fn evaluation_errors_name_file_line_jail_and_variable() {
         ("$l = a, b;\nj { x = \"pre$l\"; }", 2, "j", "is a list"),
         ("j {\n $path = x;\n}", 2, "j", "same name as a parameter"),
         ("j { p = 1; $p = 2; }", 1, "j", "same name as a parameter"),
-        (
-            "j {\n name = other;\n}",
-            2,
-            "j",
-            "cannot redefine parameter \"name\"",
-        ),
+        ("j {\n name = other;\n}", 2, "j", "cannot redefine parameter \"name\""),
         (
             "j { }\nk { }\nj { }",
             3,
@@ -253,10 +187,7 @@ fn evaluation_errors_name_file_line_jail_and_variable() {
 #[test]
 fn error_messages_and_exit_codes() {
     let e = err("j { x = $y; }");
-    assert_eq!(
-        e.to_string(),
-        "/etc/jail.conf:1: jail j: x: variable \"y\" not found"
-    );
+    assert_eq!(e.to_string(), "/etc/jail.conf:1: jail j: x: variable \"y\" not found");
     assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
     let e = err("a = \"x");
     assert_eq!(e.to_string(), "/etc/jail.conf:1:5: unterminated string");
@@ -303,10 +234,7 @@ fn load_follows_includes_with_variables_across_files() {
             line: 2
         })
     );
-    assert_eq!(
-        c.jail("db").unwrap().ip4_mode().unwrap(),
-        Some(Ip4Mode::Inherit)
-    );
+    assert_eq!(c.jail("db").unwrap().ip4_mode().unwrap(), Some(Ip4Mode::Inherit));
 }
 
 #[test]
@@ -376,11 +304,7 @@ fn ip4_mode_derivation() {
         ("j { ip4.addr = ''; }", None),
     ];
     for (text, want) in cases {
-        assert_eq!(
-            conf(text).jail("j").unwrap().ip4_mode().unwrap(),
-            *want,
-            "{text:?}"
-        );
+        assert_eq!(conf(text).jail("j").unwrap().ip4_mode().unwrap(), *want, "{text:?}");
     }
     for text in [
         "j {\n ip4 = inherit;\n ip4.addr = 10.0.0.1;\n}",

@@ -37,10 +37,7 @@ pub struct NetstatContext {
 
 /// Parses `netstat -an[W] -p tcp|udp --libxo json`. Keeps tcp sockets in
 /// LISTEN and udp sockets with a local port and no remote end.
-pub fn parse_netstat_json(
-    text: &str,
-    ctx: &NetstatContext,
-) -> Result<Vec<Listener>, ListenerParseError> {
+pub fn parse_netstat_json(text: &str, ctx: &NetstatContext) -> Result<Vec<Listener>, ListenerParseError> {
     let jerr = |reason: String| ListenerParseError::Json { tool: TOOL, reason };
     let v: Value = serde_json::from_str(text).map_err(|e| jerr(e.to_string()))?;
     let stats = v
@@ -60,11 +57,7 @@ pub fn parse_netstat_json(
             continue;
         };
         if !ctx.wide {
-            if let Some(a) = s
-                .get("local")
-                .and_then(|l| l.get("address"))
-                .and_then(Value::as_str)
-            {
+            if let Some(a) = s.get("local").and_then(|l| l.get("address")).and_then(Value::as_str) {
                 if a.contains(':') && a.len() >= NARROW_V6 {
                     return Err(ListenerParseError::Truncated {
                         tool: TOOL,
@@ -85,9 +78,7 @@ pub fn parse_netstat_json(
             continue;
         }
         let keep = match proto {
-            Proto::Tcp => {
-                s.get("tcp-state").and_then(Value::as_str).map(str::trim) == Some("LISTEN")
-            }
+            Proto::Tcp => s.get("tcp-state").and_then(Value::as_str).map(str::trim) == Some("LISTEN"),
             Proto::Udp => match xo_endpoint(s.get("remote")) {
                 None => true,
                 Some((a, p)) => a.is_none() && p == 0,
@@ -142,10 +133,7 @@ mod tests {
         let ls = parse_netstat_json(SAMPLE, &ctx(false)).unwrap();
         assert_eq!(ls.len(), 3, "{ls:#?}");
         assert!(ls[0].dual_stack && ls[0].address.is_unspecified() && ls[0].address.is_ipv6());
-        assert_eq!(
-            (ls[1].address.to_string(), ls[1].port),
-            ("::1".to_string(), 5432)
-        );
+        assert_eq!((ls[1].address.to_string(), ls[1].port), ("::1".to_string(), 5432));
         assert_eq!(
             (ls[2].proto, ls[2].port, ls[2].address.is_ipv4()),
             (Proto::Udp, 514, true)
@@ -172,10 +160,7 @@ mod tests {
     fn structure_errors() {
         assert!(parse_netstat_json("{}", &ctx(true)).is_err());
         assert!(parse_netstat_json(r#"{"statistics": {"socket": 3}}"#, &ctx(true)).is_err());
-        assert_eq!(
-            parse_netstat_json(r#"{"statistics": {}}"#, &ctx(true)).unwrap(),
-            vec![]
-        );
+        assert_eq!(parse_netstat_json(r#"{"statistics": {}}"#, &ctx(true)).unwrap(), vec![]);
         let named = r#"{"statistics": {"socket": [{"protocol": "tcp4",
   "local": {"address": "*", "port": "http"}, "remote": {"address": "*", "port": "*"}, "tcp-state": "LISTEN"}]}}"#;
         let e = parse_netstat_json(named, &ctx(true)).unwrap_err();

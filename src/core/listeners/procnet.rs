@@ -43,12 +43,7 @@ impl ProcNetFile {
             ProcNetFile::Udp6 => "udp6",
         }
     }
-    pub const ALL: [ProcNetFile; 4] = [
-        ProcNetFile::Tcp,
-        ProcNetFile::Tcp6,
-        ProcNetFile::Udp,
-        ProcNetFile::Udp6,
-    ];
+    pub const ALL: [ProcNetFile; 4] = [ProcNetFile::Tcp, ProcNetFile::Tcp6, ProcNetFile::Udp, ProcNetFile::Udp6];
 
     fn proto(self) -> Proto {
         match self {
@@ -105,8 +100,7 @@ pub fn parse_proc_net(
         if !state.eq_ignore_ascii_case(wanted) {
             continue;
         }
-        let (addr, port) =
-            hex_endpoint(toks[1], file.v6()).ok_or_else(|| malformed("bad local address"))?;
+        let (addr, port) = hex_endpoint(toks[1], file.v6()).ok_or_else(|| malformed("bad local address"))?;
         if port == 0 {
             continue;
         }
@@ -177,10 +171,7 @@ mod tests {
     fn tcp_v4() {
         let ls = parse_proc_net(TCP, ProcNetFile::Tcp, &ctx(false)).unwrap();
         assert_eq!(ls.len(), 2);
-        assert_eq!(
-            (ls[0].address, ls[0].port),
-            ("127.0.0.1".parse().unwrap(), 631)
-        );
+        assert_eq!((ls[0].address, ls[0].port), ("127.0.0.1".parse().unwrap(), 631));
         assert_eq!(ls[0].owner.inode, Some(21419));
         assert_eq!(
             (ls[1].address, ls[1].port, ls[1].dual_stack),
@@ -208,11 +199,7 @@ mod tests {
             ("::1".parse().unwrap(), 8080, false)
         );
         assert_eq!(ls[2].address, "2001:db8::5".parse::<IpAddr>().unwrap());
-        assert_eq!(
-            ls[3].address,
-            "10.0.0.5".parse::<IpAddr>().unwrap(),
-            "v4-mapped is v4"
-        );
+        assert_eq!(ls[3].address, "10.0.0.5".parse::<IpAddr>().unwrap(), "v4-mapped is v4");
         let ls = parse_proc_net(TCP6, ProcNetFile::Tcp6, &ctx(true)).unwrap();
         assert!(!ls[0].dual_stack, "bindv6only=1 makes :: v6-only");
     }
@@ -239,8 +226,6 @@ mod tests {
         .unwrap_err();
         assert!(e.to_string().contains("line 1"), "{e}");
         assert!(parse_proc_net("   0: 0100007F:0277\n", ProcNetFile::Tcp, &ctx(false)).is_err());
-        assert!(parse_proc_net("", ProcNetFile::Tcp, &ctx(false))
-            .unwrap()
-            .is_empty());
+        assert!(parse_proc_net("", ProcNetFile::Tcp, &ctx(false)).unwrap().is_empty());
     }
 }

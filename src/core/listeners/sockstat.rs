@@ -19,9 +19,7 @@
 
 use serde_json::Value;
 
-use super::{
-    freebsd_proto, parse_addr, split_host_port, Family, Listener, ListenerParseError, Owner, Stack,
-};
+use super::{freebsd_proto, parse_addr, split_host_port, Family, Listener, ListenerParseError, Owner, Stack};
 use crate::core::ports::Proto;
 
 const TOOL: &str = "sockstat";
@@ -114,10 +112,7 @@ pub fn parse_sockstat(
                 is_num_or_unknown(toks[i - 2])
                     && is_num_or_unknown(toks[i - 1])
                     && toks[i].bytes().all(|b| b.is_ascii_alphanumeric())
-                    && toks[i]
-                        .bytes()
-                        .next()
-                        .is_some_and(|b| b.is_ascii_alphabetic())
+                    && toks[i].bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
             })
             .ok_or_else(|| malformed("no USER COMMAND PID FD PROTO columns"))?;
         let Some((proto, mut fam)) = freebsd_proto(toks[p]) else {
@@ -131,9 +126,7 @@ pub fn parse_sockstat(
             fam = Family::Dual;
             l += 1;
         }
-        let local = *toks
-            .get(l)
-            .ok_or_else(|| malformed("missing local address"))?;
+        let local = *toks.get(l).ok_or_else(|| malformed("missing local address"))?;
         let foreign = toks.get(l + 1).copied();
         if layout.truncates() && local.len() >= LIBXO_ADDR_WIDTH {
             return Err(ListenerParseError::Truncated {
@@ -218,10 +211,7 @@ fn make(
 /// list `socket`, per socket `user`, `command`, `pid`, `fd`, `proto`,
 /// `local`/`foreign` containers with `address` and `port`, and optionally
 /// `conn-state`. Addresses are never truncated in JSON.
-pub fn parse_sockstat_json(
-    text: &str,
-    ctx: &SockstatContext,
-) -> Result<Vec<Listener>, ListenerParseError> {
+pub fn parse_sockstat_json(text: &str, ctx: &SockstatContext) -> Result<Vec<Listener>, ListenerParseError> {
     let jerr = |reason: String| ListenerParseError::Json { tool: TOOL, reason };
     let v: Value = serde_json::from_str(text).map_err(|e| jerr(e.to_string()))?;
     let socks = match v.get("sockstat").and_then(|s| s.get("socket")) {
@@ -238,11 +228,8 @@ pub fn parse_sockstat_json(
         let Some((proto, fam)) = freebsd_proto(pname) else {
             continue;
         };
-        let (addr, port) = xo_endpoint(s.get("local")).ok_or_else(|| {
-            jerr(format!(
-                "socket {i} ({pname}) has no valid local address/port"
-            ))
-        })?;
+        let (addr, port) = xo_endpoint(s.get("local"))
+            .ok_or_else(|| jerr(format!("socket {i} ({pname}) has no valid local address/port")))?;
         if port == 0 {
             continue;
         }
@@ -314,10 +301,7 @@ ntpd     ntpd         620 21 udp4   10.0.0.20:123         192.0.2.9:123
 ";
         let ls = parse_sockstat(text, SockstatLayout::Printf, &SockstatContext::host()).unwrap();
         assert_eq!(ls.len(), 6, "{ls:#?}");
-        assert_eq!(
-            (ls[0].address, ls[0].port, ls[0].dual_stack),
-            (ip("::"), 22, false)
-        );
+        assert_eq!((ls[0].address, ls[0].port, ls[0].dual_stack), (ip("::"), 22, false));
         assert_eq!((ls[1].address, ls[1].proto), (ip("0.0.0.0"), Proto::Tcp));
         assert_eq!(ls[1].owner.pid, Some(1718));
         assert_eq!(ls[1].owner.command.as_deref(), Some("sshd"));
@@ -349,43 +333,22 @@ root     sshd         200 4  tcp4   10.0.0.1:22           192.0.2.1:5555        
 USER COMMAND  PID FD PROTO LOCAL ADDRESS         FOREIGN ADDRESS
 root nginx    812  6 tcp6  2001:db8:aaaa:bbbb:cc *:*
 ";
-        let err = parse_sockstat(
-            text,
-            SockstatLayout::Libxo { wide: false },
-            &SockstatContext::host(),
-        )
-        .unwrap_err();
-        assert!(
-            matches!(err, ListenerParseError::Truncated { line: 2, .. }),
-            "{err}"
-        );
+        let err = parse_sockstat(text, SockstatLayout::Libxo { wide: false }, &SockstatContext::host()).unwrap_err();
+        assert!(matches!(err, ListenerParseError::Truncated { line: 2, .. }), "{err}");
         assert!(err.to_string().contains("-w"));
         // The same width is fine when -w was used (widths grow to fit).
         let wide = "root nginx    812  6 tcp6  2001:db8:aaaa:bbbb::1:443 *:*\n";
-        let ls = parse_sockstat(
-            wide,
-            SockstatLayout::Libxo { wide: true },
-            &SockstatContext::host(),
-        )
-        .unwrap();
+        let ls = parse_sockstat(wide, SockstatLayout::Libxo { wide: true }, &SockstatContext::host()).unwrap();
         assert_eq!(ls[0].port, 443);
         // Short addresses in the truncating layout are fine.
         let short = "?? ??        ?? ?? udp4  *:5353                *:*\n";
-        let ls = parse_sockstat(
-            short,
-            SockstatLayout::Libxo { wide: false },
-            &SockstatContext::host(),
-        )
-        .unwrap();
+        let ls = parse_sockstat(short, SockstatLayout::Libxo { wide: false }, &SockstatContext::host()).unwrap();
         assert_eq!((ls[0].port, ls[0].owner.pid), (5353, None));
     }
 
     #[test]
     fn layout_for_release() {
-        assert_eq!(
-            SockstatLayout::for_release(14, false),
-            SockstatLayout::Printf
-        );
+        assert_eq!(SockstatLayout::for_release(14, false), SockstatLayout::Printf);
         assert_eq!(
             SockstatLayout::for_release(15, false),
             SockstatLayout::Libxo { wide: false }
@@ -394,12 +357,7 @@ root nginx    812  6 tcp6  2001:db8:aaaa:bbbb:cc *:*
 
     #[test]
     fn garbage_is_an_error() {
-        let err = parse_sockstat(
-            "hello world\n",
-            SockstatLayout::Printf,
-            &SockstatContext::host(),
-        )
-        .unwrap_err();
+        let err = parse_sockstat("hello world\n", SockstatLayout::Printf, &SockstatContext::host()).unwrap_err();
         assert!(matches!(err, ListenerParseError::Malformed { line: 1, .. }));
         let err = parse_sockstat(
             "root x 1 2 tcp4 nonsense *:*\n",
@@ -417,12 +375,7 @@ root nginx    812  6 tcp6  2001:db8:aaaa:bbbb:cc *:*
             stack: Stack::Jail(jail),
             jail: Some("www".into()),
         };
-        let ls = parse_sockstat(
-            "www nginx 5 6 tcp4 *:80 *:*\n",
-            SockstatLayout::Printf,
-            &ctx,
-        )
-        .unwrap();
+        let ls = parse_sockstat("www nginx 5 6 tcp4 *:80 *:*\n", SockstatLayout::Printf, &ctx).unwrap();
         assert_eq!(ls[0].stack, ctx.stack);
         assert_eq!(ls[0].owner.jail.as_deref(), Some("www"));
     }

@@ -47,7 +47,10 @@ pub enum State {
     /// Should be loaded but nothing is.
     NotLoaded,
     /// Loaded, but different.
-    Drift { missing: Vec<String>, unexpected: Vec<String> },
+    Drift {
+        missing: Vec<String>,
+        unexpected: Vec<String>,
+    },
     /// Rules are loaded for a jail that should have none.
     Stale { rules: Vec<String> },
     /// Nothing loaded, nothing wanted.
@@ -78,7 +81,10 @@ fn nft_lines(text: &str) -> Vec<String> {
                 out.push(format!("{ch} {rule}"));
             }
         } else if let Some(rest) = l.strip_prefix("chain ") {
-            chain = rest.strip_suffix(" {").or(rest.strip_suffix('{')).map(|c| c.trim().to_string());
+            chain = rest
+                .strip_suffix(" {")
+                .or(rest.strip_suffix('{'))
+                .map(|c| c.trim().to_string());
         } else if l == "}" {
             chain = None;
         } else if let Some(ch) = &chain {
@@ -93,7 +99,11 @@ fn nft_lines(text: &str) -> Vec<String> {
 fn pf_lines(text: &str) -> Vec<String> {
     text.lines()
         .map(str::trim)
-        .filter(|l| ["nat ", "rdr ", "binat ", "no nat", "no rdr"].iter().any(|p| l.starts_with(p)))
+        .filter(|l| {
+            ["nat ", "rdr ", "binat ", "no nat", "no rdr"]
+                .iter()
+                .any(|p| l.starts_with(p))
+        })
         .map(|l| match pflist::parse_rule(l) {
             Ok(r) => {
                 if let Ok(rdr) = pflist::redirect_from_rule(&r) {
@@ -126,8 +136,16 @@ pub fn compare(syntax: Syntax, rendered: Option<&str>, loaded: Option<&str>) -> 
             for h in &have {
                 *count.entry(h).or_default() -= 1;
             }
-            let missing: Vec<String> = count.iter().filter(|(_, &n)| n > 0).map(|(s, _)| s.to_string()).collect();
-            let unexpected: Vec<String> = count.iter().filter(|(_, &n)| n < 0).map(|(s, _)| s.to_string()).collect();
+            let missing: Vec<String> = count
+                .iter()
+                .filter(|(_, &n)| n > 0)
+                .map(|(s, _)| s.to_string())
+                .collect();
+            let unexpected: Vec<String> = count
+                .iter()
+                .filter(|(_, &n)| n < 0)
+                .map(|(s, _)| s.to_string())
+                .collect();
             if missing.is_empty() && unexpected.is_empty() {
                 State::InSync
             } else {
@@ -158,8 +176,13 @@ mod tests {
     fn listing_of(script: &str, r: &JailRules) -> String {
         let mut listing = String::from("table inet jnet {\n");
         for chain in nft::jail_chains(&r.jail) {
-            listing.push_str(&format!("\tchain {chain} {{\n\t\ttype nat hook x priority 0; policy accept;\n"));
-            for l in nft_lines(script).iter().filter_map(|l| l.strip_prefix(&format!("{chain} "))) {
+            listing.push_str(&format!(
+                "\tchain {chain} {{\n\t\ttype nat hook x priority 0; policy accept;\n"
+            ));
+            for l in nft_lines(script)
+                .iter()
+                .filter_map(|l| l.strip_prefix(&format!("{chain} ")))
+            {
                 listing.push_str(&format!("\t\t{l}\n"));
             }
             listing.push_str("\t}\n");
@@ -182,14 +205,23 @@ mod tests {
             s => panic!("{s:?}"),
         }
         assert_eq!(compare(Syntax::Nft, Some(&script), None), State::NotLoaded);
-        assert!(matches!(compare(Syntax::Nft, None, Some(&listing)), State::Stale { .. }));
+        assert!(matches!(
+            compare(Syntax::Nft, None, Some(&listing)),
+            State::Stale { .. }
+        ));
         assert_eq!(compare(Syntax::Nft, None, None), State::Empty);
     }
 
     #[test]
     fn state_json_is_tagged() {
-        assert_eq!(serde_json::to_value(State::InSync).unwrap(), serde_json::json!({"state": "in-sync"}));
-        let d = State::Drift { missing: vec!["a".into()], unexpected: vec![] };
+        assert_eq!(
+            serde_json::to_value(State::InSync).unwrap(),
+            serde_json::json!({"state": "in-sync"})
+        );
+        let d = State::Drift {
+            missing: vec!["a".into()],
+            unexpected: vec![],
+        };
         assert_eq!(
             serde_json::to_value(d).unwrap(),
             serde_json::json!({"state": "drift", "missing": ["a"], "unexpected": []})
@@ -199,12 +231,17 @@ mod tests {
     #[test]
     fn pf_anchor_against_listing_with_service_names() {
         let r = rules();
-        let anchor = pf::PfTemplate::embedded().render(&r, "jnet", pf::PortNames::Numeric).unwrap();
+        let anchor = pf::PfTemplate::embedded()
+            .render(&r, "jnet", pf::PortNames::Numeric)
+            .unwrap();
         let lines = pf::render_rule_lines(&r, pf::PortNames::Services);
         let listing = lines.join("\n") + "\n";
         // The anchor's header comments and macros are not rules.
         assert_eq!(compare(Syntax::Pf, Some(&anchor), Some(&listing)), State::InSync);
         let short = lines[..lines.len() - 1].join("\n") + "\n";
-        assert!(matches!(compare(Syntax::Pf, Some(&anchor), Some(&short)), State::Drift { .. }));
+        assert!(matches!(
+            compare(Syntax::Pf, Some(&anchor), Some(&short)),
+            State::Drift { .. }
+        ));
     }
 }

@@ -23,11 +23,7 @@ pub const PF_LABEL_MAX: usize = 63;
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RuleError {
     #[error("{rule}: host ports {host} and target ports {target} have different lengths")]
-    RangeMismatch {
-        rule: String,
-        host: String,
-        target: String,
-    },
+    RangeMismatch { rule: String, host: String, target: String },
     #[error("{rule}: target address {addr} cannot receive redirected traffic")]
     BadTarget { rule: String, addr: Ipv4Addr },
     #[error("{rule}: external address {addr} is not a unicast host address")]
@@ -45,11 +41,7 @@ pub enum RuleError {
         reason: &'static str,
     },
     #[error("jail {jail}: exposures {a} and {b} redirect overlapping host ports")]
-    Overlap {
-        jail: JailName,
-        a: String,
-        b: String,
-    },
+    Overlap { jail: JailName, a: String, b: String },
     #[error("jail {jail}: {source}")]
     InJail {
         jail: JailName,
@@ -190,10 +182,7 @@ fn check_label(rule: &str, label: &Option<String>) -> Result<(), RuleError> {
     }
     // why: the label is written between double quotes in pf and nft text;
     // a quote, backslash or control character would end or corrupt the rule.
-    if !l
-        .bytes()
-        .all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\')
-    {
+    if !l.bytes().all(|c| (0x20..0x7f).contains(&c) && c != b'"' && c != b'\\') {
         return Err(bad("only printable ASCII without '\"' or '\\' is allowed"));
     }
     Ok(())
@@ -284,10 +273,7 @@ impl Nat {
         }
         if let NatTarget::Address { address } = self.translation {
             if !unicast(address) {
-                return Err(RuleError::BadTarget {
-                    rule,
-                    addr: address,
-                });
+                return Err(RuleError::BadTarget { rule, addr: address });
             }
         }
         check_label(&rule, &self.label)
@@ -307,13 +293,7 @@ impl fmt::Display for Nat {
             } => format!("({ifname}:0)"),
             NatTarget::Address { address } => address.to_string(),
         };
-        write!(
-            f,
-            "nat on {} from {} -> {}",
-            self.interface,
-            fmt_net(&self.source),
-            to
-        )
+        write!(f, "nat on {} from {} -> {}", self.interface, fmt_net(&self.source), to)
     }
 }
 
@@ -431,19 +411,13 @@ mod tests {
     fn builds_from_exposures() {
         let ex: Vec<Expose> = vec![
             "tcp/80".parse().unwrap(),
-            crate::core::ports::parse_expose_with_address("192.0.2.7:udp/5000-5010:6000-6010")
-                .unwrap(),
+            crate::core::ports::parse_expose_with_address("192.0.2.7:udp/5000-5010:6000-6010").unwrap(),
         ];
         let net: Ipv4Network = "10.66.0.5/32".parse().unwrap();
-        let r =
-            JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 66, 0, 5), &ifn(), &ex, Some(net))
-                .unwrap();
+        let r = JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 66, 0, 5), &ifn(), &ex, Some(net)).unwrap();
         assert_eq!(r.redirects.len(), 2);
         assert_eq!(r.redirects[0].external, RdrDest::Interface);
-        assert_eq!(
-            r.redirects[1].external,
-            RdrDest::Address(Ipv4Addr::new(192, 0, 2, 7))
-        );
+        assert_eq!(r.redirects[1].external, RdrDest::Address(Ipv4Addr::new(192, 0, 2, 7)));
         assert_eq!(r.redirects[1].target_ports, Some(pr(6000, 6010)));
         assert_eq!(r.redirects[0].label.as_deref(), Some("jnet:www"));
         assert_eq!(r.nats.len(), 1);
@@ -453,18 +427,14 @@ mod tests {
     #[test]
     fn overlapping_exposures_are_refused() {
         let ex: Vec<Expose> = vec!["tcp/80-90".parse().unwrap(), "tcp/85:8085".parse().unwrap()];
-        let e = JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 0, 0, 5), &ifn(), &ex, None)
-            .unwrap_err();
+        let e = JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 0, 0, 5), &ifn(), &ex, None).unwrap_err();
         assert_eq!(
             e.to_string(),
             "jail www: exposures tcp/80-90 and tcp/85:8085 redirect overlapping host ports"
         );
         // Different protocols do not overlap.
         let ex: Vec<Expose> = vec!["tcp/80".parse().unwrap(), "udp/80".parse().unwrap()];
-        assert!(
-            JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 0, 0, 5), &ifn(), &ex, None)
-                .is_ok()
-        );
+        assert!(JailRules::from_exposures(&jail(), Ipv4Addr::new(10, 0, 0, 5), &ifn(), &ex, None).is_ok());
     }
 
     #[test]
@@ -479,23 +449,13 @@ mod tests {
         r.target_ports = None;
         assert!(r.validate().is_ok());
 
-        for bad in [
-            Ipv4Addr::UNSPECIFIED,
-            Ipv4Addr::BROADCAST,
-            Ipv4Addr::new(224, 0, 0, 1),
-        ] {
+        for bad in [Ipv4Addr::UNSPECIFIED, Ipv4Addr::BROADCAST, Ipv4Addr::new(224, 0, 0, 1)] {
             let mut r = rdr();
             r.target = bad;
-            assert!(
-                matches!(r.validate(), Err(RuleError::BadTarget { .. })),
-                "{bad}"
-            );
+            assert!(matches!(r.validate(), Err(RuleError::BadTarget { .. })), "{bad}");
             let mut r = rdr();
             r.external = RdrDest::Address(bad);
-            assert!(
-                matches!(r.validate(), Err(RuleError::BadExternal { .. })),
-                "{bad}"
-            );
+            assert!(matches!(r.validate(), Err(RuleError::BadExternal { .. })), "{bad}");
         }
 
         let mut r = rdr();
@@ -550,10 +510,6 @@ mod tests {
             redirects: vec![r],
             nats: vec![],
         };
-        assert!(jr
-            .validate()
-            .unwrap_err()
-            .to_string()
-            .starts_with("jail www: rdr tcp"));
+        assert!(jr.validate().unwrap_err().to_string().starts_with("jail www: rdr tcp"));
     }
 }

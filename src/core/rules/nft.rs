@@ -47,9 +47,7 @@ pub fn check_table_name(name: &str) -> Result<(), NftError> {
     if ok {
         Ok(())
     } else {
-        Err(NftError {
-            name: name.to_string(),
-        })
+        Err(NftError { name: name.to_string() })
     }
 }
 
@@ -102,10 +100,7 @@ fn dnat_stmt(r: &Redirect) -> String {
 }
 
 fn comment(label: &Option<String>) -> String {
-    label
-        .as_ref()
-        .map(|l| format!(" comment \"{l}\""))
-        .unwrap_or_default()
+    label.as_ref().map(|l| format!(" comment \"{l}\"")).unwrap_or_default()
 }
 
 /// Match part of a redirect, without the interface (shared by the
@@ -142,11 +137,7 @@ fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
         RdrDest::Any => (String::new(), None),
     };
     let tail = format!("{log}{}{}", dnat_stmt(r), comment(&r.label));
-    let pre = format!(
-        "iifname \"{}\" {} {tail}",
-        r.interface,
-        rdr_match(r, &pre_dest)
-    );
+    let pre = format!("iifname \"{}\" {} {tail}", r.interface, rdr_match(r, &pre_dest));
     let out = out_dest.map(|d| format!("{} {tail}", rdr_match(r, &d)));
     (pre, out)
 }
@@ -208,12 +199,7 @@ pub fn render_nft_jail(rules: &JailRules, table: &str) -> String {
         let _ = writeln!(s, "add rule inet {table} {} {o}", chains[1]);
     }
     for n in &rules.nats {
-        let _ = writeln!(
-            s,
-            "add rule inet {table} {} {}",
-            chains[2],
-            nat_rule(n, jail)
-        );
+        let _ = writeln!(s, "add rule inet {table} {} {}", chains[2], nat_rule(n, jail));
     }
     s
 }
@@ -249,10 +235,7 @@ mod tests {
     #[test]
     fn chain_names_are_identifiers() {
         let j = JailName::new("1web").unwrap();
-        assert_eq!(
-            jail_chains(&j),
-            ["jail_1web_dnat", "jail_1web_out", "jail_1web_snat"]
-        );
+        assert_eq!(jail_chains(&j), ["jail_1web_dnat", "jail_1web_out", "jail_1web_snat"]);
     }
 
     #[test]

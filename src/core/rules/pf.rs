@@ -31,11 +31,7 @@ pub enum PfRenderError {
     #[error("pf template {name}: {detail}")]
     Template { name: String, detail: String },
     #[error("pf template {name} dropped rule {rule:?} of jail {jail}; a template must output every line of `rules`")]
-    RuleMissing {
-        name: String,
-        jail: String,
-        rule: String,
-    },
+    RuleMissing { name: String, jail: String, rule: String },
 }
 
 /// How single ports are printed. pfctl prints `/etc/services` names
@@ -179,10 +175,7 @@ pub fn render_nat(n: &Nat) -> String {
         let _ = write!(out, " proto {}", p.as_str());
     }
     let src = pf_addr(&n.source);
-    let dst = n
-        .destination
-        .as_ref()
-        .map_or_else(|| "any".to_string(), pf_addr);
+    let dst = n.destination.as_ref().map_or_else(|| "any".to_string(), pf_addr);
     if src == "any" && dst == "any" {
         out.push_str(" all");
     } else {
@@ -301,24 +294,14 @@ impl PfTemplate {
 
     /// The template compiled into the binary.
     pub fn embedded() -> PfTemplate {
-        PfTemplate::new("<embedded>/anchor.pf.j2", EMBEDDED_ANCHOR_TEMPLATE)
-            .expect("embedded pf template compiles")
+        PfTemplate::new("<embedded>/anchor.pf.j2", EMBEDDED_ANCHOR_TEMPLATE).expect("embedded pf template compiles")
     }
 
     /// The full text of anchor `<anchor_root>/<jail>`, ready for
     /// `pfctl -a <anchor> -f -`. Rules must have been validated.
-    pub fn render(
-        &self,
-        rules: &JailRules,
-        anchor_root: &str,
-        names: PortNames,
-    ) -> Result<String, PfRenderError> {
+    pub fn render(&self, rules: &JailRules, anchor_root: &str, names: PortNames) -> Result<String, PfRenderError> {
         let nat_rules: Vec<String> = rules.nats.iter().map(render_nat).collect();
-        let rdr_rules: Vec<String> = rules
-            .redirects
-            .iter()
-            .map(|r| render_redirect(r, names))
-            .collect();
+        let rdr_rules: Vec<String> = rules.redirects.iter().map(|r| render_redirect(r, names)).collect();
         let all: Vec<String> = nat_rules.iter().chain(rdr_rules.iter()).cloned().collect();
         let ctx = AnchorCtx {
             jail: rules.jail.as_str(),
@@ -377,10 +360,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     fn rules() -> JailRules {
-        let ex = vec![
-            "tcp/80".parse().unwrap(),
-            "udp/5000-5010:6000-6010".parse().unwrap(),
-        ];
+        let ex = vec!["tcp/80".parse().unwrap(), "udp/5000-5010:6000-6010".parse().unwrap()];
         JailRules::from_exposures(
             &JailName::new("www").unwrap(),
             Ipv4Addr::new(10, 0, 0, 5),
@@ -413,10 +393,7 @@ mod tests {
             ifname: IfName::new("vtnet0").unwrap(),
             first_only: true,
         };
-        assert_eq!(
-            render_nat(&n),
-            "nat on vtnet0 inet from 10.0.0.5 to any -> (vtnet0:0)"
-        );
+        assert_eq!(render_nat(&n), "nat on vtnet0 inet from 10.0.0.5 to any -> (vtnet0:0)");
         // An interface group (no trailing digit) stays a pool even with :0.
         n.translation = NatTarget::Interface {
             ifname: IfName::new("egress").unwrap(),

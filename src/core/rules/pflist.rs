@@ -23,11 +23,7 @@ use crate::core::rules::pf::{anchor_hook_lines, dynif_multiaddr, service_port};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PfListError {
     #[error("pfctl listing line {line}: {reason}: {text:?}")]
-    Line {
-        line: usize,
-        text: String,
-        reason: String,
-    },
+    Line { line: usize, text: String, reason: String },
     #[error("pfctl listing: unbalanced '}}' at line {line}")]
     Unbalanced { line: usize },
 }
@@ -62,20 +58,14 @@ impl PortOp {
         };
         let (a, b) = match self {
             PortOp::Eq(p) => (r(p.into(), p.into()), None),
-            PortOp::Ne(p) => (
-                r(1, u32::from(p).saturating_sub(1)),
-                r(u32::from(p) + 1, 65535),
-            ),
+            PortOp::Ne(p) => (r(1, u32::from(p).saturating_sub(1)), r(u32::from(p) + 1, 65535)),
             PortOp::Lt(p) => (r(1, u32::from(p).saturating_sub(1)), None),
             PortOp::Le(p) => (r(1, p.into()), None),
             PortOp::Gt(p) => (r(u32::from(p) + 1, 65535), None),
             PortOp::Ge(p) => (r(p.into(), 65535), None),
             PortOp::Range(lo, hi) => (r(lo.into(), hi.into()), None),
             PortOp::Inside(lo, hi) => (r(u32::from(lo) + 1, u32::from(hi).saturating_sub(1)), None),
-            PortOp::Outside(lo, hi) => (
-                r(1, u32::from(lo).saturating_sub(1)),
-                r(u32::from(hi) + 1, 65535),
-            ),
+            PortOp::Outside(lo, hi) => (r(1, u32::from(lo).saturating_sub(1)), r(u32::from(hi) + 1, 65535)),
         };
         a.into_iter().chain(b).collect()
     }
@@ -245,18 +235,14 @@ impl Cursor {
 /// A port number or a service name from the built-in table.
 pub fn parse_port_name(s: &str) -> Result<u16, String> {
     if !s.is_empty() && s.bytes().all(|c| c.is_ascii_digit()) {
-        return s
-            .parse::<u16>()
-            .map_err(|_| format!("port {s} is out of range"));
+        return s.parse::<u16>().map_err(|_| format!("port {s} is out of range"));
     }
     service_port(s).ok_or_else(|| format!("unknown service name {s:?}"))
 }
 
 fn parse_port_op(c: &mut Cursor) -> Result<PortOp, String> {
     let first = c.next_text().ok_or("missing port after 'port'")?;
-    let one = |c: &mut Cursor| -> Result<u16, String> {
-        parse_port_name(&c.next_text().ok_or("missing port value")?)
-    };
+    let one = |c: &mut Cursor| -> Result<u16, String> { parse_port_name(&c.next_text().ok_or("missing port value")?) };
     Ok(match first.as_str() {
         "=" => PortOp::Eq(one(c)?),
         "!=" => PortOp::Ne(one(c)?),
@@ -401,16 +387,13 @@ pub fn parse_rule(line: &str) -> Result<PfRule, String> {
                 Some(PortOp::Range(a, b)) => b.saturating_sub(a),
                 _ => 0,
             };
-            let hi = lo
-                .checked_add(span)
-                .ok_or("target port range passes 65535")?;
+            let hi = lo.checked_add(span).ok_or("target port range passes 65535")?;
             pool.port = Some((lo, hi));
         }
     }
     if c.peek().is_some() {
         // A `{` after a pool never occurs in pfctl output; keep it visible.
-        r.other
-            .extend(c.toks[c.i..].iter().map(|t| t.text().to_string()));
+        r.other.extend(c.toks[c.i..].iter().map(|t| t.text().to_string()));
     }
     Ok(r)
 }
@@ -473,10 +456,7 @@ fn common_checks(r: &PfRule) -> Result<IfName, String> {
         return nope("not an IPv4 (inet) rule");
     }
     if !r.other.is_empty() {
-        return Err(format!(
-            "options jnet does not model: {}",
-            r.other.join(" ")
-        ));
+        return Err(format!("options jnet does not model: {}", r.other.join(" ")));
     }
     match &r.interface {
         Some((false, i)) => IfName::new(i).map_err(|e| e.to_string()),
@@ -509,9 +489,7 @@ pub fn redirect_from_rule(r: &PfRule) -> Result<Redirect, String> {
         a if a == format!("({interface})") => RdrDest::Interface,
         a => match a.parse::<Ipv4Addr>() {
             Ok(ip) => RdrDest::Address(ip),
-            Err(_) => {
-                return nope("destination is not any, the rule's interface or one IPv4 address")
-            }
+            Err(_) => return nope("destination is not any, the rule's interface or one IPv4 address"),
         },
     };
     let host_ports = match to.port {
@@ -586,8 +564,7 @@ pub fn nat_from_rule(r: &PfRule) -> Result<Nat, String> {
     if pool.port.is_some() {
         return nope("explicit nat port range");
     }
-    let translation = if let Some(inner) = addr.strip_prefix('(').and_then(|a| a.strip_suffix(')'))
-    {
+    let translation = if let Some(inner) = addr.strip_prefix('(').and_then(|a| a.strip_suffix(')')) {
         let (name, first_only) = match inner.strip_suffix(":0") {
             Some(n) => (n, true),
             None => (inner, false),
@@ -706,10 +683,7 @@ pub fn parse_listing(text: &str, anchor: &str) -> Result<PfListing, PfListError>
 
 /// Whether `anchor` is `root` or below it.
 pub fn under_root(anchor: &str, root: &str) -> bool {
-    anchor == root
-        || anchor
-            .strip_prefix(root)
-            .is_some_and(|rest| rest.starts_with('/'))
+    anchor == root || anchor.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// The `rdr` rules of a listing that jnet does not own (main ruleset or an
@@ -807,70 +781,57 @@ mod tests {
 
     #[test]
     fn tokenizes_quotes_and_lists() {
+        let r =
+            parse_rule(r#"pass in quick on lo0 inet6 all flags S/SA keep state label "pass IPv6 loopback""#).unwrap();
+        assert_eq!(r.label.as_deref(), Some("pass IPv6 loopback"));
+        assert_eq!(r.other, vec!["in", "quick", "flags", "S/SA", "keep", "state"]);
         let r = parse_rule(
-            r#"pass in quick on lo0 inet6 all flags S/SA keep state label "pass IPv6 loopback""#,
+            "nat on vtnet0 inet proto tcp from 192.0.2.1 to 192.0.2.2 -> { 203.0.113.1, (vlan1060) } round-robin",
         )
         .unwrap();
-        assert_eq!(r.label.as_deref(), Some("pass IPv6 loopback"));
-        assert_eq!(
-            r.other,
-            vec!["in", "quick", "flags", "S/SA", "keep", "state"]
-        );
-        let r = parse_rule("nat on vtnet0 inet proto tcp from 192.0.2.1 to 192.0.2.2 -> { 203.0.113.1, (vlan1060) } round-robin").unwrap();
         assert_eq!(r.pool.unwrap().addrs, vec!["203.0.113.1", "(vlan1060)"]);
     }
 
     #[test]
     fn rdr_fields_and_services() {
-        let r = parse_rule("rdr pass log on em0 inet proto tcp from any to 198.51.100.1 port = https -> 192.0.2.10").unwrap();
+        let r = parse_rule("rdr pass log on em0 inet proto tcp from any to 198.51.100.1 port = https -> 192.0.2.10")
+            .unwrap();
         assert!(r.pass && r.log);
         assert_eq!(r.to.as_ref().unwrap().port, Some(PortOp::Eq(443)));
         let rd = redirect_from_rule(&r).unwrap();
-        assert_eq!(
-            rd.external,
-            RdrDest::Address(Ipv4Addr::new(198, 51, 100, 1))
-        );
+        assert_eq!(rd.external, RdrDest::Address(Ipv4Addr::new(198, 51, 100, 1)));
         assert_eq!(rd.target_ports, None);
         assert_eq!(
             render_redirect(&rd, PortNames::Services),
             "rdr pass log on em0 inet proto tcp from any to 198.51.100.1 port = https -> 192.0.2.10"
         );
-        let r = parse_rule("rdr on vtnet0 inet proto tcp from 192.0.2.1 to 192.0.2.2 port 1004:2004 -> 192.0.2.3 port 1004").unwrap();
-        let e = redirect_from_rule(&r).unwrap_err();
-        assert!(e.contains("different lengths"), "{e}");
-        assert!(parse_rule(
-            "rdr on em0 inet proto tcp from any to any port = nosuchservice -> 10.0.0.1"
-        )
-        .is_err());
-        // pf.conf's `port 8080:*` target (one-to-one from the first port).
         let r = parse_rule(
-            "rdr on em0 inet proto tcp from any to any port 80:90 -> 10.0.0.1 port 8080:*",
+            "rdr on vtnet0 inet proto tcp from 192.0.2.1 to 192.0.2.2 port 1004:2004 -> 192.0.2.3 port 1004",
         )
         .unwrap();
+        let e = redirect_from_rule(&r).unwrap_err();
+        assert!(e.contains("different lengths"), "{e}");
+        assert!(parse_rule("rdr on em0 inet proto tcp from any to any port = nosuchservice -> 10.0.0.1").is_err());
+        // pf.conf's `port 8080:*` target (one-to-one from the first port).
+        let r = parse_rule("rdr on em0 inet proto tcp from any to any port 80:90 -> 10.0.0.1 port 8080:*").unwrap();
         assert_eq!(r.pool.as_ref().unwrap().port, Some((8080, 8090)));
     }
 
     #[test]
     fn port_ops() {
-        let r =
-            parse_rule("rdr on em0 inet proto tcp from any to any port 1000 >< 1005 -> 10.0.0.1")
-                .unwrap();
+        let r = parse_rule("rdr on em0 inet proto tcp from any to any port 1000 >< 1005 -> 10.0.0.1").unwrap();
         assert_eq!(
             r.to.as_ref().unwrap().port.unwrap().ranges(),
             vec![PortRange::new(1001, 1004).unwrap()]
         );
         assert_eq!(PortOp::Ne(80).ranges().len(), 2);
-        assert_eq!(
-            PortOp::Ge(1024).ranges(),
-            vec![PortRange::new(1024, 65535).unwrap()]
-        );
+        assert_eq!(PortOp::Ge(1024).ranges(), vec![PortRange::new(1024, 65535).unwrap()]);
         assert_eq!(PortOp::Lt(1).ranges(), vec![]);
     }
 
     #[test]
     fn nat_conversion() {
-        let r =
-            parse_rule("nat on vtnet0 inet from 10.0.0.2 to any -> (vtnet0) round-robin").unwrap();
+        let r = parse_rule("nat on vtnet0 inet from 10.0.0.2 to any -> (vtnet0) round-robin").unwrap();
         let n = nat_from_rule(&r).unwrap();
         assert_eq!(
             n.translation,
@@ -883,12 +844,10 @@ mod tests {
             render_nat(&n),
             "nat on vtnet0 inet from 10.0.0.2 to any -> (vtnet0) round-robin"
         );
-        let r = parse_rule(
-            "nat on pppoe0 inet from 192.168.50.246 to any -> 64.229.137.103 static-port",
-        )
-        .unwrap();
+        let r = parse_rule("nat on pppoe0 inet from 192.168.50.246 to any -> 64.229.137.103 static-port").unwrap();
         assert_eq!(nat_from_rule(&r).unwrap_err(), "pool options");
-        let r = parse_rule("nat on vtnet1 inet from ! (vtnet1) to any -> (vtnet1) round-robin endpoint-independent").unwrap();
+        let r = parse_rule("nat on vtnet1 inet from ! (vtnet1) to any -> (vtnet1) round-robin endpoint-independent")
+            .unwrap();
         assert!(nat_from_rule(&r).is_err());
     }
 
@@ -957,15 +916,16 @@ rdr on em0 inet all -> 10.0.0.9
         .unwrap();
         let h = check_anchor_hooks(&[&l], "jnet");
         assert_eq!(h.missing, Vec::<String>::new());
-        assert_eq!(
-            h.unverifiable,
-            vec!["nat-anchor \"jnet/*\"", "anchor \"jnet/*\""]
-        );
+        assert_eq!(h.unverifiable, vec!["nat-anchor \"jnet/*\"", "anchor \"jnet/*\""]);
     }
 
     #[test]
     fn bad_lines_name_the_line() {
-        let e = parse_listing("nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = bogus -> 10.0.0.1\n", "").unwrap_err();
+        let e = parse_listing(
+            "nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = bogus -> 10.0.0.1\n",
+            "",
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("pfctl listing line 2: unknown service name \"bogus\""),

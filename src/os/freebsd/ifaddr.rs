@@ -25,8 +25,7 @@ pub fn interface_addresses() -> Result<Vec<IfAddr>, FreeBsdError> {
         let (address, mask): (IpAddr, Option<IpAddr>) = if let Some(a) = addr.as_sockaddr_in() {
             (
                 IpAddr::V4(a.ip()),
-                ifa.netmask
-                    .and_then(|m| m.as_sockaddr_in().map(|m| IpAddr::V4(m.ip()))),
+                ifa.netmask.and_then(|m| m.as_sockaddr_in().map(|m| IpAddr::V4(m.ip()))),
             )
         } else if let Some(a) = addr.as_sockaddr_in6() {
             (
@@ -56,18 +55,8 @@ pub fn interface_addresses() -> Result<Vec<IfAddr>, FreeBsdError> {
     Ok(out)
 }
 
-fn inet_socket(
-    interface: &IfName,
-    address: Ipv4Addr,
-    op: &'static str,
-) -> Result<std::os::fd::OwnedFd, FreeBsdError> {
-    socket(
-        AddressFamily::Inet,
-        SockType::Datagram,
-        SockFlag::SOCK_CLOEXEC,
-        None,
-    )
-    .map_err(|errno| FreeBsdError::Alias {
+fn inet_socket(interface: &IfName, address: Ipv4Addr, op: &'static str) -> Result<std::os::fd::OwnedFd, FreeBsdError> {
+    socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None).map_err(|errno| FreeBsdError::Alias {
         op,
         interface: interface.to_string(),
         address,

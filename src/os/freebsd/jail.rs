@@ -35,8 +35,8 @@ fn jail_err(op: &'static str, jail: &str, iov: &JailIov, errno: Errno) -> FreeBs
 pub fn create(spec: &JailSpec) -> Result<i32, FreeBsdError> {
     let mut iov = JailIov::new(plan::create_params(spec)?);
     tracing::debug!(jail = %spec.name, params = ?iov.params().iter().map(|p| p.name()).collect::<Vec<_>>(), "jail_set");
-    let jid = sys::jail_set(&mut iov, libc::JAIL_CREATE)
-        .map_err(|e| jail_err("create", spec.name.as_str(), &iov, e))?;
+    let jid =
+        sys::jail_set(&mut iov, libc::JAIL_CREATE).map_err(|e| jail_err("create", spec.name.as_str(), &iov, e))?;
     tracing::info!(jail = %spec.name, jid, "jail created");
     Ok(jid)
 }

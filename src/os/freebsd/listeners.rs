@@ -25,11 +25,7 @@ use crate::core::rules::pflist;
 /// The rdr rules of one `pfctl [-a anchor] -s nat` listing that are not
 /// under jnet's anchor root. `owner` is the anchor path, or "pf.conf" for
 /// the main ruleset.
-fn parse_pf_nat(
-    text: &str,
-    owner: &str,
-    anchor_root: &str,
-) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
+fn parse_pf_nat(text: &str, owner: &str, anchor_root: &str) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
     let anchor = if owner == "pf.conf" { "" } else { owner };
     let listing = pflist::parse_listing(text, anchor)?;
     Ok(pflist::foreign_redirects(&listing, anchor_root))
@@ -49,12 +45,8 @@ pub fn sockstat_text(jail: Option<&JailName>) -> Result<String, OsError> {
 /// The major release of the userland (sockstat's layout changed in 15).
 pub fn userland_major() -> Result<u32, OsError> {
     let out = runner::run(FREEBSD_VERSION, &["-u"], None)?.stdout;
-    plan::release_major(&out).ok_or_else(|| {
-        OsError::Unsupported(format!(
-            "{FREEBSD_VERSION} -u: unexpected output {:?}",
-            out.trim()
-        ))
-    })
+    plan::release_major(&out)
+        .ok_or_else(|| OsError::Unsupported(format!("{FREEBSD_VERSION} -u: unexpected output {:?}", out.trim())))
 }
 
 /// Host-wide listeners, with those of the given running jails attributed.
@@ -77,8 +69,7 @@ pub fn listeners(jails: &[JailName], major: u32) -> Result<Vec<Listener>, OsErro
         stack: Stack::Host,
         jail: None,
     };
-    let mut host = parse_sockstat(&sockstat_text(None)?, layout, &ctx)
-        .map_err(|e| parse_err("sockstat", e))?;
+    let mut host = parse_sockstat(&sockstat_text(None)?, layout, &ctx).map_err(|e| parse_err("sockstat", e))?;
     for (j, rows) in per_jail {
         plan::attribute_jail_listeners(&mut host, j, rows);
     }
@@ -90,8 +81,7 @@ pub fn foreign_redirects(anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsEr
     let mut out = Vec::new();
     for (owner, text) in super::pf::foreign_nat_listings(anchor_root)? {
         out.extend(
-            parse_pf_nat(&text, &owner, anchor_root)
-                .map_err(|e| parse_err(&format!("pfctl -s nat ({owner})"), e))?,
+            parse_pf_nat(&text, &owner, anchor_root).map_err(|e| parse_err(&format!("pfctl -s nat ({owner})"), e))?,
         );
     }
     Ok(out)

@@ -63,9 +63,9 @@ impl From<FreeBsdError> for OsError {
         // why: OsError::Sys keeps the errno's io::ErrorKind so EPERM maps
         // to the "run as root" exit code; the message carries the context.
         let kind = match &e {
-            FreeBsdError::Jail { errno, .. }
-            | FreeBsdError::Alias { errno, .. }
-            | FreeBsdError::IfAddrs(errno) => io::Error::from_raw_os_error(*errno as i32).kind(),
+            FreeBsdError::Jail { errno, .. } | FreeBsdError::Alias { errno, .. } | FreeBsdError::IfAddrs(errno) => {
+                io::Error::from_raw_os_error(*errno as i32).kind()
+            }
             FreeBsdError::Plan(_) | FreeBsdError::Exec { .. } => io::ErrorKind::InvalidInput,
         };
         let op = match &e {
@@ -136,9 +136,7 @@ impl Host for FreeBsdHost {
     fn detach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
         match net {
             JailNetwork::Inherit => Ok(()),
-            JailNetwork::Dedicated {
-                address, interface, ..
-            } => {
+            JailNetwork::Dedicated { address, interface, .. } => {
                 tracing::debug!(%jail, %address, %interface, "detach network");
                 Ok(ifaddr::detach(*address, interface)?)
             }
@@ -188,9 +186,7 @@ impl Host for FreeBsdHost {
                 op: format!("/bin/sh -c {command:?}"),
                 source: e,
             })?;
-        Ok(status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
     }
 
     fn running_jails(&self) -> Result<Vec<RunningJail>, OsError> {

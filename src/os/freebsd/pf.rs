@@ -43,9 +43,7 @@ pub fn flush(root: &str, jail: &JailName) -> Result<(), OsError> {
 fn show(anchor: Option<&str>, what: &str) -> Result<String, OsError> {
     match pfctl(&plan::pfctl_show(anchor, what), None) {
         Ok(out) => Ok(out.stdout),
-        Err(OsError::Command { stderr, .. }) if plan::is_missing_anchor(&stderr) => {
-            Ok(String::new())
-        }
+        Err(OsError::Command { stderr, .. }) if plan::is_missing_anchor(&stderr) => Ok(String::new()),
         Err(e) => Err(e),
     }
 }

@@ -69,36 +69,19 @@ pub fn jail_remove(jid: i32) -> Result<(), Errno> {
     Errno::result(r).map(drop)
 }
 
-fn ioctl_in<const N: usize>(
-    fd: BorrowedFd<'_>,
-    request: u64,
-    buf: &IoctlBuf<N>,
-) -> Result<(), Errno> {
+fn ioctl_in<const N: usize>(fd: BorrowedFd<'_>, request: u64, buf: &IoctlBuf<N>) -> Result<(), Errno> {
     // why: the request number encodes the argument size; a mismatch would
     // let the kernel read past `buf`.
-    assert_eq!(
-        ((request >> 16) & 0x1fff) as usize,
-        N,
-        "ioctl {request:#x} size"
-    );
+    assert_eq!(((request >> 16) & 0x1fff) as usize, N, "ioctl {request:#x} size");
     // SAFETY: `fd` is a live socket for the duration of the borrow; `buf`
     // is N bytes, exactly the size the request number tells the kernel to
     // copy in (checked above); _IOW requests only read the argument.
-    let r = unsafe {
-        libc::ioctl(
-            fd.as_raw_fd(),
-            request as libc::c_ulong,
-            buf as *const IoctlBuf<N>,
-        )
-    };
+    let r = unsafe { libc::ioctl(fd.as_raw_fd(), request as libc::c_ulong, buf as *const IoctlBuf<N>) };
     Errno::result(r).map(drop)
 }
 
 /// SIOCAIFADDR on an AF_INET datagram socket.
-pub fn add_inet_address(
-    fd: BorrowedFd<'_>,
-    req: &[u8; plan::IN_ALIASREQ_LEN],
-) -> Result<(), Errno> {
+pub fn add_inet_address(fd: BorrowedFd<'_>, req: &[u8; plan::IN_ALIASREQ_LEN]) -> Result<(), Errno> {
     ioctl_in(fd, plan::SIOCAIFADDR, &IoctlBuf(*req))
 }
 

@@ -19,17 +19,11 @@ use crate::os::IfAddr;
 /// Every address on every interface of the socket's namespace, IPv4 and
 /// IPv6, in the kernel's order.
 pub fn list(sock: &mut NlSocket) -> Result<Vec<IfAddr>, NetlinkError> {
-    let names: std::collections::HashMap<u32, String> = link::list(sock)?
-        .into_iter()
-        .map(|l| (l.index, l.name))
-        .collect();
+    let names: std::collections::HashMap<u32, String> =
+        link::list(sock)?.into_iter().map(|l| (l.index, l.name)).collect();
     let mut req = AddressMessage::default();
     req.header.family = AddressFamily::Unspec;
-    let replies = sock.request(
-        "list addresses",
-        RouteNetlinkMessage::GetAddress(req),
-        NLM_F_DUMP,
-    )?;
+    let replies = sock.request("list addresses", RouteNetlinkMessage::GetAddress(req), NLM_F_DUMP)?;
     let mut out = Vec::new();
     for reply in replies {
         let RouteNetlinkMessage::NewAddress(m) = reply else {
@@ -67,21 +61,14 @@ fn v4_message(index: u32, address: Ipv4Addr, prefix: u8) -> AddressMessage {
     m.header.family = AddressFamily::Inet;
     m.header.prefix_len = prefix;
     m.header.index = index;
-    m.attributes
-        .push(AddressAttribute::Local(IpAddr::V4(address)));
-    m.attributes
-        .push(AddressAttribute::Address(IpAddr::V4(address)));
+    m.attributes.push(AddressAttribute::Local(IpAddr::V4(address)));
+    m.attributes.push(AddressAttribute::Address(IpAddr::V4(address)));
     m
 }
 
 /// Adds `address/prefix` to `interface`. Returns false when it was already
 /// there (EEXIST), true when added.
-pub fn add_v4(
-    sock: &mut NlSocket,
-    interface: &str,
-    address: Ipv4Addr,
-    prefix: u8,
-) -> Result<bool, NetlinkError> {
+pub fn add_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
     let index = link::require_index(sock, interface)?;
     let op = format!("add {address}/{prefix} to {interface}");
     match sock.request(
@@ -100,12 +87,7 @@ pub fn add_v4(
 
 /// Removes `address/prefix` from `interface`. Returns false when it was not
 /// there (EADDRNOTAVAIL, or the interface is gone), true when removed.
-pub fn del_v4(
-    sock: &mut NlSocket,
-    interface: &str,
-    address: Ipv4Addr,
-    prefix: u8,
-) -> Result<bool, NetlinkError> {
+pub fn del_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
     let Some(index) = link::index(sock, interface)? else {
         return Ok(false);
     };

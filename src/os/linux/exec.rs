@@ -43,27 +43,20 @@ pub fn run(target: Target<'_>, argv: &[String]) -> Result<i32, OsError> {
         files.push((netns::open(p)?, libc::CLONE_NEWUTS));
     }
     let root = match target.root {
-        Some(r) if r != Path::new("/") => {
-            Some(CString::new(r.as_os_str().as_bytes()).map_err(|_| {
-                OsError::Unsupported(format!("exec: root path {} contains NUL", r.display()))
-            })?)
-        }
+        Some(r) if r != Path::new("/") => Some(
+            CString::new(r.as_os_str().as_bytes())
+                .map_err(|_| OsError::Unsupported(format!("exec: root path {} contains NUL", r.display())))?,
+        ),
         _ => None,
     };
     let mut cmd = Command::new(program);
     cmd.args(args);
-    sys::enter_before_exec(
-        &mut cmd,
-        files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
-        root,
-    );
+    sys::enter_before_exec(&mut cmd, files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(), root);
     tracing::debug!(?argv, ?target, "exec in jail");
     let status = cmd.status().map_err(|source| OsError::Sys {
         op: format!("exec {program} in jail"),
         source,
     })?;
     drop(files);
-    Ok(status
-        .code()
-        .unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
 }

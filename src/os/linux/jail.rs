@@ -39,9 +39,8 @@ pub const NETNS_PREFIX: &str = "jnet-";
 pub const JAIL_IF: &str = "eth0";
 
 fn fnv1a32(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
-    })
+    s.bytes()
+        .fold(0x811c_9dc5u32, |h, b| (h ^ u32::from(b)).wrapping_mul(0x0100_0193))
 }
 
 /// The (host end, jail end) veth names of a jail.

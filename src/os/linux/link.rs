@@ -10,9 +10,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
-use netlink_packet_route::link::{
-    InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
-};
+use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
 use netlink_packet_route::route::{
     RouteAddress, RouteAttribute, RouteHeader, RouteMessage, RouteProtocol, RouteScope, RouteType,
 };
@@ -77,11 +75,7 @@ pub fn list(sock: &mut NlSocket) -> Result<Vec<Link>, NetlinkError> {
 pub fn get(sock: &mut NlSocket, name: &str) -> Result<Option<Link>, NetlinkError> {
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
-    match sock.request(
-        &format!("get link {name}"),
-        RouteNetlinkMessage::GetLink(m),
-        0,
-    ) {
+    match sock.request(&format!("get link {name}"), RouteNetlinkMessage::GetLink(m), 0) {
         Ok(replies) => Ok(replies.iter().find_map(|r| match r {
             RouteNetlinkMessage::NewLink(m) => Some(to_link(m)),
             _ => None,
@@ -104,20 +98,11 @@ pub fn require_index(sock: &mut NlSocket, name: &str) -> Result<u32, NetlinkErro
     })
 }
 
-fn new_link(
-    sock: &mut NlSocket,
-    op: &str,
-    name: &str,
-    info: Vec<LinkInfo>,
-) -> Result<(), NetlinkError> {
+fn new_link(sock: &mut NlSocket, op: &str, name: &str, info: Vec<LinkInfo>) -> Result<(), NetlinkError> {
     let mut m = LinkMessage::default();
     m.attributes.push(LinkAttribute::IfName(name.to_string()));
     m.attributes.push(LinkAttribute::LinkInfo(info));
-    sock.request(
-        op,
-        RouteNetlinkMessage::NewLink(m),
-        NLM_F_CREATE | NLM_F_EXCL,
-    )?;
+    sock.request(op, RouteNetlinkMessage::NewLink(m), NLM_F_CREATE | NLM_F_EXCL)?;
     Ok(())
 }
 
@@ -168,12 +153,7 @@ pub fn create_veth(sock: &mut NlSocket, host: &str, peer: &str) -> Result<(), Ne
     )
 }
 
-fn set_link(
-    sock: &mut NlSocket,
-    op: &str,
-    index: u32,
-    f: impl FnOnce(&mut LinkMessage),
-) -> Result<(), NetlinkError> {
+fn set_link(sock: &mut NlSocket, op: &str, index: u32, f: impl FnOnce(&mut LinkMessage)) -> Result<(), NetlinkError> {
     let mut m = LinkMessage::default();
     m.header.index = index;
     f(&mut m);
@@ -207,18 +187,11 @@ pub fn set_master(sock: &mut NlSocket, name: &str, bridge: &str) -> Result<(), N
 }
 
 /// Moves `name` into the network namespace open at `netns`.
-pub fn move_to_netns(
-    sock: &mut NlSocket,
-    name: &str,
-    netns: BorrowedFd<'_>,
-) -> Result<(), NetlinkError> {
+pub fn move_to_netns(sock: &mut NlSocket, name: &str, netns: BorrowedFd<'_>) -> Result<(), NetlinkError> {
     let index = require_index(sock, name)?;
-    set_link(
-        sock,
-        &format!("move {name} to another namespace"),
-        index,
-        |m| m.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd())),
-    )
+    set_link(sock, &format!("move {name} to another namespace"), index, |m| {
+        m.attributes.push(LinkAttribute::NetNsFd(netns.as_raw_fd()))
+    })
 }
 
 /// Renames link `from` to `to` (the link must be down).
@@ -237,11 +210,7 @@ pub fn delete(sock: &mut NlSocket, name: &str) -> Result<bool, NetlinkError> {
     };
     let mut m = LinkMessage::default();
     m.header.index = index;
-    match sock.request(
-        &format!("delete link {name}"),
-        RouteNetlinkMessage::DelLink(m),
-        0,
-    ) {
+    match sock.request(&format!("delete link {name}"), RouteNetlinkMessage::DelLink(m), 0) {
         Ok(_) => {
             tracing::debug!(link = name, "link deleted");
             Ok(true)
@@ -259,8 +228,7 @@ pub fn set_default_route(sock: &mut NlSocket, gateway: Ipv4Addr) -> Result<(), N
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
-    m.attributes
-        .push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+    m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
     sock.request(
         &format!("default route via {gateway}"),
         RouteNetlinkMessage::NewRoute(m),

@@ -17,9 +17,7 @@ use std::path::Path;
 
 use netlink_packet_core::NLM_F_DUMP;
 use netlink_packet_sock_diag::constants::{AF_INET, AF_INET6, IPPROTO_TCP, IPPROTO_UDP};
-use netlink_packet_sock_diag::inet::{
-    nlas::Nla, ExtensionFlags, InetRequest, SocketId, StateFlags,
-};
+use netlink_packet_sock_diag::inet::{nlas::Nla, ExtensionFlags, InetRequest, SocketId, StateFlags};
 use netlink_packet_sock_diag::SockDiagMessage;
 
 use super::netlink::{NetlinkError, NlSocket};
@@ -43,10 +41,7 @@ pub struct DiagSocket {
 pub fn sockets_here() -> Result<Vec<DiagSocket>, NetlinkError> {
     let mut sock = NlSocket::open(netlink_sys::constants::NETLINK_SOCK_DIAG)?;
     let mut out = Vec::new();
-    for (family, socket_id) in [
-        (AF_INET, SocketId::new_v4()),
-        (AF_INET6, SocketId::new_v6()),
-    ] {
+    for (family, socket_id) in [(AF_INET, SocketId::new_v4()), (AF_INET6, SocketId::new_v6())] {
         for (proto, protocol, states) in [
             (Proto::Tcp, IPPROTO_TCP, StateFlags::LISTEN),
             // why: a bound, unconnected UDP socket is in TCP_CLOSE state for
@@ -139,11 +134,7 @@ pub fn socket_owners(wanted: &HashSet<u64>) -> HashMap<u64, (u32, String)> {
 }
 
 fn attach_owners(sockets: Vec<DiagSocket>, stack: &Stack, jail: Option<&str>) -> Vec<Listener> {
-    let wanted: HashSet<u64> = sockets
-        .iter()
-        .map(|s| s.inode)
-        .filter(|i| *i != 0)
-        .collect();
+    let wanted: HashSet<u64> = sockets.iter().map(|s| s.inode).filter(|i| *i != 0).collect();
     let owners = socket_owners(&wanted);
     sockets
         .into_iter()
@@ -183,8 +174,7 @@ pub fn listeners_here(stack: Stack) -> Result<Vec<Listener>, OsError> {
 /// in a thread inside that namespace; the /proc scan runs here (pids and
 /// fds are global).
 pub fn listeners_in(netns_path: &Path, stack: Stack) -> Result<Vec<Listener>, OsError> {
-    let sockets =
-        netns::run_in(netns_path, sockets_here).map_err(|e: NetnsError| OsError::from(e))??;
+    let sockets = netns::run_in(netns_path, sockets_here).map_err(|e: NetnsError| OsError::from(e))??;
     let jail = match &stack {
         Stack::Jail(j) => Some(j.to_string()),
         Stack::Host => None,

@@ -186,12 +186,7 @@ impl Host for LinuxHost {
         // only, never delete.
         let mut script = String::new();
         if let Some(listing) = nft::table_json(NFT_FAMILY, anchor_root)? {
-            script.push_str(&nft::flush_script(
-                NFT_FAMILY,
-                anchor_root,
-                jail.as_str(),
-                &listing,
-            ));
+            script.push_str(&nft::flush_script(NFT_FAMILY, anchor_root, jail.as_str(), &listing));
         }
         script.push_str(rules);
         nft::load(&script)
@@ -229,8 +224,7 @@ impl Host for LinuxHost {
                 })
             })?;
         }
-        let used: std::collections::BTreeSet<u32> =
-            self.records().into_iter().map(|(_, r)| r.id).collect();
+        let used: std::collections::BTreeSet<u32> = self.records().into_iter().map(|(_, r)| r.id).collect();
         let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
         let record = JailRecord {
             id,
@@ -295,11 +289,8 @@ impl Host for LinuxHost {
     }
 
     fn running_jails(&self) -> Result<Vec<RunningJail>, OsError> {
-        let mut names: std::collections::BTreeMap<String, Option<JailRecord>> = self
-            .records()
-            .into_iter()
-            .map(|(n, r)| (n, Some(r)))
-            .collect();
+        let mut names: std::collections::BTreeMap<String, Option<JailRecord>> =
+            self.records().into_iter().map(|(n, r)| (n, Some(r))).collect();
         for ns in netns::list(&self.paths.netns_dir, jail::NETNS_PREFIX)? {
             let name = ns[jail::NETNS_PREFIX.len()..].to_string();
             names.entry(name).or_insert(None);
@@ -316,10 +307,7 @@ impl Host for LinuxHost {
                 })??
                 .into_iter()
                 .map(|a| a.address)
-                .filter(|a| {
-                    !a.is_loopback()
-                        && !matches!(a, std::net::IpAddr::V6(v) if v.is_unicast_link_local())
-                })
+                .filter(|a| !a.is_loopback() && !matches!(a, std::net::IpAddr::V6(v) if v.is_unicast_link_local()))
                 .collect(),
                 None => Vec::new(),
             };

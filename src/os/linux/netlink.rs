@@ -9,8 +9,7 @@
 use std::io;
 
 use netlink_packet_core::{
-    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
-    NLM_F_ACK, NLM_F_REQUEST,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable, NLM_F_ACK, NLM_F_REQUEST,
 };
 use netlink_sys::{Socket, SocketAddr};
 
@@ -99,11 +98,9 @@ impl NlSocket {
             let (data, _) = self.sock.recv_from_full().map_err(io)?;
             let mut offset = 0;
             while offset < data.len() {
-                let reply = NetlinkMessage::<I>::deserialize(&data[offset..]).map_err(|e| {
-                    NetlinkError::Decode {
-                        op: op.to_string(),
-                        reason: e.to_string(),
-                    }
+                let reply = NetlinkMessage::<I>::deserialize(&data[offset..]).map_err(|e| NetlinkError::Decode {
+                    op: op.to_string(),
+                    reason: e.to_string(),
                 })?;
                 let len = reply.header.length as usize;
                 if len == 0 {

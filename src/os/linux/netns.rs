@@ -93,9 +93,7 @@ pub fn is_bound(path: &Path) -> bool {
     let (Ok(f), Some(parent)) = (fs::metadata(path), path.parent()) else {
         return false;
     };
-    fs::metadata(parent)
-        .map(|p| p.dev() != f.dev())
-        .unwrap_or(false)
+    fs::metadata(parent).map(|p| p.dev() != f.dev()).unwrap_or(false)
 }
 
 /// Makes `dir` a shared mount point, as ip-netns(8) does for /run/netns, so
@@ -116,8 +114,7 @@ fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
                 None::<&str>,
             )
             .map_err(nix_err("bind-mount directory on itself", dir))?;
-            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>)
-                .map_err(nix_err("make shared", dir))
+            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).map_err(nix_err("make shared", dir))
         }
         Err(e) => Err(nix_err("make shared", dir)(e)),
     }
@@ -151,14 +148,8 @@ pub fn create_bound(
             unshare(kind.flag()).map_err(nix_err("unshare namespace for", path))?;
             setup()?;
             let src = format!("/proc/thread-self/ns/{}", kind.proc_name());
-            mount(
-                Some(src.as_str()),
-                path,
-                None::<&str>,
-                MsFlags::MS_BIND,
-                None::<&str>,
-            )
-            .map_err(nix_err("bind-mount namespace on", path))
+            mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(nix_err("bind-mount namespace on", path))
         })
         .join()
         .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
@@ -203,8 +194,7 @@ pub fn run_in<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> Result<T, N
     let ns = open(path)?;
     std::thread::scope(|s| {
         s.spawn(|| {
-            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET)
-                .map_err(nix_err("enter namespace", path))?;
+            setns(ns.as_fd(), CloneFlags::CLONE_NEWNET).map_err(nix_err("enter namespace", path))?;
             Ok(f())
         })
         .join()
@@ -226,11 +216,7 @@ pub fn pids_in(path: &Path, kind: NsKind) -> Result<Vec<i32>, NetnsError> {
     let proc = Path::new("/proc");
     let mut out = Vec::new();
     for entry in fs::read_dir(proc).map_err(io_err("read", proc))?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
+        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
         if let Ok(m) = fs::metadata(entry.path().join("ns").join(kind.proc_name())) {
@@ -251,10 +237,7 @@ pub fn kill_all(path: &Path, kind: NsKind, wait: Duration) -> Result<usize, Netn
     let deadline = Instant::now() + wait;
     let mut signalled = std::collections::BTreeSet::new();
     loop {
-        let pids: Vec<i32> = pids_in(path, kind)?
-            .into_iter()
-            .filter(|p| *p != me)
-            .collect();
+        let pids: Vec<i32> = pids_in(path, kind)?.into_iter().filter(|p| *p != me).collect();
         if pids.is_empty() {
             return Ok(signalled.len());
         }

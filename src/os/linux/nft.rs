@@ -49,10 +49,7 @@ fn objects(json: &str, what: &str) -> Result<Vec<Value>, NftError> {
         what: what.to_string(),
         source,
     })?;
-    Ok(v.get("nftables")
-        .and_then(Value::as_array)
-        .cloned()
-        .unwrap_or_default())
+    Ok(v.get("nftables").and_then(Value::as_array).cloned().unwrap_or_default())
 }
 
 /// Whether table `family name` exists (from `nft -j list tables`).
@@ -71,9 +68,7 @@ pub fn list_table(family: &str, name: &str) -> Result<Option<String>, OsError> {
     if !table_exists(family, name)? {
         return Ok(None);
     }
-    Ok(Some(
-        runner::run(NFT, &["list", "table", family, name], None)?.stdout,
-    ))
+    Ok(Some(runner::run(NFT, &["list", "table", family, name], None)?.stdout))
 }
 
 /// Deletes table `family name`; returns false when it did not exist.
@@ -91,11 +86,8 @@ pub fn delete_table(family: &str, name: &str) -> Result<bool, OsError> {
 /// renderer creates for it (`core::rules::nft::jail_chains`), so the
 /// loader and the renderer can never disagree about ownership.
 pub fn owns_chain(jail: &str, chain: &str) -> bool {
-    crate::core::names::JailName::new(jail).is_ok_and(|j| {
-        crate::core::rules::nft::jail_chains(&j)
-            .iter()
-            .any(|c| c == chain)
-    })
+    crate::core::names::JailName::new(jail)
+        .is_ok_and(|j| crate::core::rules::nft::jail_chains(&j).iter().any(|c| c == chain))
 }
 
 /// The JSON objects of `nft -j list table family table`, or None when the
@@ -105,10 +97,7 @@ pub fn table_json(family: &str, table: &str) -> Result<Option<Vec<Value>>, OsErr
         return Ok(None);
     }
     let out = runner::run(NFT, &["-j", "list", "table", family, table], None)?;
-    Ok(Some(objects(
-        &out.stdout,
-        &format!("list table {family} {table}"),
-    )?))
+    Ok(Some(objects(&out.stdout, &format!("list table {family} {table}"))?))
 }
 
 fn jump_target(expr: &Value) -> Option<&str> {
@@ -123,11 +112,7 @@ fn jump_target(expr: &Value) -> Option<&str> {
 pub fn flush_script(family: &str, table: &str, jail: &str, listing: &[Value]) -> String {
     let mut owned = Vec::new();
     for o in listing {
-        if let Some(name) = o
-            .get("chain")
-            .and_then(|c| c.get("name"))
-            .and_then(Value::as_str)
-        {
+        if let Some(name) = o.get("chain").and_then(|c| c.get("name")).and_then(Value::as_str) {
             if owns_chain(jail, name) {
                 owned.push(name.to_string());
             }
@@ -145,15 +130,12 @@ pub fn flush_script(family: &str, table: &str, jail: &str, listing: &[Value]) ->
         if owned.iter().any(|c| c == chain) {
             continue; // flushed below with its chain
         }
-        let jumps = rule.get("expr").and_then(Value::as_array).is_some_and(|e| {
-            e.iter()
-                .filter_map(jump_target)
-                .any(|t| owned.iter().any(|c| c == t))
-        });
+        let jumps = rule
+            .get("expr")
+            .and_then(Value::as_array)
+            .is_some_and(|e| e.iter().filter_map(jump_target).any(|t| owned.iter().any(|c| c == t)));
         if jumps {
-            script.push_str(&format!(
-                "delete rule {family} {table} {chain} handle {handle}\n"
-            ));
+            script.push_str(&format!("delete rule {family} {table} {chain} handle {handle}\n"));
         }
     }
     // why: a chain must be empty and unreferenced before it can be deleted;
@@ -191,15 +173,9 @@ pub fn jail_rules(family: &str, table: &str, jail: &str) -> Result<Option<String
     };
     let mut text = String::new();
     for o in &listing {
-        if let Some(name) = o
-            .get("chain")
-            .and_then(|c| c.get("name"))
-            .and_then(Value::as_str)
-        {
+        if let Some(name) = o.get("chain").and_then(|c| c.get("name")).and_then(Value::as_str) {
             if owns_chain(jail, name) {
-                text.push_str(
-                    &runner::run(NFT, &["list", "chain", family, table, name], None)?.stdout,
-                );
+                text.push_str(&runner::run(NFT, &["list", "chain", family, table, name], None)?.stdout);
             }
         }
     }
@@ -209,15 +185,10 @@ pub fn jail_rules(family: &str, table: &str, jail: &str) -> Result<Option<String
 fn port_ranges(v: &Value) -> Vec<PortRange> {
     let one = |v: &Value| -> Option<PortRange> {
         if let Some(n) = v.as_u64() {
-            return u16::try_from(n)
-                .ok()
-                .and_then(|p| PortRange::single(p).ok());
+            return u16::try_from(n).ok().and_then(|p| PortRange::single(p).ok());
         }
         if let Some(s) = v.as_str() {
-            return s
-                .parse::<u16>()
-                .ok()
-                .and_then(|p| PortRange::single(p).ok());
+            return s.parse::<u16>().ok().and_then(|p| PortRange::single(p).ok());
         }
         let r = v.get("range")?.as_array()?;
         let lo = u16::try_from(r.first()?.as_u64()?).ok()?;
@@ -242,10 +213,7 @@ fn protos(v: &Value) -> Vec<Proto> {
 /// `nft -j list ruleset` listing except jnet's own `inet <own_table>`.
 /// A rule that does not restrict protocol or port counts for every one
 /// (it redirects them all); a `!=` match restricts nothing.
-pub fn parse_foreign_redirects(
-    json: &str,
-    own_table: &str,
-) -> Result<Vec<ForeignRedirect>, NftError> {
+pub fn parse_foreign_redirects(json: &str, own_table: &str) -> Result<Vec<ForeignRedirect>, NftError> {
     let mut out = Vec::new();
     for o in objects(json, "list ruleset")? {
         let Some(rule) = o.get("rule") else { continue };
@@ -257,11 +225,10 @@ pub fn parse_foreign_redirects(
         let Some(exprs) = rule.get("expr").and_then(Value::as_array) else {
             continue;
         };
-        let Some(kind) = exprs.iter().find_map(|e| {
-            ["dnat", "redirect"]
-                .into_iter()
-                .find(|k| e.get(*k).is_some())
-        }) else {
+        let Some(kind) = exprs
+            .iter()
+            .find_map(|e| ["dnat", "redirect"].into_iter().find(|k| e.get(*k).is_some()))
+        else {
             continue;
         };
         let mut proto_set: Vec<Proto> = Vec::new();
@@ -286,17 +253,10 @@ pub fn parse_foreign_redirects(
                         ports.extend(port_ranges(right));
                     }
                     ("th", "dport") => ports.extend(port_ranges(right)),
-                    ("ip" | "ip6", "daddr") => {
-                        address = right.as_str().and_then(|s| s.parse::<IpAddr>().ok())
-                    }
+                    ("ip" | "ip6", "daddr") => address = right.as_str().and_then(|s| s.parse::<IpAddr>().ok()),
                     _ => {}
                 }
-            } else if left
-                .get("meta")
-                .and_then(|m| m.get("key"))
-                .and_then(Value::as_str)
-                == Some("l4proto")
-            {
+            } else if left.get("meta").and_then(|m| m.get("key")).and_then(Value::as_str) == Some("l4proto") {
                 proto_set.extend(protos(right));
             }
         }

@@ -16,11 +16,7 @@ use std::process::Command;
 /// in order, then chroot to `root` and chdir to `/` when given.
 ///
 /// The fds must stay open until `cmd` is spawned; the caller owns them.
-pub fn enter_before_exec(
-    cmd: &mut Command,
-    namespaces: Vec<(RawFd, libc::c_int)>,
-    root: Option<CString>,
-) {
+pub fn enter_before_exec(cmd: &mut Command, namespaces: Vec<(RawFd, libc::c_int)>, root: Option<CString>) {
     let hook = move || -> io::Result<()> {
         for (fd, nstype) in &namespaces {
             // SAFETY: setns is async-signal-safe; fd is an open namespace
@@ -36,9 +32,7 @@ pub fn enter_before_exec(
             // pointers are valid NUL-terminated strings owned by this
             // closure (allocated before fork), and nothing else runs in the
             // child meanwhile.
-            if unsafe { libc::chroot(root.as_ptr()) } != 0
-                || unsafe { libc::chdir(c"/".as_ptr()) } != 0
-            {
+            if unsafe { libc::chroot(root.as_ptr()) } != 0 || unsafe { libc::chdir(c"/".as_ptr()) } != 0 {
                 return Err(io::Error::last_os_error());
             }
         }
