@@ -370,7 +370,7 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
     let inv = s.store.read()?;
     let views = crate::engine::jails::views(&s.config, &inv, &s.profiles)?;
     for j in jails {
-        if !views.get(j).is_some_and(|v| v.record.is_some()) {
+        if views.get(j).is_none_or(|v| v.record.is_none()) {
             return Err(Error::data(format!(
                 "jail {j} has no address in the inventory; assign one first (jnet assign {j} --inherit | --pool P | ADDRESS)"
             )));

@@ -64,6 +64,9 @@ pub struct PortRange {
     hi: u16,
 }
 
+// why: a range always holds at least one element, so `is_empty` would
+// always be false.
+#[allow(clippy::len_without_is_empty)]
 impl PortRange {
     pub fn new(lo: u16, hi: u16) -> Result<Self, PortError> {
         if lo == 0 {
