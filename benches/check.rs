@@ -88,7 +88,7 @@ fn build() -> CheckInput {
             _ => "::".parse().unwrap(),
         };
         listeners.push(Listener {
-            proto: if k % 4 == 0 { Proto::Udp } else { Proto::Tcp },
+            proto: if k.is_multiple_of(4) { Proto::Udp } else { Proto::Tcp },
             address,
             port,
             dual_stack: k % 3 == 2,
