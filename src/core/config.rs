@@ -73,6 +73,7 @@ struct RawHost {
     jail_conf: Option<Spanned<String>>,
     state_dir: Option<Spanned<String>>,
     anchor: Option<Spanned<String>>,
+    nat_first_address: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -122,6 +123,11 @@ pub struct HostConfig {
     pub state_dir: Option<PathBuf>,
     /// Anchor root (pf) / table name (nft); a validated name.
     pub anchor: String,
+    /// Outbound nat translates to the external interface's first address
+    /// (pf `($if:0)`) rather than to all of them in turn. Default true:
+    /// jails' aliases often sit on that interface, and without `:0` pf
+    /// would hand their addresses out as nat sources round-robin.
+    pub nat_first_address: bool,
 }
 
 /// One `[pools.<name>]` table with its derived set of assignable addresses.
@@ -266,6 +272,7 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         jail_conf: h.jail_conf.as_ref().map(|p| PathBuf::from(p.get_ref())),
         state_dir: h.state_dir.as_ref().map(|p| PathBuf::from(p.get_ref())),
         anchor,
+        nat_first_address: h.nat_first_address.unwrap_or(true),
     };
 
     let mut pools: BTreeMap<PoolName, Pool> = BTreeMap::new();

@@ -8,7 +8,7 @@ use std::path::Path;
 use ipnetwork::Ipv4Network;
 
 use crate::core::config::Config;
-use crate::core::rules::ir::JailRules;
+use crate::core::rules::ir::{JailRules, NatTarget};
 use crate::core::rules::{nft, pf};
 use crate::engine::jails::JailView;
 use crate::error::{Error, Result};
@@ -39,9 +39,14 @@ pub fn jail_rules(config: &Config, v: &JailView) -> Result<Option<JailRules>> {
         return Ok(None);
     }
     let nat = v.nat.then(|| Ipv4Network::new(addr, 32).expect("/32 is valid"));
-    JailRules::from_exposures(&v.name, addr, &config.host.external_interface, &v.exposures, nat)
-        .map(Some)
-        .map_err(|e| Error::data(e.to_string()))
+    let mut rules = JailRules::from_exposures(&v.name, addr, &config.host.external_interface, &v.exposures, nat)
+        .map_err(|e| Error::data(e.to_string()))?;
+    for n in &mut rules.nats {
+        if let NatTarget::Interface { first_only, .. } = &mut n.translation {
+            *first_only = config.host.nat_first_address;
+        }
+    }
+    Ok(Some(rules))
 }
 
 /// The anchor template: `<config dir>/pf-templates/anchor.pf.j2` when the
@@ -62,5 +67,52 @@ pub fn render(syntax: Syntax, rules: &JailRules, anchor_root: &str, template: &p
             .render(rules, anchor_root, pf::PortNames::Numeric)
             .map_err(|e| Error::config(e.to_string())),
         Syntax::Nft => Ok(nft::render_nft_jail(rules, anchor_root)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::core::config::parse_config;
+    use crate::core::names::{JailName, PoolName};
+    use crate::store::{Inventory, JailRecord};
+
+    fn view(config: &Config, inv: &Inventory) -> JailView {
+        let profiles = crate::engine::sources::Profiles::new(Path::new("/nonexistent"));
+        crate::engine::jails::view(config, inv, &profiles, &JailName::new("w").unwrap()).unwrap()
+    }
+
+    #[test]
+    fn nat_goes_to_the_first_interface_address_unless_told_otherwise() {
+        let base = "external_interface=\"em0\"\n[pools.p]\nnetwork=\"10.66.0.0/24\"\ninterface=\"lo1\"\nnat=true\n";
+        let mut inv = Inventory::default();
+        let rec = JailRecord::dedicated("10.66.0.5".parse().unwrap(), Some(PoolName::new("p").unwrap()), None);
+        inv.jails.insert(JailName::new("w").unwrap(), rec);
+        for (host, first) in [("", true), ("nat_first_address = false\n", false)] {
+            let c = parse_config("t", &format!("[host]\n{host}{base}")).unwrap();
+            let rules = jail_rules(&c, &view(&c, &inv)).unwrap().expect("nat pool needs rules");
+            let lines = pf::render_rule_lines(&rules, pf::PortNames::Numeric);
+            let want = if first { "-> (em0:0)" } else { "-> (em0) round-robin" };
+            assert!(lines[0].ends_with(want), "{lines:?}");
+        }
+    }
+
+    #[test]
+    fn inherit_jails_need_no_rules_but_cannot_remap_ports() {
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[jails.w]\nexpose=[\"tcp/80\"]\n",
+        )
+        .unwrap();
+        let mut inv = Inventory::default();
+        inv.jails.insert(JailName::new("w").unwrap(), JailRecord::inherit());
+        assert_eq!(jail_rules(&c, &view(&c, &inv)).unwrap(), None);
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[jails.w]\nexpose=[\"tcp/8080:80\"]\n",
+        )
+        .unwrap();
+        let e = jail_rules(&c, &view(&c, &inv)).unwrap_err().to_string();
+        assert!(e.contains("inherit") && e.contains("tcp/8080:80"), "{e}");
     }
 }
