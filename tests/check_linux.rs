@@ -217,3 +217,51 @@ fn check_against_real_listeners_in_a_namespace() {
         assert_eq!(o.status.code(), Some(65));
     });
 }
+
+/// Allocation asks the OS which addresses are already on an interface (here
+/// the interfaces of the test's own namespace), skips them, refuses them by
+/// hand, and reports one no jail holds as drift.
+#[test]
+fn pool_allocation_skips_addresses_on_interfaces() {
+    if !netns::prerequisites("pool_allocation_skips_addresses_on_interfaces", &[]) {
+        return;
+    }
+    netns::isolated(|| {
+        use jnet::os::linux::{addr, link};
+        let mut rt = link::route_socket().unwrap();
+        link::create_veth(&mut rt, "tst0", "tst1").unwrap();
+        link::set_up(&mut rt, "tst0", true).unwrap();
+        addr::add_v4(&mut rt, "tst0", "198.51.100.10".parse().unwrap(), 24).unwrap();
+
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::write(
+            d.join("jnet.toml"),
+            "[host]\nexternal_interface = \"tst0\"\nstate_dir = \"state\"\n\
+             [pools.lan]\nnetwork = \"198.51.100.0/24\"\ninterface = \"tst0\"\nranges = [\"198.51.100.10-198.51.100.20\"]\n",
+        )
+        .unwrap();
+        let o = jnet(d, &["assign", "a", "--pool", "lan"]);
+        assert_eq!(
+            String::from_utf8_lossy(&o.stdout),
+            "a: 198.51.100.11 from pool lan on tst0\n"
+        );
+        let o = jnet(d, &["assign", "b", "198.51.100.10"]);
+        assert_eq!(o.status.code(), Some(65));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("198.51.100.10 is configured on host interface tst0"),
+            "{err}"
+        );
+
+        let o = jnet(d, &["inventory", "--format", "json"]);
+        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+        let drift = v["drift"].as_array().unwrap();
+        assert_eq!(drift.len(), 1, "{drift:?}");
+        assert_eq!(
+            (drift[0]["kind"].as_str(), drift[0]["address"].as_str()),
+            (Some("stray"), Some("198.51.100.10"))
+        );
+        assert_eq!(v["pools"][0]["reserved"], 1);
+    });
+}

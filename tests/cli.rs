@@ -489,3 +489,19 @@ fn killed_writer_with_compactions_leaves_old_or_new_state() {
         assert_eq!(prev, 2 + i as usize);
     }
 }
+
+#[test]
+fn unwritable_state_exits_73_and_changes_nothing() {
+    let e = Env::new();
+    // A regular file where the state directory should be: no user, not even
+    // root, can create the inventory under it.
+    std::fs::write(e.path("state"), "not a directory").unwrap();
+    let o = e.run(&["assign", "a", "--pool", "lan"]);
+    assert_eq!(o.status.code(), Some(73), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("state"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert_eq!(std::fs::read_to_string(e.path("state")).unwrap(), "not a directory");
+}
