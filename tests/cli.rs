@@ -505,3 +505,41 @@ fn unwritable_state_exits_73_and_changes_nothing() {
     );
     assert_eq!(std::fs::read_to_string(e.path("state")).unwrap(), "not a directory");
 }
+
+/// Commands that change the host refuse early, with 77, without root; the
+/// refusal comes before any change. (Run as uid 65534 when the tests are
+/// root, as they are in CI.)
+#[test]
+fn host_changes_without_root_exit_77() {
+    use std::os::unix::fs::PermissionsExt;
+    use std::os::unix::process::CommandExt;
+    let e = Env::new();
+    e.ok(&["assign", "a", "--pool", "lan"]);
+    // The unprivileged user must be able to read the config and state.
+    for (p, mode) in [
+        ("", 0o755),
+        ("jnet.toml", 0o644),
+        ("state", 0o755),
+        ("state/inventory", 0o644),
+    ] {
+        std::fs::set_permissions(e.path(p), std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+    let before = std::fs::read(e.inventory()).unwrap();
+    for args in [
+        &["start", "a"][..],
+        &["stop", "a"],
+        &["hook", "prestart", "a"],
+        &["pf", "reload", "--all"],
+    ] {
+        let mut c = e.cmd();
+        c.args(args);
+        if nix::unistd::Uid::effective().is_root() {
+            c.uid(65534).gid(65534);
+        }
+        let o = c.output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(77), "{args:?}: {err}");
+        assert!(err.contains("permission denied (run as root)"), "{err}");
+    }
+    assert_eq!(std::fs::read(e.inventory()).unwrap(), before);
+}
