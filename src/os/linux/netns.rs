@@ -1,16 +1,22 @@
 //! Named namespaces compatible with iproute2 (ip-netns(8)): a namespace is
 //! kept alive by bind-mounting its nsfs file on `/run/netns/<name>`, so
-//! `ip netns exec <name>` and jnet see the same namespaces.
+//! `ip netns exec <name>` and jnet see the same namespaces. The same
+//! mechanism keeps UTS and mount namespaces (unshare(1) `--uts=<file>`,
+//! `--mount=<file>`); a mount namespace file may only be bound from an older
+//! mount namespace and onto a mount with private propagation, see
+//! `create_bound`.
 //!
 //! Everything that enters a namespace does so in a thread of its own
 //! (setns(2) only changes the calling thread), so the caller's threads never
-//! change namespace. Also: listing and killing the processes whose network
-//! namespace is a given one (by nsfs inode, as in namespaces(7)). This
-//! module does not create links or addresses; see `link` and `addr`.
+//! change namespace. Also: listing and killing the processes whose network,
+//! UTS or mount namespace is a given one (by nsfs inode, as in
+//! namespaces(7)). This module does not create links or addresses (see
+//! `link` and `addr`) nor decide what a jail's mount namespace holds (see
+//! `mntns`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -70,6 +76,8 @@ fn nix_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> N
 pub enum NsKind {
     Net,
     Uts,
+    /// A mount namespace (mount_namespaces(7)).
+    Mnt,
 }
 
 impl NsKind {
@@ -77,12 +85,14 @@ impl NsKind {
         match self {
             NsKind::Net => CloneFlags::CLONE_NEWNET,
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+            NsKind::Mnt => CloneFlags::CLONE_NEWNS,
         }
     }
     fn proc_name(self) -> &'static str {
         match self {
             NsKind::Net => "net",
             NsKind::Uts => "uts",
+            NsKind::Mnt => "mnt",
         }
     }
 }
@@ -96,15 +106,26 @@ pub fn is_bound(path: &Path) -> bool {
     fs::metadata(parent).map(|p| p.dev() != f.dev()).unwrap_or(false)
 }
 
-/// Makes `dir` a shared mount point, as ip-netns(8) does for /run/netns, so
-/// namespace files bound in it are visible from other mount namespaces.
-fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
+/// Makes `dir` a mount point with the propagation `kind` needs.
+///
+/// Network and UTS namespace directories are shared, as ip-netns(8) makes
+/// /run/netns, so their files are visible from mount namespaces created
+/// later (and their removal propagates into them). A mount namespace
+/// directory must be private instead: binding a mount namespace file on a
+/// shared mount would propagate it into the peers, possibly into that very
+/// namespace, and the kernel refuses such copies (EINVAL); unshare(1)
+/// documents the same requirement for `--mount=<file>`. Idempotent: an
+/// existing mount point only gets its propagation set again.
+fn prepare_dir(dir: &Path, kind: NsKind) -> Result<(), NetnsError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
-    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+    let (propagation, op) = match kind {
+        NsKind::Mnt => (MsFlags::MS_PRIVATE, "make private"),
+        NsKind::Net | NsKind::Uts => (MsFlags::MS_SHARED | MsFlags::MS_REC, "make shared"),
+    };
+    match mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>) {
         Ok(()) => Ok(()),
         // why: EINVAL means `dir` is not a mount point yet; bind it on
-        // itself first (the same two steps iproute2 takes).
+        // itself first (the same two steps iproute2 and unshare(1) take).
         Err(nix::Error::EINVAL) => {
             mount(
                 Some(dir),
@@ -114,15 +135,26 @@ fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
                 None::<&str>,
             )
             .map_err(nix_err("bind-mount directory on itself", dir))?;
-            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).map_err(nix_err("make shared", dir))
+            mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>).map_err(nix_err(op, dir))
         }
-        Err(e) => Err(nix_err("make shared", dir)(e)),
+        Err(e) => Err(nix_err(op, dir)(e)),
     }
 }
 
 /// Creates a new namespace of `kind` and binds it on `path`, running
-/// `setup` inside it first (e.g. to set a hostname). Returns false when
-/// `path` already holds a namespace (nothing is done then).
+/// `setup` inside it first (e.g. to set a hostname, or to arrange a mount
+/// namespace's root). Returns false when `path` already holds a namespace
+/// (nothing is done then).
+///
+/// The namespace is made in a thread of its own, which opens its nsfs file
+/// right after unshare(2) (before `setup`, which may leave /proc behind)
+/// and hands the open file back; the bind mount is then made by the calling
+/// thread through `/proc/self/fd/<n>`. why: a mount namespace file may only
+/// be bound from a mount namespace older than it (the kernel refuses the
+/// reference loop otherwise), so the thread that lives in the new one
+/// cannot bind it itself; unshare(1) binds from a forked helper left in the
+/// original namespace for the same reason. Network and UTS namespaces go
+/// the same way for uniformity.
 pub fn create_bound(
     path: &Path,
     kind: NsKind,
@@ -132,7 +164,7 @@ pub fn create_bound(
         return Ok(false);
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
-    prepare_dir(dir)?;
+    prepare_dir(dir, kind)?;
     // A leftover empty file (from a crash between create and mount) is
     // reused; anything else is created fresh. Its content is never read
     // (it is only a mount point), hence no truncation.
@@ -143,16 +175,24 @@ pub fn create_bound(
         .mode(0o444)
         .open(path)
         .map_err(io_err("create", path))?;
-    let result = std::thread::scope(|s| {
-        s.spawn(|| -> Result<(), NetnsError> {
+    let made = std::thread::scope(|s| {
+        s.spawn(|| -> Result<File, NetnsError> {
+            // For CLONE_NEWNS the kernel also unshares the thread's
+            // filesystem context (root, cwd), so `setup` may chdir and
+            // pivot_root without touching the caller's threads.
             unshare(kind.flag()).map_err(nix_err("unshare namespace for", path))?;
+            let src = PathBuf::from(format!("/proc/thread-self/ns/{}", kind.proc_name()));
+            let ns = File::open(&src).map_err(io_err("open", &src))?;
             setup()?;
-            let src = format!("/proc/thread-self/ns/{}", kind.proc_name());
-            mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(nix_err("bind-mount namespace on", path))
+            Ok(ns)
         })
         .join()
         .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
+    });
+    let result = made.and_then(|ns| {
+        let src = format!("/proc/self/fd/{}", ns.as_raw_fd());
+        mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+            .map_err(nix_err("bind-mount namespace on", path))
     });
     if let Err(e) = result {
         let _ = fs::remove_file(path);
@@ -208,7 +248,7 @@ pub fn ns_id(path: &Path) -> Result<(u64, u64), NetnsError> {
     Ok((m.dev(), m.ino()))
 }
 
-/// Pids of the processes whose `kind` namespace (`net`, `uts`) is the one
+/// Pids of the processes whose `kind` namespace (`net`, `uts`, `mnt`) is the one
 /// bound on `path` (read from /proc/<pid>/ns/<kind>; processes that exit
 /// meanwhile are skipped). Costs one stat per process on the host.
 pub fn pids_in(path: &Path, kind: NsKind) -> Result<Vec<i32>, NetnsError> {
