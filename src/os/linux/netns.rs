@@ -16,13 +16,14 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsFd, AsRawFd};
+use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::{sched_getaffinity, sched_setaffinity, setns, unshare, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -141,20 +142,51 @@ fn prepare_dir(dir: &Path, kind: NsKind) -> Result<(), NetnsError> {
     }
 }
 
-/// Creates a new namespace of `kind` and binds it on `path`, running
-/// `setup` inside it first (e.g. to set a hostname, or to arrange a mount
+/// What the calling thread tells the namespace thread after a bind attempt.
+enum Bind {
+    Done,
+    Retry,
+    Abort,
+}
+
+/// The CPUs a mount namespace is retried on, in order (see `create_bound`):
+/// first wherever the scheduler puts the thread, then pinned to each CPU
+/// this process may run on.
+fn attempts() -> Vec<Option<usize>> {
+    let mut out = vec![None];
+    if let Ok(set) = sched_getaffinity(Pid::from_raw(0)) {
+        out.extend(
+            (0..CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .map(Some),
+        );
+    }
+    out
+}
+
+/// Creates a new namespace of `kind` and binds it on `path`, then runs
+/// `setup` inside it (e.g. to set a hostname, or to arrange a mount
 /// namespace's root). Returns false when `path` already holds a namespace
-/// (nothing is done then).
+/// (nothing is done then). When `setup` fails, the binding is removed.
 ///
-/// The namespace is made in a thread of its own, which opens its nsfs file
-/// right after unshare(2) (before `setup`, which may leave /proc behind)
-/// and hands the open file back; the bind mount is then made by the calling
-/// thread through `/proc/self/fd/<n>`. why: a mount namespace file may only
-/// be bound from a mount namespace older than it (the kernel refuses the
-/// reference loop otherwise), so the thread that lives in the new one
-/// cannot bind it itself; unshare(1) binds from a forked helper left in the
-/// original namespace for the same reason. Network and UTS namespaces go
-/// the same way for uniformity.
+/// The namespace is made in a thread of its own; the calling thread binds
+/// it from `/proc/self/task/<tid>/ns/<kind>` and only then lets that thread
+/// run `setup`. why this split: a mount namespace file may only be bound
+/// from a mount namespace older than it (the kernel refuses the reference
+/// loop with EINVAL), so the thread living in the new one cannot bind it
+/// itself; and binding before `setup` means a refused bind (see below) is
+/// retried with a fresh namespace before any work went into it. unshare(1)
+/// keeps the same order: a helper left in the original namespace binds the
+/// file before the program runs.
+///
+/// why the retries: "older" is judged by a sequence number that Linux 6.18
+/// hands out in per-CPU batches, so when the caller itself runs in a mount
+/// namespace made recently (a test's, a container's), a namespace made on
+/// another CPU may count as older and the bind fails with EINVAL
+/// (unshare(1) fails the same way). A namespace made on the CPU the
+/// caller's was made on always counts as newer, so on EINVAL the thread
+/// unshares again, pinned to each allowed CPU in turn. From the host's
+/// initial mount namespace the first attempt succeeds.
 pub fn create_bound(
     path: &Path,
     kind: NsKind,
@@ -175,24 +207,73 @@ pub fn create_bound(
         .mode(0o444)
         .open(path)
         .map_err(io_err("create", path))?;
-    let made = std::thread::scope(|s| {
-        s.spawn(|| -> Result<File, NetnsError> {
-            // For CLONE_NEWNS the kernel also unshares the thread's
-            // filesystem context (root, cwd), so `setup` may chdir and
-            // pivot_root without touching the caller's threads.
-            unshare(kind.flag()).map_err(nix_err("unshare namespace for", path))?;
-            let src = PathBuf::from(format!("/proc/thread-self/ns/{}", kind.proc_name()));
-            let ns = File::open(&src).map_err(io_err("open", &src))?;
-            setup()?;
-            Ok(ns)
-        })
-        .join()
-        .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
-    });
-    let result = made.and_then(|ns| {
-        let src = format!("/proc/self/fd/{}", ns.as_raw_fd());
-        mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-            .map_err(nix_err("bind-mount namespace on", path))
+    let panicked = || NetnsError::Panicked(path.to_path_buf());
+    let cpus = match kind {
+        NsKind::Mnt => attempts(),
+        NsKind::Net | NsKind::Uts => vec![None],
+    };
+    let result = std::thread::scope(|s| {
+        let (tid_tx, tid_rx) = mpsc::channel::<Result<i32, NetnsError>>();
+        let (go_tx, go_rx) = mpsc::channel::<Bind>();
+        let n = cpus.len();
+        let inside = s.spawn(move || -> Result<(), NetnsError> {
+            for cpu in cpus {
+                if let Some(c) = cpu {
+                    let mut one = CpuSet::new();
+                    // A CPU that cannot be set or pinned is skipped: the
+                    // attempt then runs wherever the thread is.
+                    if one.set(c).is_ok() {
+                        let _ = sched_setaffinity(Pid::from_raw(0), &one);
+                    }
+                }
+                // For CLONE_NEWNS the kernel also unshares the thread's
+                // filesystem context (root, cwd), so `setup` may chdir and
+                // pivot_root without touching the caller's threads.
+                let made = unshare(kind.flag())
+                    .map_err(nix_err("unshare namespace for", path))
+                    .map(|()| nix::unistd::gettid().as_raw());
+                let failed = made.is_err();
+                let _ = tid_tx.send(made);
+                if failed {
+                    return Ok(());
+                }
+                match go_rx.recv() {
+                    Ok(Bind::Done) => return setup(),
+                    Ok(Bind::Retry) => continue,
+                    Ok(Bind::Abort) | Err(_) => return Ok(()),
+                }
+            }
+            Ok(())
+        });
+        let mut bound = Err(panicked());
+        for attempt in 1..=n {
+            let src = match tid_rx.recv() {
+                Ok(Ok(tid)) => format!("/proc/self/task/{tid}/ns/{}", kind.proc_name()),
+                Ok(Err(e)) => {
+                    bound = Err(e);
+                    break;
+                }
+                Err(_) => break,
+            };
+            bound = mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(nix_err("bind-mount namespace on", path));
+            let retry = matches!(&bound, Err(NetnsError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL))
+                && attempt < n;
+            if retry {
+                tracing::debug!(path = %path.display(), attempt, "namespace bind refused (EINVAL), retrying on another CPU");
+                let _ = go_tx.send(Bind::Retry);
+                continue;
+            }
+            let _ = go_tx.send(if bound.is_ok() { Bind::Done } else { Bind::Abort });
+            break;
+        }
+        drop(go_tx);
+        let set_up = inside.join().unwrap_or_else(|_| Err(panicked()));
+        if bound.is_ok() && set_up.is_err() {
+            let _ = umount2(path, MntFlags::MNT_DETACH);
+        }
+        bound.and(set_up)
     });
     if let Err(e) = result {
         let _ = fs::remove_file(path);
