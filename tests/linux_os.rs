@@ -315,13 +315,21 @@ fn jail_lifecycle_exec_and_remove() {
                 &[
                     "sh".into(),
                     "-c".into(),
-                    format!("readlink /proc/self/ns/net > {out}; hostname >> {out}; exit 7"),
+                    format!(
+                        "readlink /proc/self/ns/net > {out}; hostname >> {out}; \
+                         readlink /proc/self/ns/mnt >> {out}; exit 7"
+                    ),
                 ],
             )
             .unwrap();
         assert_eq!(code, 7);
         let text = std::fs::read_to_string(out).unwrap();
-        let want = format!("net:[{}]\napp.jail\n", ns_inode(&host.paths.netns(&name)));
+        let jail_mnt = ns_inode(&host.paths.mntns(&name));
+        assert_ne!(jail_mnt, ns_inode(Path::new("/proc/thread-self/ns/mnt")));
+        let want = format!(
+            "net:[{}]\napp.jail\nmnt:[{jail_mnt}]\n",
+            ns_inode(&host.paths.netns(&name))
+        );
         assert_eq!(text, want);
         // The inherit jail runs in the caller's namespace.
         host.exec_in_jail(
@@ -359,6 +367,154 @@ fn jail_lifecycle_exec_and_remove() {
         assert!(!link_exists("jbr2"));
         host.remove_jail(&j("other")).unwrap();
         assert!(host.running_jails().unwrap().is_empty());
+        assert_eq!(dir_names(&host.paths.mntns_dir()), Vec::<String>::new());
+    });
+}
+
+fn dir_names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Builds a small jail root at `root` (on the test's own /run tmpfs, so it
+/// vanishes with the test's namespace and is never removed recursively):
+/// the host's /usr and /dev bound in, /bin, /lib... as the host has them
+/// (symlinks copied, directories bound), and empty /proc and /mnt.
+fn make_root(root: &Path) {
+    use nix::mount::{mount, MsFlags};
+    std::fs::create_dir_all(root).unwrap();
+    for d in ["usr", "bin", "sbin", "lib", "lib64", "lib32", "libx32", "dev"] {
+        let outside = Path::new("/").join(d);
+        let inside = root.join(d);
+        let Ok(m) = std::fs::symlink_metadata(&outside) else {
+            continue;
+        };
+        if m.file_type().is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&outside).unwrap(), &inside).unwrap();
+        } else if m.is_dir() {
+            std::fs::create_dir(&inside).unwrap();
+            mount(
+                Some(&outside),
+                &inside,
+                None::<&str>,
+                MsFlags::MS_BIND | MsFlags::MS_REC,
+                None::<&str>,
+            )
+            .unwrap();
+        }
+    }
+    std::fs::create_dir(root.join("proc")).unwrap();
+    std::fs::create_dir(root.join("mnt")).unwrap();
+}
+
+fn mount_points_here() -> Vec<String> {
+    std::fs::read_to_string("/proc/thread-self/mountinfo")
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.split(' ').nth(4).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn jail_mount_namespace() {
+    if !prerequisites("jail_mount_namespace", &["sh", "sleep", "mount", "touch", "readlink"]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let root = Path::new("/run/jroot");
+        make_root(root);
+        let bx = j("box");
+        let spec = JailSpec {
+            name: bx.clone(),
+            path: root.into(),
+            hostname: None,
+            network: JailNetwork::Inherit,
+            params: vec![],
+        };
+
+        // A create failing after its namespaces exist (the record cannot be
+        // written: `jails` is a file) leaves no namespace behind.
+        std::fs::create_dir_all("/run/jnet").unwrap();
+        std::fs::write("/run/jnet/jails", b"").unwrap();
+        let e = host.create_jail(&spec).unwrap_err();
+        assert!(e.to_string().contains("/run/jnet/jails"), "{e}");
+        assert!(!host.paths.mntns(&bx).exists());
+        assert_eq!(dir_names(&host.paths.mntns_dir()), Vec::<String>::new());
+        std::fs::remove_file("/run/jnet/jails").unwrap();
+
+        assert_eq!(host.create_jail(&spec).unwrap(), 1);
+        assert_eq!(host.create_jail(&spec).unwrap(), 1, "create is idempotent");
+        let mnt_file = host.paths.mntns(&bx);
+        assert!(netns::is_bound(&mnt_file));
+        let sh = |jail: &JailName, script: &str| {
+            host.exec_in_jail(jail, &["sh".into(), "-c".into(), script.into()])
+                .unwrap()
+        };
+
+        // The jail runs in its own mount namespace, rooted at its path (the
+        // host's /run is not there), with its own proc.
+        let code = sh(
+            &bx,
+            "readlink /proc/self/ns/mnt > /out; test -e /run || echo no-run >> /out; \
+             mount -t tmpfs none /mnt && touch /mnt/inside",
+        );
+        assert_eq!(code, 0);
+        let jail_mnt = ns_inode(&mnt_file);
+        assert_ne!(jail_mnt, ns_inode(Path::new("/proc/thread-self/ns/mnt")));
+        assert_eq!(
+            std::fs::read_to_string(root.join("out")).unwrap(),
+            format!("mnt:[{jail_mnt}]\nno-run\n")
+        );
+        // Its mounts stay inside: not in the host's tree, not in its table.
+        assert!(!root.join("mnt/inside").exists());
+        let here = mount_points_here();
+        for p in ["/run/jroot/mnt", "/run/jroot/proc"] {
+            assert!(!here.iter().any(|m| m == p), "{p} leaked to the host: {here:?}");
+        }
+        // ... and last as long as the jail, not one command.
+        assert_eq!(sh(&bx, "test -e /mnt/inside"), 0);
+
+        // An inherit jail rooted at /: same network namespace as the host,
+        // so only its mount namespace tells its processes apart.
+        let bg = j("bg");
+        let bg_spec = JailSpec {
+            name: bg.clone(),
+            path: "/".into(),
+            ..spec.clone()
+        };
+        assert_eq!(host.create_jail(&bg_spec).unwrap(), 2);
+        assert_eq!(sh(&bg, "sleep 300 </dev/null >/dev/null 2>&1 &"), 0);
+        assert_eq!(sh(&bx, "sleep 300 </dev/null >/dev/null 2>&1 &"), 0);
+        let bg_pids = netns::pids_in(&host.paths.mntns(&bg), netns::NsKind::Mnt).unwrap();
+        let bx_pids = netns::pids_in(&mnt_file, netns::NsKind::Mnt).unwrap();
+        assert_eq!((bg_pids.len(), bx_pids.len()), (1, 1), "{bg_pids:?} {bx_pids:?}");
+        assert_eq!(
+            ns_inode(Path::new(&format!("/proc/{}/ns/net", bg_pids[0]))),
+            ns_inode(Path::new("/proc/thread-self/ns/net"))
+        );
+        let running = host.running_jails().unwrap();
+        let names: Vec<(u32, &str)> = running.iter().map(|r| (r.id, r.name.as_str())).collect();
+        assert_eq!(names, vec![(2, "bg"), (1, "box")]);
+
+        host.remove_jail(&bg).unwrap();
+        // Gone, or a zombie waiting for a reaper: either way out of the jail.
+        assert!(std::fs::metadata(format!("/proc/{}/ns/mnt", bg_pids[0])).is_err());
+        assert!(
+            std::fs::metadata(format!("/proc/{}/ns/mnt", bx_pids[0])).is_ok(),
+            "box untouched"
+        );
+        host.remove_jail(&bx).unwrap();
+        assert!(std::fs::metadata(format!("/proc/{}/ns/mnt", bx_pids[0])).is_err());
+        host.remove_jail(&bx).unwrap();
+        assert!(host.running_jails().unwrap().is_empty());
+        assert_eq!(dir_names(&host.paths.mntns_dir()), Vec::<String>::new());
+        assert!(!mount_points_here().iter().any(|m| m.starts_with("/run/jnet/mnt/")));
+        assert!(host.exec_in_jail(&bx, &["true".into()]).is_err());
     });
 }
 

@@ -1,10 +1,19 @@
 //! Running a command inside a jail, like jexec(8): fork, join the jail's
-//! namespaces (setns(2): network, then UTS when the jail has one), chroot
-//! to the jail's path when it is not `/`, exec, and wait for the exit code.
+//! namespaces (setns(2): network and UTS when the jail has them, then its
+//! mount namespace, whose root is already the jail's path, see `mntns`),
+//! exec, and wait for the exit code. A `root` is only for jails without a
+//! mount namespace (made by an older jnet): chroot there after the setns.
 //!
-//! Standard input, output and error are inherited. It does not create a
-//! mount namespace (jnet jails on Linux share the host's mounts; `path`
-//! gives them their root) and does not change uid.
+//! All namespace files are opened before the fork, in the caller's mount
+//! namespace: once the child has joined the jail's mount namespace, paths
+//! such as /run/jnet/... are the jail's (and absent from a jail rooted
+//! elsewhere). The mount namespace is joined last so that everything
+//! path-based that follows (chroot, the PATH search of exec) resolves in the
+//! jail's view; setns by fd into the network and UTS namespaces does not
+//! depend on the view, so their order is free.
+//!
+//! Standard input, output and error are inherited. It does not create
+//! namespaces and does not change uid.
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
@@ -24,7 +33,9 @@ pub struct Target<'a> {
     pub netns: Option<&'a Path>,
     /// Bound UTS namespace file; None = the caller's.
     pub utsns: Option<&'a Path>,
-    /// New root; None (or `/`) = the caller's.
+    /// Bound mount namespace file; None = the caller's.
+    pub mntns: Option<&'a Path>,
+    /// chroot after joining the namespaces; None (or `/`) = none.
     pub root: Option<&'a Path>,
 }
 
@@ -41,6 +52,9 @@ pub fn run(target: Target<'_>, argv: &[String]) -> Result<i32, OsError> {
     }
     if let Some(p) = target.utsns {
         files.push((netns::open(p)?, libc::CLONE_NEWUTS));
+    }
+    if let Some(p) = target.mntns {
+        files.push((netns::open(p)?, libc::CLONE_NEWNS));
     }
     let root = match target.root {
         Some(r) if r != Path::new("/") => Some(

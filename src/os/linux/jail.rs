@@ -54,7 +54,8 @@ pub fn veth_names(jail: &JailName) -> (String, String) {
 pub struct Paths {
     /// iproute2's directory of named network namespaces (`/run/netns`).
     pub netns_dir: PathBuf,
-    /// jnet's run-time state (`/run/jnet`): `bridges/`, `uts/`, `jails/`.
+    /// jnet's run-time state (`/run/jnet`): `bridges/`, `uts/`, `mnt/`,
+    /// `jails/`.
     pub state_dir: PathBuf,
 }
 
@@ -76,6 +77,13 @@ impl Paths {
     }
     pub fn utsns(&self, jail: &JailName) -> PathBuf {
         self.state_dir.join("uts").join(jail.as_str())
+    }
+    /// Where a jail's mount namespace is bound (`/run/jnet/mnt/<jail>`).
+    pub fn mntns(&self, jail: &JailName) -> PathBuf {
+        self.state_dir.join("mnt").join(jail.as_str())
+    }
+    pub fn mntns_dir(&self) -> PathBuf {
+        self.state_dir.join("mnt")
     }
     pub fn record(&self, jail: &JailName) -> PathBuf {
         self.state_dir.join("jails").join(jail.as_str())

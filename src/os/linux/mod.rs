@@ -8,7 +8,13 @@
 //! - inherit: no namespace, processes stay in the host's stack;
 //! - hostname: when given, a UTS namespace bound on `/run/jnet/uts/<jail>`
 //!   with that hostname, joined by `exec_in_jail`;
-//! - path: chroot for `exec_in_jail` when it is not `/` (no mount namespace);
+//! - mounts: every jail (inherit ones too) has a mount namespace bound on
+//!   `/run/jnet/mnt/<jail>` (a private mount, as unshare(1) requires for
+//!   `--mount=<file>`); `/` is rslave in it, so the jail's mounts stay in
+//!   the jail, and when `path` is not `/` the namespace is pivoted into
+//!   `path`, with a fresh proc on `<path>/proc` when that directory exists
+//!   (see `mntns`). Besides isolation, it gives inherit jails a namespace of
+//!   their own, so their processes can be found and killed on removal;
 //! - a record `/run/jnet/jails/<jail>` (JSON: id, path, hostname) that makes
 //!   `running_jails` and ids stable; /run is a tmpfs, so it goes on reboot
 //!   together with the namespaces.
@@ -26,6 +32,7 @@ pub mod exec;
 pub mod jail;
 pub mod link;
 pub mod listeners;
+pub mod mntns;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
@@ -108,6 +115,40 @@ impl LinuxHost {
     /// last jail detaches).
     pub fn bridge_owned(&self, bridge: &str) -> bool {
         jail::bridge_owned(&self.paths, bridge)
+    }
+
+    /// Creates the namespaces of a new jail (network when dedicated, UTS
+    /// when it has a hostname, mount always), pushing each path this call
+    /// bound on `made`. Returns whether the jail has its own network
+    /// namespace.
+    fn create_namespaces(&self, spec: &JailSpec, made: &mut Vec<PathBuf>) -> Result<bool, OsError> {
+        let own_netns = matches!(spec.network, JailNetwork::Dedicated { .. });
+        if own_netns {
+            let p = self.paths.netns(&spec.name);
+            if netns::create_bound(&p, NsKind::Net, || Ok(()))? {
+                made.push(p);
+            }
+        }
+        if let Some(h) = &spec.hostname {
+            let h = h.clone();
+            let p = self.paths.utsns(&spec.name);
+            let created = netns::create_bound(&p, NsKind::Uts, move || {
+                nix::unistd::sethostname(&h).map_err(|e| netns::NetnsError::Io {
+                    op: "sethostname for",
+                    path: PathBuf::from(&h),
+                    source: e.into(),
+                })
+            })?;
+            if created {
+                made.push(p);
+            }
+        }
+        let p = self.paths.mntns(&spec.name);
+        let root = spec.path.clone();
+        if netns::create_bound(&p, NsKind::Mnt, move || mntns::setup_root(&root))? {
+            made.push(p);
+        }
+        Ok(own_netns)
     }
 
     fn netns_if_bound(&self, jail: &JailName) -> Option<PathBuf> {
@@ -210,49 +251,58 @@ impl Host for LinuxHost {
                 source: std::io::Error::from(std::io::ErrorKind::NotFound),
             });
         }
-        let own_netns = matches!(spec.network, JailNetwork::Dedicated { .. });
-        if own_netns {
-            netns::create_bound(&self.paths.netns(&spec.name), NsKind::Net, || Ok(()))?;
+        // Namespace files this call bound, removed again when a later step
+        // fails, so a failed create leaves nothing behind.
+        let mut made: Vec<PathBuf> = Vec::new();
+        let result = self.create_namespaces(spec, &mut made).and_then(|own_netns| {
+            let used: std::collections::BTreeSet<u32> = self.records().into_iter().map(|(_, r)| r.id).collect();
+            let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
+            let record = JailRecord {
+                id,
+                path: spec.path.clone(),
+                hostname: spec.hostname.clone(),
+                netns: own_netns,
+            };
+            let path = self.paths.record(&spec.name);
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir).map_err(sys_err(format!("create {}", dir.display())))?;
+            }
+            let text = serde_json::to_string(&record).unwrap_or_default();
+            fs::write(&path, text).map_err(sys_err(format!("write {}", path.display())))?;
+            Ok(id)
+        });
+        match result {
+            Ok(id) => {
+                tracing::info!(jail = %spec.name, id, "jail created");
+                Ok(id)
+            }
+            Err(e) => {
+                tracing::warn!(jail = %spec.name, error = %e, "create failed, undoing");
+                for p in made.iter().rev() {
+                    if let Err(e2) = netns::delete_bound(p) {
+                        tracing::warn!(jail = %spec.name, error = %e2, "undo of a failed create failed");
+                    }
+                }
+                Err(e)
+            }
         }
-        if let Some(h) = &spec.hostname {
-            let h = h.clone();
-            netns::create_bound(&self.paths.utsns(&spec.name), NsKind::Uts, move || {
-                nix::unistd::sethostname(&h).map_err(|e| netns::NetnsError::Io {
-                    op: "sethostname for",
-                    path: PathBuf::from(&h),
-                    source: e.into(),
-                })
-            })?;
-        }
-        let used: std::collections::BTreeSet<u32> = self.records().into_iter().map(|(_, r)| r.id).collect();
-        let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
-        let record = JailRecord {
-            id,
-            path: spec.path.clone(),
-            hostname: spec.hostname.clone(),
-            netns: own_netns,
-        };
-        let path = self.paths.record(&spec.name);
-        if let Some(dir) = path.parent() {
-            fs::create_dir_all(dir).map_err(sys_err(format!("create {}", dir.display())))?;
-        }
-        let text = serde_json::to_string(&record).unwrap_or_default();
-        fs::write(&path, text).map_err(sys_err(format!("write {}", path.display())))?;
-        tracing::info!(jail = %spec.name, id, "jail created");
-        Ok(id)
     }
 
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {
         let wait = Duration::from_secs(2);
         let ns = self.paths.netns(jail);
-        if netns::is_bound(&ns) {
-            let n = netns::kill_all(&ns, NsKind::Net, wait)?;
-            tracing::debug!(%jail, killed = n, "processes in jail namespace killed");
-        }
         let uts = self.paths.utsns(jail);
-        if netns::is_bound(&uts) {
-            netns::kill_all(&uts, NsKind::Uts, wait)?;
+        let mnt = self.paths.mntns(jail);
+        // why all three: a dedicated jail's processes share its network
+        // namespace, but an inherit jail's are only told apart by its mount
+        // (and, with a hostname, UTS) namespace.
+        for (path, kind) in [(&ns, NsKind::Net), (&uts, NsKind::Uts), (&mnt, NsKind::Mnt)] {
+            if netns::is_bound(path) {
+                let n = netns::kill_all(path, kind, wait)?;
+                tracing::debug!(%jail, ?kind, killed = n, "processes in jail namespace killed");
+            }
         }
+        netns::delete_bound(&mnt)?;
         netns::delete_bound(&uts)?;
         netns::delete_bound(&ns)?;
         let rec = self.paths.record(jail);
@@ -268,7 +318,9 @@ impl Host for LinuxHost {
     fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError> {
         let record = self.read_record(jail.as_str());
         let ns = self.netns_if_bound(jail);
-        if record.is_none() && ns.is_none() {
+        let mnt = self.paths.mntns(jail);
+        let mnt = netns::is_bound(&mnt).then_some(mnt);
+        if record.is_none() && ns.is_none() && mnt.is_none() {
             return Err(OsError::Unsupported(format!("jail {jail} is not running")));
         }
         let uts = self.paths.utsns(jail);
@@ -276,7 +328,13 @@ impl Host for LinuxHost {
         let target = exec::Target {
             netns: ns.as_deref(),
             utsns: uts.as_deref(),
-            root: record.as_ref().map(|r| r.path.as_path()),
+            mntns: mnt.as_deref(),
+            // The mount namespace is already rooted at the jail's path; a
+            // jail without one (made by an older jnet) gets the chroot.
+            root: match mnt {
+                Some(_) => None,
+                None => record.as_ref().map(|r| r.path.as_path()),
+            },
         };
         exec::run(target, argv)
     }
@@ -293,6 +351,11 @@ impl Host for LinuxHost {
             self.records().into_iter().map(|(n, r)| (n, Some(r))).collect();
         for ns in netns::list(&self.paths.netns_dir, jail::NETNS_PREFIX)? {
             let name = ns[jail::NETNS_PREFIX.len()..].to_string();
+            names.entry(name).or_insert(None);
+        }
+        // A bound mount namespace without a record (a create interrupted
+        // between the two) is still something `remove_jail` has to take down.
+        for name in netns::list(&self.paths.mntns_dir(), "")? {
             names.entry(name).or_insert(None);
         }
         let mut out = Vec::new();

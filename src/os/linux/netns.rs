@@ -1,22 +1,29 @@
 //! Named namespaces compatible with iproute2 (ip-netns(8)): a namespace is
 //! kept alive by bind-mounting its nsfs file on `/run/netns/<name>`, so
-//! `ip netns exec <name>` and jnet see the same namespaces.
+//! `ip netns exec <name>` and jnet see the same namespaces. The same
+//! mechanism keeps UTS and mount namespaces (unshare(1) `--uts=<file>`,
+//! `--mount=<file>`); a mount namespace file may only be bound from an older
+//! mount namespace and onto a mount with private propagation, see
+//! `create_bound`.
 //!
 //! Everything that enters a namespace does so in a thread of its own
 //! (setns(2) only changes the calling thread), so the caller's threads never
-//! change namespace. Also: listing and killing the processes whose network
-//! namespace is a given one (by nsfs inode, as in namespaces(7)). This
-//! module does not create links or addresses; see `link` and `addr`.
+//! change namespace. Also: listing and killing the processes whose network,
+//! UTS or mount namespace is a given one (by nsfs inode, as in
+//! namespaces(7)). This module does not create links or addresses (see
+//! `link` and `addr`) nor decide what a jail's mount namespace holds (see
+//! `mntns`).
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::os::fd::AsFd;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
-use nix::sched::{setns, unshare, CloneFlags};
+use nix::sched::{sched_getaffinity, sched_setaffinity, setns, unshare, CloneFlags, CpuSet};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -70,6 +77,8 @@ fn nix_err<'a>(op: &'static str, path: &'a Path) -> impl FnOnce(nix::Error) -> N
 pub enum NsKind {
     Net,
     Uts,
+    /// A mount namespace (mount_namespaces(7)).
+    Mnt,
 }
 
 impl NsKind {
@@ -77,12 +86,14 @@ impl NsKind {
         match self {
             NsKind::Net => CloneFlags::CLONE_NEWNET,
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
+            NsKind::Mnt => CloneFlags::CLONE_NEWNS,
         }
     }
     fn proc_name(self) -> &'static str {
         match self {
             NsKind::Net => "net",
             NsKind::Uts => "uts",
+            NsKind::Mnt => "mnt",
         }
     }
 }
@@ -96,15 +107,26 @@ pub fn is_bound(path: &Path) -> bool {
     fs::metadata(parent).map(|p| p.dev() != f.dev()).unwrap_or(false)
 }
 
-/// Makes `dir` a shared mount point, as ip-netns(8) does for /run/netns, so
-/// namespace files bound in it are visible from other mount namespaces.
-fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
+/// Makes `dir` a mount point with the propagation `kind` needs.
+///
+/// Network and UTS namespace directories are shared, as ip-netns(8) makes
+/// /run/netns, so their files are visible from mount namespaces created
+/// later (and their removal propagates into them). A mount namespace
+/// directory must be private instead: binding a mount namespace file on a
+/// shared mount would propagate it into the peers, possibly into that very
+/// namespace, and the kernel refuses such copies (EINVAL); unshare(1)
+/// documents the same requirement for `--mount=<file>`. Idempotent: an
+/// existing mount point only gets its propagation set again.
+fn prepare_dir(dir: &Path, kind: NsKind) -> Result<(), NetnsError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
-    let shared = MsFlags::MS_SHARED | MsFlags::MS_REC;
-    match mount(None::<&str>, dir, None::<&str>, shared, None::<&str>) {
+    let (propagation, op) = match kind {
+        NsKind::Mnt => (MsFlags::MS_PRIVATE, "make private"),
+        NsKind::Net | NsKind::Uts => (MsFlags::MS_SHARED | MsFlags::MS_REC, "make shared"),
+    };
+    match mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>) {
         Ok(()) => Ok(()),
         // why: EINVAL means `dir` is not a mount point yet; bind it on
-        // itself first (the same two steps iproute2 takes).
+        // itself first (the same two steps iproute2 and unshare(1) take).
         Err(nix::Error::EINVAL) => {
             mount(
                 Some(dir),
@@ -114,15 +136,57 @@ fn prepare_dir(dir: &Path) -> Result<(), NetnsError> {
                 None::<&str>,
             )
             .map_err(nix_err("bind-mount directory on itself", dir))?;
-            mount(None::<&str>, dir, None::<&str>, shared, None::<&str>).map_err(nix_err("make shared", dir))
+            mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>).map_err(nix_err(op, dir))
         }
-        Err(e) => Err(nix_err("make shared", dir)(e)),
+        Err(e) => Err(nix_err(op, dir)(e)),
     }
 }
 
-/// Creates a new namespace of `kind` and binds it on `path`, running
-/// `setup` inside it first (e.g. to set a hostname). Returns false when
-/// `path` already holds a namespace (nothing is done then).
+/// What the calling thread tells the namespace thread after a bind attempt.
+enum Bind {
+    Done,
+    Retry,
+    Abort,
+}
+
+/// The CPUs a mount namespace is retried on, in order (see `create_bound`):
+/// first wherever the scheduler puts the thread, then pinned to each CPU
+/// this process may run on.
+fn attempts() -> Vec<Option<usize>> {
+    let mut out = vec![None];
+    if let Ok(set) = sched_getaffinity(Pid::from_raw(0)) {
+        out.extend(
+            (0..CpuSet::count())
+                .filter(|&c| set.is_set(c).unwrap_or(false))
+                .map(Some),
+        );
+    }
+    out
+}
+
+/// Creates a new namespace of `kind` and binds it on `path`, then runs
+/// `setup` inside it (e.g. to set a hostname, or to arrange a mount
+/// namespace's root). Returns false when `path` already holds a namespace
+/// (nothing is done then). When `setup` fails, the binding is removed.
+///
+/// The namespace is made in a thread of its own; the calling thread binds
+/// it from `/proc/self/task/<tid>/ns/<kind>` and only then lets that thread
+/// run `setup`. why this split: a mount namespace file may only be bound
+/// from a mount namespace older than it (the kernel refuses the reference
+/// loop with EINVAL), so the thread living in the new one cannot bind it
+/// itself; and binding before `setup` means a refused bind (see below) is
+/// retried with a fresh namespace before any work went into it. unshare(1)
+/// keeps the same order: a helper left in the original namespace binds the
+/// file before the program runs.
+///
+/// why the retries: "older" is judged by a sequence number that Linux 6.18
+/// hands out in per-CPU batches, so when the caller itself runs in a mount
+/// namespace made recently (a test's, a container's), a namespace made on
+/// another CPU may count as older and the bind fails with EINVAL
+/// (unshare(1) fails the same way). A namespace made on the CPU the
+/// caller's was made on always counts as newer, so on EINVAL the thread
+/// unshares again, pinned to each allowed CPU in turn. From the host's
+/// initial mount namespace the first attempt succeeds.
 pub fn create_bound(
     path: &Path,
     kind: NsKind,
@@ -132,7 +196,7 @@ pub fn create_bound(
         return Ok(false);
     }
     let dir = path.parent().unwrap_or(Path::new("/"));
-    prepare_dir(dir)?;
+    prepare_dir(dir, kind)?;
     // A leftover empty file (from a crash between create and mount) is
     // reused; anything else is created fresh. Its content is never read
     // (it is only a mount point), hence no truncation.
@@ -143,16 +207,73 @@ pub fn create_bound(
         .mode(0o444)
         .open(path)
         .map_err(io_err("create", path))?;
+    let panicked = || NetnsError::Panicked(path.to_path_buf());
+    let cpus = match kind {
+        NsKind::Mnt => attempts(),
+        NsKind::Net | NsKind::Uts => vec![None],
+    };
     let result = std::thread::scope(|s| {
-        s.spawn(|| -> Result<(), NetnsError> {
-            unshare(kind.flag()).map_err(nix_err("unshare namespace for", path))?;
-            setup()?;
-            let src = format!("/proc/thread-self/ns/{}", kind.proc_name());
-            mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
-                .map_err(nix_err("bind-mount namespace on", path))
-        })
-        .join()
-        .unwrap_or_else(|_| Err(NetnsError::Panicked(path.to_path_buf())))
+        let (tid_tx, tid_rx) = mpsc::channel::<Result<i32, NetnsError>>();
+        let (go_tx, go_rx) = mpsc::channel::<Bind>();
+        let n = cpus.len();
+        let inside = s.spawn(move || -> Result<(), NetnsError> {
+            for cpu in cpus {
+                if let Some(c) = cpu {
+                    let mut one = CpuSet::new();
+                    // A CPU that cannot be set or pinned is skipped: the
+                    // attempt then runs wherever the thread is.
+                    if one.set(c).is_ok() {
+                        let _ = sched_setaffinity(Pid::from_raw(0), &one);
+                    }
+                }
+                // For CLONE_NEWNS the kernel also unshares the thread's
+                // filesystem context (root, cwd), so `setup` may chdir and
+                // pivot_root without touching the caller's threads.
+                let made = unshare(kind.flag())
+                    .map_err(nix_err("unshare namespace for", path))
+                    .map(|()| nix::unistd::gettid().as_raw());
+                let failed = made.is_err();
+                let _ = tid_tx.send(made);
+                if failed {
+                    return Ok(());
+                }
+                match go_rx.recv() {
+                    Ok(Bind::Done) => return setup(),
+                    Ok(Bind::Retry) => continue,
+                    Ok(Bind::Abort) | Err(_) => return Ok(()),
+                }
+            }
+            Ok(())
+        });
+        let mut bound = Err(panicked());
+        for attempt in 1..=n {
+            let src = match tid_rx.recv() {
+                Ok(Ok(tid)) => format!("/proc/self/task/{tid}/ns/{}", kind.proc_name()),
+                Ok(Err(e)) => {
+                    bound = Err(e);
+                    break;
+                }
+                Err(_) => break,
+            };
+            bound = mount(Some(src.as_str()), path, None::<&str>, MsFlags::MS_BIND, None::<&str>)
+                .map_err(nix_err("bind-mount namespace on", path));
+            let retry = matches!(&bound, Err(NetnsError::Io { source, .. })
+                if source.raw_os_error() == Some(libc::EINVAL))
+                && attempt < n;
+            if retry {
+                tracing::debug!(path = %path.display(), attempt, "namespace bind refused (EINVAL), retrying on another CPU");
+                let _ = go_tx.send(Bind::Retry);
+                continue;
+            }
+            let _ = go_tx.send(if bound.is_ok() { Bind::Done } else { Bind::Abort });
+            break;
+        }
+        drop(go_tx);
+        let set_up = inside.join().unwrap_or_else(|_| Err(panicked()));
+        if bound.is_ok() && set_up.is_err() {
+            let _ = umount2(path, MntFlags::MNT_DETACH);
+        }
+        bound.and(set_up)
     });
     if let Err(e) = result {
         let _ = fs::remove_file(path);
@@ -208,7 +329,7 @@ pub fn ns_id(path: &Path) -> Result<(u64, u64), NetnsError> {
     Ok((m.dev(), m.ino()))
 }
 
-/// Pids of the processes whose `kind` namespace (`net`, `uts`) is the one
+/// Pids of the processes whose `kind` namespace (`net`, `uts`, `mnt`) is the one
 /// bound on `path` (read from /proc/<pid>/ns/<kind>; processes that exit
 /// meanwhile are skipped). Costs one stat per process on the host.
 pub fn pids_in(path: &Path, kind: NsKind) -> Result<Vec<i32>, NetnsError> {

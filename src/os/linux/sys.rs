@@ -21,7 +21,8 @@ pub fn enter_before_exec(cmd: &mut Command, namespaces: Vec<(RawFd, libc::c_int)
         for (fd, nstype) in &namespaces {
             // SAFETY: setns is async-signal-safe; fd is an open namespace
             // file kept alive by the parent across fork, and nstype is a
-            // CLONE_NEW* constant. The child is single-threaded here, as
+            // CLONE_NEW* constant. The child is single-threaded with a
+            // filesystem context of its own (fork without CLONE_FS), as
             // setns into a mount namespace requires.
             if unsafe { libc::setns(*fd, *nstype) } != 0 {
                 return Err(io::Error::last_os_error());
