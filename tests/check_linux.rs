@@ -4,26 +4,23 @@
 //! and the `jnet` binary run from inside that namespace.
 #![cfg(target_os = "linux")]
 
+#[path = "common/binary.rs"]
+mod binary;
 #[path = "common/netns.rs"]
 mod netns;
 
 use std::net::{TcpListener, UdpSocket};
 use std::os::fd::OwnedFd;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use nix::sys::socket::{
     bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
 };
 use serde_json::Value;
 
+/// `jnet -c <dir>/jnet.toml <args>`.
 fn jnet(dir: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_jnet"))
-        .arg("-c")
-        .arg(dir.join("jnet.toml"))
-        .args(args)
-        .env_remove("JNET_CONFIG")
-        .output()
-        .unwrap()
+    binary::jnet(&dir.join("jnet.toml"), args)
 }
 
 fn v6only_listener(port: u16) -> OwnedFd {

@@ -12,27 +12,27 @@
 //! through unchanged.
 #![cfg(target_os = "linux")]
 
+#[path = "common/binary.rs"]
+mod binary;
+#[path = "common/client.rs"]
+mod client;
 #[path = "common/netns.rs"]
 mod test_netns;
 
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::io::Write;
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use jnet::os::linux::netns::{self, NsKind};
-use jnet::os::linux::{addr, link};
+use binary::{jnet, ok};
+use client::{fetch, fetch_from, jnet_chains, topology, CLIENT, TIMEOUT};
+use jnet::os::linux::link;
+use jnet::os::linux::netns::{self};
 use serde_json::Value;
 use test_netns::{isolated, prerequisites};
-
-const BIN: &str = env!("CARGO_BIN_EXE_jnet");
-const CLIENT: &str = "/run/netns/client";
-const TIMEOUT: Duration = Duration::from_secs(2);
 
 const CONFIG: &str = r#"
 [host]
@@ -57,52 +57,8 @@ ports = ["tcp/80"]
 const FOREIGN: &str = "table ip foreign {\n\tchain pre {\n\t\ttype nat hook prerouting priority -100;\n\t\t\
                        tcp dport 9999 dnat to 10.1.1.1:80\n\t}\n}\n";
 
-fn jnet(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .arg("-c")
-        .arg(cfg)
-        .args(args)
-        .env_remove("JNET_CONFIG")
-        .env_remove("JNET_STATE_DIR")
-        .output()
-        .unwrap()
-}
-
-fn ok(cfg: &Path, args: &[&str]) -> String {
-    let o = jnet(cfg, args);
-    assert!(
-        o.status.success(),
-        "jnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
 fn nft(args: &[&str]) -> String {
     jnet::os::runner::run("nft", args, None).unwrap().stdout
-}
-
-/// The client namespace and the host's external veth (see the module doc).
-fn topology() {
-    let client = Path::new(CLIENT);
-    assert!(netns::create_bound(client, NsKind::Net, || Ok(())).unwrap());
-    let mut rt = link::route_socket().unwrap();
-    link::create_veth(&mut rt, "ext0", "cl0").unwrap();
-    let ns = netns::open(client).unwrap();
-    link::move_to_netns(&mut rt, "cl0", ns.as_fd()).unwrap();
-    addr::add_v4(&mut rt, "ext0", Ipv4Addr::new(192, 0, 2, 1), 24).unwrap();
-    addr::add_v4(&mut rt, "ext0", Ipv4Addr::new(192, 0, 2, 3), 24).unwrap();
-    link::set_up(&mut rt, "ext0", true).unwrap();
-    netns::run_in(client, || {
-        let mut s = link::route_socket().unwrap();
-        link::set_up(&mut s, "lo", true).unwrap();
-        addr::add_v4(&mut s, "cl0", Ipv4Addr::new(192, 0, 2, 2), 24).unwrap();
-        link::set_up(&mut s, "cl0", true).unwrap();
-        link::set_default_route(&mut s, Ipv4Addr::new(192, 0, 2, 1)).unwrap();
-    })
-    .unwrap();
 }
 
 /// A TCP server on a listener bound inside some namespace: each connection
@@ -160,23 +116,6 @@ impl Drop for Server {
     }
 }
 
-/// Connects from namespace `ns` to `to` and reads until the peer closes.
-fn fetch_from(ns: &str, to: &str) -> std::io::Result<String> {
-    let to: SocketAddr = to.parse().unwrap();
-    netns::run_in(Path::new(ns), move || {
-        let mut s = TcpStream::connect_timeout(&to, TIMEOUT)?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    })
-    .unwrap()
-}
-
-fn fetch(to: &str) -> std::io::Result<String> {
-    fetch_from(CLIENT, to)
-}
-
 fn assert_unreachable(to: &str, why: &str) {
     match fetch(to) {
         Ok(t) => panic!("{to} still answers ({t:?}) {why}"),
@@ -219,26 +158,13 @@ fn table_state(cfg: &Path, jail: &str) -> String {
     line.split_whitespace().nth(2).unwrap().to_string()
 }
 
-fn jnet_chains() -> Vec<String> {
-    let out = jnet::os::runner::run("nft", &["list", "table", "inet", "jnet"], None);
-    match out {
-        Ok(o) => o
-            .stdout
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("chain "))
-            .map(|c| c.trim_end_matches(" {").to_string())
-            .collect(),
-        Err(_) => vec![], // no table at all
-    }
-}
-
 #[test]
 fn expose_flush_reload_unexpose_nat_with_real_traffic() {
     if !prerequisites("expose_flush_reload_unexpose_nat_with_real_traffic", &["nft"]) {
         return;
     }
     isolated(|| {
-        topology();
+        topology(&[Ipv4Addr::new(192, 0, 2, 3)]);
         jnet::os::runner::run("nft", &["-f", "-"], Some(FOREIGN)).unwrap();
         let foreign_before = nft(&["list", "table", "ip", "foreign"]);
         assert!(foreign_before.contains("dnat to 10.1.1.1:80"), "{foreign_before}");

@@ -8,15 +8,18 @@
 //! the same engine through the library with the real `LinuxHost`.
 #![cfg(target_os = "linux")]
 
+#[path = "common/binary.rs"]
+mod binary;
 #[path = "common/netns.rs"]
 mod test_netns;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use binary::{jnet, ok, BIN};
 use jnet::core::lifecycle::Phase;
 use jnet::core::names::{IfName, JailName};
 use jnet::core::plan::{Desired, ExecHooks};
@@ -25,8 +28,6 @@ use jnet::os::linux::{addr, jail, link, netns, LinuxHost};
 use jnet::os::{Host, JailNetwork, JailSpec};
 use jnet::store::{JailRecord, Store};
 use test_netns::{isolated, prerequisites};
-
-const BIN: &str = env!("CARGO_BIN_EXE_jnet");
 
 fn config(dir: &Path) -> PathBuf {
     let cfg = dir.join("jnet.toml");
@@ -41,22 +42,6 @@ fn config(dir: &Path) -> PathBuf {
     )
     .unwrap();
     cfg
-}
-
-fn jnet(cfg: &Path, args: &[&str]) -> Output {
-    Command::new(BIN).arg("-c").arg(cfg).args(args).output().unwrap()
-}
-
-fn ok(cfg: &Path, args: &[&str]) -> String {
-    let o = jnet(cfg, args);
-    assert!(
-        o.status.success(),
-        "jnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
 }
 
 fn link_exists(name: &str) -> bool {

@@ -13,27 +13,28 @@
 //! 10.9.0.0/24 on bridge `jnbr0` (made by `jnet start`), gateway 10.9.0.1.
 #![cfg(target_os = "linux")]
 
+#[path = "common/binary.rs"]
+mod binary;
+#[path = "common/client.rs"]
+mod client;
 #[path = "common/netns.rs"]
 mod test_netns;
 
-use std::io::{Read, Write};
-use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
+use std::io::Write;
+use std::net::{IpAddr, TcpListener};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use binary::{jnet, jnet_env, ok, BIN};
+use client::{fetch, jnet_chains, topology, TIMEOUT};
 use jnet::core::names::JailName;
-use jnet::os::linux::netns::{self, NsKind};
+use jnet::os::linux::netns::{self};
 use jnet::os::linux::{addr, jail, link, LinuxHost};
 use jnet::os::Host;
 use serde_json::Value;
 use test_netns::{isolated, prerequisites};
-
-const BIN: &str = env!("CARGO_BIN_EXE_jnet");
-const CLIENT: &str = "/run/netns/client";
-const TIMEOUT: Duration = Duration::from_secs(2);
 
 const CONFIG: &str = r#"
 [host]
@@ -61,73 +62,10 @@ ports = ["tcp/80", "tcp/443", "udp/53"]
 expose = ["tcp/8001:80", "tcp/8443:443", "udp/8053:53", "tcp/9000-9003"]
 "#;
 
-fn jnet_env(cfg: &Path, args: &[&str], path_env: Option<&str>) -> Output {
-    let mut c = Command::new(BIN);
-    c.arg("-c")
-        .arg(cfg)
-        .args(args)
-        .env_remove("JNET_CONFIG")
-        .env_remove("JNET_STATE_DIR");
-    if let Some(p) = path_env {
-        c.env("PATH", p);
-    }
-    c.output().unwrap()
-}
-
-fn jnet(cfg: &Path, args: &[&str]) -> Output {
-    jnet_env(cfg, args, None)
-}
-
-fn ok(cfg: &Path, args: &[&str]) -> String {
-    let o = jnet(cfg, args);
-    assert!(
-        o.status.success(),
-        "jnet {args:?}: {:?}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout).unwrap()
-}
-
 fn write_config(dir: &Path) -> std::path::PathBuf {
     let cfg = dir.join("jnet.toml");
     std::fs::write(&cfg, CONFIG).unwrap();
     cfg
-}
-
-/// The client namespace and the host's external veth (see the module doc).
-fn topology() {
-    let client = Path::new(CLIENT);
-    assert!(netns::create_bound(client, NsKind::Net, || Ok(())).unwrap());
-    let mut rt = link::route_socket().unwrap();
-    link::create_veth(&mut rt, "ext0", "cl0").unwrap();
-    let ns = netns::open(client).unwrap();
-    link::move_to_netns(&mut rt, "cl0", ns.as_fd()).unwrap();
-    addr::add_v4(&mut rt, "ext0", Ipv4Addr::new(192, 0, 2, 1), 24).unwrap();
-    link::set_up(&mut rt, "ext0", true).unwrap();
-    netns::run_in(client, || {
-        let mut s = link::route_socket().unwrap();
-        link::set_up(&mut s, "lo", true).unwrap();
-        addr::add_v4(&mut s, "cl0", Ipv4Addr::new(192, 0, 2, 2), 24).unwrap();
-        link::set_up(&mut s, "cl0", true).unwrap();
-        link::set_default_route(&mut s, Ipv4Addr::new(192, 0, 2, 1)).unwrap();
-    })
-    .unwrap();
-}
-
-/// Connects from the client namespace to `to` and reads until the peer
-/// closes.
-fn fetch(to: &str) -> std::io::Result<String> {
-    let to: SocketAddr = to.parse().unwrap();
-    netns::run_in(Path::new(CLIENT), move || {
-        let mut s = TcpStream::connect_timeout(&to, TIMEOUT)?;
-        s.set_read_timeout(Some(TIMEOUT))?;
-        let mut text = String::new();
-        s.read_to_string(&mut text)?;
-        Ok(text)
-    })
-    .unwrap()
 }
 
 fn link_names() -> Vec<String> {
@@ -143,18 +81,6 @@ fn host_v4() -> Vec<IpAddr> {
         .map(|a| a.address)
         .filter(IpAddr::is_ipv4)
         .collect()
-}
-
-fn jnet_chains() -> Vec<String> {
-    match jnet::os::runner::run("nft", &["list", "table", "inet", "jnet"], None) {
-        Ok(o) => o
-            .stdout
-            .lines()
-            .filter_map(|l| l.trim().strip_prefix("chain "))
-            .map(|c| c.trim_end_matches(" {").to_string())
-            .collect(),
-        Err(_) => vec![], // no table at all
-    }
 }
 
 /// The `phase=` of `jail` in the inventory file.
@@ -280,7 +206,7 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
         return;
     }
     isolated(|| {
-        topology();
+        topology(&[]);
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let cfg = write_config(d);
@@ -450,7 +376,7 @@ fn start_stop_cycle_time_of_a_dedicated_jail_with_four_exposures() {
         return;
     }
     isolated(|| {
-        topology();
+        topology(&[]);
         let dir = tempfile::tempdir().unwrap();
         let cfg = write_config(dir.path());
         // `www` holds the bridge, so the timed cycles neither create nor
