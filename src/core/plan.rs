@@ -289,24 +289,9 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
     }
     if need_jail {
         steps.push(Step::new(Action::CreateJail));
-        for c in &d.exec.prestart {
-            steps.push(Step::new(Action::ExecHost {
-                hook: Hook::Prestart,
-                command: c.clone(),
-            }));
-        }
-        for c in &d.exec.start {
-            steps.push(Step::new(Action::ExecJail {
-                hook: Hook::Start,
-                command: c.clone(),
-            }));
-        }
-        for c in &d.exec.poststart {
-            steps.push(Step::new(Action::ExecHost {
-                hook: Hook::Poststart,
-                command: c.clone(),
-            }));
-        }
+        exec_steps(&mut steps, Hook::Prestart, &d.exec.prestart);
+        exec_steps(&mut steps, Hook::Start, &d.exec.start);
+        exec_steps(&mut steps, Hook::Poststart, &d.exec.poststart);
     }
     match (&d.rules, o.rules) {
         (Some(_), RulesState::Absent) | (Some(_), RulesState::Loaded { matches: false }) => {
@@ -336,22 +321,24 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
     }
 }
 
+/// One step per command of a jail.conf `exec.*` list: exec.start and
+/// exec.stop run inside the jail, the other hooks on the host (jail(8)).
+fn exec_steps(steps: &mut Vec<Step>, hook: Hook, commands: &[String]) {
+    for c in commands {
+        let command = c.clone();
+        steps.push(Step::new(match hook {
+            Hook::Start | Hook::Stop => Action::ExecJail { hook, command },
+            _ => Action::ExecHost { hook, command },
+        }));
+    }
+}
+
 /// The steps that take the jail from `o` down to nothing.
 pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
     let mut steps = Vec::new();
     if o.jail_running {
-        for c in &d.exec.prestop {
-            steps.push(Step::new(Action::ExecHost {
-                hook: Hook::Prestop,
-                command: c.clone(),
-            }));
-        }
-        for c in &d.exec.stop {
-            steps.push(Step::new(Action::ExecJail {
-                hook: Hook::Stop,
-                command: c.clone(),
-            }));
-        }
+        exec_steps(&mut steps, Hook::Prestop, &d.exec.prestop);
+        exec_steps(&mut steps, Hook::Stop, &d.exec.stop);
         steps.push(Step::new(Action::RemoveJail));
     }
     if o.rules != RulesState::Absent {
@@ -361,12 +348,7 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
         steps.push(Step::new(Action::DetachNetwork));
     }
     if o.jail_running {
-        for c in &d.exec.poststop {
-            steps.push(Step::new(Action::ExecHost {
-                hook: Hook::Poststop,
-                command: c.clone(),
-            }));
-        }
+        exec_steps(&mut steps, Hook::Poststop, &d.exec.poststop);
     }
     // why: a stop is not undone (re-creating what the user asked to remove
     // would be surprising); the engine presses on and reports failures.
