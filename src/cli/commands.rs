@@ -178,6 +178,18 @@ fn release(s: &Session, jail: &str) -> Result<ExitStatus> {
     Ok(ExitStatus::Ok)
 }
 
+/// JAIL MODE ADDRESS POOL INTERFACE STATE cells of an assignment row.
+fn assignment_cells(r: &report::Assignment) -> Vec<String> {
+    vec![
+        r.jail.clone(),
+        r.mode.as_str().to_string(),
+        opt(&r.address),
+        opt(&r.pool),
+        opt(&r.interface),
+        r.phase.to_string(),
+    ]
+}
+
 fn opt<T: ToString>(v: &Option<T>) -> String {
     v.as_ref().map_or_else(|| "-".to_string(), T::to_string)
 }
@@ -204,16 +216,9 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
         "EXPOSE",
     ]);
     for r in &rows {
-        t.row(vec![
-            r.jail.clone(),
-            r.mode.as_str().to_string(),
-            opt(&r.address),
-            opt(&r.pool),
-            opt(&r.interface),
-            r.phase.to_string(),
-            r.ports.join(","),
-            r.expose.join(","),
-        ]);
+        let mut cells = assignment_cells(r);
+        cells.extend([r.ports.join(","), r.expose.join(",")]);
+        t.row(cells);
     }
     t.print();
     Ok(ExitStatus::Ok)
@@ -307,14 +312,7 @@ fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
     println!();
     let mut t = Table::new(&["JAIL", "MODE", "ADDRESS", "POOL", "INTERFACE", "STATE"]);
     for r in &rep.assignments {
-        t.row(vec![
-            r.jail.clone(),
-            r.mode.as_str().to_string(),
-            opt(&r.address),
-            opt(&r.pool),
-            opt(&r.interface),
-            r.phase.to_string(),
-        ]);
+        t.row(assignment_cells(r));
     }
     t.print();
     if rep.drift.is_empty() {

@@ -406,6 +406,15 @@ mod tests {
         host: &'a FakeHost,
         refuse: RefCell<bool>,
     }
+    impl<'a> Checker<'a> {
+        /// A checker that records its calls and finds no conflict.
+        fn passing(host: &'a FakeHost) -> Self {
+            Checker {
+                host,
+                refuse: RefCell::new(false),
+            }
+        }
+    }
     impl PortChecker for Checker<'_> {
         fn check(&self, jail: &JailName) -> Result<()> {
             self.host.calls.borrow_mut().push(format!("check_ports {jail}"));
@@ -495,10 +504,7 @@ mod tests {
     #[test]
     fn start_then_stop_in_order_with_phases() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         let out = e.start(&jn("www"), &d).unwrap();
@@ -565,10 +571,7 @@ mod tests {
     #[test]
     fn failure_messages_name_the_step() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         f.host.fail_on("exec_in_jail www: daemon");
         let e = Engine::new(&f.host, &f.store, &c);
         let err = e.start(&jn("www"), &desired(true)).unwrap_err();
@@ -590,10 +593,7 @@ mod tests {
     #[test]
     fn undo_failure_marks_failed_and_names_it() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         f.host.fail_on("load_rules www");
         f.host.fail_on("remove_jail www");
         let e = Engine::new(&f.host, &f.store, &c);
@@ -619,10 +619,7 @@ mod tests {
     #[test]
     fn verbs_are_idempotent() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         assert_eq!(e.stop(&jn("www"), &d).unwrap(), Outcome::AlreadyStopped);
@@ -640,10 +637,7 @@ mod tests {
     #[test]
     fn partial_start_is_completed_and_failed_retry_cleans_everything() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         // An earlier run attached the address and died.
@@ -670,10 +664,7 @@ mod tests {
     #[test]
     fn stop_of_half_started_jail() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         f.host.attach_network(&jn("www"), &d.spec.network).unwrap();
@@ -689,10 +680,7 @@ mod tests {
     #[test]
     fn stop_presses_on_after_failures() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         e.start(&jn("www"), &d).unwrap();
@@ -719,10 +707,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let mut d = desired(false);
         d.rules = None;
@@ -743,10 +728,7 @@ mod tests {
     #[test]
     fn hooks_do_their_part_only() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let d = desired(true);
         e.hook(HookPhase::Prestart, &d).unwrap();
@@ -781,10 +763,7 @@ mod tests {
     #[test]
     fn unknown_jail_is_refused() {
         let f = fixture();
-        let c = Checker {
-            host: &f.host,
-            refuse: RefCell::new(false),
-        };
+        let c = Checker::passing(&f.host);
         let e = Engine::new(&f.host, &f.store, &c);
         let mut d = desired(true);
         d.spec.name = jn("ghost");
