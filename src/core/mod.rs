@@ -8,6 +8,7 @@
 pub mod alloc;
 pub mod check;
 pub mod config;
+pub mod depend;
 pub mod jailconf;
 pub mod lifecycle;
 pub mod listeners;
