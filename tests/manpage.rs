@@ -4,7 +4,10 @@
 //! and every value of an enumerated argument as `.Cm`; options the page
 //! names that the CLI lacks are reported too. The CLI side is read from
 //! clap (`jnet::cli::Cli` through `CommandFactory`), so a command added
-//! without documentation fails here. Both pages must also pass
+//! without documentation fails here. man/jnet.toml.5 must have an
+//! `.It Ic <key>` entry, naming its default, for every key the config and
+//! profile parsers accept (the parser's own list of expected keys, from
+//! its unknown-key error). Both pages must also pass
 //! `mandoc -T lint` (when mandoc is missing: a loud skip, a failure under
 //! CI=true).
 
@@ -297,4 +300,95 @@ fn lint_reports_a_broken_page() {
     if let Some(findings) = lint(&bad) {
         assert!(!findings.is_empty(), "mandoc found nothing wrong with an unclosed list");
     }
+}
+
+const JNET_TOML_5: &str = include_str!("../man/jnet.toml.5");
+
+/// The keys a table accepts, as the parser itself lists them when it meets
+/// an unknown one (serde's "unknown field `x`, expected one of `a`, `b`").
+fn accepted_keys(err: &str) -> Vec<String> {
+    let list = err
+        .split_once("expected one of ")
+        .unwrap_or_else(|| panic!("no key list in {err:?}"))
+        .1;
+    list.split(", ")
+        .map(|k| k.trim().trim_matches('`').to_string())
+        .collect()
+}
+
+/// The lines of the `.It Ic <key>` entry inside section/subsection `within`
+/// (a heading line prefix), up to the next `.It`, `.Ss`, `.Sh` or `.El`.
+fn key_entry<'a>(page: &'a str, within: &str, key: &str) -> Option<Vec<&'a str>> {
+    let lines: Vec<&str> = page.lines().collect();
+    let start = lines.iter().position(|l| l.starts_with(within))?;
+    let end_sec = lines[start + 1..]
+        .iter()
+        .position(|l| l.starts_with(".Ss") || l.starts_with(".Sh"))
+        .map_or(lines.len(), |i| start + 1 + i);
+    let head = format!(".It Ic {key} ");
+    let at = (start..end_sec).find(|&i| lines[i].starts_with(&head))?;
+    let end = lines[at + 1..end_sec]
+        .iter()
+        .position(|l| l.starts_with(".It") || l.starts_with(".El"))
+        .map_or(end_sec, |i| at + 1 + i);
+    Some(lines[at..end].to_vec())
+}
+
+#[test]
+fn every_key_of_jnet_toml_and_profiles_is_in_jnet_toml_5_with_its_default() {
+    use jnet::core::config::{parse_config, parse_profile};
+    let host = "[host]\nexternal_interface = \"em0\"\n";
+    let err = |r: Result<jnet::core::config::Config, jnet::core::config::ConfigError>| r.unwrap_err().to_string();
+    let tables = [
+        (
+            "[host]",
+            ".Ss The [host] table",
+            err(parse_config("j", &format!("{host}bogus = 1\n"))),
+        ),
+        (
+            "[pools.]",
+            ".Ss The [pools.",
+            err(parse_config("j", &format!("{host}[pools.p]\nbogus = 1\n"))),
+        ),
+        (
+            "[jails.]",
+            ".Ss The [jails.",
+            err(parse_config("j", &format!("{host}[jails.w]\nbogus = 1\n"))),
+        ),
+        (
+            "profile",
+            ".Sh PROFILES",
+            parse_profile("p", "p.toml", "bogus = 1\n").unwrap_err().to_string(),
+        ),
+    ];
+    let mut gaps = vec![];
+    for (table, section, e) in &tables {
+        let keys = accepted_keys(e);
+        assert!(keys.len() >= 4, "{table}: {keys:?}");
+        for k in keys {
+            match key_entry(JNET_TOML_5, section, &k) {
+                None => gaps.push(format!("{table} {k}: no `.It Ic {k}` in section {section:?}")),
+                Some(lines) => {
+                    let text = lines.join(" ");
+                    if !(text.contains("Default") || text.contains("Required")) {
+                        gaps.push(format!("{table} {k}: its entry names no default (nor `Required`)"));
+                    }
+                }
+            }
+        }
+    }
+    // The top-level tables themselves.
+    for k in accepted_keys(&err(parse_config("j", &format!("bogus = 1\n{host}")))) {
+        if !JNET_TOML_5.contains(&format!(".Ic [{k}")) {
+            gaps.push(format!("top-level table [{k}] not in jnet.toml.5"));
+        }
+    }
+    assert!(
+        gaps.is_empty(),
+        "man/jnet.toml.5 is out of date:\n  {}",
+        gaps.join("\n  ")
+    );
+    // The check itself finds a removed entry.
+    let without = JNET_TOML_5.replace(".It Ic gateway No", ".It Ic gw No");
+    assert!(key_entry(&without, ".Ss The [pools.", "gateway").is_none());
 }
