@@ -97,6 +97,10 @@ pub enum Command {
     Hook { phase: HookPhaseArg, jail: String },
     /// Print a jail.conf fragment with the jail's network parameters and hook lines
     JailConf { jail: String },
+    /// Print a shell completion script on stdout (needs no configuration)
+    Completions {
+        shell: crate::cli::completions::CompletionShell,
+    },
 }
 
 #[derive(Debug, Args)]

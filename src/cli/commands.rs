@@ -74,6 +74,10 @@ impl Session {
 /// Runs one parsed command; returns the exit status for success paths that
 /// are not plain 0 (e.g. `check` with findings).
 pub fn run(cli: &Cli) -> Result<ExitStatus> {
+    // why: completions are generated at package build time, where no jnet.toml exists.
+    if let Command::Completions { shell } = &cli.command {
+        return crate::cli::completions::print(*shell).map(|()| ExitStatus::Ok);
+    }
     let s = Session::open(cli)?;
     match &cli.command {
         Command::Assign(a) => assign(&s, a),
@@ -105,6 +109,7 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
             require_root(&format!("jnet hook {jail}")).and_then(|_| lifecycle::hook(&s, *phase, jail))
         }
         Command::JailConf { jail } => lifecycle::jail_conf(&s, jail),
+        Command::Completions { shell } => crate::cli::completions::print(*shell).map(|()| ExitStatus::Ok),
     }
 }
 

@@ -4,6 +4,7 @@
 
 pub mod args;
 pub mod commands;
+pub mod completions;
 pub mod firewall;
 pub mod lifecycle;
 pub mod output;
