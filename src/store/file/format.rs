@@ -39,7 +39,7 @@ use std::net::Ipv4Addr;
 
 use crate::core::names::JailName;
 
-use super::inventory::{
+use crate::store::inventory::{
     parse_jail_words, quick_address, quick_name, write_jail_line, FormatError, Inventory, JailRecord,
 };
 
