@@ -62,6 +62,20 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A state directory or file jnet will not trust: a symbolic link,
+    /// writable by group or others, or owned by another user; `fix` says
+    /// what to run.
+    #[error("{}: {problem}; fix: {fix}", path.display())]
+    UnsafeState {
+        path: PathBuf,
+        problem: String,
+        fix: String,
+    },
+    /// Another jnet process holds the jail's lifecycle lock.
+    #[error(
+        "jail {jail} is busy: another jnet process is starting or stopping it (waited {waited_ms} ms); retry later"
+    )]
+    JailBusy { jail: String, waited_ms: u64 },
     /// Another jnet process held the inventory lock too long.
     #[error("{}: inventory is locked by another jnet process (waited {waited_ms} ms); retry later", path.display())]
     LockTimeout { path: PathBuf, waited_ms: u64 },
@@ -113,7 +127,8 @@ impl Error {
             Error::JailConf(e) => e.exit_status(),
             Error::NoInput { .. } => ExitStatus::NoInput,
             Error::PoolExhausted { .. } | Error::Unavailable(_) => ExitStatus::Unavailable,
-            Error::CantCreate { .. } => ExitStatus::CantCreate,
+            Error::CantCreate { .. } | Error::UnsafeState { .. } => ExitStatus::CantCreate,
+            Error::JailBusy { .. } => ExitStatus::TempFail,
             Error::LockTimeout { .. } => ExitStatus::TempFail,
             Error::NoPerm(_) => ExitStatus::NoPerm,
             Error::Os(e) => e.exit_status(),

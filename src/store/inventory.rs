@@ -118,13 +118,13 @@ impl Inventory {
     /// empty journal). The store writes the same text with its own
     /// generation.
     pub fn to_text(&self) -> String {
-        super::format::render(self, 1).text
+        super::file::format::render(self, 1).text
     }
 
     /// Parses a whole inventory file of any supported schema version,
     /// journal included.
     pub fn from_text(text: &str) -> Result<Inventory, FormatError> {
-        super::format::parse(text.as_bytes()).map(|p| p.inventory)
+        super::file::format::parse(text.as_bytes()).map(|p| p.inventory)
     }
 }
 

@@ -30,7 +30,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{FileExt, MetadataExt};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::format::hash64;
@@ -133,7 +133,22 @@ impl Index {
     /// fails any check (it is then rebuilt by the caller).
     pub fn open(dir: &Path) -> Option<Index> {
         let path = dir.join(FILE);
-        let mut file = OpenOptions::new().read(true).write(true).open(&path).ok()?;
+        // why: never through a link, and only a file no one else can write
+        // (H2); anything else is rebuilt, and the rebuild's rename replaces
+        // a link without following it.
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&path)
+            .ok()?;
+        let len = match file.metadata() {
+            Ok(m) if super::secure::trusted(&m) => m.len(),
+            _ => {
+                tracing::debug!(path = %path.display(), "inventory index is not a file only jnet can write");
+                return None;
+            }
+        };
         let mut h = [0u8; HEADER_LEN];
         file.read_exact(&mut h).ok()?;
         if &h[..8] != MAGIC || hash64(&h[..HASHED_HEADER]) != u64_at(&h, HASHED_HEADER) {
@@ -154,12 +169,26 @@ impl Index {
             ctime: (f(8) as i64, f(9) as i64),
         };
         let (n_ranges, n_addrs, rh, ah) = (f(10), f(11), f(12), f(13));
-        let len = file.metadata().ok()?.len();
-        if len != HEADER_LEN as u64 + (n_ranges + n_addrs).checked_mul(8)? + blocks(n_addrs) * 16 {
-            tracing::debug!(path = %path.display(), "inventory index has the wrong length");
+        // why: the counts come from the file, and its header hash is no
+        // proof (anyone can compute it); every size is checked arithmetic,
+        // and bounded by the file's length before anything is allocated
+        // (H15).
+        let sections = || -> Option<(u64, u64, u64)> {
+            let entries = n_ranges.checked_add(n_addrs)?.checked_mul(8)?;
+            let fences = blocks(n_addrs).checked_mul(16)?;
+            let total = (HEADER_LEN as u64).checked_add(entries)?.checked_add(fences)?;
+            Some((entries, fences, total))
+        };
+        let Some((_, fence_len, total)) = sections().filter(|s| s.2 == len) else {
+            tracing::debug!(path = %path.display(), len, total = ?sections().map(|s| s.2), "inventory index has the wrong length");
             return None;
-        }
-        let mut rb = vec![0u8; usize::try_from(n_ranges).ok()? * 8];
+        };
+        debug_assert_eq!(total, len);
+        // Both fit in the file, so in usize on any 64-bit or 32-bit host
+        // that could read the file at all.
+        let range_len = usize::try_from(n_ranges.checked_mul(8)?).ok()?;
+        let fence_len = usize::try_from(fence_len).ok()?;
+        let mut rb = vec![0u8; range_len];
         file.read_exact(&mut rb).ok()?;
         if hash64(&rb) != rh {
             tracing::debug!(path = %path.display(), "inventory index ranges are damaged");
@@ -169,9 +198,8 @@ impl Index {
         if ranges.windows(2).any(|w| w[0].1 >= w[1].0) || ranges.iter().any(|r| r.0 > r.1) {
             return None;
         }
-        let mut fb = vec![0u8; blocks(n_addrs) as usize * 16];
-        file.read_exact_at(&mut fb, HEADER_LEN as u64 + (n_ranges + n_addrs) * 8)
-            .ok()?;
+        let mut fb = vec![0u8; fence_len];
+        file.read_exact_at(&mut fb, len - fence_len as u64).ok()?;
         if hash64(&fb) != ah {
             tracing::debug!(path = %path.display(), "inventory index fences are damaged");
             return None;
@@ -353,6 +381,50 @@ mod tests {
         }
         fs::write(&path, &good[..good.len() - 1]).unwrap();
         assert!(Index::open(d.path()).is_none());
+    }
+
+    /// H15: a crafted index with a correct header hash and counts whose
+    /// sum or size overflows is rejected (rebuilt), not a panic.
+    #[test]
+    fn crafted_counts_are_rejected_without_allocating() {
+        let d = tempfile::tempdir().unwrap();
+        let craft = |n_ranges: u64, n_addrs: u64, len: usize| {
+            let empty = hash64(&[]);
+            let h = header_bytes(&Identity::default(), &Stamp::default(), n_ranges, n_addrs, empty, empty);
+            let mut b = h.to_vec();
+            b.resize(len, 0);
+            fs::write(d.path().join(FILE), b).unwrap();
+            Index::open(d.path())
+        };
+        // The finding's input: n_ranges = u64::MAX, n_addrs = 1, length 144.
+        assert!(craft(u64::MAX, 1, 144).is_none());
+        assert!(craft(u64::MAX / 8, 0, 144).is_none());
+        assert!(craft(1, u64::MAX, 144).is_none());
+        assert!(craft(u64::MAX / 16, u64::MAX / 16, 4096).is_none());
+        // Counts that wrap to exactly the file's length.
+        let wrap = (u64::MAX / 8) + 1 + 2; // (n*8) wraps to 16
+        assert!(craft(wrap, 0, 144).is_none());
+        // A sound empty index still opens.
+        assert!(craft(0, 0, HEADER_LEN).is_some());
+    }
+
+    #[test]
+    fn index_behind_a_symlink_or_open_to_others_is_not_used() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        Index::write(d.path(), Identity::default(), Stamp::default(), vec![(1, 2)]).unwrap();
+        assert!(Index::open(d.path()).is_some());
+        let p = d.path().join(FILE);
+        fs::set_permissions(&p, fs::Permissions::from_mode(0o666)).unwrap();
+        assert!(Index::open(d.path()).is_none(), "group/other-writable index trusted");
+        fs::rename(&p, d.path().join("elsewhere")).unwrap();
+        std::os::unix::fs::symlink(d.path().join("elsewhere"), &p).unwrap();
+        fs::set_permissions(d.path().join("elsewhere"), fs::Permissions::from_mode(0o600)).unwrap();
+        assert!(Index::open(d.path()).is_none(), "index read through a symlink");
+        // The rebuild replaces the link itself, never the file it points to.
+        Index::write(d.path(), Identity::default(), Stamp::default(), vec![]).unwrap();
+        assert!(!fs::symlink_metadata(&p).unwrap().file_type().is_symlink());
+        assert!(Index::open(d.path()).is_some());
     }
 
     #[test]

@@ -24,12 +24,12 @@
 //! fdatasync): `set <jail line>` or `del jail <name>`, the address the jail
 //! held before (`was=`, which lets the index adjust its taken set without
 //! looking the jail up, and is checked here against the state before the
-//! record), and a 32-bit checksum of everything before it. A damaged tail —
-//! invalid lines at the end of the file, no valid record after them, no
-//! longer than two records can be — is what a process killed during an
-//! append leaves: it is ignored here and cut off by the next writer (which
-//! holds the lock). An invalid line followed by a valid one is damage in
-//! the middle and an error with its line.
+//! record), and a 32-bit checksum of everything before it. A torn tail — a
+//! final line without its newline, no longer than two records can be — is
+//! what a process killed during an append leaves: it is ignored here and
+//! cut off by the next writer (which holds the lock). A complete line with
+//! a bad checksum, last or not, was committed and then damaged: an error
+//! with its line, never silently dropped.
 //!
 //! Schema version 1 (a header without fields and no journal) is still read.
 
@@ -39,7 +39,7 @@ use std::net::Ipv4Addr;
 
 use crate::core::names::JailName;
 
-use super::inventory::{
+use crate::store::inventory::{
     parse_jail_words, quick_address, quick_name, write_jail_line, FormatError, Inventory, JailRecord,
 };
 
@@ -294,54 +294,50 @@ pub struct Journal<'a> {
 /// Splits journal bytes (starting right after the `journal` line, whose
 /// line number is `marker_line`) into valid records and a torn tail.
 /// Works on bytes: a torn or corrupted tail need not be UTF-8.
+///
+/// Only a final line without its newline is a torn append: jnet writes a
+/// record and its newline in one write, so a killed writer leaves a prefix
+/// of one record, never a complete line. A complete line whose checksum
+/// does not match was committed and then damaged; it is refused with its
+/// line (H17), wherever it is.
 pub fn scan_journal(text: &[u8], marker_line: usize) -> Result<Journal<'_>, FormatError> {
     let mut lines = vec![];
     let mut pos = 0;
     let mut lineno = marker_line;
-    // First invalid line: (offset, line number).
-    let mut bad: Option<(usize, usize)> = None;
     while pos < text.len() {
         lineno += 1;
-        let (line, next, complete) = match text[pos..].iter().position(|&b| b == b'\n') {
-            Some(i) => (&text[pos..pos + i], pos + i + 1, true),
-            None => (&text[pos..], text.len(), false),
-        };
-        let valid = if complete {
-            std::str::from_utf8(line).ok().filter(|l| checksum_ok(l))
-        } else {
-            None
-        };
-        match valid {
-            Some(l) => {
-                if let Some((_, at)) = bad {
-                    return Err(FormatError {
-                        line: at,
-                        message: "journal record is damaged (checksum mismatch) and valid records follow it".into(),
-                    });
-                }
-                lines.push((lineno, l));
+        let Some(i) = text[pos..].iter().position(|&b| b == b'\n') else {
+            // why: twice a record: a lock-free reader can see an old torn
+            // tail followed by the start of the record that replaced it.
+            if text.len() - pos > 2 * MAX_RECORD {
+                return Err(FormatError {
+                    line: lineno,
+                    message: format!(
+                        "journal ends in {} bytes without a newline, more than a torn append leaves",
+                        text.len() - pos
+                    ),
+                });
             }
-            None if bad.is_none() => bad = Some((pos, lineno)),
-            None => {}
+            return Ok(Journal { lines, valid_len: pos });
+        };
+        let line = &text[pos..pos + i];
+        match std::str::from_utf8(line).ok().filter(|l| checksum_ok(l)) {
+            Some(l) => lines.push((lineno, l)),
+            None => {
+                return Err(FormatError {
+                    line: lineno,
+                    message: "journal record is damaged (checksum mismatch); restore the inventory from a backup or \
+                              remove the line if the change it records is not wanted"
+                        .into(),
+                })
+            }
         }
-        pos = next;
+        pos += i + 1;
     }
-    let valid_len = match bad {
-        // why: twice a record: a lock-free reader can see an old torn tail
-        // followed by the end of the record that replaced it.
-        Some((off, l)) if text.len() - off > 2 * MAX_RECORD => {
-            return Err(FormatError {
-                line: l,
-                message: format!(
-                    "journal ends in {} damaged bytes, more than a torn append leaves",
-                    text.len() - off
-                ),
-            })
-        }
-        Some((off, _)) => off,
-        None => text.len(),
-    };
-    Ok(Journal { lines, valid_len })
+    Ok(Journal {
+        lines,
+        valid_len: text.len(),
+    })
 }
 
 /// Applies one parsed record to `inv`, checking it follows the state.
@@ -643,11 +639,41 @@ mod tests {
         mid[second - 5] ^= 1;
         let e = parse(&mid).unwrap_err();
         assert_eq!(e.line, 4);
-        assert!(e.message.contains("valid records follow"), "{e}");
+        assert!(e.message.contains("checksum mismatch"), "{e}");
         let torn = &text[..text.len() - 3];
         let p = parse(torn.as_bytes()).unwrap();
         assert_eq!(p.valid_len, second);
         assert_eq!(p.inventory.jails.len(), 1);
+    }
+
+    /// H17: the finding's input, `address=169.254.1.1` changed to
+    /// `769.254.1.1` in the last record with its newline kept, is damage
+    /// with its line, not a torn append; only a final line without a
+    /// newline is one.
+    #[test]
+    fn complete_last_record_with_bad_checksum_is_damage() {
+        let mut inv = Inventory::default();
+        inv.jails.insert(j("a4"), ded("10.0.0.4"));
+        let mut text = render(&inv, 1).text;
+        write_record(
+            &mut text,
+            &Record {
+                jail: j("a4"),
+                record: Some(ded("169.254.1.1")),
+                was: Some("10.0.0.4".parse().unwrap()),
+            },
+        );
+        let lines = text.lines().count();
+        let bad = text.replace("address=169.254.1.1", "address=769.254.1.1");
+        assert!(bad.ends_with('\n'));
+        let e = parse(bad.as_bytes()).unwrap_err();
+        assert_eq!(e.line, lines, "{e}");
+        assert!(e.message.contains("checksum mismatch"), "{e}");
+        // The same line without its newline is a torn append: ignored.
+        let torn = &bad[..bad.len() - 1];
+        let p = parse(torn.as_bytes()).unwrap();
+        assert_eq!(p.inventory.jails[&j("a4")].address, Some("10.0.0.4".parse().unwrap()));
+        assert_eq!(p.valid_len, torn.rfind('\n').unwrap() + 1);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! record at every byte, and stale / missing / damaged indexes.
 
 use std::collections::BTreeMap;
-use std::fs;
+use std::fs::{self, OpenOptions};
 use std::net::Ipv4Addr;
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
@@ -256,26 +256,42 @@ fn before_and_after(d: &Path) -> (Store, Vec<u8>, Model, Vec<u8>, Model) {
 fn cut_or_damaged_last_record_reads_as_before_or_after() {
     let d = tempfile::tempdir().unwrap();
     let (st, f0, m0, f1, m1) = before_and_after(d.path());
+    let last_line = f0.iter().filter(|&&c| c == b'\n').count() + 1;
     for k in f0.len()..=f1.len() {
-        let mut variants: Vec<(&str, Vec<u8>)> = vec![("cut", f1[..k].to_vec())];
+        // (what, bytes, whether the last line stays without its newline)
+        let mut variants: Vec<(&str, Vec<u8>, bool)> = vec![("cut", f1[..k].to_vec(), true)];
         if k < f1.len() {
             for (what, val) in [("flip", f1[k] ^ 0x20), ("newline", b'\n'), ("zero", 0), ("high", 0xff)] {
                 if val != f1[k] {
                     let mut b = f1.clone();
                     b[k] = val;
-                    variants.push((what, b));
+                    variants.push((what, b, k == f1.len() - 1));
                 }
             }
         }
-        for (what, bytes) in variants {
+        for (what, bytes, torn) in variants {
             fs::write(st.path(), &bytes).unwrap();
+            if !torn {
+                // A complete line with a bad checksum was committed and
+                // then damaged: refused with its line, by readers and
+                // writers alike, and the file is left as it is (H17).
+                let e = st.read().unwrap_err().to_string();
+                assert!(
+                    e.contains(&format!("inventory:{last_line}: inventory is damaged")),
+                    "{what} at {k}: {e}"
+                );
+                let e2 = st.update_view(|v| v.set(&name(6), None)).unwrap_err().to_string();
+                assert_eq!(e, e2, "{what} at {k}");
+                assert_eq!(fs::read(st.path()).unwrap(), bytes, "{what} at {k}: rewritten");
+                continue;
+            }
             let got = st.read().unwrap_or_else(|e| panic!("{what} at {k}: {e}")).jails;
             assert!(got == m0 || got == m1, "{what} at {k}: neither state");
             if k < f1.len() {
                 assert_eq!(got, m0, "{what} at {k}");
             }
             // The fast view sees the same state, and the next change cuts the
-            // damaged tail off and lands after the valid records.
+            // torn tail off and lands after the valid records.
             assert_eq!(store_answers(&st, 8, 8), model_answers(&got, 8, 8), "{what} at {k}");
             let extra = rec(None, 0, false);
             st.update_view(|v| v.set(&name(6), Some(extra.clone()))).unwrap();
