@@ -511,6 +511,18 @@ impl Store {
         Ok(())
     }
 
+    /// Compare-and-set of a jail's phase in one locked update; see
+    /// [`Backend::set_phase_if`](crate::store::Backend::set_phase_if).
+    pub fn set_phase_if(
+        &self,
+        jail: &JailName,
+        from: &[crate::core::lifecycle::Phase],
+        to: crate::core::lifecycle::Phase,
+        jid: Option<u32>,
+    ) -> Result<crate::store::PhaseChange> {
+        crate::store::Backend::set_phase_if(self, jail, from, to, jid)
+    }
+
     /// Takes the exclusive inventory lock, polling until `lock_timeout`.
     /// Creates the state directory (0700) and the lock file (0600) first.
     fn lock(&self) -> Result<Flock> {
