@@ -63,7 +63,7 @@ fn open_error(path: &Path, e: std::io::Error) -> Error {
             path,
             "is a symbolic link; jnet does not follow links in its state directory".into(),
             format!(
-                "remove the symlink (rm {}) and let jnet create the real one",
+                "remove the symlink (rm {}) and let jnet create the real one, or set state_dir to the real path",
                 path.display()
             ),
         );
