@@ -52,6 +52,8 @@ fn desired() -> Desired {
         ),
         port_check: true,
         anchor_root: "jnet".into(),
+        stop_timeout: jnet::core::plan::DEFAULT_STOP_TIMEOUT,
+        unsupported: vec![],
     }
 }
 

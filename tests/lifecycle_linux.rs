@@ -154,7 +154,13 @@ fn dedicated_jail_start_exec_reach_stop() {
         }
         let out = ok(&cfg, &["stop", "web"]);
         assert!(out.ends_with("web: stopped\n"), "{out}");
-        assert_eq!(bg.wait().unwrap().code(), Some(128 + 9), "sleep killed by stop");
+        // jail(8)'s stop.timeout phase: SIGTERM first, so the daemon can shut
+        // down (jail.c:116) before the removal SIGKILLs what is left.
+        assert_eq!(
+            bg.wait().unwrap().code(),
+            Some(128 + 15),
+            "sleep ended by stop's SIGTERM"
+        );
         assert_nothing_left("web", "jnbr0", "10.77.0.1");
         assert!(ok(&cfg, &["stop", "web"]).contains("already stopped"));
         let status = ok(&cfg, &["status", "web", "--format", "json"]);
@@ -233,6 +239,8 @@ fn desired(name: &str, start: &[&str], rules: Option<&str>) -> Desired {
         rules: rules.map(str::to_string),
         port_check: true,
         anchor_root: "jnettest".into(),
+        stop_timeout: jnet::core::plan::DEFAULT_STOP_TIMEOUT,
+        unsupported: vec![],
     }
 }
 

@@ -323,7 +323,12 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
         }
         let out = ok(&cfg, &["stop", "www"]);
         assert!(out.ends_with("www: stopped\n"), "{out}");
-        assert_eq!(bg.wait().unwrap().code(), Some(128 + 9), "sleep killed by stop");
+        // SIGTERM first (jail(8) stop.timeout phase), then the removal.
+        assert_eq!(
+            bg.wait().unwrap().code(),
+            Some(128 + 15),
+            "sleep ended by stop's SIGTERM"
+        );
         assert_nothing_left("www", "10.9.0.2", Some(ns_id), true);
         assert_eq!(phase(d, "www"), "stopped");
         assert!(fetch("192.0.2.1:8080").is_err(), "8080 still answers after stop");

@@ -255,6 +255,8 @@ pub fn jail_conf(s: &Session, jail: &str) -> Result<ExitStatus> {
         rules: None,
         port_check: false,
         anchor_root: s.config.host.anchor.clone(),
+        stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
+        unsupported: vec![],
     };
     print!("{}", jail_conf_fragment(&d));
     Ok(ExitStatus::Ok)
@@ -280,6 +282,8 @@ mod tests {
             rules: None,
             port_check: false,
             anchor_root: "jnet".into(),
+            stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
+            unsupported: vec![],
         }
     }
 

@@ -2,11 +2,22 @@
 //! and what the host shows ([`Observed`]) it computes the ordered steps of a
 //! start or a stop ([`Plan`]), each with its undo.
 //!
-//! Step order follows jail(8)'s shape as jnet drives it (DESIGN.md §3, issue
-//! 5): start = port check, address (alias / namespace), create, exec.prestart
-//! (host), exec.start (inside), exec.poststart (host), firewall load; stop =
-//! exec.prestop (host), exec.stop (inside), remove, firewall flush, address
-//! removal, exec.poststop (host). Steps whose effect is already in place are
+//! Step order is jail(8)'s: usr.sbin/jail/jail.c `startcommands` and
+//! `stopcommands` (FreeBSD main 2022-07 e7646b05, jail.c:88-132):
+//!
+//! - start: exec.prepare (90), addresses (92, `IP__IP4_IFADDR`), mounts
+//!   (97-101; jnet refuses jail.conf mounts, see `engine::jails_conf`),
+//!   exec.prestart (102) *before* the jail exists, create (103),
+//!   exec.created (104), exec.start inside (106), exec.poststart (108);
+//! - stop: exec.prestop (114), exec.stop inside (115), SIGTERM and wait
+//!   `stop.timeout` (116, command.c `term_procs`, default 10 s), remove
+//!   (117), exec.poststop (118) while the addresses are still there, address
+//!   removal (128), exec.release (130).
+//!
+//! jnet adds two steps of its own around that order: the pre-start port
+//! check comes first (a veto before anything runs), the firewall load comes
+//! last (after exec.poststart, once the jail is up) and its flush right
+//! after the jail is removed. Steps whose effect is already in place are
 //! left out, so a plan for a running jail is empty ("already running").
 //!
 //! This module does no I/O: applying a plan is `engine::lifecycle`'s job.
@@ -20,12 +31,15 @@ use crate::os::{JailNetwork, JailSpec};
 /// `/bin/sh -c`; `start`/`stop` run the same way inside the jail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecHooks {
+    pub prepare: Vec<String>,
     pub prestart: Vec<String>,
+    pub created: Vec<String>,
     pub start: Vec<String>,
     pub poststart: Vec<String>,
     pub prestop: Vec<String>,
     pub stop: Vec<String>,
     pub poststop: Vec<String>,
+    pub release: Vec<String>,
 }
 
 /// What a jail should look like when running.
@@ -40,7 +54,17 @@ pub struct Desired {
     pub port_check: bool,
     /// pf anchor root / nft table name.
     pub anchor_root: String,
+    /// jail.conf `stop.timeout`: how long a stop waits after SIGTERM before
+    /// the removal kills what is left (jail(8) default 10 s, command.c:57).
+    pub stop_timeout: std::time::Duration,
+    /// jail.conf parameters jail(8) would act on that jnet cannot honour,
+    /// with their `file:line`; a start is refused while any is set.
+    pub unsupported: Vec<(String, String)>,
 }
+
+/// jail(8)'s default `stop.timeout` (usr.sbin/jail/command.c:57,
+/// `DEFAULT_STOP_TIMEOUT`).
+pub const DEFAULT_STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Desired {
     pub fn jail(&self) -> &JailName {
@@ -81,23 +105,29 @@ impl Observed {
 /// Which jail.conf exec list a command came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Hook {
+    Prepare,
     Prestart,
+    Created,
     Start,
     Poststart,
     Prestop,
     Stop,
     Poststop,
+    Release,
 }
 
 impl Hook {
     pub fn as_str(self) -> &'static str {
         match self {
+            Hook::Prepare => "exec.prepare",
             Hook::Prestart => "exec.prestart",
+            Hook::Created => "exec.created",
             Hook::Start => "exec.start",
             Hook::Poststart => "exec.poststart",
             Hook::Prestop => "exec.prestop",
             Hook::Stop => "exec.stop",
             Hook::Poststop => "exec.poststop",
+            Hook::Release => "exec.release",
         }
     }
 }
@@ -109,6 +139,9 @@ pub enum Action {
     AttachNetwork,
     DetachNetwork,
     CreateJail,
+    /// SIGTERM to every process of the jail, then wait up to
+    /// `Desired::stop_timeout` for them to exit (jail(8) `term_procs`).
+    TerminateJail,
     RemoveJail,
     /// A jail.conf command run on the host (`/bin/sh -c`).
     ExecHost {
@@ -132,6 +165,7 @@ impl Action {
             Action::AttachNetwork => "address",
             Action::DetachNetwork => "address removal",
             Action::CreateJail => "create jail",
+            Action::TerminateJail => "stop.timeout",
             Action::RemoveJail => "remove jail",
             Action::ExecHost { hook, .. } | Action::ExecJail { hook, .. } => hook.as_str(),
             Action::LoadRules => "firewall load",
@@ -183,6 +217,10 @@ impl Action {
                 }
             },
             Action::CreateJail => format!("create jail {jail} (path {})", d.spec.path.display()),
+            Action::TerminateJail => format!(
+                "send SIGTERM to the processes of {jail} and wait up to {} s (stop.timeout)",
+                d.stop_timeout.as_secs()
+            ),
             Action::RemoveJail => format!("remove jail {jail} and end its processes"),
             Action::ExecHost { hook, command } => {
                 format!("run {} on the host: {command}", hook.as_str())
@@ -284,12 +322,19 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
     if need_jail && d.port_check {
         steps.push(Step::new(Action::CheckPorts));
     }
+    if need_jail {
+        exec_steps(&mut steps, Hook::Prepare, &d.exec.prepare);
+    }
     if need_net {
         steps.push(Step::new(Action::AttachNetwork));
     }
     if need_jail {
-        steps.push(Step::new(Action::CreateJail));
+        // why: jail(8) runs exec.prestart before the jail exists (jail.c:102
+        // vs 103; jail.8 "before a jail is created"), so hooks that prepare
+        // the root (mounts, ZFS, copies) see no running jail yet.
         exec_steps(&mut steps, Hook::Prestart, &d.exec.prestart);
+        steps.push(Step::new(Action::CreateJail));
+        exec_steps(&mut steps, Hook::Created, &d.exec.created);
         exec_steps(&mut steps, Hook::Start, &d.exec.start);
         exec_steps(&mut steps, Hook::Poststart, &d.exec.poststart);
     }
@@ -339,16 +384,25 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
     if o.jail_running {
         exec_steps(&mut steps, Hook::Prestop, &d.exec.prestop);
         exec_steps(&mut steps, Hook::Stop, &d.exec.stop);
+        // why: jail(8) gives the jail's daemons SIGTERM and stop.timeout to
+        // shut down (jail.c:116) before jail_remove SIGKILLs the rest
+        // (kern_jail.c:3066-3077).
+        steps.push(Step::new(Action::TerminateJail));
         steps.push(Step::new(Action::RemoveJail));
     }
     if o.rules != RulesState::Absent {
         steps.push(Step::new(Action::FlushRules));
     }
+    if o.jail_running {
+        // why: exec.poststop runs while the addresses are still in place
+        // (jail.c:118 vs 128).
+        exec_steps(&mut steps, Hook::Poststop, &d.exec.poststop);
+    }
     if has_network(d) && o.network_attached {
         steps.push(Step::new(Action::DetachNetwork));
     }
     if o.jail_running {
-        exec_steps(&mut steps, Hook::Poststop, &d.exec.poststop);
+        exec_steps(&mut steps, Hook::Release, &d.exec.release);
     }
     // why: a stop is not undone (re-creating what the user asked to remove
     // would be surprising); the engine presses on and reports failures.
@@ -395,10 +449,13 @@ mod tests {
                 prestop: vec![],
                 stop: vec!["/bin/sh /etc/rc.shutdown".into()],
                 poststop: vec!["logger stopped www".into()],
+                ..Default::default()
             },
             rules: rules.map(str::to_string),
             port_check: true,
             anchor_root: "jnet".into(),
+            stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
+            unsupported: vec![],
         }
     }
 
@@ -421,8 +478,8 @@ mod tests {
             p.render(&d),
             "1. check that the ports of www are free\n\
              2. attach 10.0.0.5/24 for www on jnbr0  [undo: detach 10.0.0.5/24 of www from jnbr0]\n\
-             3. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
-             4. run exec.prestart on the host: logger starting www\n\
+             3. run exec.prestart on the host: logger starting www\n\
+             4. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
              5. run exec.start inside www: /bin/sh /etc/rc\n\
              6. load firewall rules jnet/www  [undo: flush firewall rules jnet/www]\n"
         );
@@ -441,8 +498,8 @@ mod tests {
         assert_eq!(
             p.render(&d),
             "1. check that the ports of www are free\n\
-             2. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
-             3. run exec.prestart on the host: logger starting www\n\
+             2. run exec.prestart on the host: logger starting www\n\
+             3. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
              4. run exec.start inside www: /bin/sh /etc/rc\n"
         );
         // Even observed as not attached, inherit never plans an address.
@@ -475,8 +532,8 @@ mod tests {
         assert_eq!(
             p.render(&d),
             "1. check that the ports of www are free\n\
-             2. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
-             3. run exec.prestart on the host: logger starting www\n\
+             2. run exec.prestart on the host: logger starting www\n\
+             3. create jail www (path /jails/www)  [undo: remove jail www and end its processes]\n\
              4. run exec.start inside www: /bin/sh /etc/rc\n\
              5. load firewall rules jnet/www  [undo: flush firewall rules jnet/www]\n"
         );
@@ -521,10 +578,11 @@ mod tests {
         assert_eq!(
             p.render(&d),
             "1. run exec.stop inside www: /bin/sh /etc/rc.shutdown\n\
-             2. remove jail www and end its processes\n\
-             3. flush firewall rules jnet/www\n\
-             4. detach 10.0.0.5/24 of www from jnbr0\n\
-             5. run exec.poststop on the host: logger stopped www\n"
+             2. send SIGTERM to the processes of www and wait up to 10 s (stop.timeout)\n\
+             3. remove jail www and end its processes\n\
+             4. flush firewall rules jnet/www\n\
+             5. run exec.poststop on the host: logger stopped www\n\
+             6. detach 10.0.0.5/24 of www from jnbr0\n"
         );
     }
 
@@ -570,5 +628,104 @@ mod tests {
             assert!(!rules_match(RULES, ""));
         }
         assert!(rules_match("# header\n\n", ""));
+    }
+
+    /// jail(8)'s step order, as the table `startcommands` / `stopcommands`
+    /// in usr.sbin/jail/jail.c (FreeBSD main 2022-07 e7646b05, jail.c:88-132)
+    /// lists it, reduced to the steps jnet takes. `IP__IP4_IFADDR` (92) and
+    /// `IP__IP6_IFADDR` are "address"; the mount entries (97-101) have no
+    /// jnet step (jnet refuses jail.conf mounts); `IP__OP` is create (103)
+    /// or remove (117); `IP_STOP_TIMEOUT` (116) is the SIGTERM wait.
+    const JAIL_C_START: &[&str] = &[
+        "exec.prepare",   // 90  IP_EXEC_PREPARE
+        "address",        // 92  IP__IP4_IFADDR
+        "exec.prestart",  // 102 IP_EXEC_PRESTART
+        "create",         // 103 IP__OP
+        "exec.created",   // 104 IP_EXEC_CREATED
+        "exec.start",     // 106 IP_EXEC_START
+        "exec.poststart", // 108 IP_EXEC_POSTSTART
+    ];
+    const JAIL_C_STOP: &[&str] = &[
+        "exec.prestop",  // 114 IP_EXEC_PRESTOP
+        "exec.stop",     // 115 IP_EXEC_STOP
+        "stop.timeout",  // 116 IP_STOP_TIMEOUT
+        "remove",        // 117 IP__OP
+        "exec.poststop", // 118 IP_EXEC_POSTSTOP
+        "address",       // 128 IP__IP4_IFADDR
+        "exec.release",  // 130 IP_EXEC_RELEASE
+    ];
+
+    /// The jail(8) name of a step, or None for jnet's own (port check,
+    /// firewall), which jail(8) does not have.
+    fn jail_c_name(a: &Action) -> Option<&'static str> {
+        match a {
+            Action::AttachNetwork | Action::DetachNetwork => Some("address"),
+            Action::CreateJail => Some("create"),
+            Action::RemoveJail => Some("remove"),
+            Action::TerminateJail => Some("stop.timeout"),
+            Action::ExecHost { hook, .. } | Action::ExecJail { hook, .. } => Some(hook.as_str()),
+            Action::CheckPorts | Action::LoadRules | Action::FlushRules => None,
+        }
+    }
+
+    #[test]
+    fn start_and_stop_follow_jail_c_for_every_combination_of_hooks() {
+        const HOOKS: [Hook; 9] = [
+            Hook::Prepare,
+            Hook::Prestart,
+            Hook::Created,
+            Hook::Start,
+            Hook::Poststart,
+            Hook::Prestop,
+            Hook::Stop,
+            Hook::Poststop,
+            Hook::Release,
+        ];
+        for net in [dedicated(), JailNetwork::Inherit] {
+            for mask in 0u32..(1 << HOOKS.len()) {
+                let mut d = desired(net.clone(), Some(RULES));
+                d.exec = ExecHooks::default();
+                for (i, h) in HOOKS.iter().enumerate() {
+                    if mask & (1 << i) == 0 {
+                        continue;
+                    }
+                    let list = match h {
+                        Hook::Prepare => &mut d.exec.prepare,
+                        Hook::Prestart => &mut d.exec.prestart,
+                        Hook::Created => &mut d.exec.created,
+                        Hook::Start => &mut d.exec.start,
+                        Hook::Poststart => &mut d.exec.poststart,
+                        Hook::Prestop => &mut d.exec.prestop,
+                        Hook::Stop => &mut d.exec.stop,
+                        Hook::Poststop => &mut d.exec.poststop,
+                        Hook::Release => &mut d.exec.release,
+                    };
+                    list.push(format!("echo {}", h.as_str()));
+                }
+                let present = |name: &str| match HOOKS.iter().find(|h| h.as_str() == name) {
+                    Some(h) => mask & (1 << HOOKS.iter().position(|x| x == h).unwrap()) != 0,
+                    None => name != "address" || matches!(net, JailNetwork::Dedicated { .. }),
+                };
+                let want_start: Vec<&str> = JAIL_C_START.iter().copied().filter(|n| present(n)).collect();
+                let want_stop: Vec<&str> = JAIL_C_STOP.iter().copied().filter(|n| present(n)).collect();
+                let start = plan_start(&d, &Observed::NOTHING);
+                let got: Vec<&str> = start.steps.iter().filter_map(|s| jail_c_name(&s.action)).collect();
+                assert_eq!(got, want_start, "start, hooks {mask:#b}, {net:?}");
+                // jnet's own steps: the port check first, the firewall last.
+                assert_eq!(start.steps.first().map(|s| &s.action), Some(&Action::CheckPorts));
+                assert_eq!(start.steps.last().map(|s| &s.action), Some(&Action::LoadRules));
+                let running = Observed {
+                    jail_running: true,
+                    network_attached: true,
+                    rules: RulesState::Loaded { matches: true },
+                };
+                let stop = plan_stop(&d, &running);
+                let got: Vec<&str> = stop.steps.iter().filter_map(|s| jail_c_name(&s.action)).collect();
+                assert_eq!(got, want_stop, "stop, hooks {mask:#b}, {net:?}");
+                // The firewall goes with the jail, before exec.poststop.
+                let pos = |a: &Action| stop.steps.iter().position(|s| &s.action == a);
+                assert_eq!(pos(&Action::FlushRules), pos(&Action::RemoveJail).map(|i| i + 1));
+            }
+        }
     }
 }

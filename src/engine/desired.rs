@@ -99,6 +99,10 @@ pub fn build(ctx: &Context, jail: &JailName) -> Result<Desired> {
         // collide; skipping the check spares the host scan.
         port_check: !view.settings.ports.is_empty() || !view.exposures.is_empty(),
         anchor_root: ctx.config.host.anchor.clone(),
+        stop_timeout: conf
+            .and_then(|c| c.stop_timeout)
+            .unwrap_or(crate::core::plan::DEFAULT_STOP_TIMEOUT),
+        unsupported: conf.map(|c| c.unsupported.clone()).unwrap_or_default(),
     })
 }
 

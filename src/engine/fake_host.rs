@@ -150,6 +150,14 @@ impl Host for FakeHost {
         Ok(*next)
     }
 
+    fn terminate_jail(&self, jail: &JailName, timeout: std::time::Duration) -> Result<bool, OsError> {
+        let call = format!("terminate_jail {jail} {}s", timeout.as_secs());
+        if self.record(call.clone()) {
+            return Err(Self::injected(&call));
+        }
+        Ok(true)
+    }
+
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {
         let call = format!("remove_jail {jail}");
         if self.record(call.clone()) {

@@ -26,6 +26,11 @@ pub struct ConfJail {
     pub hostname: Option<String>,
     /// `exec.prestart`, `exec.start`, ... in jail.conf order (`+=` appends).
     pub exec: ExecHooks,
+    /// `stop.timeout` in seconds (None: jail(8)'s default).
+    pub stop_timeout: Option<std::time::Duration>,
+    /// Parameters jail(8) would act on that jnet cannot honour, each with
+    /// its `file:line`; a start of this jail is refused while any is set.
+    pub unsupported: Vec<(String, String)>,
     /// Other jail(2) parameters jnet passes through (`allow.*`, ...), as
     /// `name=value` pairs; boolean parameters set without a value are
     /// `("allow.raw_sockets", "true")`.
@@ -50,18 +55,88 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
                 interface: j.interface().map(str::to_string),
                 path: j.path().map(PathBuf::from),
                 hostname: j.hostname().map(str::to_string),
+                stop_timeout: stop_timeout(j)?,
+                unsupported: unsupported(j),
                 exec: ExecHooks {
+                    prepare: j.exec("prepare"),
                     prestart: j.exec("prestart"),
+                    created: j.exec("created"),
                     start: j.exec("start"),
                     poststart: j.exec("poststart"),
                     prestop: j.exec("prestop"),
                     stop: j.exec("stop"),
                     poststop: j.exec("poststop"),
+                    release: j.exec("release"),
                 },
                 params: passthrough_params(j),
             })
         })
         .collect()
+}
+
+/// jail.conf parameters jail(8) acts on that jnet's lifecycle does not do
+/// (usr.sbin/jail/command.c `run_command`, FreeBSD main 2022-07 e7646b05:
+/// exec.clean/exec.jail_user/exec.system_user 655-657 and 741-775,
+/// exec.fib 711-739, exec.consolelog and exec.timeout; mounts 467-595;
+/// `command` is jail(8)'s own `exec.start` override, and `depend` starts
+/// other jails first, which a one-jail `jnet start` does not). Starting
+/// without them would give the jail a different life than `service jail
+/// start` does, so a start is refused instead of ignoring them (F9).
+const UNSUPPORTED: &[&str] = &[
+    "exec.clean",
+    "exec.jail_user",
+    "exec.system_jail_user",
+    "exec.system_user",
+    "exec.fib",
+    "exec.consolelog",
+    "exec.timeout",
+    "mount",
+    "mount.fstab",
+    "mount.devfs",
+    "mount.fdescfs",
+    "mount.procfs",
+    "command",
+];
+
+fn unsupported(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
+    use crate::core::jailconf::Value;
+    let mut out: Vec<(String, String)> = j
+        .params
+        .iter()
+        .filter(|(k, v)| {
+            UNSUPPORTED.contains(&k.as_str()) && !matches!(v, Value::Bool(false)) && j.get_bool(k) != Some(false)
+        })
+        .map(|(k, _)| {
+            let at = j
+                .param_location(k)
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| j.location.to_string());
+            (k.clone(), at)
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// `stop.timeout`: whole seconds, as jail(8) reads it with strtol
+/// (command.c `term_procs`); 0 means "do not wait".
+fn stop_timeout(j: &crate::core::jailconf::JailDef) -> crate::error::Result<Option<std::time::Duration>> {
+    let Some(v) = j.get_str("stop.timeout") else {
+        return Ok(None);
+    };
+    match v.trim().parse::<u32>() {
+        Ok(n) => Ok(Some(std::time::Duration::from_secs(u64::from(n)))),
+        Err(_) => {
+            let at = j
+                .param_location("stop.timeout")
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| j.location.to_string());
+            Err(crate::error::Error::data(format!(
+                "{at}: jail {}: stop.timeout {v:?} is not a whole number of seconds",
+                j.name
+            )))
+        }
+    }
 }
 
 /// jail(2) parameters jnet hands to the kernel as jail(8) would: `allow.*`
@@ -107,8 +182,32 @@ mod tests {
         );
         assert_eq!(j[1].location, format!("{}:3", p.display()));
         assert!(!j[2].inherit && j[2].addrs.is_empty());
+        assert!(j[0].unsupported.is_empty() && j[0].stop_timeout.is_none());
         std::fs::write(&p, "www { ip4.addr = ; }\n").unwrap();
         let e = read(&p).unwrap_err();
         assert!(e.to_string().contains("jail.conf:1"), "{e}");
+    }
+
+    #[test]
+    fn hooks_stop_timeout_and_unsupported_parameters() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("jail.conf");
+        std::fs::write(
+            &p,
+            "w {\n exec.prepare = \"zfs mount z/w\";\n exec.created = \"logger c\";\n exec.release = \"zfs umount z/w\";\n stop.timeout = 3;\n mount.devfs;\n exec.jail_user = www;\n exec.clean = false;\n}\n",
+        )
+        .unwrap();
+        let j = &read(&p).unwrap()[0];
+        assert_eq!(j.exec.prepare, ["zfs mount z/w"]);
+        assert_eq!(j.exec.created, ["logger c"]);
+        assert_eq!(j.exec.release, ["zfs umount z/w"]);
+        assert_eq!(j.stop_timeout, Some(std::time::Duration::from_secs(3)));
+        let names: Vec<&str> = j.unsupported.iter().map(|(k, _)| k.as_str()).collect();
+        // exec.clean = false asks for nothing jnet does not already do.
+        assert_eq!(names, ["exec.jail_user", "mount.devfs"]);
+        assert!(j.unsupported[1].1.ends_with("jail.conf:6"), "{:?}", j.unsupported);
+        std::fs::write(&p, "w { stop.timeout = soon; }\n").unwrap();
+        let e = read(&p).unwrap_err().to_string();
+        assert!(e.contains("stop.timeout") && e.contains("jail w"), "{e}");
     }
 }

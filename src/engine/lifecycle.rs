@@ -198,6 +198,7 @@ impl<'a> Engine<'a> {
             Action::AttachNetwork => self.host.attach_network(jail, &d.spec.network).map(|_| None).map_err(s),
             Action::DetachNetwork => self.host.detach_network(jail, &d.spec.network).map(|_| None).map_err(s),
             Action::CreateJail => self.host.create_jail(&d.spec).map(Some).map_err(s),
+            Action::TerminateJail => self.host.terminate_jail(jail, d.stop_timeout).map(|_| None).map_err(s),
             Action::RemoveJail => self.host.remove_jail(jail).map(|_| None).map_err(s),
             Action::ExecHost { command, .. } => code(self.host.exec_on_host(command), command),
             Action::ExecJail { command, .. } => code(self.host.exec_in_jail(jail, &sh(command)), command),
@@ -292,6 +293,7 @@ impl<'a> Engine<'a> {
         let phase = self.current_phase(jail, d)?;
         let obs = self.observe(d)?;
         let p = plan::plan_start(d, &obs.observed);
+        refuse_unsupported(d, &p)?;
         if p.is_empty() {
             if phase != Phase::Running {
                 self.set_phase(jail, Phase::Running, obs.jid)?;
@@ -382,6 +384,24 @@ impl std::fmt::Display for StepError {
     }
 }
 
+/// A start that would create the jail is refused, before any step runs,
+/// while jail.conf sets a parameter jail(8) would act on and jnet cannot
+/// (finding F9): the jail would otherwise get a different life than under
+/// `service jail start`, silently.
+fn refuse_unsupported(d: &Desired, p: &Plan) -> Result<()> {
+    let creates = p.steps.iter().any(|s| s.action == Action::CreateJail);
+    if !creates || d.unsupported.is_empty() {
+        return Ok(());
+    }
+    let list: Vec<String> = d.unsupported.iter().map(|(k, at)| format!("{k} ({at})")).collect();
+    Err(Error::config(format!(
+        "jail {}: jail.conf sets {}, which jnet's start cannot honour; nothing was changed. \
+         Remove the setting, or start this jail with jail(8) and the `jnet jail-conf` hooks",
+        d.jail(),
+        list.join(", ")
+    )))
+}
+
 fn s(e: OsError) -> StepError {
     StepError {
         message: e.to_string(),
@@ -454,10 +474,13 @@ mod tests {
                 prestop: vec!["prestop".into()],
                 stop: vec!["halt".into()],
                 poststop: vec!["poststop".into()],
+                ..Default::default()
             },
             rules: Some("rdr pass on em0 inet proto tcp from any to (em0) port 80 -> 10.0.0.5 port 80\n".into()),
             port_check: true,
             anchor_root: "jnet".into(),
+            stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
+            unsupported: vec![],
         }
     }
 
@@ -494,8 +517,8 @@ mod tests {
     const START_CALLS: [&str; 7] = [
         "check_ports www",
         "attach_network www",
-        "create_jail www",
         "exec_on_host: pre",
+        "create_jail www",
         "exec_in_jail www: daemon",
         "exec_on_host: post",
         "load_rules www",
@@ -520,14 +543,33 @@ mod tests {
             [
                 "exec_on_host: prestop",
                 "exec_in_jail www: halt",
+                "terminate_jail www 10s",
                 "remove_jail www",
                 "flush_rules www",
-                "detach_network www",
-                "exec_on_host: poststop"
+                "exec_on_host: poststop",
+                "detach_network www"
             ]
         );
         assert!(f.host.snapshot().is_empty());
         assert_eq!(phase(&f), (Phase::Stopped, None));
+    }
+
+    #[test]
+    fn unsupported_jail_conf_settings_refuse_the_start_before_any_step() {
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        let mut d = desired(true);
+        d.unsupported = vec![("mount.devfs".into(), "/etc/jail.conf:7".into())];
+        let err = e.start(&jn("www"), &d).unwrap_err();
+        let msg = err.to_string();
+        assert!(
+            msg.contains("jail www") && msg.contains("mount.devfs (/etc/jail.conf:7)"),
+            "{msg}"
+        );
+        assert_eq!(err.exit_status(), ExitStatus::Config);
+        assert!(f.host.take_calls().is_empty(), "nothing may run before the refusal");
+        assert_eq!(phase(&f).0, Phase::Defined);
     }
 
     #[test]

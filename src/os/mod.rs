@@ -136,6 +136,10 @@ pub trait Host {
     }
 
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError>;
+    /// SIGTERM to every process of the jail, then wait up to `timeout` for
+    /// them to exit (jail(8)'s stop.timeout); Ok(false) when some are left
+    /// (the removal that follows kills them).
+    fn terminate_jail(&self, jail: &JailName, timeout: std::time::Duration) -> Result<bool, OsError>;
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError>;
     /// Runs `argv` inside the jail and returns its exit code.
     fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError>;

@@ -97,6 +97,19 @@ pub fn list() -> Result<Vec<JailInfo>, FreeBsdError> {
     Ok(out)
 }
 
+/// SIGTERM to the processes of jail `name` and a wait of up to `timeout`
+/// (jail(8)'s stop.timeout phase, see `sys::terminate_jail`). A jail that
+/// is not running has nothing to end: Ok(true).
+pub fn terminate(name: &JailName, timeout: std::time::Duration) -> Result<bool, FreeBsdError> {
+    let Some(jid) = find(name)? else { return Ok(true) };
+    sys::terminate_jail(jid, timeout).map_err(|errno| FreeBsdError::Jail {
+        op: "terminate the processes of",
+        jail: name.to_string(),
+        message: None,
+        errno,
+    })
+}
+
 /// Runs `argv` inside the running jail `name` and returns its exit code.
 pub fn exec_in(name: &JailName, argv: &[String]) -> Result<i32, FreeBsdError> {
     let bad = |reason: &str| FreeBsdError::Exec {

@@ -169,6 +169,10 @@ impl Host for FreeBsdHost {
         Ok(())
     }
 
+    fn terminate_jail(&self, name: &JailName, timeout: std::time::Duration) -> Result<bool, OsError> {
+        Ok(jail::terminate(name, timeout)?)
+    }
+
     fn exec_in_jail(&self, name: &JailName, argv: &[String]) -> Result<i32, OsError> {
         Ok(jail::exec_in(name, argv)?)
     }

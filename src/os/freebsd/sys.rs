@@ -191,3 +191,53 @@ pub fn spawn_in_jail(jid: i32, argv: &[CString]) -> Result<InJail, Errno> {
         }
     }
 }
+
+/// Sends SIGTERM to every process of jail `jid`, then waits up to `timeout`
+/// for them to exit; Ok(true) when none is left, Ok(false) on timeout.
+///
+/// jail(8) does the same before removing a jail (usr.sbin/jail/command.c
+/// `term_procs`, FreeBSD main 2022-07 e7646b05 command.c:877-918: SIGTERM to
+/// each process whose `ki_jid` is the jail's, then wait `stop.timeout`).
+/// jnet gets the same set without kvm(3): a child attached to the jail
+/// signals pid -1, which reaches exactly the processes it may signal, and
+/// inside a jail those are the jail's own (sys/kern/kern_sig.c `killpg1`,
+/// the `pid == -1` case skips the sender, system processes and pid <= 1,
+/// and `p_cansignal` -> `prison_check` in sys/kern/kern_prot.c limits it to
+/// the jail). `kill(-1, 0)` failing with ESRCH then means "no process left".
+pub fn terminate_jail(jid: i32, timeout: std::time::Duration) -> Result<bool, Errno> {
+    let ticks = timeout.as_millis().div_ceil(50).min(u128::from(u32::MAX)) as u32;
+    // SAFETY: jnet is single-threaded here; the child calls only
+    // jail_attach, kill, usleep and _exit on values computed before the
+    // fork, and never returns into Rust code.
+    match unsafe { nix::unistd::fork() }? {
+        nix::unistd::ForkResult::Child => {
+            // SAFETY: syscalls with integer arguments; _exit never returns.
+            unsafe {
+                if libc::jail_attach(jid) != 0 {
+                    libc::_exit(2);
+                }
+                libc::kill(-1, libc::SIGTERM);
+                for _ in 0..=ticks {
+                    if libc::kill(-1, 0) != 0 && *libc::__error() == libc::ESRCH {
+                        libc::_exit(0);
+                    }
+                    libc::usleep(50_000);
+                }
+                libc::_exit(1)
+            }
+        }
+        nix::unistd::ForkResult::Parent { child } => {
+            let status = loop {
+                match nix::sys::wait::waitpid(child, None) {
+                    Err(Errno::EINTR) => continue,
+                    other => break other?,
+                }
+            };
+            match status {
+                nix::sys::wait::WaitStatus::Exited(_, 0) => Ok(true),
+                nix::sys::wait::WaitStatus::Exited(_, 1) => Ok(false),
+                _ => Err(Errno::ESRCH),
+            }
+        }
+    }
+}

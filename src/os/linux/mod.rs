@@ -37,6 +37,7 @@ pub mod netlink;
 pub mod netns;
 pub mod nft;
 mod sys;
+mod terminate;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -286,6 +287,10 @@ impl Host for LinuxHost {
                 Err(e)
             }
         }
+    }
+
+    fn terminate_jail(&self, jail: &JailName, timeout: Duration) -> Result<bool, OsError> {
+        terminate::terminate(&self.paths, jail, timeout)
     }
 
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {

@@ -89,7 +89,7 @@ impl NsKind {
             NsKind::Mnt => CloneFlags::CLONE_NEWNS,
         }
     }
-    fn proc_name(self) -> &'static str {
+    pub fn proc_name(self) -> &'static str {
         match self {
             NsKind::Net => "net",
             NsKind::Uts => "uts",
