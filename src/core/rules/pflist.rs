@@ -486,7 +486,7 @@ pub fn redirect_from_rule(r: &PfRule) -> Result<Redirect, String> {
     };
     let external = match to.addr.as_str() {
         "any" => RdrDest::Any,
-        a if a == format!("({interface})") => RdrDest::Interface,
+        a if a == format!("({interface}:0)") => RdrDest::Interface,
         a => match a.parse::<Ipv4Addr>() {
             Ok(ip) => RdrDest::Address(ip),
             Err(_) => return nope("destination is not any, the rule's interface or one IPv4 address"),
