@@ -692,10 +692,15 @@ pub fn check_anchor_root(root: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The jail's anchor path `<root>/<jail>`.
+/// The jail's anchor path `<root>/<jail>`. Checked as a whole (root and
+/// jail component) against pfctl's refusal of `_`-prefixed components
+/// (sbin/pfctl/pfctl.c main(), FreeBSD main e7646b05 l.2988-2990), so a
+/// refused name fails here, before any pfctl call.
 pub fn anchor_path(root: &str, jail: &JailName) -> Result<String, PlanError> {
+    let path = format!("{root}/{jail}");
     check_anchor_root(root)?;
-    Ok(format!("{root}/{jail}"))
+    check_anchor_root(&path)?;
+    Ok(path)
 }
 
 fn args(v: &[&str]) -> Vec<String> {
@@ -715,11 +720,15 @@ pub fn pfctl_load(anchor: &str) -> Vec<String> {
 pub fn pfctl_flush(anchor: &str) -> Vec<String> {
     args(&["-a", anchor, "-F", "all"])
 }
-/// `pfctl [-a <anchor>] -s nat|rules`.
+/// `pfctl -P [-a <anchor>] -s nat|rules`. `-P` sets PF_OPT_NUMERIC so
+/// ports print as numbers, not getservbyport() names (sbin/pfctl/pfctl.c
+/// main() case 'P', FreeBSD main e7646b05 l.2799-2801; print_port() in
+/// sbin/pfctl/pfctl_parser.c l.330-348). `-N` is "load only NAT rules"
+/// (pfctl.c l.2766-2768), not numeric output.
 pub fn pfctl_show(anchor: Option<&str>, what: &str) -> Vec<String> {
     match anchor {
-        Some(a) => args(&["-a", a, "-s", what]),
-        None => args(&["-s", what]),
+        Some(a) => args(&["-P", "-a", a, "-s", what]),
+        None => args(&["-P", "-s", what]),
     }
 }
 /// `pfctl -v -s Anchors`: every anchor, recursively.
@@ -754,30 +763,28 @@ pub fn is_missing_anchor(stderr: &str) -> bool {
         || s.contains("invalid argument") && s.contains("diocgetrule")
 }
 
-/// The pf.conf lines that make pf evaluate jnet's per-jail anchors, which
-/// are missing from the main ruleset listings (`pfctl -s nat` holds the
-/// nat-/rdr-anchor hooks, `pfctl -s rules` the filter hook). pfctl prints
-/// a hook back as `rdr-anchor "jnet/*" all`; a hook with extra conditions
-/// still counts as present.
-pub fn missing_anchor_hooks(root: &str, main_nat: &str, main_rules: &str) -> Vec<String> {
+/// The pf.conf hook lines that make pf evaluate jnet's per-jail anchors
+/// and that the main ruleset's `pfctl -s nat` listing lacks: `nat-anchor`
+/// and `rdr-anchor`. pfctl prints a hook back as `rdr-anchor "jnet/*" all`;
+/// a hook with extra conditions still counts as present. The filter hook
+/// `anchor "<root>/*"` is not required: jnet's anchors hold only nat and
+/// `rdr pass` rules, which pf evaluates through the nat/rdr anchor calls
+/// (sys/netpfil/pf/pf.c pf_get_translation() walks the PF_RULESET_NAT/RDR
+/// rulesets, FreeBSD main e7646b05 l.3327-3360), and `rdr pass` skips the
+/// filter ruleset altogether (F17).
+pub fn missing_anchor_hooks(root: &str, main_nat: &str) -> Vec<String> {
     let wanted = format!("\"{root}/*\"");
-    let has = |text: &str, kind: &str| {
-        text.lines().any(|l| {
+    let has = |kind: &str| {
+        main_nat.lines().any(|l| {
             let mut words = l.split_whitespace();
             words.next() == Some(kind) && words.next() == Some(wanted.as_str())
         })
     };
-    let mut out = Vec::new();
-    for (kind, text) in [
-        ("nat-anchor", main_nat),
-        ("rdr-anchor", main_nat),
-        ("anchor", main_rules),
-    ] {
-        if !has(text, kind) {
-            out.push(format!("{kind} {wanted}"));
-        }
-    }
-    out
+    ["nat-anchor", "rdr-anchor"]
+        .into_iter()
+        .filter(|kind| !has(kind))
+        .map(|kind| format!("{kind} {wanted}"))
+        .collect()
 }
 
 /// The loaded rules of one anchor as one text (nat section, then filter
@@ -1187,15 +1194,20 @@ mod tests {
     fn anchor_hooks() {
         let nat = "nat-anchor \"jnet/*\" all\nrdr-anchor \"relayd/*\" all\n";
         let rules = "anchor \"jnet/*\" on em0 all\nanchor \"relayd/*\" all\n";
-        assert_eq!(missing_anchor_hooks("jnet", nat, rules), ["rdr-anchor \"jnet/*\""]);
+        let _ = rules;
+        assert_eq!(missing_anchor_hooks("jnet", nat), ["rdr-anchor \"jnet/*\""]);
         assert_eq!(
-            missing_anchor_hooks("jnet", "", "anchor \"jnetx/*\" all\n"),
-            ["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\"", "anchor \"jnet/*\""]
+            missing_anchor_hooks("jnet", "nat-anchor \"jnetx/*\" all\n"),
+            ["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\""]
         );
+        // F17: without a filter `anchor "jnet/*"` nothing is reported missing.
         let all = "nat-anchor \"jnet/*\" all\nrdr-anchor \"jnet/*\" all\n";
-        assert!(missing_anchor_hooks("jnet", all, "anchor \"jnet/*\" all").is_empty());
+        assert!(missing_anchor_hooks("jnet", all).is_empty());
         // A hook for one jail only is not the wildcard hook.
-        assert_eq!(missing_anchor_hooks("jnet", all, "anchor \"jnet/www\" all").len(), 1);
+        assert_eq!(
+            missing_anchor_hooks("jnet", "nat-anchor \"jnet/www\" all\nrdr-anchor \"jnet/*\" all").len(),
+            1
+        );
     }
 
     /// Real `pfctl -s rules` / `-s nat` output from the shared corpus.
@@ -1230,12 +1242,12 @@ mod tests {
         };
         // The capture hooks relayd/* as a filter anchor only.
         assert_eq!(
-            missing_anchor_hooks("relayd", &nat, &rules),
+            missing_anchor_hooks("relayd", &nat),
             ["nat-anchor \"relayd/*\"", "rdr-anchor \"relayd/*\""]
         );
-        assert_eq!(missing_anchor_hooks("jnet", &nat, &rules).len(), 3);
+        assert_eq!(missing_anchor_hooks("jnet", &nat).len(), 2);
         // `nat-anchor "natrules/"` (no wildcard) does not hook natrules/*.
-        assert!(missing_anchor_hooks("natrules", &nat, &rules).contains(&"nat-anchor \"natrules/*\"".to_string()));
+        assert!(missing_anchor_hooks("natrules", &nat).contains(&"nat-anchor \"natrules/*\"".to_string()));
     }
 
     #[test]
@@ -1245,8 +1257,8 @@ mod tests {
         assert_eq!(pfctl_validate(&a), ["-a", "jnet/www", "-n", "-f", "-"]);
         assert_eq!(pfctl_load(&a), ["-a", "jnet/www", "-f", "-"]);
         assert_eq!(pfctl_flush(&a), ["-a", "jnet/www", "-F", "all"]);
-        assert_eq!(pfctl_show(Some(&a), "nat"), ["-a", "jnet/www", "-s", "nat"]);
-        assert_eq!(pfctl_show(None, "rules"), ["-s", "rules"]);
+        assert_eq!(pfctl_show(Some(&a), "nat"), ["-P", "-a", "jnet/www", "-s", "nat"]);
+        assert_eq!(pfctl_show(None, "rules"), ["-P", "-s", "rules"]);
         assert_eq!(pfctl_list_anchors(), ["-v", "-s", "Anchors"]);
         assert_eq!(anchor_path("site/jnet", &jn("db")).unwrap(), "site/jnet/db");
         for bad in ["", "*", "jnet/*", "_jnet", "a//b", "/a", "a b", "jnet;x", "jnet\n"] {

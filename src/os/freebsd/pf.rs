@@ -72,12 +72,10 @@ pub fn foreign_nat_listings(root: &str) -> Result<Vec<(String, String)>, OsError
 }
 
 /// The pf.conf hook lines for `root` that the main ruleset lacks (empty
-/// when all three are there); jnet prints them, it never edits pf.conf.
+/// when both nat-anchor and rdr-anchor are there; the filter hook is not
+/// needed, see `missing_anchor_hooks`); jnet prints them, it never edits
+/// pf.conf.
 pub fn missing_hooks(root: &str) -> Result<Vec<String>, OsError> {
     plan::check_anchor_root(root).map_err(super::plan_err)?;
-    Ok(plan::missing_anchor_hooks(
-        root,
-        &show(None, "nat")?,
-        &show(None, "rules")?,
-    ))
+    Ok(plan::missing_anchor_hooks(root, &show(None, "nat")?))
 }
