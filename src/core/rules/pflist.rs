@@ -622,6 +622,11 @@ pub struct ListedRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PfListing {
     pub rules: Vec<ListedRule>,
+    /// Rule lines jnet could not read (an operator or a service name it
+    /// does not know, ...), each with its line number and reason. One such
+    /// rule never aborts the whole listing: the caller reports it per rule
+    /// (F3). Listings are read with `pfctl -P`, so ports are numbers.
+    pub unparsed: Vec<PfListError>,
 }
 
 fn join_anchor(parent: &str, name: &str) -> String {
@@ -661,11 +666,26 @@ pub fn parse_listing(text: &str, anchor: &str) -> Result<PfListing, PfListError>
             stack.pop();
             continue;
         }
-        let rule = parse_rule(t).map_err(|reason| PfListError::Line {
-            line,
-            text: t.to_string(),
-            reason,
-        })?;
+        let rule = match parse_rule(t) {
+            Ok(r) => r,
+            Err(reason) => {
+                // why: an anchor line (`anchor "x" {`) that fails would
+                // leave the block stack wrong, so that stays fatal.
+                if t.ends_with('{') {
+                    return Err(PfListError::Line {
+                        line,
+                        text: t.to_string(),
+                        reason,
+                    });
+                }
+                out.unparsed.push(PfListError::Line {
+                    line,
+                    text: t.to_string(),
+                    reason,
+                });
+                continue;
+            }
+        };
         let current = stack.last().expect("stack never empty").clone();
         if rule.opens_block {
             let name = rule.anchor_call.clone().unwrap_or_default();
@@ -923,15 +943,26 @@ rdr on em0 inet all -> 10.0.0.9
 
     #[test]
     fn bad_lines_name_the_line() {
-        let e = parse_listing(
-            "nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = bogus -> 10.0.0.1\n",
+        // F3: one rule with a name jnet does not know (here as plain
+        // `pfctl -s nat` prints port 1194) is reported on its own; the
+        // rules around it are still read.
+        let l = parse_listing(
+            "nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = openvpn -> 10.0.0.1\n\
+             rdr on em0 inet proto tcp from any to any port = 1194 -> 10.0.0.2\n",
             "",
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(l.rules.len(), 2);
+        assert_eq!(l.unparsed.len(), 1);
+        let e = l.unparsed[0].to_string();
         assert!(
-            e.to_string()
-                .starts_with("pfctl listing line 2: unknown service name \"bogus\""),
+            e.starts_with("pfctl listing line 2: unknown service name \"openvpn\""),
             "{e}"
         );
+        let f = foreign_redirects(&l, "jnet");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].ports, PortRange::single(1194).unwrap());
+        // A broken anchor block line still fails the listing.
+        assert!(parse_listing("anchor \"x\" on em0 from any port = nope to any {\n}\n", "").is_err());
     }
 }

@@ -28,6 +28,11 @@ use crate::core::rules::pflist;
 fn parse_pf_nat(text: &str, owner: &str, anchor_root: &str) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
     let anchor = if owner == "pf.conf" { "" } else { owner };
     let listing = pflist::parse_listing(text, anchor)?;
+    // why: one rule jnet cannot read must not abort the port check (F3);
+    // it is named, so the admin can judge it.
+    for e in &listing.unparsed {
+        tracing::warn!(owner, error = %e, "pf rule not understood; its redirections are not checked");
+    }
     Ok(pflist::foreign_redirects(&listing, anchor_root))
 }
 
