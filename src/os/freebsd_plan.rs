@@ -844,10 +844,16 @@ pub fn release_major(release: &str) -> Option<u32> {
 }
 
 /// `sockstat` arguments: IPv4+IPv6 listening sockets, no header, numeric
-/// users, wide address columns (FreeBSD 15 truncates without `-w`); with a
-/// jail, only that jail's sockets (sockstat(1) `-j`).
+/// users, wide address columns (FreeBSD 15 truncates without `-w`), tcp and
+/// udp only; with a jail, only that jail's sockets (sockstat(1) `-j`).
+/// `-P tcp,udp` because the default protocol list is sctp, tcp, udp and
+/// divert (usr.bin/sockstat/sockstat.c `default_protos`, FreeBSD main
+/// e7646b05 l.104), and SCTP's multi-address rows are the ones FreeBSD 15
+/// prints as `??` continuation rows (F7); `-P` is in both getopt strings
+/// (sockstat.c main(); freebsd-src f48c6390 usr.bin/sockstat/main.c
+/// `"46AbCcfIij:Llnp:P:qSsUuvw"`).
 pub fn sockstat_args(jail: Option<&JailName>) -> Vec<String> {
-    let mut v = args(&["-46lqnw"]);
+    let mut v = args(&["-46lqnw", "-P", "tcp,udp"]);
     if let Some(j) = jail {
         v.push("-j".into());
         v.push(j.to_string());
@@ -1324,7 +1330,7 @@ mod tests {
         // Not in the host list: the jail's own (VNET) stack.
         assert_eq!(host.len(), 3);
         assert_eq!(host[2].stack, Stack::Jail(www.clone()));
-        assert_eq!(sockstat_args(Some(&www)), ["-46lqnw", "-j", "www"]);
-        assert_eq!(sockstat_args(None), ["-46lqnw"]);
+        assert_eq!(sockstat_args(Some(&www)), ["-46lqnw", "-P", "tcp,udp", "-j", "www"]);
+        assert_eq!(sockstat_args(None), ["-46lqnw", "-P", "tcp,udp"]);
     }
 }
