@@ -221,21 +221,77 @@ impl Param {
     }
 }
 
-fn parse_jailsys(v: &str) -> Option<i32> {
+/// A jailsys value for parameter `name`. `vnet` and `host` have no
+/// "disable": the kernel declares them with `disable = 0` and rejects
+/// JAIL_SYS_DISABLE with EINVAL and no message (sys/kern/kern_jail.c
+/// `pr_flag_jailsys[]` and the jailsys loop in kern_jail_set(), FreeBSD main
+/// e7646b05 l.185-197, 1063-1068), so jnet refuses it up front (F16).
+fn parse_jailsys(name: &str, v: &str) -> Option<i32> {
+    let sys = match v.to_ascii_lowercase().as_str() {
+        "" | "new" => JAIL_SYS_NEW,
+        "inherit" => JAIL_SYS_INHERIT,
+        "disable" => JAIL_SYS_DISABLE,
+        n => n.parse::<i32>().ok().filter(|i| (0..=2).contains(i))?,
+    };
+    (!(sys == JAIL_SYS_DISABLE && matches!(name, "vnet" | "host"))).then_some(sys)
+}
+
+/// A boolean value as libjail's jailparam_import() reads it: "true" /
+/// "false" by name, else any integer, non-zero meaning true
+/// (lib/libjail/jail.c, JPS_BOOL case via jailparam_import_enum() and
+/// strtol, FreeBSD main e7646b05 l.457-471) (F16).
+fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
-        "" | "new" => Some(JAIL_SYS_NEW),
-        "inherit" => Some(JAIL_SYS_INHERIT),
-        "disable" => Some(JAIL_SYS_DISABLE),
-        n => n.parse::<i32>().ok().filter(|i| (0..=2).contains(i)),
+        "" | "true" => Some(true),
+        "false" => Some(false),
+        n => n.parse::<i64>().ok().map(|i| i != 0),
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "" | "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
+/// The kernel modules to kldload(2) before jail_set so that parameter
+/// `name` exists, as libjail's kldload_param() does for `allow.mount.<fs>`:
+/// the filesystem named after the prefix, and for a "no" name the name
+/// without "no" (lib/libjail/jail.c kldload_param(), FreeBSD main e7646b05
+/// l.1043-1062, called from jailparam_init() at l.899). `allow.mount.<fs>`
+/// only exists once that VFS registered (sys/kern/kern_jail.c
+/// prison_add_vfs(), l.4529-4544) (F4). Other parameters: none.
+pub fn kld_modules_for_param(name: &str) -> Vec<String> {
+    let Some(fs) = name.strip_prefix("allow.mount.") else {
+        return Vec::new();
+    };
+    if fs.is_empty() || fs.contains('.') {
+        return Vec::new();
     }
+    let mut v = vec![fs.to_string()];
+    if let Some(base) = fs.strip_prefix("no").filter(|b| !b.is_empty()) {
+        v.push(base.to_string());
+    }
+    v
+}
+
+/// Whether jail.conf asked for `persist` (given as `persist`, `persist =
+/// true`/1, or cleared with `nopersist`). jail(8) adds persist only while
+/// it runs the start commands and clears it afterwards unless the user set
+/// it (usr.sbin/jail/jail.c, FreeBSD main e7646b05 l.646-648, 714-717,
+/// 726-747) (F14).
+pub fn conf_requests_persist(params: &[(String, String)]) -> bool {
+    let mut want = false;
+    for (name, value) in params {
+        match name.as_str() {
+            "persist" => want = parse_bool(value).unwrap_or(false),
+            "nopersist" => want = !parse_bool(value).unwrap_or(true),
+            _ => {}
+        }
+    }
+    want
+}
+
+/// The JAIL_UPDATE parameter list that clears `persist` on jail `jid`, as
+/// jail(8) sends it after exec.poststart (`jid` + `nopersist`;
+/// usr.sbin/jail/jail.c l.726-747, FreeBSD main e7646b05). The kernel then
+/// removes the jail when its last process exits (jail(8) l.468-475).
+pub fn clear_persist_params(jid: i32) -> Vec<Param> {
+    vec![Param::int("jid", jid), Param::flag("nopersist")]
 }
 
 /// Validates one extra parameter from jail.conf and encodes it. Parameters
@@ -292,10 +348,16 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
         ),
         ParamType::JailSys => Param::int(
             name,
-            parse_jailsys(value).ok_or_else(|| verr("expected new, inherit or disable".into()))?,
+            parse_jailsys(name, value).ok_or_else(|| {
+                verr(if matches!(name, "vnet" | "host") {
+                    "expected new or inherit (the kernel has no \"disable\" for it)".into()
+                } else {
+                    "expected new, inherit or disable".into()
+                })
+            })?,
         ),
         ParamType::Bool => {
-            let on = parse_bool(value).ok_or_else(|| verr("expected true or false".into()))?;
+            let on = parse_bool(value).ok_or_else(|| verr("expected true, false or an integer".into()))?;
             // why: the kernel reads booleans by name alone; "false" is sent
             // as the opposite name (persist / nopersist), as libjail does.
             let positive = canonical_name(name);
@@ -315,9 +377,27 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
             Param::new(name, v)
         }
         ParamType::In6Addrs => {
+            // why: jail.conf writes `ip6.addr = [iface|]addr[/prefixlen]`;
+            // jail(8) adds the alias itself for `iface|` and hands only the
+            // address to the kernel (usr.sbin/jail/jail.8, `ip4.addr` /
+            // `ip6.addr` and `interface`; usr.sbin/jail/config.c splits the
+            // interface off, l.609-615; exact netmask-stripping line not
+            // re-verified here). The kernel takes an array of bare
+            // struct in6_addr (sys/kern/kern_jail.c, ip6.addr). jnet adds no
+            // IPv6 aliases, so `iface|` is refused rather than ignored; the
+            // prefix length only matters for the alias and is dropped.
             let mut v = Vec::new();
             for a in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let ip: Ipv6Addr = a.parse().map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
+                if a.contains('|') {
+                    return Err(verr(format!(
+                        "{a:?}: jnet does not add IPv6 interface aliases; add the address to the interface and \
+                         give it without 'iface|'"
+                    )));
+                }
+                let bare = a.split_once('/').map_or(a, |(ip, _)| ip);
+                let ip: Ipv6Addr = bare
+                    .parse()
+                    .map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
                 v.extend_from_slice(&ip.octets());
             }
             Param::new(name, v)
@@ -754,6 +834,18 @@ pub fn foreign_anchors(all: &[String], root: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether pfctl failed because `/dev/pf` does not exist, i.e. pf.ko is not
+/// loaded: pfctl does `err(1, "/dev/pf")` when it cannot open the device
+/// (sbin/pfctl/pfctl.c main(), FreeBSD main e7646b05 l.2881-2884), which
+/// prints `pfctl: /dev/pf: No such file or directory`; the device is made
+/// only by pf's module load (sys/netpfil/pf/pf_ioctl.c pf_load(),
+/// `make_dev(&pf_cdevsw, 0, 0, 0, 0600, PF_NAME)`, l.6688) (F2).
+pub fn is_pf_absent(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|l| l.trim_end().ends_with("/dev/pf: No such file or directory"))
+}
+
 /// pfctl's complaint when listing an anchor that does not exist (FreeBSD:
 /// DIOCGETRULES fails with EINVAL; newer pfctl names the anchor).
 pub fn is_missing_anchor(stderr: &str) -> bool {
@@ -811,7 +903,17 @@ use crate::core::listeners::{Listener, Stack};
 /// The caller lists jails first and the host last: a socket opened between
 /// the runs then shows up in the host stack without an owner (still
 /// checked), never silently in the wrong stack.
+///
+/// A jail whose name is not a valid [`JailName`] (a jail jnet does not
+/// manage) only gets its host rows attributed; see
+/// [`attribute_running_jail_listeners`].
 pub fn attribute_jail_listeners(host: &mut Vec<Listener>, jail: &JailName, rows: Vec<Listener>) {
+    attribute_running_jail_listeners(host, jail.as_str(), rows);
+}
+
+/// [`attribute_jail_listeners`] for a jail known by its kernel name.
+pub fn attribute_running_jail_listeners(host: &mut Vec<Listener>, jail: &str, rows: Vec<Listener>) {
+    let own_stack = JailName::new(jail).ok();
     for row in rows {
         let same = |h: &Listener| {
             h.stack == Stack::Host
@@ -826,8 +928,9 @@ pub fn attribute_jail_listeners(host: &mut Vec<Listener>, jail: &JailName, rows:
             found = true;
         }
         if !found {
+            let Some(name) = &own_stack else { continue };
             let mut r = row;
-            r.stack = Stack::Jail(jail.clone());
+            r.stack = Stack::Jail(name.clone());
             r.owner.jail = Some(jail.to_string());
             host.push(r);
         }
@@ -852,7 +955,12 @@ pub fn release_major(release: &str) -> Option<u32> {
 /// prints as `??` continuation rows (F7); `-P` is in both getopt strings
 /// (sockstat.c main(); freebsd-src f48c6390 usr.bin/sockstat/main.c
 /// `"46AbCcfIij:Llnp:P:qSsUuvw"`).
-pub fn sockstat_args(jail: Option<&JailName>) -> Vec<String> {
+///
+/// `jail` is a jid or a name: sockstat's `-j` takes either (it resolves it
+/// with jail_getid(3); usr.bin/sockstat/sockstat.c main() case 'j', FreeBSD
+/// main e7646b05). jnet passes the jid of each running jail so jails whose
+/// names jnet would not accept are attributed too (F13).
+pub fn sockstat_args(jail: Option<&str>) -> Vec<String> {
     let mut v = args(&["-46lqnw", "-P", "tcp,udp"]);
     if let Some(j) = jail {
         v.push("-j".into());
@@ -892,6 +1000,92 @@ mod tests {
     }
     fn names(ps: &[Param]) -> Vec<&str> {
         ps.iter().map(Param::name).collect()
+    }
+
+    /// F16: no "disable" for vnet/host; integers as libjail reads them.
+    #[test]
+    fn jailsys_and_bool_values_match_kernel_and_libjail() {
+        let j = jn("www");
+        for name in ["vnet", "host"] {
+            let e = encode_param(&j, name, "disable").unwrap_err().to_string();
+            assert!(e.contains("no \"disable\""), "{e}");
+            assert_eq!(encode_param(&j, name, "inherit").unwrap().value(), 2i32.to_ne_bytes());
+        }
+        assert_eq!(encode_param(&j, "ip6", "disable").unwrap().value(), 0i32.to_ne_bytes());
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "2").unwrap().name(),
+            "allow.raw_sockets"
+        );
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "-1").unwrap().name(),
+            "allow.raw_sockets"
+        );
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "0").unwrap().name(),
+            "allow.noraw_sockets"
+        );
+        assert!(encode_param(&j, "allow.raw_sockets", "maybe").is_err());
+    }
+
+    /// F10: ip6 (jailsys) and ip6.addr (struct in6_addr array) go to jail_set.
+    #[test]
+    fn ip6_params_are_passed() {
+        let ps = create_params(&spec(
+            dedicated(),
+            &[("ip6", "new"), ("ip6.addr", "2001:db8::5/64, 2001:db8::6")],
+        ))
+        .unwrap();
+        let ip6 = ps.iter().find(|p| p.name() == "ip6").unwrap();
+        assert_eq!(ip6.value(), JAIL_SYS_NEW.to_ne_bytes());
+        let addrs = ps.iter().find(|p| p.name() == "ip6.addr").unwrap();
+        assert_eq!(addrs.value().len(), 32);
+        assert_eq!(
+            &addrs.value()[..16],
+            &"2001:db8::5".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        let e = encode_param(&jn("www"), "ip6.addr", "em0|2001:db8::5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IPv6 interface aliases"), "{e}");
+    }
+
+    /// F4: the filesystem module libjail's kldload_param() would load.
+    #[test]
+    fn kld_modules_for_allow_mount() {
+        assert_eq!(kld_modules_for_param("allow.mount.nullfs"), ["nullfs"]);
+        assert_eq!(kld_modules_for_param("allow.mount.nonullfs"), ["nonullfs", "nullfs"]);
+        assert!(kld_modules_for_param("allow.mount").is_empty());
+        assert!(kld_modules_for_param("allow.raw_sockets").is_empty());
+        assert!(kld_modules_for_param("allow.mount.").is_empty());
+    }
+
+    /// F14: persist is cleared with jid + nopersist unless jail.conf set it.
+    #[test]
+    fn persist_clearing() {
+        let ps = clear_persist_params(7);
+        assert_eq!(names(&ps), ["jid", "nopersist"]);
+        assert_eq!(ps[0].value(), 7i32.to_ne_bytes());
+        assert!(ps[1].value().is_empty());
+        let p = |v: &[(&str, &str)]| {
+            conf_requests_persist(
+                &v.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(!p(&[]));
+        assert!(p(&[("persist", "")]));
+        assert!(p(&[("persist", "true")]));
+        assert!(!p(&[("persist", "false")]));
+        assert!(!p(&[("persist", ""), ("nopersist", "")]));
+    }
+
+    /// F2: pfctl's message when pf.ko is not loaded (pfctl.c err(1, "/dev/pf")).
+    #[test]
+    fn pf_absent_is_recognised() {
+        assert!(is_pf_absent("pfctl: /dev/pf: No such file or directory\n"));
+        assert!(!is_pf_absent("pfctl: /dev/pf: Permission denied\n"));
+        assert!(!is_pf_absent("pfctl: DIOCGETRULES: No such file or directory\n"));
     }
 
     #[test]
@@ -1330,7 +1524,27 @@ mod tests {
         // Not in the host list: the jail's own (VNET) stack.
         assert_eq!(host.len(), 3);
         assert_eq!(host[2].stack, Stack::Jail(www.clone()));
-        assert_eq!(sockstat_args(Some(&www)), ["-46lqnw", "-P", "tcp,udp", "-j", "www"]);
+        assert_eq!(
+            sockstat_args(Some(www.as_str())),
+            ["-46lqnw", "-P", "tcp,udp", "-j", "www"]
+        );
+        assert_eq!(sockstat_args(Some("12")), ["-46lqnw", "-P", "tcp,udp", "-j", "12"]);
         assert_eq!(sockstat_args(None), ["-46lqnw", "-P", "tcp,udp"]);
+    }
+
+    /// F13: a running jail jnet does not manage (name `web.sub`, not a
+    /// JailName) still owns its host-stack sockets; rows outside the host
+    /// list are dropped rather than given a stack jnet cannot name.
+    #[test]
+    fn running_jail_attribution_by_kernel_name() {
+        let mut host = vec![lst("10.0.0.7", 443, 40)];
+        attribute_running_jail_listeners(
+            &mut host,
+            "web.sub",
+            vec![lst("10.0.0.7", 443, 40), lst("0.0.0.0", 1, 41)],
+        );
+        assert_eq!(host.len(), 1);
+        assert_eq!(host[0].owner.jail.as_deref(), Some("web.sub"));
+        assert_eq!(host[0].stack, Stack::Host);
     }
 }

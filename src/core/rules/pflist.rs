@@ -701,6 +701,21 @@ pub fn parse_listing(text: &str, anchor: &str) -> Result<PfListing, PfListError>
     Ok(out)
 }
 
+/// Whether a listed rule redirects inbound traffic: an old-style `rdr`
+/// (from `pfctl -s nat`), or, on FreeBSD 15, a `pass`/`match` filter rule
+/// with OpenBSD-style `rdr-to` or `binat-to` (from `pfctl -s rules`;
+/// freebsd-src a6c9cdc4 sbin/pfctl/tests/files/pf1079.ok, 5ecc60fb
+/// pf0019.ok). `rdr-to` applies to inbound packets only (pf.conf(5)
+/// freebsd-src 0077daf9, "rdr-to"), so an `out` rule is skipped (F12).
+pub fn is_redirection(r: &PfRule) -> bool {
+    if r.action == "rdr" {
+        return true;
+    }
+    matches!(r.action.as_str(), "pass" | "match")
+        && !r.other.iter().any(|t| t == "out")
+        && r.other.iter().any(|t| t == "rdr-to" || t == "binat-to")
+}
+
 /// Whether `anchor` is `root` or below it.
 pub fn under_root(anchor: &str, root: &str) -> bool {
     anchor == root || anchor.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
@@ -714,7 +729,7 @@ pub fn foreign_redirects(listing: &PfListing, root: &str) -> Vec<ForeignRedirect
     let mut out = Vec::new();
     for lr in &listing.rules {
         let r = &lr.rule;
-        if r.action != "rdr" || under_root(&lr.anchor, root) {
+        if !is_redirection(r) || under_root(&lr.anchor, root) {
             continue;
         }
         let protos: Vec<Proto> = if r.protos.is_empty() {
@@ -927,6 +942,32 @@ rdr on em0 inet all -> 10.0.0.9
             "the filter hook is not required (F17)"
         );
         assert!(parse_listing("}\n", "").is_err());
+    }
+
+    /// F12: `rdr-to` / `binat-to` on filter rules count as redirections;
+    /// `nat-to` alone and outbound rules do not.
+    #[test]
+    fn filter_rule_redirections() {
+        let l = parse_listing(
+            "pass in on lo0 inet proto tcp from any to 1.2.3.4 port = 2222 flags S/SA keep state nat-to 10.0.0.2 port 22 rdr-to 10.0.0.10\n\
+             match in on lo0 inet proto tcp from any to 1.2.3.4 port = 2222 rdr-to 10.0.0.10 port 22\n\
+             pass in on em0 inet from any to 192.0.2.1 binat-to 10.0.0.3\n\
+             pass out on em0 inet from 10.0.0.3 to any nat-to 192.0.2.1\n\
+             pass out on em0 inet proto tcp from any to 192.0.2.9 port = 80 rdr-to 10.0.0.3\n\
+             pass in on em0 inet proto tcp from any to any port = 22 flags S/SA keep state\n",
+            "bastille/web",
+        )
+        .unwrap();
+        let f = foreign_redirects(&l, "jnet");
+        assert_eq!(f.len(), 4, "{f:#?}");
+        assert_eq!((f[0].proto, f[0].ports.lo()), (Proto::Tcp, 2222));
+        // binat-to without proto/port: every tcp and udp port of the address.
+        assert_eq!(
+            (f[2].proto, f[2].ports.len(), f[3].proto),
+            (Proto::Tcp, 65535, Proto::Udp)
+        );
+        assert_eq!(f[2].address, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(f[0].owner, "bastille/web");
     }
 
     #[test]
