@@ -35,10 +35,12 @@ pub enum PfRenderError {
 }
 
 /// How single ports are printed. pfctl prints `/etc/services` names
-/// (`port = http`) unless run with `-N`; both load identically.
+/// (`port = http`) unless run with `-P` (PF_OPT_NUMERIC: sbin/pfctl/pfctl.c
+/// main() case 'P', FreeBSD main e7646b05 l.2799-2801; `-N` means "load only
+/// NAT rules", l.2766-2768); both load identically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PortNames {
-    /// `port = 80`: what jnet loads and what `pfctl -N` prints.
+    /// `port = 80`: what jnet loads and what `pfctl -P` prints.
     #[default]
     Numeric,
     /// `port = http` for the ports in [`SERVICES`], as plain `pfctl -s nat`.
