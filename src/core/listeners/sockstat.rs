@@ -13,7 +13,10 @@
 //!
 //! Rows: `USER COMMAND PID FD PROTO LOCAL FOREIGN [extra columns]`. Rows
 //! without an owning process print `?` (printf) or `??` (libxo) in the first
-//! four columns. Only tcp/udp rows are kept; unix and sctp rows are skipped.
+//! four columns. Only tcp/udp rows are kept; unix and sctp rows are skipped,
+//! and so are FreeBSD 15's continuation rows (`??` in the first five
+//! columns). PROTO is found from the right, since COMMAND may hold blanks
+//! and is chosen by whoever runs the process (H22).
 //! sockstat has no jail column: the caller says which jail/stack the listing
 //! belongs to (it runs `sockstat -j <jail>` per jail when it needs that).
 

@@ -1,5 +1,5 @@
-//! Listening sockets on FreeBSD: runs sockstat(1) (`-46lqnw`, and `-j
-//! <jail>` per running jail for attribution) through the runner and hands
+//! Listening sockets on FreeBSD: runs sockstat(1) (`-46lqnw -P tcp,udp`,
+//! and `-j <jid|name>` per running jail for attribution) through the runner and hands
 //! the text to the parser in `core::listeners`; merges per-jail rows into
 //! the host list with `freebsd_plan::attribute_jail_listeners`.
 //!
