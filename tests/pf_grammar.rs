@@ -165,7 +165,7 @@ fn exposure() -> impl Strategy<Value = Expose> {
         proptest::option::of(any::<[u8; 4]>()),
     )
         .prop_map(|(proto, lo, span, target, addr)| {
-            let hi = lo.saturating_add(span).min(65535);
+            let hi = lo.saturating_add(span);
             let mut s = format!("{}/{lo}", proto.as_str());
             if hi > lo {
                 s.push_str(&format!("-{hi}"));

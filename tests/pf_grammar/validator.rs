@@ -396,20 +396,17 @@ fn translation_rule(p: &mut P, kind: &str, no: bool) -> Result<(), Reject> {
     p.expect_punct("->")?;
     host_or_list(p)?;
     if p.eat_word("port") {
-        if kind != "rdr" {
-            // why: nat takes a port range here too (`nat ... -> a port
-            // 1004:2004`, pf1031.in); binat does not.
-            if kind == "binat" {
-                return Err("binat takes no translation port".into());
-            }
+        // why: nat takes a port range here too (`nat ... -> a port
+        // 1004:2004`, pf1031.in); binat does not (parse.y `binatrule` has
+        // no rport).
+        if kind == "binat" {
+            return Err("binat takes no translation port".into());
         }
         rport(p)?;
     }
     // pool_opts: only round-robin is in the subset.
-    if p.eat_word("round-robin") {
-        if kind == "binat" {
-            return Err("binat takes no pool options".into());
-        }
+    if p.eat_word("round-robin") && kind == "binat" {
+        return Err("binat takes no pool options".into());
     }
     if p.is_word("label") {
         return Err("'label' is not allowed on nat/rdr/binat rules (parse.y natrule has no label)".into());
