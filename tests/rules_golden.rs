@@ -110,7 +110,9 @@ fn pf_anchors_golden() {
 }
 
 /// jnet's own pf output parses back into the same IR (what `jnet pf status`
-/// relies on to compare a loaded anchor with the inventory).
+/// relies on to compare a loaded anchor with the inventory), except the
+/// owner label: pf nat/rdr rules cannot carry one (sbin/pfctl/parse.y
+/// `natrule`), so it is never rendered and never read back (F1).
 #[test]
 fn pf_lines_parse_back_to_the_same_ir() {
     for r in samples() {
@@ -118,10 +120,20 @@ fn pf_lines_parse_back_to_the_same_ir() {
             let lines = render_rule_lines(&r, names);
             let (nats, rdrs) = lines.split_at(r.nats.len());
             for (line, n) in nats.iter().zip(&r.nats) {
-                assert_eq!(&nat_from_rule(&parse_rule(line).unwrap()).unwrap(), n, "{line}");
+                assert!(!line.contains("label"), "{line}");
+                let n = Nat {
+                    label: None,
+                    ..n.clone()
+                };
+                assert_eq!(nat_from_rule(&parse_rule(line).unwrap()).unwrap(), n, "{line}");
             }
             for (line, rd) in rdrs.iter().zip(&r.redirects) {
-                assert_eq!(&redirect_from_rule(&parse_rule(line).unwrap()).unwrap(), rd, "{line}");
+                assert!(!line.contains("label"), "{line}");
+                let rd = Redirect {
+                    label: None,
+                    ..rd.clone()
+                };
+                assert_eq!(redirect_from_rule(&parse_rule(line).unwrap()).unwrap(), rd, "{line}");
             }
         }
     }

@@ -98,7 +98,12 @@ macro_rules! name_type {
 name_type!(
     /// A jail name. Follows jail(8) (not all digits, which would be a jid; no
     /// `.`, which names hierarchical jails jnet does not manage) and is
-    /// restricted further so it is safe in anchors, chains and paths.
+    /// restricted further so it is safe in anchors, chains and paths. It must
+    /// not start with `_`: the name becomes the pf anchor `<root>/<jail>`, and
+    /// pfctl refuses to load or flush an anchor with a component starting
+    /// with `_` (sbin/pfctl/pfctl.c main(): `anchorname[0] == '_' ||
+    /// strstr(anchorname, "/_")` -> errx, FreeBSD main e7646b05 l.2988-2990,
+    /// 3081-3083). Refused on every platform so one inventory works on both.
     JailName
 );
 name_type!(
@@ -118,6 +123,13 @@ impl JailName {
                 kind: "jail",
                 value: s.to_string(),
                 reason: "must not be all digits (jail(8) reads that as a jid)",
+            });
+        }
+        if s.starts_with('_') {
+            return Err(NameError {
+                kind: "jail",
+                value: s.to_string(),
+                reason: "must not start with '_' (pfctl refuses anchors whose name starts with '_')",
             });
         }
         Ok(JailName(s.to_string()))
@@ -171,6 +183,8 @@ mod tests {
             "a`b",
             "a|b",
             "a*",
+            "_web",
+            "_",
         ] {
             assert!(JailName::new(bad).is_err(), "{bad:?}");
         }
@@ -184,6 +198,14 @@ mod tests {
         for bad in ["", "0eth", "eth 0", "eth/0", "verylonginterface0", "eth0;", ".", ".."] {
             assert!(IfName::new(bad).is_err(), "{bad:?}");
         }
+    }
+
+    /// F5: `_web` would become the anchor `jnet/_web`, which pfctl refuses.
+    #[test]
+    fn leading_underscore_is_refused_with_the_reason() {
+        let e = JailName::new("_web").unwrap_err();
+        assert!(e.to_string().contains("must not start with '_'"), "{e}");
+        assert!(JailName::new("web_").is_ok());
     }
 
     #[test]

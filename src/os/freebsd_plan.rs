@@ -221,21 +221,77 @@ impl Param {
     }
 }
 
-fn parse_jailsys(v: &str) -> Option<i32> {
+/// A jailsys value for parameter `name`. `vnet` and `host` have no
+/// "disable": the kernel declares them with `disable = 0` and rejects
+/// JAIL_SYS_DISABLE with EINVAL and no message (sys/kern/kern_jail.c
+/// `pr_flag_jailsys[]` and the jailsys loop in kern_jail_set(), FreeBSD main
+/// e7646b05 l.185-197, 1063-1068), so jnet refuses it up front (F16).
+fn parse_jailsys(name: &str, v: &str) -> Option<i32> {
+    let sys = match v.to_ascii_lowercase().as_str() {
+        "" | "new" => JAIL_SYS_NEW,
+        "inherit" => JAIL_SYS_INHERIT,
+        "disable" => JAIL_SYS_DISABLE,
+        n => n.parse::<i32>().ok().filter(|i| (0..=2).contains(i))?,
+    };
+    (!(sys == JAIL_SYS_DISABLE && matches!(name, "vnet" | "host"))).then_some(sys)
+}
+
+/// A boolean value as libjail's jailparam_import() reads it: "true" /
+/// "false" by name, else any integer, non-zero meaning true
+/// (lib/libjail/jail.c, JPS_BOOL case via jailparam_import_enum() and
+/// strtol, FreeBSD main e7646b05 l.457-471) (F16).
+fn parse_bool(v: &str) -> Option<bool> {
     match v.to_ascii_lowercase().as_str() {
-        "" | "new" => Some(JAIL_SYS_NEW),
-        "inherit" => Some(JAIL_SYS_INHERIT),
-        "disable" => Some(JAIL_SYS_DISABLE),
-        n => n.parse::<i32>().ok().filter(|i| (0..=2).contains(i)),
+        "" | "true" => Some(true),
+        "false" => Some(false),
+        n => n.parse::<i64>().ok().map(|i| i != 0),
     }
 }
 
-fn parse_bool(v: &str) -> Option<bool> {
-    match v.to_ascii_lowercase().as_str() {
-        "" | "true" | "1" => Some(true),
-        "false" | "0" => Some(false),
-        _ => None,
+/// The kernel modules to kldload(2) before jail_set so that parameter
+/// `name` exists, as libjail's kldload_param() does for `allow.mount.<fs>`:
+/// the filesystem named after the prefix, and for a "no" name the name
+/// without "no" (lib/libjail/jail.c kldload_param(), FreeBSD main e7646b05
+/// l.1043-1062, called from jailparam_init() at l.899). `allow.mount.<fs>`
+/// only exists once that VFS registered (sys/kern/kern_jail.c
+/// prison_add_vfs(), l.4529-4544) (F4). Other parameters: none.
+pub fn kld_modules_for_param(name: &str) -> Vec<String> {
+    let Some(fs) = name.strip_prefix("allow.mount.") else {
+        return Vec::new();
+    };
+    if fs.is_empty() || fs.contains('.') {
+        return Vec::new();
     }
+    let mut v = vec![fs.to_string()];
+    if let Some(base) = fs.strip_prefix("no").filter(|b| !b.is_empty()) {
+        v.push(base.to_string());
+    }
+    v
+}
+
+/// Whether jail.conf asked for `persist` (given as `persist`, `persist =
+/// true`/1, or cleared with `nopersist`). jail(8) adds persist only while
+/// it runs the start commands and clears it afterwards unless the user set
+/// it (usr.sbin/jail/jail.c, FreeBSD main e7646b05 l.646-648, 714-717,
+/// 726-747) (F14).
+pub fn conf_requests_persist(params: &[(String, String)]) -> bool {
+    let mut want = false;
+    for (name, value) in params {
+        match name.as_str() {
+            "persist" => want = parse_bool(value).unwrap_or(false),
+            "nopersist" => want = !parse_bool(value).unwrap_or(true),
+            _ => {}
+        }
+    }
+    want
+}
+
+/// The JAIL_UPDATE parameter list that clears `persist` on jail `jid`, as
+/// jail(8) sends it after exec.poststart (`jid` + `nopersist`;
+/// usr.sbin/jail/jail.c l.726-747, FreeBSD main e7646b05). The kernel then
+/// removes the jail when its last process exits (jail(8) l.468-475).
+pub fn clear_persist_params(jid: i32) -> Vec<Param> {
+    vec![Param::int("jid", jid), Param::flag("nopersist")]
 }
 
 /// Validates one extra parameter from jail.conf and encodes it. Parameters
@@ -292,10 +348,16 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
         ),
         ParamType::JailSys => Param::int(
             name,
-            parse_jailsys(value).ok_or_else(|| verr("expected new, inherit or disable".into()))?,
+            parse_jailsys(name, value).ok_or_else(|| {
+                verr(if matches!(name, "vnet" | "host") {
+                    "expected new or inherit (the kernel has no \"disable\" for it)".into()
+                } else {
+                    "expected new, inherit or disable".into()
+                })
+            })?,
         ),
         ParamType::Bool => {
-            let on = parse_bool(value).ok_or_else(|| verr("expected true or false".into()))?;
+            let on = parse_bool(value).ok_or_else(|| verr("expected true, false or an integer".into()))?;
             // why: the kernel reads booleans by name alone; "false" is sent
             // as the opposite name (persist / nopersist), as libjail does.
             let positive = canonical_name(name);
@@ -315,9 +377,27 @@ pub fn encode_param(jail: &JailName, name: &str, value: &str) -> Result<Param, P
             Param::new(name, v)
         }
         ParamType::In6Addrs => {
+            // why: jail.conf writes `ip6.addr = [iface|]addr[/prefixlen]`;
+            // jail(8) adds the alias itself for `iface|` and hands only the
+            // address to the kernel (usr.sbin/jail/jail.8, `ip4.addr` /
+            // `ip6.addr` and `interface`; usr.sbin/jail/config.c splits the
+            // interface off, l.609-615; exact netmask-stripping line not
+            // re-verified here). The kernel takes an array of bare
+            // struct in6_addr (sys/kern/kern_jail.c, ip6.addr). jnet adds no
+            // IPv6 aliases, so `iface|` is refused rather than ignored; the
+            // prefix length only matters for the alias and is dropped.
             let mut v = Vec::new();
             for a in value.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                let ip: Ipv6Addr = a.parse().map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
+                if a.contains('|') {
+                    return Err(verr(format!(
+                        "{a:?}: jnet does not add IPv6 interface aliases; add the address to the interface and \
+                         give it without 'iface|'"
+                    )));
+                }
+                let bare = a.split_once('/').map_or(a, |(ip, _)| ip);
+                let ip: Ipv6Addr = bare
+                    .parse()
+                    .map_err(|_| verr(format!("{a:?} is not an IPv6 address")))?;
                 v.extend_from_slice(&ip.octets());
             }
             Param::new(name, v)
@@ -692,10 +772,15 @@ pub fn check_anchor_root(root: &str) -> Result<(), PlanError> {
     Ok(())
 }
 
-/// The jail's anchor path `<root>/<jail>`.
+/// The jail's anchor path `<root>/<jail>`. Checked as a whole (root and
+/// jail component) against pfctl's refusal of `_`-prefixed components
+/// (sbin/pfctl/pfctl.c main(), FreeBSD main e7646b05 l.2988-2990), so a
+/// refused name fails here, before any pfctl call.
 pub fn anchor_path(root: &str, jail: &JailName) -> Result<String, PlanError> {
+    let path = format!("{root}/{jail}");
     check_anchor_root(root)?;
-    Ok(format!("{root}/{jail}"))
+    check_anchor_root(&path)?;
+    Ok(path)
 }
 
 fn args(v: &[&str]) -> Vec<String> {
@@ -715,11 +800,15 @@ pub fn pfctl_load(anchor: &str) -> Vec<String> {
 pub fn pfctl_flush(anchor: &str) -> Vec<String> {
     args(&["-a", anchor, "-F", "all"])
 }
-/// `pfctl [-a <anchor>] -s nat|rules`.
+/// `pfctl -P [-a <anchor>] -s nat|rules`. `-P` sets PF_OPT_NUMERIC so
+/// ports print as numbers, not getservbyport() names (sbin/pfctl/pfctl.c
+/// main() case 'P', FreeBSD main e7646b05 l.2799-2801; print_port() in
+/// sbin/pfctl/pfctl_parser.c l.330-348). `-N` is "load only NAT rules"
+/// (pfctl.c l.2766-2768), not numeric output.
 pub fn pfctl_show(anchor: Option<&str>, what: &str) -> Vec<String> {
     match anchor {
-        Some(a) => args(&["-a", a, "-s", what]),
-        None => args(&["-s", what]),
+        Some(a) => args(&["-P", "-a", a, "-s", what]),
+        None => args(&["-P", "-s", what]),
     }
 }
 /// `pfctl -v -s Anchors`: every anchor, recursively.
@@ -745,6 +834,18 @@ pub fn foreign_anchors(all: &[String], root: &str) -> Vec<String> {
         .collect()
 }
 
+/// Whether pfctl failed because `/dev/pf` does not exist, i.e. pf.ko is not
+/// loaded: pfctl does `err(1, "/dev/pf")` when it cannot open the device
+/// (sbin/pfctl/pfctl.c main(), FreeBSD main e7646b05 l.2881-2884), which
+/// prints `pfctl: /dev/pf: No such file or directory`; the device is made
+/// only by pf's module load (sys/netpfil/pf/pf_ioctl.c pf_load(),
+/// `make_dev(&pf_cdevsw, 0, 0, 0, 0600, PF_NAME)`, l.6688) (F2).
+pub fn is_pf_absent(stderr: &str) -> bool {
+    stderr
+        .lines()
+        .any(|l| l.trim_end().ends_with("/dev/pf: No such file or directory"))
+}
+
 /// pfctl's complaint when listing an anchor that does not exist (FreeBSD:
 /// DIOCGETRULES fails with EINVAL; newer pfctl names the anchor).
 pub fn is_missing_anchor(stderr: &str) -> bool {
@@ -754,30 +855,28 @@ pub fn is_missing_anchor(stderr: &str) -> bool {
         || s.contains("invalid argument") && s.contains("diocgetrule")
 }
 
-/// The pf.conf lines that make pf evaluate jnet's per-jail anchors, which
-/// are missing from the main ruleset listings (`pfctl -s nat` holds the
-/// nat-/rdr-anchor hooks, `pfctl -s rules` the filter hook). pfctl prints
-/// a hook back as `rdr-anchor "jnet/*" all`; a hook with extra conditions
-/// still counts as present.
-pub fn missing_anchor_hooks(root: &str, main_nat: &str, main_rules: &str) -> Vec<String> {
+/// The pf.conf hook lines that make pf evaluate jnet's per-jail anchors
+/// and that the main ruleset's `pfctl -s nat` listing lacks: `nat-anchor`
+/// and `rdr-anchor`. pfctl prints a hook back as `rdr-anchor "jnet/*" all`;
+/// a hook with extra conditions still counts as present. The filter hook
+/// `anchor "<root>/*"` is not required: jnet's anchors hold only nat and
+/// `rdr pass` rules, which pf evaluates through the nat/rdr anchor calls
+/// (sys/netpfil/pf/pf.c pf_get_translation() walks the PF_RULESET_NAT/RDR
+/// rulesets, FreeBSD main e7646b05 l.3327-3360), and `rdr pass` skips the
+/// filter ruleset altogether (F17).
+pub fn missing_anchor_hooks(root: &str, main_nat: &str) -> Vec<String> {
     let wanted = format!("\"{root}/*\"");
-    let has = |text: &str, kind: &str| {
-        text.lines().any(|l| {
+    let has = |kind: &str| {
+        main_nat.lines().any(|l| {
             let mut words = l.split_whitespace();
             words.next() == Some(kind) && words.next() == Some(wanted.as_str())
         })
     };
-    let mut out = Vec::new();
-    for (kind, text) in [
-        ("nat-anchor", main_nat),
-        ("rdr-anchor", main_nat),
-        ("anchor", main_rules),
-    ] {
-        if !has(text, kind) {
-            out.push(format!("{kind} {wanted}"));
-        }
-    }
-    out
+    ["nat-anchor", "rdr-anchor"]
+        .into_iter()
+        .filter(|kind| !has(kind))
+        .map(|kind| format!("{kind} {wanted}"))
+        .collect()
 }
 
 /// The loaded rules of one anchor as one text (nat section, then filter
@@ -804,7 +903,17 @@ use crate::core::listeners::{Listener, Stack};
 /// The caller lists jails first and the host last: a socket opened between
 /// the runs then shows up in the host stack without an owner (still
 /// checked), never silently in the wrong stack.
+///
+/// A jail whose name is not a valid [`JailName`] (a jail jnet does not
+/// manage) only gets its host rows attributed; see
+/// [`attribute_running_jail_listeners`].
 pub fn attribute_jail_listeners(host: &mut Vec<Listener>, jail: &JailName, rows: Vec<Listener>) {
+    attribute_running_jail_listeners(host, jail.as_str(), rows);
+}
+
+/// [`attribute_jail_listeners`] for a jail known by its kernel name.
+pub fn attribute_running_jail_listeners(host: &mut Vec<Listener>, jail: &str, rows: Vec<Listener>) {
+    let own_stack = JailName::new(jail).ok();
     for row in rows {
         let same = |h: &Listener| {
             h.stack == Stack::Host
@@ -819,8 +928,9 @@ pub fn attribute_jail_listeners(host: &mut Vec<Listener>, jail: &JailName, rows:
             found = true;
         }
         if !found {
+            let Some(name) = &own_stack else { continue };
             let mut r = row;
-            r.stack = Stack::Jail(jail.clone());
+            r.stack = Stack::Jail(name.clone());
             r.owner.jail = Some(jail.to_string());
             host.push(r);
         }
@@ -837,10 +947,21 @@ pub fn release_major(release: &str) -> Option<u32> {
 }
 
 /// `sockstat` arguments: IPv4+IPv6 listening sockets, no header, numeric
-/// users, wide address columns (FreeBSD 15 truncates without `-w`); with a
-/// jail, only that jail's sockets (sockstat(1) `-j`).
-pub fn sockstat_args(jail: Option<&JailName>) -> Vec<String> {
-    let mut v = args(&["-46lqnw"]);
+/// users, wide address columns (FreeBSD 15 truncates without `-w`), tcp and
+/// udp only; with a jail, only that jail's sockets (sockstat(1) `-j`).
+/// `-P tcp,udp` because the default protocol list is sctp, tcp, udp and
+/// divert (usr.bin/sockstat/sockstat.c `default_protos`, FreeBSD main
+/// e7646b05 l.104), and SCTP's multi-address rows are the ones FreeBSD 15
+/// prints as `??` continuation rows (F7); `-P` is in both getopt strings
+/// (sockstat.c main(); freebsd-src f48c6390 usr.bin/sockstat/main.c
+/// `"46AbCcfIij:Llnp:P:qSsUuvw"`).
+///
+/// `jail` is a jid or a name: sockstat's `-j` takes either (it resolves it
+/// with jail_getid(3); usr.bin/sockstat/sockstat.c main() case 'j', FreeBSD
+/// main e7646b05). jnet passes the jid of each running jail so jails whose
+/// names jnet would not accept are attributed too (F13).
+pub fn sockstat_args(jail: Option<&str>) -> Vec<String> {
+    let mut v = args(&["-46lqnw", "-P", "tcp,udp"]);
     if let Some(j) = jail {
         v.push("-j".into());
         v.push(j.to_string());
@@ -879,6 +1000,92 @@ mod tests {
     }
     fn names(ps: &[Param]) -> Vec<&str> {
         ps.iter().map(Param::name).collect()
+    }
+
+    /// F16: no "disable" for vnet/host; integers as libjail reads them.
+    #[test]
+    fn jailsys_and_bool_values_match_kernel_and_libjail() {
+        let j = jn("www");
+        for name in ["vnet", "host"] {
+            let e = encode_param(&j, name, "disable").unwrap_err().to_string();
+            assert!(e.contains("no \"disable\""), "{e}");
+            assert_eq!(encode_param(&j, name, "inherit").unwrap().value(), 2i32.to_ne_bytes());
+        }
+        assert_eq!(encode_param(&j, "ip6", "disable").unwrap().value(), 0i32.to_ne_bytes());
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "2").unwrap().name(),
+            "allow.raw_sockets"
+        );
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "-1").unwrap().name(),
+            "allow.raw_sockets"
+        );
+        assert_eq!(
+            encode_param(&j, "allow.raw_sockets", "0").unwrap().name(),
+            "allow.noraw_sockets"
+        );
+        assert!(encode_param(&j, "allow.raw_sockets", "maybe").is_err());
+    }
+
+    /// F10: ip6 (jailsys) and ip6.addr (struct in6_addr array) go to jail_set.
+    #[test]
+    fn ip6_params_are_passed() {
+        let ps = create_params(&spec(
+            dedicated(),
+            &[("ip6", "new"), ("ip6.addr", "2001:db8::5/64, 2001:db8::6")],
+        ))
+        .unwrap();
+        let ip6 = ps.iter().find(|p| p.name() == "ip6").unwrap();
+        assert_eq!(ip6.value(), JAIL_SYS_NEW.to_ne_bytes());
+        let addrs = ps.iter().find(|p| p.name() == "ip6.addr").unwrap();
+        assert_eq!(addrs.value().len(), 32);
+        assert_eq!(
+            &addrs.value()[..16],
+            &"2001:db8::5".parse::<Ipv6Addr>().unwrap().octets()
+        );
+        let e = encode_param(&jn("www"), "ip6.addr", "em0|2001:db8::5")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("IPv6 interface aliases"), "{e}");
+    }
+
+    /// F4: the filesystem module libjail's kldload_param() would load.
+    #[test]
+    fn kld_modules_for_allow_mount() {
+        assert_eq!(kld_modules_for_param("allow.mount.nullfs"), ["nullfs"]);
+        assert_eq!(kld_modules_for_param("allow.mount.nonullfs"), ["nonullfs", "nullfs"]);
+        assert!(kld_modules_for_param("allow.mount").is_empty());
+        assert!(kld_modules_for_param("allow.raw_sockets").is_empty());
+        assert!(kld_modules_for_param("allow.mount.").is_empty());
+    }
+
+    /// F14: persist is cleared with jid + nopersist unless jail.conf set it.
+    #[test]
+    fn persist_clearing() {
+        let ps = clear_persist_params(7);
+        assert_eq!(names(&ps), ["jid", "nopersist"]);
+        assert_eq!(ps[0].value(), 7i32.to_ne_bytes());
+        assert!(ps[1].value().is_empty());
+        let p = |v: &[(&str, &str)]| {
+            conf_requests_persist(
+                &v.iter()
+                    .map(|(a, b)| (a.to_string(), b.to_string()))
+                    .collect::<Vec<_>>(),
+            )
+        };
+        assert!(!p(&[]));
+        assert!(p(&[("persist", "")]));
+        assert!(p(&[("persist", "true")]));
+        assert!(!p(&[("persist", "false")]));
+        assert!(!p(&[("persist", ""), ("nopersist", "")]));
+    }
+
+    /// F2: pfctl's message when pf.ko is not loaded (pfctl.c err(1, "/dev/pf")).
+    #[test]
+    fn pf_absent_is_recognised() {
+        assert!(is_pf_absent("pfctl: /dev/pf: No such file or directory\n"));
+        assert!(!is_pf_absent("pfctl: /dev/pf: Permission denied\n"));
+        assert!(!is_pf_absent("pfctl: DIOCGETRULES: No such file or directory\n"));
     }
 
     #[test]
@@ -1187,15 +1394,20 @@ mod tests {
     fn anchor_hooks() {
         let nat = "nat-anchor \"jnet/*\" all\nrdr-anchor \"relayd/*\" all\n";
         let rules = "anchor \"jnet/*\" on em0 all\nanchor \"relayd/*\" all\n";
-        assert_eq!(missing_anchor_hooks("jnet", nat, rules), ["rdr-anchor \"jnet/*\""]);
+        assert!(rules.contains("anchor \"jnet/*\""));
+        assert_eq!(missing_anchor_hooks("jnet", nat), ["rdr-anchor \"jnet/*\""]);
         assert_eq!(
-            missing_anchor_hooks("jnet", "", "anchor \"jnetx/*\" all\n"),
-            ["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\"", "anchor \"jnet/*\""]
+            missing_anchor_hooks("jnet", "nat-anchor \"jnetx/*\" all\n"),
+            ["nat-anchor \"jnet/*\"", "rdr-anchor \"jnet/*\""]
         );
+        // F17: without a filter `anchor "jnet/*"` nothing is reported missing.
         let all = "nat-anchor \"jnet/*\" all\nrdr-anchor \"jnet/*\" all\n";
-        assert!(missing_anchor_hooks("jnet", all, "anchor \"jnet/*\" all").is_empty());
+        assert!(missing_anchor_hooks("jnet", all).is_empty());
         // A hook for one jail only is not the wildcard hook.
-        assert_eq!(missing_anchor_hooks("jnet", all, "anchor \"jnet/www\" all").len(), 1);
+        assert_eq!(
+            missing_anchor_hooks("jnet", "nat-anchor \"jnet/www\" all\nrdr-anchor \"jnet/*\" all").len(),
+            1
+        );
     }
 
     /// Real `pfctl -s rules` / `-s nat` output from the shared corpus.
@@ -1222,20 +1434,18 @@ mod tests {
 
     #[test]
     fn anchor_hooks_in_real_listings() {
-        let Some(rules) = corpus_file("cmdout/pfctl-s-rules__pfsense-anchors-labels__miniupnp-issue453.txt") else {
-            return;
-        };
         let Some(nat) = corpus_file("cmdout/pfctl-sn__pfsense-nat-anchors__miniupnp-issue451.txt") else {
             return;
         };
-        // The capture hooks relayd/* as a filter anchor only.
+        // The capture hooks relayd/* as a filter anchor only (in -s rules,
+        // which is no longer consulted: F17).
         assert_eq!(
-            missing_anchor_hooks("relayd", &nat, &rules),
+            missing_anchor_hooks("relayd", &nat),
             ["nat-anchor \"relayd/*\"", "rdr-anchor \"relayd/*\""]
         );
-        assert_eq!(missing_anchor_hooks("jnet", &nat, &rules).len(), 3);
+        assert_eq!(missing_anchor_hooks("jnet", &nat).len(), 2);
         // `nat-anchor "natrules/"` (no wildcard) does not hook natrules/*.
-        assert!(missing_anchor_hooks("natrules", &nat, &rules).contains(&"nat-anchor \"natrules/*\"".to_string()));
+        assert!(missing_anchor_hooks("natrules", &nat).contains(&"nat-anchor \"natrules/*\"".to_string()));
     }
 
     #[test]
@@ -1245,8 +1455,8 @@ mod tests {
         assert_eq!(pfctl_validate(&a), ["-a", "jnet/www", "-n", "-f", "-"]);
         assert_eq!(pfctl_load(&a), ["-a", "jnet/www", "-f", "-"]);
         assert_eq!(pfctl_flush(&a), ["-a", "jnet/www", "-F", "all"]);
-        assert_eq!(pfctl_show(Some(&a), "nat"), ["-a", "jnet/www", "-s", "nat"]);
-        assert_eq!(pfctl_show(None, "rules"), ["-s", "rules"]);
+        assert_eq!(pfctl_show(Some(&a), "nat"), ["-P", "-a", "jnet/www", "-s", "nat"]);
+        assert_eq!(pfctl_show(None, "rules"), ["-P", "-s", "rules"]);
         assert_eq!(pfctl_list_anchors(), ["-v", "-s", "Anchors"]);
         assert_eq!(anchor_path("site/jnet", &jn("db")).unwrap(), "site/jnet/db");
         for bad in ["", "*", "jnet/*", "_jnet", "a//b", "/a", "a b", "jnet;x", "jnet\n"] {
@@ -1314,7 +1524,27 @@ mod tests {
         // Not in the host list: the jail's own (VNET) stack.
         assert_eq!(host.len(), 3);
         assert_eq!(host[2].stack, Stack::Jail(www.clone()));
-        assert_eq!(sockstat_args(Some(&www)), ["-46lqnw", "-j", "www"]);
-        assert_eq!(sockstat_args(None), ["-46lqnw"]);
+        assert_eq!(
+            sockstat_args(Some(www.as_str())),
+            ["-46lqnw", "-P", "tcp,udp", "-j", "www"]
+        );
+        assert_eq!(sockstat_args(Some("12")), ["-46lqnw", "-P", "tcp,udp", "-j", "12"]);
+        assert_eq!(sockstat_args(None), ["-46lqnw", "-P", "tcp,udp"]);
+    }
+
+    /// F13: a running jail jnet does not manage (name `web.sub`, not a
+    /// JailName) still owns its host-stack sockets; rows outside the host
+    /// list are dropped rather than given a stack jnet cannot name.
+    #[test]
+    fn running_jail_attribution_by_kernel_name() {
+        let mut host = vec![lst("10.0.0.7", 443, 40)];
+        attribute_running_jail_listeners(
+            &mut host,
+            "web.sub",
+            vec![lst("10.0.0.7", 443, 40), lst("0.0.0.0", 1, 41)],
+        );
+        assert_eq!(host.len(), 1);
+        assert_eq!(host[0].owner.jail.as_deref(), Some("web.sub"));
+        assert_eq!(host[0].stack, Stack::Host);
     }
 }

@@ -13,7 +13,10 @@
 //!
 //! Rows: `USER COMMAND PID FD PROTO LOCAL FOREIGN [extra columns]`. Rows
 //! without an owning process print `?` (printf) or `??` (libxo) in the first
-//! four columns. Only tcp/udp rows are kept; unix and sctp rows are skipped.
+//! four columns. Only tcp/udp rows are kept; unix and sctp rows are skipped,
+//! and so are FreeBSD 15's continuation rows (`??` in the first five
+//! columns). PROTO is found from the right, since COMMAND may hold blanks
+//! and is chosen by whoever runs the process (H22).
 //! sockstat has no jail column: the caller says which jail/stack the listing
 //! belongs to (it runs `sockstat -j <jail>` per jail when it needs that).
 
@@ -105,16 +108,31 @@ pub fn parse_sockstat(
             reason: reason.to_string(),
             text: line.to_string(),
         };
-        // why: COMMAND is process-controlled and may contain blanks, so find
-        // PROTO as the first word after two numeric (or unknown) columns.
+        // why: FreeBSD 15 prints each further local/foreign address of a
+        // multi-address (SCTP) socket on its own row with `??` in USER,
+        // COMMAND, PID, FD and PROTO (freebsd-src f48c6390
+        // usr.bin/sockstat/main.c display_sock()). Owner-less sockets print
+        // `??` in the first four columns only, with a real PROTO, so five
+        // `??` mean a continuation row (F7).
+        if toks.len() >= 5 && toks[..5].iter().all(|t| *t == "??") {
+            continue;
+        }
+        // why: COMMAND is process-controlled (p_comm, up to MAXCOMLEN = 19
+        // bytes, from the executable's file name) and may contain blanks,
+        // even a fake `1 2 tcp4 *:80`. Everything from PID on is printed by
+        // sockstat itself in a fixed format, so PROTO is anchored from the
+        // right: the LAST word that follows two numeric (or unknown) columns
+        // and is itself followed by a parseable local address (H22).
         let p = (4..toks.len())
+            .rev()
             .find(|&i| {
                 is_num_or_unknown(toks[i - 2])
                     && is_num_or_unknown(toks[i - 1])
                     && toks[i].bytes().all(|b| b.is_ascii_alphanumeric())
                     && toks[i].bytes().next().is_some_and(|b| b.is_ascii_alphabetic())
+                    && local_follows(&toks, i)
             })
-            .ok_or_else(|| malformed("no USER COMMAND PID FD PROTO columns"))?;
+            .ok_or_else(|| malformed("no USER COMMAND PID FD PROTO LOCAL columns"))?;
         let Some((proto, mut fam)) = freebsd_proto(toks[p]) else {
             continue; // unix, sctp, ...: not ours
         };
@@ -163,6 +181,24 @@ pub fn parse_sockstat(
         ));
     }
     Ok(out)
+}
+
+/// Whether the word after PROTO at `i` (or after the `6` of the mangled
+/// `tcp4 6`, see below) is an address column: `host:port`, `*:port`, or a
+/// unix path / `(not connected)`-style column of a non-inet row.
+fn local_follows(toks: &[&str], i: usize) -> bool {
+    let mut l = i + 1;
+    if toks.get(l) == Some(&"6") && toks.get(l + 1).is_some() {
+        l += 1;
+    }
+    match toks.get(l) {
+        // why: a cut libxo address (no `-w`) need not split; it is
+        // reported as Truncated further on, not as malformed.
+        Some(t) if freebsd_proto(toks[i]).is_some() => split_host_port(t).is_some() || t.len() >= LIBXO_ADDR_WIDTH,
+        // why: unix/sctp rows are skipped later; any column will do.
+        Some(_) => true,
+        None => freebsd_proto(toks[i]).is_none(),
+    }
 }
 
 fn is_tcp_state(t: &str) -> bool {
@@ -284,6 +320,36 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().unwrap()
+    }
+
+    /// H22: a process named `x 1 2 tcp4 *:80` holding a UDP socket must not
+    /// read as a TCP listener on port 80.
+    #[test]
+    fn command_with_blanks_cannot_steer_proto() {
+        for layout in [SockstatLayout::Printf, SockstatLayout::Libxo { wide: true }] {
+            let text = "nobody x 1 2 tcp4 *:80 1234 5 udp4 *:5000 *:*\n";
+            let ls = parse_sockstat(text, layout, &SockstatContext::host()).unwrap();
+            assert_eq!(ls.len(), 1, "{ls:#?}");
+            assert_eq!((ls[0].proto, ls[0].port), (Proto::Udp, 5000));
+            assert_eq!(ls[0].owner.pid, Some(1234));
+            assert_eq!(ls[0].owner.command.as_deref(), Some("x 1 2 tcp4 *:80"));
+        }
+    }
+
+    /// F7: FreeBSD 15 continuation rows of a multi-address SCTP socket
+    /// (`??` in USER COMMAND PID FD PROTO, usr.bin/sockstat/main.c
+    /// display_sock()) are skipped; an owner-less tcp row is still read.
+    #[test]
+    fn freebsd15_continuation_rows_are_skipped() {
+        let text = "\
+root sctpd 700 3 sctp4 10.0.0.1:9899 *:*
+?? ?? ?? ?? ?? 10.0.0.2:9899 *:*
+?? ?? ?? ?? ?? 192.0.2.1:9899
+?? ?? ?? ?? tcp4 *:2049 *:*
+";
+        let ls = parse_sockstat(text, SockstatLayout::Libxo { wide: true }, &SockstatContext::host()).unwrap();
+        assert_eq!(ls.len(), 1, "{ls:#?}");
+        assert_eq!((ls[0].proto, ls[0].port, ls[0].owner.pid), (Proto::Tcp, 2049, None));
     }
 
     #[test]

@@ -54,8 +54,10 @@ pub enum RuleError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(tag = "kind", content = "address", rename_all = "lowercase")]
 pub enum RdrDest {
-    /// The addresses of the rule's interface, followed when they change:
-    /// pf `(vtnet0)`; the jnet default.
+    /// The first address of the rule's interface, followed when it changes:
+    /// pf `(vtnet0:0)` (no aliases, so other jails' aliases on the same
+    /// interface are not matched; sys/netpfil/pf/pf_if.c NOALIAS handling);
+    /// the jnet default.
     Interface,
     /// One external address (an exposure bound with `--address`).
     Address(Ipv4Addr),
@@ -82,7 +84,8 @@ pub struct Redirect {
     pub target: Ipv4Addr,
     /// `None` keeps the destination port (pf prints no `port` after `->`).
     pub target_ports: Option<PortRange>,
-    /// Owner label (pf `label`, nft `comment`).
+    /// Owner label: nft `comment` only. pf nat/rdr rules have no label slot
+    /// (sbin/pfctl/parse.y `natrule`), so the pf renderer never prints it.
     pub label: Option<String>,
 }
 
@@ -143,7 +146,7 @@ fn ser_opt_net<S: serde::Serializer>(n: &Option<Ipv4Network>, s: S) -> Result<S:
 /// The owner label jnet puts on a jail's rules: `jnet:<jail>`, cut to pf's
 /// 63-byte limit (names are ASCII, so the cut is on a character boundary).
 /// Ownership proper is the anchor / chain name; the label is for humans and
-/// `pfctl -s labels`.
+/// nft comments (pf nat/rdr cannot carry a label: parse.y `natrule`).
 pub fn owner_label(jail: &JailName) -> String {
     let mut l = format!("jnet:{jail}");
     l.truncate(PF_LABEL_MAX);
@@ -247,7 +250,7 @@ impl fmt::Display for Redirect {
     /// Short human form for messages: `tcp vtnet0:80 -> 10.0.0.5:80`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let dest = match self.external {
-            RdrDest::Interface => format!("({})", self.interface),
+            RdrDest::Interface => format!("({}:0)", self.interface),
             RdrDest::Address(a) => a.to_string(),
             RdrDest::Any => "any".to_string(),
         };
@@ -444,7 +447,7 @@ mod tests {
         r.target_ports = Some(pr(9000, 9005));
         assert_eq!(
             r.validate().unwrap_err().to_string(),
-            "rdr tcp on vtnet0 (vtnet0):8000-8010 -> 10.0.0.5:9000-9005: host ports 8000:8010 and target ports 9000:9005 have different lengths"
+            "rdr tcp on vtnet0 (vtnet0:0):8000-8010 -> 10.0.0.5:9000-9005: host ports 8000:8010 and target ports 9000:9005 have different lengths"
         );
         r.target_ports = None;
         assert!(r.validate().is_ok());
@@ -462,7 +465,7 @@ mod tests {
         r.source = Some("192.0.2.1/24".parse().unwrap());
         assert_eq!(
             r.validate().unwrap_err().to_string(),
-            "rdr tcp on vtnet0 (vtnet0):80 -> 10.0.0.5:80: network 192.0.2.1/24 has host bits set (pf would use 192.0.2.0/24)"
+            "rdr tcp on vtnet0 (vtnet0:0):80 -> 10.0.0.5:80: network 192.0.2.1/24 has host bits set (pf would use 192.0.2.0/24)"
         );
 
         for (label, ok) in [

@@ -4,8 +4,8 @@
 //!
 //! Rules come out in the canonical form pfctl(8) prints back with `-nv` or
 //! `-s nat` (`print_rule()` in sbin/pfctl/pfctl_parser.c): `inet` spelled out,
-//! `port = 80` for one port and `port 80:90` for a range, the label before
-//! `->`, `round-robin` added when the translation is an interface that may
+//! `port = 80` for one port and `port 80:90` for a range, no `label` (nat/rdr
+//! have none in parse.y's `natrule`), `round-robin` added when the translation is an interface that may
 //! carry several addresses. That makes a loaded anchor comparable line by
 //! line with what jnet would render. This module does no I/O: the caller
 //! passes the template source (admin override, shipped file, or
@@ -35,10 +35,12 @@ pub enum PfRenderError {
 }
 
 /// How single ports are printed. pfctl prints `/etc/services` names
-/// (`port = http`) unless run with `-N`; both load identically.
+/// (`port = http`) unless run with `-P` (PF_OPT_NUMERIC: sbin/pfctl/pfctl.c
+/// main() case 'P', FreeBSD main e7646b05 l.2799-2801; `-N` means "load only
+/// NAT rules", l.2766-2768); both load identically.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum PortNames {
-    /// `port = 80`: what jnet loads and what `pfctl -N` prints.
+    /// `port = 80`: what jnet loads and what `pfctl -P` prints.
     #[default]
     Numeric,
     /// `port = http` for the ports in [`SERVICES`], as plain `pfctl -s nat`.
@@ -94,12 +96,6 @@ fn push_port_eq(out: &mut String, port: u16, names: PortNames) {
     }
 }
 
-fn push_label(out: &mut String, label: &Option<String>) {
-    if let Some(l) = label {
-        let _ = write!(out, " label \"{l}\"");
-    }
-}
-
 /// One `rdr` line in canonical form, without a newline. The rule must have
 /// passed [`Redirect::validate`].
 pub fn render_redirect(r: &Redirect, names: PortNames) -> String {
@@ -119,7 +115,11 @@ pub fn render_redirect(r: &Redirect, names: PortNames) -> String {
     out.push_str(" to ");
     match r.external {
         RdrDest::Interface => {
-            let _ = write!(out, "({})", r.interface);
+            // why: `:0` keeps the interface's aliases out; a bare `(if)`
+            // expands to every address on it, other jails' aliases included
+            // (sys/netpfil/pf/pf_if.c pfi_instance_add(), NOALIAS at
+            // l.689-698, FreeBSD main e7646b05; pf.conf(5) l.1683-1693).
+            let _ = write!(out, "({}:0)", r.interface);
         }
         RdrDest::Address(a) => {
             let _ = write!(out, "{a}");
@@ -132,7 +132,11 @@ pub fn render_redirect(r: &Redirect, names: PortNames) -> String {
     } else {
         let _ = write!(out, " port {}:{}", h.lo(), h.hi());
     }
-    push_label(&mut out, &r.label);
+    // why: no `label` here. pfctl's nat/rdr production has no label slot
+    // (sbin/pfctl/parse.y `natrule : nataction interface af proto fromto tag
+    // tagged rtable redirpool pool_opts`, FreeBSD main e7646b05 l.4559-4560;
+    // pf.conf(5) GRAMMAR `nat-rule`/`rdr-rule`); `label` is only reachable
+    // from `filter_opt` (parse.y l.2806). The anchor name records ownership.
     let _ = write!(out, " -> {}", r.target);
     if let Some(t) = r.target_ports {
         // why: pfctl prints the second proxy port only when it differs
@@ -181,7 +185,7 @@ pub fn render_nat(n: &Nat) -> String {
     } else {
         let _ = write!(out, " from {src} to {dst}");
     }
-    push_label(&mut out, &n.label);
+    // why: no `label` on nat either (parse.y `natrule`, see render_redirect).
     out.push_str(" -> ");
     match &n.translation {
         NatTarget::Interface { ifname, first_only } => {
@@ -377,12 +381,12 @@ mod tests {
         assert_eq!(
             render_rule_lines(&r, PortNames::Numeric),
             vec![
-                "nat on vtnet0 inet from 10.0.0.5 to any label \"jnet:www\" -> (vtnet0) round-robin",
-                "rdr pass on vtnet0 inet proto tcp from any to (vtnet0) port = 80 label \"jnet:www\" -> 10.0.0.5 port 80",
-                "rdr pass on vtnet0 inet proto udp from any to (vtnet0) port 5000:5010 label \"jnet:www\" -> 10.0.0.5 port 6000:6010",
+                "nat on vtnet0 inet from 10.0.0.5 to any -> (vtnet0) round-robin",
+                "rdr pass on vtnet0 inet proto tcp from any to (vtnet0:0) port = 80 -> 10.0.0.5 port 80",
+                "rdr pass on vtnet0 inet proto udp from any to (vtnet0:0) port 5000:5010 -> 10.0.0.5 port 6000:6010",
             ]
         );
-        assert!(render_redirect(&r.redirects[0], PortNames::Services).contains("port = http label"));
+        assert!(render_redirect(&r.redirects[0], PortNames::Services).contains("port = http -> "));
     }
 
     #[test]

@@ -486,7 +486,7 @@ pub fn redirect_from_rule(r: &PfRule) -> Result<Redirect, String> {
     };
     let external = match to.addr.as_str() {
         "any" => RdrDest::Any,
-        a if a == format!("({interface})") => RdrDest::Interface,
+        a if a == format!("({interface}:0)") => RdrDest::Interface,
         a => match a.parse::<Ipv4Addr>() {
             Ok(ip) => RdrDest::Address(ip),
             Err(_) => return nope("destination is not any, the rule's interface or one IPv4 address"),
@@ -622,6 +622,11 @@ pub struct ListedRule {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PfListing {
     pub rules: Vec<ListedRule>,
+    /// Rule lines jnet could not read (an operator or a service name it
+    /// does not know, ...), each with its line number and reason. One such
+    /// rule never aborts the whole listing: the caller reports it per rule
+    /// (F3). Listings are read with `pfctl -P`, so ports are numbers.
+    pub unparsed: Vec<PfListError>,
 }
 
 fn join_anchor(parent: &str, name: &str) -> String {
@@ -661,11 +666,26 @@ pub fn parse_listing(text: &str, anchor: &str) -> Result<PfListing, PfListError>
             stack.pop();
             continue;
         }
-        let rule = parse_rule(t).map_err(|reason| PfListError::Line {
-            line,
-            text: t.to_string(),
-            reason,
-        })?;
+        let rule = match parse_rule(t) {
+            Ok(r) => r,
+            Err(reason) => {
+                // why: an anchor line (`anchor "x" {`) that fails would
+                // leave the block stack wrong, so that stays fatal.
+                if t.ends_with('{') {
+                    return Err(PfListError::Line {
+                        line,
+                        text: t.to_string(),
+                        reason,
+                    });
+                }
+                out.unparsed.push(PfListError::Line {
+                    line,
+                    text: t.to_string(),
+                    reason,
+                });
+                continue;
+            }
+        };
         let current = stack.last().expect("stack never empty").clone();
         if rule.opens_block {
             let name = rule.anchor_call.clone().unwrap_or_default();
@@ -681,6 +701,21 @@ pub fn parse_listing(text: &str, anchor: &str) -> Result<PfListing, PfListError>
     Ok(out)
 }
 
+/// Whether a listed rule redirects inbound traffic: an old-style `rdr`
+/// (from `pfctl -s nat`), or, on FreeBSD 15, a `pass`/`match` filter rule
+/// with OpenBSD-style `rdr-to` or `binat-to` (from `pfctl -s rules`;
+/// freebsd-src a6c9cdc4 sbin/pfctl/tests/files/pf1079.ok, 5ecc60fb
+/// pf0019.ok). `rdr-to` applies to inbound packets only (pf.conf(5)
+/// freebsd-src 0077daf9, "rdr-to"), so an `out` rule is skipped (F12).
+pub fn is_redirection(r: &PfRule) -> bool {
+    if r.action == "rdr" {
+        return true;
+    }
+    matches!(r.action.as_str(), "pass" | "match")
+        && !r.other.iter().any(|t| t == "out")
+        && r.other.iter().any(|t| t == "rdr-to" || t == "binat-to")
+}
+
 /// Whether `anchor` is `root` or below it.
 pub fn under_root(anchor: &str, root: &str) -> bool {
     anchor == root || anchor.strip_prefix(root).is_some_and(|rest| rest.starts_with('/'))
@@ -694,7 +729,7 @@ pub fn foreign_redirects(listing: &PfListing, root: &str) -> Vec<ForeignRedirect
     let mut out = Vec::new();
     for lr in &listing.rules {
         let r = &lr.rule;
-        if r.action != "rdr" || under_root(&lr.anchor, root) {
+        if !is_redirection(r) || under_root(&lr.anchor, root) {
             continue;
         }
         let protos: Vec<Proto> = if r.protos.is_empty() {
@@ -745,17 +780,15 @@ pub struct HookCheck {
     pub unverifiable: Vec<String>,
 }
 
-/// Checks that the main ruleset calls `nat-anchor "<root>/*"`,
-/// `rdr-anchor "<root>/*"` (in `pfctl -s nat`) and `anchor "<root>/*"` (in
-/// `pfctl -s rules`). Pass both listings.
+/// Checks that the main ruleset calls `nat-anchor "<root>/*"` and
+/// `rdr-anchor "<root>/*"` (in `pfctl -s nat`). The filter hook
+/// `anchor "<root>/*"` is not checked: jnet's anchors hold only nat and
+/// `rdr pass` rules (F17; see freebsd_plan::missing_anchor_hooks).
 pub fn check_anchor_hooks(listings: &[&PfListing], root: &str) -> HookCheck {
     let mut check = HookCheck::default();
     let want = format!("{root}/*");
     let abs = format!("/{want}");
-    for (kind, line) in ["nat-anchor", "rdr-anchor", "anchor"]
-        .iter()
-        .zip(anchor_hook_lines(root))
-    {
+    for (kind, line) in ["nat-anchor", "rdr-anchor"].iter().zip(anchor_hook_lines(root)) {
         let calls: Vec<&str> = listings
             .iter()
             .flat_map(|l| l.rules.iter())
@@ -903,8 +936,38 @@ rdr on em0 inet all -> 10.0.0.9
         );
         assert_eq!(f[2].proto, Proto::Udp);
         let hooks = check_anchor_hooks(&[&l], "jnet");
-        assert_eq!(hooks.missing, vec!["anchor \"jnet/*\""]);
+        assert_eq!(
+            hooks.missing,
+            Vec::<String>::new(),
+            "the filter hook is not required (F17)"
+        );
         assert!(parse_listing("}\n", "").is_err());
+    }
+
+    /// F12: `rdr-to` / `binat-to` on filter rules count as redirections;
+    /// `nat-to` alone and outbound rules do not.
+    #[test]
+    fn filter_rule_redirections() {
+        let l = parse_listing(
+            "pass in on lo0 inet proto tcp from any to 1.2.3.4 port = 2222 flags S/SA keep state nat-to 10.0.0.2 port 22 rdr-to 10.0.0.10\n\
+             match in on lo0 inet proto tcp from any to 1.2.3.4 port = 2222 rdr-to 10.0.0.10 port 22\n\
+             pass in on em0 inet from any to 192.0.2.1 binat-to 10.0.0.3\n\
+             pass out on em0 inet from 10.0.0.3 to any nat-to 192.0.2.1\n\
+             pass out on em0 inet proto tcp from any to 192.0.2.9 port = 80 rdr-to 10.0.0.3\n\
+             pass in on em0 inet proto tcp from any to any port = 22 flags S/SA keep state\n",
+            "bastille/web",
+        )
+        .unwrap();
+        let f = foreign_redirects(&l, "jnet");
+        assert_eq!(f.len(), 4, "{f:#?}");
+        assert_eq!((f[0].proto, f[0].ports.lo()), (Proto::Tcp, 2222));
+        // binat-to without proto/port: every tcp and udp port of the address.
+        assert_eq!(
+            (f[2].proto, f[2].ports.len(), f[3].proto),
+            (Proto::Tcp, 65535, Proto::Udp)
+        );
+        assert_eq!(f[2].address, Some("192.0.2.1".parse().unwrap()));
+        assert_eq!(f[0].owner, "bastille/web");
     }
 
     #[test]
@@ -916,20 +979,31 @@ rdr on em0 inet all -> 10.0.0.9
         .unwrap();
         let h = check_anchor_hooks(&[&l], "jnet");
         assert_eq!(h.missing, Vec::<String>::new());
-        assert_eq!(h.unverifiable, vec!["nat-anchor \"jnet/*\"", "anchor \"jnet/*\""]);
+        assert_eq!(h.unverifiable, vec!["nat-anchor \"jnet/*\""]);
     }
 
     #[test]
     fn bad_lines_name_the_line() {
-        let e = parse_listing(
-            "nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = bogus -> 10.0.0.1\n",
+        // F3: one rule with a name jnet does not know (here as plain
+        // `pfctl -s nat` prints port 1194) is reported on its own; the
+        // rules around it are still read.
+        let l = parse_listing(
+            "nat-anchor \"jnet/*\" all\nrdr on em0 inet proto tcp from any to any port = openvpn -> 10.0.0.1\n\
+             rdr on em0 inet proto tcp from any to any port = 1194 -> 10.0.0.2\n",
             "",
         )
-        .unwrap_err();
+        .unwrap();
+        assert_eq!(l.rules.len(), 2);
+        assert_eq!(l.unparsed.len(), 1);
+        let e = l.unparsed[0].to_string();
         assert!(
-            e.to_string()
-                .starts_with("pfctl listing line 2: unknown service name \"bogus\""),
+            e.starts_with("pfctl listing line 2: unknown service name \"openvpn\""),
             "{e}"
         );
+        let f = foreign_redirects(&l, "jnet");
+        assert_eq!(f.len(), 1);
+        assert_eq!(f[0].ports, PortRange::single(1194).unwrap());
+        // A broken anchor block line still fails the listing.
+        assert!(parse_listing("anchor \"x\" on em0 from any port = nope to any {\n}\n", "").is_err());
     }
 }

@@ -31,14 +31,50 @@ fn jail_err(op: &'static str, jail: &str, iov: &JailIov, errno: Errno) -> FreeBs
     }
 }
 
+/// Loads the filesystem module each `allow.mount.<fs>` parameter needs, as
+/// libjail's kldload_param() does (see `plan::kld_modules_for_param`): the
+/// name as given, then without "no" if that was not found; "already
+/// loaded" is success. A module that cannot be loaded is logged, and
+/// jail_set then names the unknown parameter (F4).
+fn load_param_modules(spec: &JailSpec) {
+    for (name, _) in &spec.params {
+        for module in plan::kld_modules_for_param(name) {
+            let Ok(c) = CString::new(module.as_str()) else { break };
+            match sys::kld_load(&c) {
+                Ok(_) => {
+                    tracing::info!(jail = %spec.name, param = %name, %module, "kernel module loaded");
+                    break;
+                }
+                Err(Errno::EEXIST) => break,
+                Err(e) => tracing::debug!(jail = %spec.name, param = %name, %module, error = %e, "kldload"),
+            }
+        }
+    }
+}
+
 /// Creates the jail described by `spec`; returns its jid.
 pub fn create(spec: &JailSpec) -> Result<i32, FreeBsdError> {
+    load_param_modules(spec);
     let mut iov = JailIov::new(plan::create_params(spec)?);
     tracing::debug!(jail = %spec.name, params = ?iov.params().iter().map(|p| p.name()).collect::<Vec<_>>(), "jail_set");
     let jid =
         sys::jail_set(&mut iov, libc::JAIL_CREATE).map_err(|e| jail_err("create", spec.name.as_str(), &iov, e))?;
     tracing::info!(jail = %spec.name, jid, "jail created");
     Ok(jid)
+}
+
+/// Clears `persist` on the running jail `name` (JAIL_UPDATE with `jid` +
+/// `nopersist`, as jail(8) does after exec.poststart; see
+/// `plan::clear_persist_params`), so the kernel removes the jail when its
+/// last process exits. `false` when the jail is not running.
+pub fn clear_persist(name: &JailName) -> Result<bool, FreeBsdError> {
+    let Some(jid) = find(name)? else {
+        return Ok(false);
+    };
+    let mut iov = JailIov::new(plan::clear_persist_params(jid));
+    sys::jail_set(&mut iov, libc::JAIL_UPDATE).map_err(|e| jail_err("clear persist on", name.as_str(), &iov, e))?;
+    tracing::info!(jail = %name, jid, "persist cleared");
+    Ok(true)
 }
 
 /// The jid of the running jail `name`, `None` when there is none.

@@ -1,5 +1,5 @@
-//! Listening sockets on FreeBSD: runs sockstat(1) (`-46lqnw`, and `-j
-//! <jail>` per running jail for attribution) through the runner and hands
+//! Listening sockets on FreeBSD: runs sockstat(1) (`-46lqnw -P tcp,udp`,
+//! and `-j <jid|name>` per running jail for attribution) through the runner and hands
 //! the text to the parser in `core::listeners`; merges per-jail rows into
 //! the host list with `freebsd_plan::attribute_jail_listeners`.
 //!
@@ -12,7 +12,7 @@ use crate::core::listeners::{ForeignRedirect, Listener, Stack};
 use crate::core::names::JailName;
 use crate::os::freebsd_plan as plan;
 use crate::os::runner;
-use crate::os::OsError;
+use crate::os::{OsError, RunningJail};
 
 /// Absolute path: jnet runs as root and must not pick sockstat from PATH.
 pub const SOCKSTAT: &str = "/usr/bin/sockstat";
@@ -22,12 +22,17 @@ pub const FREEBSD_VERSION: &str = "/bin/freebsd-version";
 use crate::core::listeners::{parse_sockstat, SockstatContext, SockstatLayout};
 use crate::core::rules::pflist;
 
-/// The rdr rules of one `pfctl [-a anchor] -s nat` listing that are not
-/// under jnet's anchor root. `owner` is the anchor path, or "pf.conf" for
-/// the main ruleset.
-fn parse_pf_nat(text: &str, owner: &str, anchor_root: &str) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
+/// The redirections of one `pfctl -P [-a anchor] -s nat|rules` listing
+/// that are not under jnet's anchor root. `owner` is the anchor path, or
+/// "pf.conf" for the main ruleset.
+fn parse_pf_listing(text: &str, owner: &str, anchor_root: &str) -> Result<Vec<ForeignRedirect>, pflist::PfListError> {
     let anchor = if owner == "pf.conf" { "" } else { owner };
     let listing = pflist::parse_listing(text, anchor)?;
+    // why: one rule jnet cannot read must not abort the port check (F3);
+    // it is named, so the admin can judge it.
+    for e in &listing.unparsed {
+        tracing::warn!(owner, error = %e, "pf rule not understood; its redirections are not checked");
+    }
     Ok(pflist::foreign_redirects(&listing, anchor_root))
 }
 
@@ -35,8 +40,9 @@ fn parse_err(what: &str, e: impl std::fmt::Display) -> OsError {
     OsError::Unsupported(format!("{what}: {e}"))
 }
 
-/// Raw `sockstat -46lqnw [-j jail]` output.
-pub fn sockstat_text(jail: Option<&JailName>) -> Result<String, OsError> {
+/// Raw `sockstat -46lqnw -P tcp,udp [-j jail]` output; `jail` is a name or
+/// a jid.
+pub fn sockstat_text(jail: Option<&str>) -> Result<String, OsError> {
     let args = plan::sockstat_args(jail);
     let refs: Vec<&str> = args.iter().map(String::as_str).collect();
     Ok(runner::run(SOCKSTAT, &refs, None)?.stdout)
@@ -52,36 +58,58 @@ pub fn userland_major() -> Result<u32, OsError> {
 /// Host-wide listeners, with those of the given running jails attributed.
 /// `major` is the userland release from [`userland_major`].
 pub fn listeners(jails: &[JailName], major: u32) -> Result<Vec<Listener>, OsError> {
+    let sel: Vec<(String, String)> = jails.iter().map(|j| (j.to_string(), j.to_string())).collect();
+    attributed(&sel, major)
+}
+
+/// Host-wide listeners with every given running jail's sockets attributed
+/// to it, selecting each jail by jid (`sockstat -j <jid>`): sockstat has no
+/// jail column, so without this a running jail's own listeners look like
+/// someone else's (F13).
+pub fn listeners_of_running(running: &[RunningJail], major: u32) -> Result<Vec<Listener>, OsError> {
+    let sel: Vec<(String, String)> = running.iter().map(|r| (r.id.to_string(), r.name.clone())).collect();
+    attributed(&sel, major)
+}
+
+/// `(selector for -j, jail name)` pairs.
+fn attributed(jails: &[(String, String)], major: u32) -> Result<Vec<Listener>, OsError> {
     // `sockstat_args` always passes -w: no truncated addresses on 15.
     let layout = SockstatLayout::for_release(major, true);
     // why: jails first, host last — see attribute_jail_listeners.
     let mut per_jail = Vec::with_capacity(jails.len());
-    for j in jails {
+    for (sel, name) in jails {
         let ctx = SockstatContext {
             stack: Stack::Host,
-            jail: Some(j.to_string()),
+            jail: Some(name.clone()),
         };
-        let rows = parse_sockstat(&sockstat_text(Some(j))?, layout, &ctx)
-            .map_err(|e| parse_err(&format!("sockstat -j {j}"), e))?;
-        per_jail.push((j, rows));
+        let rows = parse_sockstat(&sockstat_text(Some(sel))?, layout, &ctx)
+            .map_err(|e| parse_err(&format!("sockstat -j {sel} ({name})"), e))?;
+        per_jail.push((name, rows));
     }
     let ctx = SockstatContext {
         stack: Stack::Host,
         jail: None,
     };
     let mut host = parse_sockstat(&sockstat_text(None)?, layout, &ctx).map_err(|e| parse_err("sockstat", e))?;
-    for (j, rows) in per_jail {
-        plan::attribute_jail_listeners(&mut host, j, rows);
+    for (name, rows) in per_jail {
+        plan::attribute_running_jail_listeners(&mut host, name, rows);
     }
     Ok(host)
 }
 
-/// Redirections in pf that are not under jnet's anchor root.
+/// Redirections in pf that are not under jnet's anchor root: `rdr` rules
+/// of `pfctl -P -s nat`, and `rdr-to`/`binat-to` filter rules of `pfctl -P
+/// -s rules` (FreeBSD 15, F12; older releases simply list none).
 pub fn foreign_redirects(anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError> {
     let mut out = Vec::new();
-    for (owner, text) in super::pf::foreign_nat_listings(anchor_root)? {
+    for (owner, nat, rules) in super::pf::foreign_listings(anchor_root)? {
         out.extend(
-            parse_pf_nat(&text, &owner, anchor_root).map_err(|e| parse_err(&format!("pfctl -s nat ({owner})"), e))?,
+            parse_pf_listing(&nat, &owner, anchor_root)
+                .map_err(|e| parse_err(&format!("pfctl -s nat ({owner})"), e))?,
+        );
+        out.extend(
+            parse_pf_listing(&rules, &owner, anchor_root)
+                .map_err(|e| parse_err(&format!("pfctl -s rules ({owner})"), e))?,
         );
     }
     Ok(out)

@@ -105,6 +105,27 @@ impl FreeBsdHost {
     }
 }
 
+/// FreeBSD-only operations the engine calls on a `FreeBsdHost` directly.
+impl FreeBsdHost {
+    /// Host-wide listeners with each running jail's own sockets attributed
+    /// to it (`sockstat -j <jid>` per jail). Pass every running jail
+    /// (`running_jails()`), not only VNET ones: non-VNET jails share the host
+    /// stack, and sockstat's host listing has no jail column (F13).
+    pub fn listeners_of_running(&self, running: &[RunningJail]) -> Result<Vec<Listener>, OsError> {
+        listeners::listeners_of_running(running, self.userland_major()?)
+    }
+
+    /// Clears `persist` on the running jail `name` (JAIL_UPDATE `jid` +
+    /// `nopersist`), as jail(8) does after exec.poststart unless jail.conf
+    /// set `persist` (usr.sbin/jail/jail.c, FreeBSD main e7646b05
+    /// l.726-747). Call it after exec.poststart when
+    /// `freebsd_plan::conf_requests_persist(params)` is false. Returns
+    /// `false` when the jail is not running (F14).
+    pub fn clear_persist(&self, name: &JailName) -> Result<bool, OsError> {
+        Ok(jail::clear_persist(name)?)
+    }
+}
+
 impl Host for FreeBsdHost {
     fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError> {
         Ok(ifaddr::interface_addresses()?)

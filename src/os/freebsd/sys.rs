@@ -62,6 +62,21 @@ pub fn jail_get(iov: &mut JailIov, flags: libc::c_int) -> Result<i32, Errno> {
     Errno::result(r)
 }
 
+extern "C" {
+    // kldload(2), in FreeBSD's libc (sys/sys/linker.h); the libc crate does
+    // not bind it.
+    fn kldload(file: *const libc::c_char) -> libc::c_int;
+}
+
+/// kldload(2) of the module `name`. Returns the file id; EEXIST when it is
+/// already loaded.
+pub fn kld_load(name: &std::ffi::CStr) -> Result<i32, Errno> {
+    // SAFETY: `name` is a valid NUL-terminated string for the whole call;
+    // the kernel only reads it.
+    let r = unsafe { kldload(name.as_ptr()) };
+    Errno::result(r)
+}
+
 /// jail_remove(2): kills the jail's processes and removes it.
 pub fn jail_remove(jid: i32) -> Result<(), Errno> {
     // SAFETY: plain syscall with an integer argument; no memory is shared.
