@@ -54,6 +54,7 @@ fn desired() -> Desired {
         anchor_root: "jnet".into(),
         stop_timeout: jnet::core::plan::DEFAULT_STOP_TIMEOUT,
         unsupported: vec![],
+        persist: false,
     }
 }
 

@@ -241,6 +241,7 @@ fn desired(name: &str, start: &[&str], rules: Option<&str>) -> Desired {
         anchor_root: "jnettest".into(),
         stop_timeout: jnet::core::plan::DEFAULT_STOP_TIMEOUT,
         unsupported: vec![],
+        persist: false,
     }
 }
 

@@ -257,6 +257,7 @@ pub fn jail_conf(s: &Session, jail: &str) -> Result<ExitStatus> {
         anchor_root: s.config.host.anchor.clone(),
         stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
         unsupported: vec![],
+        persist: false,
     };
     print!("{}", jail_conf_fragment(&d));
     Ok(ExitStatus::Ok)
@@ -284,6 +285,7 @@ mod tests {
             anchor_root: "jnet".into(),
             stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
             unsupported: vec![],
+            persist: false,
         }
     }
 

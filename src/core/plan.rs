@@ -60,6 +60,9 @@ pub struct Desired {
     /// jail.conf parameters jail(8) would act on that jnet cannot honour,
     /// with their `file:line`; a start is refused while any is set.
     pub unsupported: Vec<(String, String)>,
+    /// jail.conf sets `persist`: the jail outlives its last process. jail(8)
+    /// otherwise clears it after exec.poststart (jail.c:714-717, 726-747).
+    pub persist: bool,
 }
 
 /// jail(8)'s default `stop.timeout` (usr.sbin/jail/command.c:57,
@@ -456,6 +459,7 @@ mod tests {
             anchor_root: "jnet".into(),
             stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
             unsupported: vec![],
+            persist: false,
         }
     }
 

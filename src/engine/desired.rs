@@ -103,6 +103,7 @@ pub fn build(ctx: &Context, jail: &JailName) -> Result<Desired> {
             .and_then(|c| c.stop_timeout)
             .unwrap_or(crate::core::plan::DEFAULT_STOP_TIMEOUT),
         unsupported: conf.map(|c| c.unsupported.clone()).unwrap_or_default(),
+        persist: conf.is_some_and(|c| c.persist),
     })
 }
 

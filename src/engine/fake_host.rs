@@ -158,6 +158,14 @@ impl Host for FakeHost {
         Ok(true)
     }
 
+    fn release_persist(&self, jail: &JailName) -> Result<bool, OsError> {
+        let call = format!("release_persist {jail}");
+        if self.record(call.clone()) {
+            return Err(Self::injected(&call));
+        }
+        Ok(true)
+    }
+
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {
         let call = format!("remove_jail {jail}");
         if self.record(call.clone()) {

@@ -31,6 +31,8 @@ pub struct ConfJail {
     /// Parameters jail(8) would act on that jnet cannot honour, each with
     /// its `file:line`; a start of this jail is refused while any is set.
     pub unsupported: Vec<(String, String)>,
+    /// `persist` (jail(8): keep the jail when its last process exits).
+    pub persist: bool,
     /// Other jail(2) parameters jnet passes through (`allow.*`, ...), as
     /// `name=value` pairs; boolean parameters set without a value are
     /// `("allow.raw_sockets", "true")`.
@@ -57,6 +59,7 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
                 hostname: j.hostname().map(str::to_string),
                 stop_timeout: stop_timeout(j)?,
                 unsupported: unsupported(j),
+                persist: j.get_bool("persist").unwrap_or(false),
                 exec: ExecHooks {
                     prepare: j.exec("prepare"),
                     prestart: j.exec("prestart"),

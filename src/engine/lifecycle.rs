@@ -255,6 +255,14 @@ impl<'a> Engine<'a> {
             }
         }
         self.set_phase(jail, done_phase, jid)?;
+        if done_phase == Phase::Running && !d.persist && p.steps.iter().any(|s| s.action == Action::CreateJail) {
+            // why: jail(8) clears persist once exec.poststart is done, so
+            // the jail ends with its last process (F14); a failure here
+            // leaves a jail that persists, which is no reason to undo it.
+            if let Err(e) = self.host.release_persist(d.jail()) {
+                tracing::warn!(jail = %d.jail(), error = %e, "could not clear persist; the jail outlives its processes");
+            }
+        }
         Ok(Outcome::Done(p.steps.iter().map(|s| s.action.describe(d)).collect()))
     }
 
@@ -481,6 +489,7 @@ mod tests {
             anchor_root: "jnet".into(),
             stop_timeout: crate::core::plan::DEFAULT_STOP_TIMEOUT,
             unsupported: vec![],
+            persist: false,
         }
     }
 
@@ -514,7 +523,7 @@ mod tests {
         (r.phase, r.jid)
     }
 
-    const START_CALLS: [&str; 7] = [
+    const START_CALLS: [&str; 8] = [
         "check_ports www",
         "attach_network www",
         "exec_on_host: pre",
@@ -522,6 +531,7 @@ mod tests {
         "exec_in_jail www: daemon",
         "exec_on_host: post",
         "load_rules www",
+        "release_persist www",
     ];
 
     #[test]
@@ -574,7 +584,8 @@ mod tests {
 
     #[test]
     fn failure_at_every_start_step_undoes_in_reverse() {
-        for (i, failing) in START_CALLS.iter().enumerate() {
+        // The last call, clearing persist, cannot fail a start (see below).
+        for (i, failing) in START_CALLS[..START_CALLS.len() - 1].iter().enumerate() {
             let f = fixture();
             let c = Checker {
                 host: &f.host,
@@ -608,6 +619,26 @@ mod tests {
             }
             assert_eq!(f.host.take_calls(), want, "failing {failing}");
         }
+    }
+
+    #[test]
+    fn persist_is_cleared_after_a_start_unless_jail_conf_asks_for_it() {
+        // F14: a failure to clear persist leaves a working jail running.
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        f.host.fail_on("release_persist www");
+        e.start(&jn("www"), &desired(true)).unwrap();
+        assert_eq!(f.host.take_calls(), START_CALLS);
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
+        // jail.conf `persist`: left alone.
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        let mut d = desired(true);
+        d.persist = true;
+        e.start(&jn("www"), &d).unwrap();
+        assert_eq!(f.host.take_calls(), START_CALLS[..START_CALLS.len() - 1]);
     }
 
     #[test]

@@ -141,6 +141,13 @@ pub trait Host {
     /// (the removal that follows kills them).
     fn terminate_jail(&self, jail: &JailName, timeout: std::time::Duration) -> Result<bool, OsError>;
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError>;
+    /// Lets the jail end with its last process, as jail(8) does after
+    /// exec.poststart unless jail.conf asks for `persist`. Ok(false) where
+    /// the platform has no such notion (Linux: a namespace jail has no
+    /// persist flag; `stop` ends it).
+    fn release_persist(&self, _jail: &JailName) -> Result<bool, OsError> {
+        Ok(false)
+    }
     /// Runs `argv` inside the jail and returns its exit code.
     fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError>;
     /// Runs a jail.conf `exec.*` host command (`/bin/sh -c`); returns its code.

@@ -190,6 +190,10 @@ impl Host for FreeBsdHost {
         Ok(())
     }
 
+    fn release_persist(&self, name: &JailName) -> Result<bool, OsError> {
+        self.clear_persist(name)
+    }
+
     fn terminate_jail(&self, name: &JailName, timeout: std::time::Duration) -> Result<bool, OsError> {
         Ok(jail::terminate(name, timeout)?)
     }
