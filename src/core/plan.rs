@@ -359,7 +359,10 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
     if has_network(d) && o.network_attached {
         adopted.push(Action::DetachNetwork);
     }
-    if steps.is_empty() {
+    // why: a running jail is not a half-done start. If reloading its rules
+    // fails, taking the jail down would turn a failed reload into an outage
+    // (H10): the jail stays up and the error is reported.
+    if steps.is_empty() || o.jail_running {
         adopted.clear();
     }
     Plan {
@@ -553,7 +556,8 @@ mod tests {
             p.render(&d),
             "1. load firewall rules jnet/www  [undo: flush firewall rules jnet/www]\n"
         );
-        assert_eq!(p.adopted, vec![Action::RemoveJail, Action::DetachNetwork]);
+        // H10: a failed reload of a running jail must not tear it down.
+        assert!(p.adopted.is_empty(), "{:?}", p.adopted);
     }
 
     #[test]

@@ -237,12 +237,16 @@ impl<'a> Engine<'a> {
                             undo_failures.push(format!("{}: {e}", u.kind()));
                         }
                     }
-                    let phase = if undo_failures.is_empty() {
-                        Phase::Stopped
-                    } else {
-                        Phase::Failed
+                    // why: a plan without a create step acts on a running
+                    // jail (a rules reload); its failure leaves the jail up
+                    // and running, never torn down (H10).
+                    let running = !p.steps.iter().any(|s| s.action == Action::CreateJail);
+                    let (phase, jid) = match (running, undo_failures.is_empty()) {
+                        (true, _) => (Phase::Running, jid),
+                        (false, true) => (Phase::Stopped, None),
+                        (false, false) => (Phase::Failed, None),
                     };
-                    self.set_phase(jail, phase, None)?;
+                    self.set_phase(jail, phase, jid)?;
                     return Err(LifecycleError::StepFailed {
                         verb: p.verb.to_string(),
                         jail: jail.clone(),
@@ -297,7 +301,18 @@ impl<'a> Engine<'a> {
     }
 
     /// Brings the jail up. Idempotent: a running jail is left alone.
+    ///
+    /// why the jail lock: two `jnet start www` at once would both plan from
+    /// "stopped", run exec.start twice and undo each other's steps (H3).
+    /// Held for the whole verb, a second caller waits, then finds the jail
+    /// running ("already running"), or gives up after the lock timeout with
+    /// exit 75 ("busy").
     pub fn start(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
+        let _lock = self.store.lock_jail(jail)?;
+        self.start_locked(jail, d)
+    }
+
+    fn start_locked(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
         let phase = self.current_phase(jail, d)?;
         let obs = self.observe(d)?;
         let p = plan::plan_start(d, &obs.observed);
@@ -311,8 +326,14 @@ impl<'a> Engine<'a> {
         self.run_forward(d, &p, obs.jid, Phase::Running)
     }
 
-    /// Takes the jail down. Idempotent: a stopped jail is left alone.
+    /// Takes the jail down. Idempotent: a stopped jail is left alone. Holds
+    /// the jail lock, as `start` does.
     pub fn stop(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
+        let _lock = self.store.lock_jail(jail)?;
+        self.stop_locked(jail, d)
+    }
+
+    fn stop_locked(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
         let phase = self.current_phase(jail, d)?;
         let obs = self.observe(d)?;
         let p = plan::plan_stop(d, &obs.observed);
@@ -326,13 +347,15 @@ impl<'a> Engine<'a> {
         self.run_teardown(d, &p, Phase::Stopped)
     }
 
-    /// Stop, then start.
+    /// Stop, then start, under one hold of the jail lock (no other verb on
+    /// the jail can slip in between).
     pub fn restart(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
-        let mut steps = match self.stop(jail, d)? {
+        let _lock = self.store.lock_jail(jail)?;
+        let mut steps = match self.stop_locked(jail, d)? {
             Outcome::Done(s) => s,
             _ => vec![],
         };
-        match self.start(jail, d)? {
+        match self.start_locked(jail, d)? {
             Outcome::Done(s) => steps.extend(s),
             _ => return Ok(Outcome::AlreadyRunning),
         }
@@ -346,6 +369,7 @@ impl<'a> Engine<'a> {
     /// the exec.* commands, so those steps are never taken here.
     pub fn hook(&self, hook: HookPhase, d: &Desired) -> Result<Outcome> {
         let jail = d.jail();
+        let _lock = self.store.lock_jail(jail)?;
         self.current_phase(jail, d)?;
         let obs = self.observe(d)?;
         // why: under jail(8) the jail does not exist yet at prestart, and
@@ -639,6 +663,58 @@ mod tests {
         d.persist = true;
         e.start(&jn("www"), &d).unwrap();
         assert_eq!(f.host.take_calls(), START_CALLS[..START_CALLS.len() - 1]);
+    }
+
+    #[test]
+    fn a_jail_busy_with_another_verb_is_refused_after_the_lock_timeout() {
+        // H3: the lock another process holds while it starts or stops www.
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        let held = f.store.lock_jail(&jn("www")).unwrap();
+        for verb in ["start", "stop", "restart"] {
+            let d = desired(true);
+            let r = match verb {
+                "start" => e.start(&jn("www"), &d),
+                "stop" => e.stop(&jn("www"), &d),
+                _ => e.restart(&jn("www"), &d),
+            };
+            let err = r.unwrap_err();
+            assert_eq!(err.exit_status(), ExitStatus::TempFail, "{verb}: {err}");
+            assert!(err.to_string().contains("jail www is busy"), "{verb}: {err}");
+        }
+        assert!(
+            f.host.take_calls().is_empty(),
+            "nothing may run while another verb holds www"
+        );
+        assert_eq!(phase(&f).0, Phase::Defined);
+        drop(held);
+        e.start(&jn("www"), &desired(true)).unwrap();
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
+    }
+
+    #[test]
+    fn a_failed_rules_reload_leaves_a_running_jail_up() {
+        // H10: start of a running jail whose rules must be reloaded.
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        e.start(&jn("www"), &desired(true)).unwrap();
+        f.host.take_calls();
+        // Its exposures are gone from the config: the start flushes them.
+        let mut d = desired(true);
+        d.rules = None;
+        f.host.fail_on("flush_rules www");
+        let err = e.start(&jn("www"), &d).unwrap_err().to_string();
+        assert!(err.contains("step flush firewall rules jnet/www failed"), "{err}");
+        assert_eq!(
+            f.host.take_calls(),
+            ["flush_rules www"],
+            "nothing but the firewall step may run"
+        );
+        let st = f.host.snapshot();
+        assert_eq!((st.networks.len(), st.jails.len()), (1, 1), "the jail must stay up");
+        assert_eq!(phase(&f), (Phase::Running, Some(1)));
     }
 
     #[test]
