@@ -339,6 +339,32 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
     })
 }
 
+/// IPv4 blocks no pool may touch (H18): addresses there cannot be a jail's
+/// unicast address. "This network" 0/8 and loopback 127/8 (RFC 1122
+/// 3.2.1.3), multicast 224/4 (RFC 5771), reserved class E 240/4 with the
+/// limited broadcast 255.255.255.255 inside it (RFC 1112 4, RFC 919 7).
+/// IPv6 pools are not accepted yet; when they are, multicast ff00::/8,
+/// link-local fe80::/10 and loopback ::1 belong in the same check.
+const NON_UNICAST_V4: &[(Ipv4Addr, u8, &str)] = &[
+    (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\", 0.0.0.0/8"),
+    (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
+    (Ipv4Addr::new(224, 0, 0, 0), 4, "multicast"),
+    (
+        Ipv4Addr::new(240, 0, 0, 0),
+        4,
+        "reserved class E and the limited broadcast 255.255.255.255",
+    ),
+];
+
+/// The first non-unicast block that `network` overlaps, with what it is.
+fn non_unicast_block(network: Ipv4Network) -> Option<(Ipv4Network, &'static str)> {
+    NON_UNICAST_V4.iter().find_map(|&(a, len, what)| {
+        let block = Ipv4Network::new(a, len).expect("constant prefix is valid");
+        // Two CIDR blocks overlap exactly when one contains the other's base.
+        (block.contains(network.network()) || network.contains(block.network())).then_some((block, what))
+    })
+}
+
 fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &RawPool) -> Result<Pool, ConfigError> {
     let at = |s: &Spanned<String>, m: String| loc.at(s.span(), format!("pools.{pname}.{m}"));
     let network: Ipv4Network = r.network.get_ref().parse().map_err(|_| {
@@ -361,6 +387,12 @@ fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &Raw
                 network.network(),
                 network.prefix()
             ),
+        ));
+    }
+    if let Some((block, what)) = non_unicast_block(network) {
+        return Err(at(
+            &r.network,
+            format!("network: {network} overlaps {block} ({what}); a pool must hold unicast addresses only"),
         ));
     }
     let interface = IfName::new(r.interface.get_ref()).map_err(|e| at(&r.interface, format!("interface: {e}")))?;
@@ -527,6 +559,39 @@ expose = ["tcp/80", "tcp/8443:443"]
             assert!(e.to_string().contains(needle), "{extra}: {e}");
         }
         assert!(err("").message.contains("host"));
+    }
+
+    /// H18: the reported pools (127.0.0.0/8, 224.0.0.0/24, 240.0.0.0/4) and
+    /// the other non-unicast blocks are refused at load with file:line:column,
+    /// the key, and exit 78; neighbours just outside them still load.
+    #[test]
+    fn pool_networks_must_be_unicast() {
+        let pool = |net: &str| {
+            format!("[host]\nexternal_interface = \"em0\"\n[pools.p]\nnetwork = \"{net}\"\ninterface = \"lo1\"\n")
+        };
+        for (net, what) in [
+            ("127.0.0.0/8", "loopback"),
+            ("127.0.0.0/24", "loopback"),
+            ("224.0.0.0/24", "multicast"),
+            ("239.255.255.0/24", "multicast"),
+            ("240.0.0.0/4", "class E"),
+            ("255.255.255.255/32", "limited broadcast"),
+            ("255.255.255.254/31", "class E"),
+            ("0.0.0.0/8", "this network"),
+            ("0.0.0.0/0", "this network"),
+            ("96.0.0.0/3", "loopback"),
+        ] {
+            let e = err(&pool(net));
+            assert_eq!((e.file.as_str(), e.line, e.column), ("j.toml", 4, 11), "{net}: {e}");
+            assert!(
+                e.message.starts_with(&format!("pools.p.network: {net} overlaps")),
+                "{net}: {e}"
+            );
+            assert!(e.message.contains(what), "{net}: {e}");
+        }
+        for net in ["1.0.0.0/24", "126.255.255.0/24", "128.0.0.0/24", "223.255.255.0/24"] {
+            assert!(parse_config("j.toml", &pool(net)).is_ok(), "{net}");
+        }
     }
 
     #[test]
