@@ -6,7 +6,10 @@
 //!   list, inventory, import);
 //! - one `assign --pool` + `release` through the engine on a 10,000 /
 //!   100,000-jail inventory: lock, index, journal append with fdatasync,
-//!   and the amortised compactions.
+//!   and the amortised compactions;
+//! - parsing a jail.conf of 10,000 jails and a jnet.toml of 10,000 jails
+//!   (each with a profile, 4 ports and 4 exposures), inputs generated here
+//!   (issue 10 budgets: 10 ms and 20 ms).
 
 use std::hint::black_box;
 use std::net::Ipv4Addr;
@@ -112,5 +115,58 @@ fn fast_assign(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, allocation, parse_serialise, fast_assign);
+/// A jail.conf as administrators write it: a `*` block with variables and
+/// hooks, then one block per jail with a hostname, path and address.
+fn jail_conf(n: u32) -> String {
+    let mut t = String::from(
+        "exec.start = \"/bin/sh /etc/rc\";\nexec.stop = \"/bin/sh /etc/rc.shutdown\";\nmount.devfs;\n\
+         $base = \"/usr/local/jails\";\npath = \"$base/$name\";\nexec.prestart += \"/usr/local/bin/jnet hook prestart $name\";\n",
+    );
+    for i in 0..n {
+        let a = Ipv4Addr::from(0x0a00_0002 + i);
+        t.push_str(&format!(
+            "j{i} {{\n  host.hostname = \"j{i}.example.org\";\n  ip4.addr = \"lo1|{a}/32\";\n  persist;\n}}\n"
+        ));
+    }
+    t
+}
+
+/// A jnet.toml with `n` jails, each with a profile, 4 ports and 4 exposures.
+fn jnet_toml(n: u32) -> String {
+    let mut t = String::from(CONFIG);
+    for i in 0..n {
+        let p = 1000 + (i % 50_000) as u16;
+        t.push_str(&format!(
+            "[jails.j{i}]\nprofile = \"web\"\npool = \"big\"\nports = [\"tcp/80\", \"tcp/443\", \"udp/53\", \"tcp/{p}\"]\n\
+             expose = [\"tcp/{p}:80\", \"tcp/{q}:443\", \"udp/{p}:53\", \"tcp/{r}\"]\n",
+            q = p.wrapping_add(10_000),
+            r = p.wrapping_add(20_000),
+        ));
+    }
+    t
+}
+
+fn parsing(c: &mut Criterion) {
+    let mut g = c.benchmark_group("parse_10k");
+    let conf = jail_conf(10_000);
+    let loader = jnet::core::jailconf::MemLoader::new();
+    assert_eq!(
+        jnet::core::jailconf::parse("/etc/jail.conf", &conf, &loader)
+            .unwrap()
+            .jails()
+            .len(),
+        10_000
+    );
+    g.bench_function("jail.conf", |b| {
+        b.iter(|| black_box(jnet::core::jailconf::parse("/etc/jail.conf", black_box(&conf), &loader).unwrap()))
+    });
+    let toml = jnet_toml(10_000);
+    assert_eq!(parse_config("jnet.toml", &toml).unwrap().jails.len(), 10_000);
+    g.bench_function("jnet.toml", |b| {
+        b.iter(|| black_box(parse_config("jnet.toml", black_box(&toml)).unwrap()))
+    });
+    g.finish();
+}
+
+criterion_group!(benches, allocation, parse_serialise, fast_assign, parsing);
 criterion_main!(benches);

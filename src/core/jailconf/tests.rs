@@ -117,9 +117,15 @@ fn effective_values_table() {
         ("j { x = '\\101'; }", "j", "x", s("A")),
         ("j { exec.start = ''; }", "j", "exec.start", s("")),
     ];
+    // The same cases after 40 other globals, so a jail collects more
+    // parameters than the linear scan handles and the name index (with its
+    // "no" spellings) decides instead.
+    let filler: String = (0..40).map(|i| format!("f{i} = {i}; ")).collect();
     for (text, jail, p, want) in cases {
         let c = conf(text);
         assert_eq!(val(&c, jail, p), want, "{text:?} {jail}.{p}");
+        let c = conf(&format!("{filler}{text}"));
+        assert_eq!(val(&c, jail, p), want, "indexed: {text:?} {jail}.{p}");
     }
 }
 
@@ -409,6 +415,100 @@ fn helper_functions() {
     assert_eq!(positive_name("nopersist"), ("persist".into(), true));
     assert_eq!(positive_name("persist"), ("persist".into(), false));
     assert_eq!(positive_name("no"), ("no".into(), false));
+}
+
+/// H16 input A: a chain of 20,000 variables overflowed the stack of the
+/// recursive resolver (the test thread's stack is smaller than main's, so
+/// the old code aborted here too). It now resolves, and a loop closing the
+/// same chain is reported at the reference that closes it.
+#[test]
+fn deep_variable_chain_resolves_without_recursion() {
+    const N: usize = 20_000;
+    let chain = |last: &str| {
+        let mut t = String::from("w {\n");
+        for i in 0..N {
+            t.push_str(&format!(" $v{i} = \"$v{}\";\n", i + 1));
+        }
+        t.push_str(&format!(" $v{N} = {last};\n host.hostname = $v0;\n}}\n"));
+        t
+    };
+    let c = conf(&chain("x"));
+    assert_eq!(val(&c, "w", "host.hostname"), s("x"));
+    match err(&chain("$v0")) {
+        JailConfError::Invalid {
+            line, jail, message, ..
+        } => {
+            assert_eq!((line, jail.as_str()), (N + 2, "w"), "{message}");
+            assert!(message.contains("variable loop through \"v0\""), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+/// H16 input B: 40 doublings of a 16-byte string (a 924-byte file) grew to
+/// gigabytes. The first variable past 1 MiB is refused with its file:line.
+#[test]
+fn doubling_variables_stop_at_the_value_cap() {
+    let mut t = String::from("$a0 = \"xxxxxxxxxxxxxxxx\";\n");
+    for i in 1..40 {
+        t.push_str(&format!("$a{i} = \"${{a{0}}}${{a{0}}}\";\n", i - 1));
+    }
+    t.push_str("host.hostname = \"$a39\";\nw { }\n");
+    let e = err(&t);
+    // $a16 is 16 * 2^16 = 1 MiB of text, plus its NUL: one byte too many.
+    assert_eq!(
+        e.to_string(),
+        "/etc/jail.conf:17: jail w: $a16: value expands to more than 1048576 bytes"
+    );
+    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    // One doubling less fits.
+    let mut ok = String::from("$a0 = \"xxxxxxxxxxxxxxxx\";\n");
+    for i in 1..16 {
+        ok.push_str(&format!("$a{i} = \"${{a{0}}}${{a{0}}}\";\n", i - 1));
+    }
+    ok.push_str("w { host.hostname = \"$a15\"; }\n");
+    match val(&conf(&ok), "w", "host.hostname") {
+        Some(Value::Str(v)) => assert_eq!(v.len(), 16 << 15),
+        other => panic!("{other:?}"),
+    }
+    // A list is capped as a whole, entry by entry.
+    let mut list = String::from("$e = \"\"");
+    for _ in 0..1000 {
+        list.push_str(", \"\"");
+    }
+    list.push_str(";\n");
+    for i in 0..1100 {
+        list.push_str(&format!("$l{i} = $e, $e, $e, $e, $e, $e, $e, $e, $e, $e;\n"));
+    }
+    list.push_str("w { }\n");
+    // 10 copies of 1001 NULs is 10,010 bytes per variable: under the cap;
+    // 1,100 of them stay under the file total too.
+    assert!(conf(&list).jail("w").is_some());
+}
+
+/// H16: a 512 KiB variable repeated in many parameters is refused once the
+/// whole file's expansion passes 64 MiB, naming the parameter that did it.
+#[test]
+fn total_expansion_of_a_file_is_capped() {
+    let mut t = String::from("$a0 = \"xxxxxxxxxxxxxxxx\";\n");
+    for i in 1..16 {
+        t.push_str(&format!("$a{i} = \"${{a{0}}}${{a{0}}}\";\n", i - 1));
+    }
+    t.push_str("w {\n");
+    for i in 0..200 {
+        t.push_str(&format!(" p{i} = $a15;\n"));
+    }
+    t.push_str("}\n");
+    match err(&t) {
+        JailConfError::Invalid { line, message, .. } => {
+            assert!(message.contains("expands to more than 64 MiB"), "{message}");
+            // The 16 variables take 1 MiB with their NULs; 125 parameters
+            // of 512 KiB + 1 fit in the other 63 MiB, p125 does not.
+            assert!(message.starts_with("p125: "), "{message}");
+            assert_eq!(line, 17 + 1 + 125, "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 mod fuzz {
