@@ -267,6 +267,9 @@ pub struct Plan {
     /// half-done earlier start), in undo order. A failed start runs these
     /// after undoing its own steps, so it leaves nothing behind.
     pub adopted: Vec<Action>,
+    /// The jail was running when planned: a failed step must leave it up
+    /// (H10), not mark it stopped.
+    pub on_running: bool,
 }
 
 impl Plan {
@@ -369,6 +372,7 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
         verb: Verb::Start,
         steps,
         adopted,
+        on_running: o.jail_running,
     }
 }
 
@@ -419,6 +423,7 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
         verb: Verb::Stop,
         steps,
         adopted: vec![],
+        on_running: o.jail_running,
     }
 }
 

@@ -237,11 +237,10 @@ impl<'a> Engine<'a> {
                             undo_failures.push(format!("{}: {e}", u.kind()));
                         }
                     }
-                    // why: a plan without a create step acts on a running
-                    // jail (a rules reload); its failure leaves the jail up
-                    // and running, never torn down (H10).
-                    let running = !p.steps.iter().any(|s| s.action == Action::CreateJail);
-                    let (phase, jid) = match (running, undo_failures.is_empty()) {
+                    // why: a plan made for a running jail (a rules reload)
+                    // that fails leaves the jail up and running, never torn
+                    // down (H10).
+                    let (phase, jid) = match (p.on_running, undo_failures.is_empty()) {
                         (true, _) => (Phase::Running, jid),
                         (false, true) => (Phase::Stopped, None),
                         (false, false) => (Phase::Failed, None),

@@ -87,19 +87,26 @@ pub fn run(
     } else {
         checked.to_vec()
     };
-    // Jails whose own stack exists now: their listeners count too.
+    // Jails whose own stack exists now: their listeners count too. On
+    // FreeBSD every running jail is passed, to attribute its sockets: the
+    // host-wide sockstat listing includes jailed processes with no jail
+    // column, and only `sockstat -j` tells them apart (usr.bin/sockstat/
+    // sockstat.c:1302-1347, FreeBSD main 2022-07 e7646b05); without that a
+    // running jail's own listeners would be its conflicts (F13).
+    let attribute_all = cfg!(target_os = "freebsd");
     let running: Vec<JailName> = views
         .iter()
         .filter(|(n, v)| {
             v.record.as_ref().is_some_and(|r| r.phase == Phase::Running)
-                && platform.stack_of(
-                    n,
-                    if v.mode() == Some(Mode::Inherit) {
-                        JailNet::Inherit
-                    } else {
-                        JailNet::Dedicated
-                    },
-                ) != crate::core::listeners::Stack::Host
+                && (attribute_all
+                    || platform.stack_of(
+                        n,
+                        if v.mode() == Some(Mode::Inherit) {
+                            JailNet::Inherit
+                        } else {
+                            JailNet::Dedicated
+                        },
+                    ) != crate::core::listeners::Stack::Host)
         })
         .map(|(n, _)| n.clone())
         .collect();
@@ -113,6 +120,15 @@ pub fn run(
             let first = e.to_string().lines().next().unwrap_or_default().to_string();
             notes.push(format!(
                 "foreign redirections not checked: {first} (run as root to include them)"
+            ));
+            vec![]
+        }
+        // why: without pf.ko there is no /dev/pf and pfctl exits 1
+        // (sbin/pfctl/pfctl.c:2881-2884); no firewall means no foreign
+        // redirection either, which the report says rather than failing (F2).
+        Err(OsError::Missing(what)) => {
+            notes.push(format!(
+                "foreign redirections not checked: {what}: not available on this host"
             ));
             vec![]
         }
