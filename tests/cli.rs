@@ -543,3 +543,14 @@ fn host_changes_without_root_exit_77() {
     }
     assert_eq!(std::fs::read(e.inventory()).unwrap(), before);
 }
+
+#[test]
+fn lock_timeouts_a_duration_cannot_hold_are_refused_not_a_panic() {
+    // H13: 1e30 and 2^64 passed the is_finite check and panicked (exit 101).
+    let e = Env::new();
+    for v in ["1e30", "18446744073709551616", "nan", "inf"] {
+        let err = e.fails(&["--lock-timeout", v, "list"], 65);
+        assert!(err.contains("--lock-timeout"), "{v}: {err}");
+    }
+    e.ok(&["--lock-timeout", "1e9", "list"]);
+}

@@ -322,11 +322,17 @@ fn jail_conf_fragment_and_refusals() {
     )
     .unwrap();
     ok(&cfg, &["assign", "ghost", "--inherit"]);
+    // F6: hook lines name jnet by absolute path (rc(8)'s PATH lacks
+    // /usr/local); here that is the binary under test.
+    let exe = std::fs::canonicalize(BIN).unwrap();
+    let exe = exe.display();
     assert_eq!(
         ok(&cfg, &["jail-conf", "ghost"]),
-        "ghost {\n\tip4 = inherit;\n\texec.prestart += \"jnet hook prestart $name\";\n\
-         \texec.poststart += \"jnet hook poststart $name\";\n\texec.prestop += \"jnet hook prestop $name\";\n\
-         \texec.poststop += \"jnet hook poststop $name\";\n}\n"
+        format!(
+            "ghost {{\n\tip4 = inherit;\n\texec.prestart += \"{exe} hook prestart $name\";\n\
+             \texec.poststart += \"{exe} hook poststart $name\";\n\texec.prestop += \"{exe} hook prestop $name\";\n\
+             \texec.poststop += \"{exe} hook poststop $name\";\n}}\n"
+        )
     );
     let o = jnet(&cfg, &["jail-conf", "nosuch"]);
     assert_eq!(o.status.code(), Some(65));

@@ -37,13 +37,15 @@ impl Session {
         let config_path = cli.config.clone().unwrap_or_else(sources::default_config_path);
         let config = sources::load_config(&config_path)?;
         let state = sources::state_dir(cli.state_dir.as_deref(), &config, &config_path);
-        if !(cli.lock_timeout.is_finite() && cli.lock_timeout >= 0.0) {
-            return Err(Error::data(format!(
-                "--lock-timeout {}: must be a number of seconds >= 0",
+        // why try_from: `from_secs_f64` panics on values it cannot hold
+        // (1e30, 2^64), which is_finite lets through (H13).
+        let lock_timeout = Duration::try_from_secs_f64(cli.lock_timeout).map_err(|_| {
+            Error::data(format!(
+                "--lock-timeout {}: must be a number of seconds >= 0 and below 2^64",
                 cli.lock_timeout
-            )));
-        }
-        let store = Store::new(state, Duration::from_secs_f64(cli.lock_timeout));
+            ))
+        })?;
+        let store = Store::new(state, lock_timeout);
         let profiles = Profiles::new(&sources::config_dir(&config_path));
         Ok(Session {
             config_path,

@@ -206,7 +206,14 @@ pub fn status(s: &Session, jail: Option<&str>, format: Format) -> Result<ExitSta
 }
 
 /// The jail.conf(5) fragment for `d` (FreeBSD syntax).
-pub fn jail_conf_fragment(d: &Desired) -> String {
+/// The jail.conf block that lets stock jail(8) drive a jnet jail through
+/// hooks. `jnet` is the absolute path of the jnet binary: rc(8) and
+/// service(8) run jail(8) with PATH=/sbin:/bin:/usr/sbin:/usr/bin
+/// (libexec/rc/rc:50, usr.sbin/service/service.sh:174, FreeBSD main 2022-07
+/// e7646b05), where a port's /usr/local/bin/jnet is not found, and jail(8)
+/// execvp's a hook line without shell metacharacters with its own
+/// environment (usr.sbin/jail/command.c:611-627, 782) (F6).
+pub fn jail_conf_fragment(d: &Desired, jnet: &std::path::Path) -> String {
     let jail = d.jail();
     let mut out = format!("{jail} {{\n");
     match &d.spec.network {
@@ -217,18 +224,25 @@ pub fn jail_conf_fragment(d: &Desired) -> String {
             interface,
             ..
         } => {
-            // why: jnet's prestart hook adds the alias and its poststop hook
-            // removes it; an `iface|` prefix (or an `interface` parameter)
-            // would make jail(8) add the same alias a second time and fail.
+            // why (F15): jail(8) adds an `iface|addr` alias itself before
+            // exec.prestart and removes it after exec.poststop (jail.c:92
+            // vs 102, 118 vs 128), and does so for every address without
+            // `|` too when an `interface` is set, a global one included
+            // (config.c:609-615). jnet's hooks add and remove the alias
+            // here, so the block gives a bare address and no interface.
             out.push_str(&format!(
                 "\t# {address}/{prefix} on {interface} is added by \"jnet hook prestart\" and removed by\n\
-                 \t# \"jnet hook poststop\": do not set \"interface\" for this jail.\n\
+                 \t# \"jnet hook poststop\". jail(8) adds an alias itself before exec.prestart and\n\
+                 \t# removes it after exec.poststop when ip4.addr has \"iface|\" or an \"interface\" is\n\
+                 \t# set, a global one included: keep both away from this jail, or the alias is\n\
+                 \t# added twice and jail(8)'s own removal fails at stop.\n\
                  \tip4.addr = \"{address}\";\n"
             ));
         }
     }
+    let jnet = jnet.display();
     for h in ["prestart", "poststart", "prestop", "poststop"] {
-        out.push_str(&format!("\texec.{h} += \"jnet hook {h} $name\";\n"));
+        out.push_str(&format!("\texec.{h} += \"{jnet} hook {h} $name\";\n"));
     }
     out.push_str("}\n");
     out
@@ -259,7 +273,12 @@ pub fn jail_conf(s: &Session, jail: &str) -> Result<ExitStatus> {
         unsupported: vec![],
         persist: false,
     };
-    print!("{}", jail_conf_fragment(&d));
+    let exe = std::env::current_exe().map_err(|e| {
+        Error::data(format!(
+            "cannot tell the path of the jnet binary for the hook lines: {e}"
+        ))
+    })?;
+    print!("{}", jail_conf_fragment(&d, &exe));
     Ok(ExitStatus::Ok)
 }
 
@@ -289,15 +308,16 @@ mod tests {
         }
     }
 
-    const HOOKS: &str = "\texec.prestart += \"jnet hook prestart $name\";\n\
-        \texec.poststart += \"jnet hook poststart $name\";\n\
-        \texec.prestop += \"jnet hook prestop $name\";\n\
-        \texec.poststop += \"jnet hook poststop $name\";\n}\n";
+    const HOOKS: &str = "\texec.prestart += \"/usr/local/bin/jnet hook prestart $name\";\n\
+        \texec.poststart += \"/usr/local/bin/jnet hook poststart $name\";\n\
+        \texec.prestop += \"/usr/local/bin/jnet hook prestop $name\";\n\
+        \texec.poststop += \"/usr/local/bin/jnet hook poststop $name\";\n}\n";
+    const JNET: &str = "/usr/local/bin/jnet";
 
     #[test]
     fn jail_conf_fragments() {
         assert_eq!(
-            jail_conf_fragment(&d(JailNetwork::Inherit)),
+            jail_conf_fragment(&d(JailNetwork::Inherit), JNET.as_ref()),
             format!("www {{\n\tip4 = inherit;\n{HOOKS}")
         );
         let ded = JailNetwork::Dedicated {
@@ -306,7 +326,7 @@ mod tests {
             interface: IfName::new("vtnet0").unwrap(),
             gateway: None,
         };
-        let f = jail_conf_fragment(&d(ded));
+        let f = jail_conf_fragment(&d(ded), JNET.as_ref());
         assert!(f.starts_with("www {\n\t# 10.0.0.5/24 on vtnet0 is added by"), "{f}");
         assert!(f.contains("\tip4.addr = \"10.0.0.5\";\n"), "{f}");
         assert!(f.ends_with(HOOKS), "{f}");
