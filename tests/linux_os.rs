@@ -595,3 +595,138 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         assert_eq!(nft_text(&["list", "table", "ip", "foreign"]), before);
     });
 }
+
+/// H11 / M2: what the renderer emits is what nft lists back, rule for rule,
+/// for every kind of exposure (one port, a shifted port, an unshifted
+/// range, a shifted range as a map, udp), nat, and a table name with '-'
+/// that the config accepts. Compared both through the drift check and as
+/// normalised lines, against a live `nft list` in the test's namespace.
+#[test]
+fn nft_rendering_matches_live_listing() {
+    if !prerequisites("nft_rendering_matches_live_listing", &["nft"]) {
+        return;
+    }
+    isolated(|| {
+        use jnet::core::rules::drift::{compare, rule_lines, State, Syntax};
+        let host = LinuxHost::default();
+        let w = j("w");
+        let exposures: Vec<_> = ["tcp/8080:80", "tcp/7000-7001", "udp/5000-5002:6000-6002", "udp/53"]
+            .iter()
+            .map(|e| e.parse().unwrap())
+            .collect();
+        let rules = jnet::core::rules::ir::JailRules::from_exposures(
+            &w,
+            Ipv4Addr::new(10, 77, 0, 2),
+            &IfName::new("ext0").unwrap(),
+            &exposures,
+            Some("10.77.0.2/32".parse().unwrap()),
+        )
+        .unwrap();
+        for table in ["jnet", "my-jnet"] {
+            assert!(jnet::core::config::valid_anchor(table), "{table}");
+            let script = jnet::core::rules::nft::render_nft_jail(&rules, table);
+            assert!(
+                script.contains("dnat ip to 10.77.0.2:udp dport map { 5000 : 6000"),
+                "{script}"
+            );
+            host.load_rules(table, &w, &script).unwrap();
+            let listed = host.loaded_rules(table, &w).unwrap().unwrap();
+            assert_eq!(
+                rule_lines(Syntax::Nft, &listed),
+                rule_lines(Syntax::Nft, &script),
+                "listing:\n{listed}"
+            );
+            assert_eq!(compare(Syntax::Nft, Some(&script), Some(&listed)), State::InSync);
+            host.flush_rules(table, &w).unwrap();
+            assert_eq!(host.loaded_rules(table, &w).unwrap(), None);
+        }
+    });
+}
+
+/// H12: nft is run from a fixed system directory, never found through PATH.
+#[test]
+fn nft_is_found_in_system_dirs_only() {
+    if !prerequisites("nft_is_found_in_system_dirs_only", &["nft"]) {
+        return;
+    }
+    let p = nft::program().unwrap();
+    assert!(Path::new(p).is_absolute(), "{p}");
+    assert!(
+        nft::NFT_DIRS.iter().any(|d| Path::new(p) == Path::new(d).join("nft")),
+        "{p}"
+    );
+}
+
+/// H19: the gateway jnet adds to a bridge it does not own goes with the
+/// bridge's last jail; a gateway address that was there before stays.
+#[test]
+fn gateway_added_to_foreign_bridge_is_removed_with_last_jail() {
+    if !prerequisites("gateway_added_to_foreign_bridge_is_removed_with_last_jail", &[]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let mut rt = link::route_socket().unwrap();
+        let gw_on = |bridge: &str, a: &str| {
+            let mut rt = link::route_socket().unwrap();
+            addr::list(&mut rt).unwrap().contains(&IfAddr {
+                interface: bridge.into(),
+                address: a.parse().unwrap(),
+                prefix: 24,
+            })
+        };
+        // The administrator's bridge, made before the first start.
+        link::ensure_bridge(&mut rt, "jnbr0").unwrap();
+        let (a, b) = (j("a"), j("b"));
+        let net_a = dedicated([10, 77, 0, 2], "jnbr0", [10, 77, 0, 1]);
+        let net_b = dedicated([10, 77, 0, 3], "jnbr0", [10, 77, 0, 1]);
+        host.attach_network(&a, &net_a).unwrap();
+        host.attach_network(&b, &net_b).unwrap();
+        assert!(gw_on("jnbr0", "10.77.0.1") && !host.bridge_owned("jnbr0"));
+        assert_eq!(
+            jail::gateways_added(&host.paths, "jnbr0"),
+            vec![(Ipv4Addr::new(10, 77, 0, 1), 24)]
+        );
+        host.detach_network(&a, &net_a).unwrap();
+        assert!(gw_on("jnbr0", "10.77.0.1"), "b still uses the gateway");
+        host.detach_network(&b, &net_b).unwrap();
+        assert!(!gw_on("jnbr0", "10.77.0.1"), "gateway jnet added left behind");
+        assert!(link_exists("jnbr0"), "a bridge jnet did not create stays");
+        assert!(!host.paths.gateway_marker("jnbr0").exists());
+
+        // A gateway address the bridge already had is never removed.
+        addr::add_v4(&mut rt, "jnbr0", Ipv4Addr::new(10, 77, 0, 1), 24).unwrap();
+        host.attach_network(&a, &net_a).unwrap();
+        assert!(jail::gateways_added(&host.paths, "jnbr0").is_empty());
+        host.detach_network(&a, &net_a).unwrap();
+        assert!(gw_on("jnbr0", "10.77.0.1"), "the administrator's address was removed");
+    });
+}
+
+/// H20: a relative jail.conf `path` is refused, naming the jail and the
+/// path, and nothing is created.
+#[test]
+fn relative_jail_path_is_refused() {
+    if !prerequisites("relative_jail_path_is_refused", &[]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        std::fs::create_dir_all("/run/rel/jails/w").unwrap();
+        let spec = JailSpec {
+            name: j("w"),
+            path: "jails/w".into(),
+            hostname: None,
+            network: JailNetwork::Inherit,
+            params: vec![],
+        };
+        let e = host.create_jail(&spec).unwrap_err();
+        let msg = e.to_string();
+        assert!(
+            msg.contains("jail w") && msg.contains("jails/w") && msg.contains("absolute"),
+            "{msg}"
+        );
+        assert!(!host.paths.mntns(&j("w")).exists() && !host.paths.record(&j("w")).exists());
+        assert!(host.running_jails().unwrap().is_empty());
+    });
+}

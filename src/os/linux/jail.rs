@@ -11,7 +11,14 @@
 //! - bridge ownership: when jnet creates a bridge it writes the marker file
 //!   `<state>/bridges/<bridge>` (`/run/jnet/bridges/...`, gone on reboot
 //!   like the bridge itself); a bridge is deleted on detach only when that
-//!   marker exists and no port is left on it.
+//!   marker exists and no port is left on it;
+//! - gateway ownership: when jnet adds the pool's gateway address to a
+//!   bridge it did not create (an administrator's bridge), it records the
+//!   address in `<state>/gateways/<bridge>` (one `addr/prefix` a line) and
+//!   removes exactly the recorded addresses when the bridge's last jail
+//!   detaches. A gateway address that was already there is never recorded,
+//!   so never removed (hardening H19). On a bridge jnet created, the
+//!   address goes with the bridge.
 //!
 //! It does not touch sysctls; `LinuxHost` decides about ip_forward.
 
@@ -85,6 +92,10 @@ impl Paths {
     pub fn mntns_dir(&self) -> PathBuf {
         self.state_dir.join("mnt")
     }
+    /// Gateway addresses jnet added to bridge `bridge` it does not own.
+    pub fn gateway_marker(&self, bridge: &str) -> PathBuf {
+        self.state_dir.join("gateways").join(bridge)
+    }
     pub fn record(&self, jail: &JailName) -> PathBuf {
         self.state_dir.join("jails").join(jail.as_str())
     }
@@ -95,15 +106,50 @@ pub fn bridge_owned(paths: &Paths, bridge: &str) -> bool {
     paths.bridge_marker(bridge).exists()
 }
 
+fn sys_at(op: &str, path: &Path) -> impl FnOnce(std::io::Error) -> OsError {
+    let op = format!("{op} {}", path.display());
+    move |source| OsError::Sys { op, source }
+}
+
 fn write_marker(path: &Path) -> Result<(), OsError> {
-    let sys = |op: &str| {
-        let op = format!("{op} {}", path.display());
-        move |source| OsError::Sys { op, source }
-    };
     if let Some(dir) = path.parent() {
-        fs::create_dir_all(dir).map_err(sys("create directory for"))?;
+        fs::create_dir_all(dir).map_err(sys_at("create directory for", path))?;
     }
-    fs::write(path, b"created by jnet\n").map_err(sys("write"))
+    fs::write(path, b"created by jnet\n").map_err(sys_at("write", path))
+}
+
+fn remove_if_present(path: &Path) -> Result<(), OsError> {
+    match fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(sys_at("remove", path)(e)),
+    }
+}
+
+/// The gateway addresses recorded as added by jnet to `bridge`.
+pub fn gateways_added(paths: &Paths, bridge: &str) -> Vec<(Ipv4Addr, u8)> {
+    let text = fs::read_to_string(paths.gateway_marker(bridge)).unwrap_or_default();
+    text.lines()
+        .filter_map(|l| {
+            let (a, p) = l.trim().split_once('/')?;
+            Some((a.parse().ok()?, p.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Records that jnet added `gw/prefix` to `bridge` (idempotent).
+fn record_gateway(paths: &Paths, bridge: &str, gw: Ipv4Addr, prefix: u8) -> Result<(), OsError> {
+    let mut have = gateways_added(paths, bridge);
+    if have.contains(&(gw, prefix)) {
+        return Ok(());
+    }
+    have.push((gw, prefix));
+    let path = paths.gateway_marker(bridge);
+    if let Some(dir) = path.parent() {
+        fs::create_dir_all(dir).map_err(sys_at("create directory for", &path))?;
+    }
+    let text: String = have.iter().map(|(a, p)| format!("{a}/{p}\n")).collect();
+    fs::write(&path, text).map_err(sys_at("write", &path))
 }
 
 /// Sets up a dedicated jail network (see the module doc). Idempotent: a
@@ -146,7 +192,16 @@ fn attach_links(
         write_marker(&paths.bridge_marker(bridge.as_str()))?;
     }
     if let Some(gw) = gateway {
-        addr::add_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+        let added = addr::add_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+        if added && !bridge_owned(paths, bridge.as_str()) {
+            if let Err(e) = record_gateway(paths, bridge.as_str(), gw, prefix) {
+                // why: an address jnet cannot remember adding would stay
+                // forever; take it back off before failing.
+                let _ = addr::del_v4(&mut rt, bridge.as_str(), gw, prefix);
+                return Err(e);
+            }
+            tracing::info!(%bridge, %gw, prefix, "gateway address added to a bridge jnet does not own");
+        }
     }
     link::set_up(&mut rt, bridge.as_str(), true)?;
 
@@ -195,33 +250,31 @@ pub fn detach(paths: &Paths, jail: &JailName, bridge: &IfName) -> Result<(), OsE
     while link::index(&mut rt, &host_if)?.is_some() && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(10));
     }
-    if bridge_owned(paths, bridge.as_str()) {
-        if let Some(br) = link::get(&mut rt, bridge.as_str())? {
-            let ports = link::list(&mut rt)?
-                .into_iter()
-                .filter(|l| l.master == Some(br.index))
-                .count();
-            if ports == 0 {
-                link::delete(&mut rt, bridge.as_str())?;
-                tracing::info!(%bridge, "bridge created by jnet removed");
-            } else {
-                tracing::debug!(%bridge, ports, "bridge still in use, kept");
-                return Ok(());
-            }
+    let Some(br) = link::get(&mut rt, bridge.as_str())? else {
+        remove_if_present(&paths.bridge_marker(bridge.as_str()))?;
+        remove_if_present(&paths.gateway_marker(bridge.as_str()))?;
+        tracing::info!(%jail, "jail network detached");
+        return Ok(());
+    };
+    let ports = link::list(&mut rt)?
+        .into_iter()
+        .filter(|l| l.master == Some(br.index))
+        .count();
+    if ports > 0 {
+        tracing::debug!(%bridge, ports, "bridge still in use, kept");
+    } else if bridge_owned(paths, bridge.as_str()) {
+        link::delete(&mut rt, bridge.as_str())?;
+        tracing::info!(%bridge, "bridge created by jnet removed");
+        remove_if_present(&paths.bridge_marker(bridge.as_str()))?;
+        remove_if_present(&paths.gateway_marker(bridge.as_str()))?;
+    } else {
+        // The last jail left a bridge jnet does not own: take back only the
+        // gateway addresses jnet recorded adding (see the module doc).
+        for (gw, prefix) in gateways_added(paths, bridge.as_str()) {
+            addr::del_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+            tracing::info!(%bridge, %gw, prefix, "gateway address added by jnet removed");
         }
-        let marker = paths.bridge_marker(bridge.as_str());
-        fs::remove_file(&marker)
-            .or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    Ok(())
-                } else {
-                    Err(e)
-                }
-            })
-            .map_err(|source| OsError::Sys {
-                op: format!("remove {}", marker.display()),
-                source,
-            })?;
+        remove_if_present(&paths.gateway_marker(bridge.as_str()))?;
     }
     tracing::info!(%jail, "jail network detached");
     Ok(())

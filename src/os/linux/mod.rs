@@ -246,6 +246,15 @@ impl Host for LinuxHost {
         if let Some(r) = self.read_record(spec.name.as_str()) {
             return Ok(r.id);
         }
+        // why: a relative path would resolve against jnet's working
+        // directory, a different root from each shell (hardening H20);
+        // jail(8) and FreeBSD's `create_params` require an absolute one.
+        if !spec.path.is_absolute() {
+            return Err(OsError::Sys {
+                op: format!("jail {}: path {:?}", spec.name, spec.path.display().to_string()),
+                source: std::io::Error::new(std::io::ErrorKind::InvalidInput, "must be an absolute path"),
+            });
+        }
         if spec.path != Path::new("/") && !spec.path.is_dir() {
             return Err(OsError::Sys {
                 op: format!("jail {}: path {}", spec.name, spec.path.display()),

@@ -16,7 +16,32 @@ use crate::core::ports::{PortRange, Proto};
 use crate::os::runner;
 use crate::os::OsError;
 
-const NFT: &str = "nft";
+/// Where nft(8) is looked for, in order. why never $PATH: jnet runs as
+/// root, and a PATH entry the caller controls would run its `nft` with
+/// root's rights (hardening H12); the FreeBSD side names /sbin/pfctl for
+/// the same reason. Debian and Fedora install nft in /usr/sbin; /sbin is
+/// for systems without the merged /usr.
+pub const NFT_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// The absolute path of nft(8): the first `NFT_DIRS` entry holding a
+/// regular file `nft`, looked up once per process.
+pub fn program() -> Result<&'static str, OsError> {
+    static FOUND: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    FOUND
+        .get_or_init(|| {
+            NFT_DIRS
+                .iter()
+                .map(|d| std::path::Path::new(d).join("nft"))
+                .find(|p| p.is_file())
+                .map(|p| p.display().to_string())
+        })
+        .as_deref()
+        .ok_or_else(|| OsError::Missing(format!("nft (looked in {})", NFT_DIRS.join(", "))))
+}
+
+fn nft(args: &[&str], stdin: Option<&str>) -> Result<runner::Output, OsError> {
+    runner::run(program()?, args, stdin)
+}
 
 /// Errors reading nft's JSON output.
 #[derive(Debug, thiserror::Error)]
@@ -40,7 +65,7 @@ impl From<NftError> for OsError {
 
 /// Applies `script` in one transaction (`nft -f -`): all of it or nothing.
 pub fn load(script: &str) -> Result<(), OsError> {
-    runner::run(NFT, &["-f", "-"], Some(script))?;
+    nft(&["-f", "-"], Some(script))?;
     Ok(())
 }
 
@@ -54,7 +79,7 @@ fn objects(json: &str, what: &str) -> Result<Vec<Value>, NftError> {
 
 /// Whether table `family name` exists (from `nft -j list tables`).
 pub fn table_exists(family: &str, name: &str) -> Result<bool, OsError> {
-    let out = runner::run(NFT, &["-j", "list", "tables"], None)?;
+    let out = nft(&["-j", "list", "tables"], None)?;
     Ok(objects(&out.stdout, "list tables")?.iter().any(|o| {
         o.get("table").is_some_and(|t| {
             t.get("family").and_then(Value::as_str) == Some(family)
@@ -68,7 +93,7 @@ pub fn list_table(family: &str, name: &str) -> Result<Option<String>, OsError> {
     if !table_exists(family, name)? {
         return Ok(None);
     }
-    Ok(Some(runner::run(NFT, &["list", "table", family, name], None)?.stdout))
+    Ok(Some(nft(&["list", "table", family, name], None)?.stdout))
 }
 
 /// Deletes table `family name`; returns false when it did not exist.
@@ -76,7 +101,7 @@ pub fn delete_table(family: &str, name: &str) -> Result<bool, OsError> {
     if !table_exists(family, name)? {
         return Ok(false);
     }
-    runner::run(NFT, &["delete", "table", family, name], None)?;
+    nft(&["delete", "table", family, name], None)?;
     Ok(true)
 }
 
@@ -96,7 +121,7 @@ pub fn table_json(family: &str, table: &str) -> Result<Option<Vec<Value>>, OsErr
     if !table_exists(family, table)? {
         return Ok(None);
     }
-    let out = runner::run(NFT, &["-j", "list", "table", family, table], None)?;
+    let out = nft(&["-j", "list", "table", family, table], None)?;
     Ok(Some(objects(&out.stdout, &format!("list table {family} {table}"))?))
 }
 
@@ -175,7 +200,7 @@ pub fn jail_rules(family: &str, table: &str, jail: &str) -> Result<Option<String
     for o in &listing {
         if let Some(name) = o.get("chain").and_then(|c| c.get("name")).and_then(Value::as_str) {
             if owns_chain(jail, name) {
-                text.push_str(&runner::run(NFT, &["list", "chain", family, table, name], None)?.stdout);
+                text.push_str(&nft(&["list", "chain", family, table, name], None)?.stdout);
             }
         }
     }
@@ -285,7 +310,7 @@ pub fn parse_foreign_redirects(json: &str, own_table: &str) -> Result<Vec<Foreig
 
 /// Foreign redirections of the calling thread's namespace.
 pub fn foreign_redirects(own_table: &str) -> Result<Vec<ForeignRedirect>, OsError> {
-    let out = runner::run(NFT, &["-j", "list", "ruleset"], None)?;
+    let out = nft(&["-j", "list", "ruleset"], None)?;
     Ok(parse_foreign_redirects(&out.stdout, own_table)?)
 }
 
