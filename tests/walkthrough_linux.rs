@@ -174,27 +174,44 @@ fn assert_nothing_left(name: &str, address: &str, ns_id: Option<(u64, u64)>, bri
 
 /// A directory holding an `nft` that fails every script adding rules (the
 /// firewall step of a start) and passes everything else to the real nft.
-fn failing_nft(dir: &Path) -> String {
-    let real = std::env::split_paths(&std::env::var_os("PATH").unwrap())
-        .map(|d| d.join("nft"))
-        .find(|p| p.is_file())
-        .unwrap();
-    let bin = dir.join("fakebin");
-    std::fs::create_dir_all(&bin).unwrap();
+/// Makes nft refuse rule loads for as long as the returned guard lives.
+///
+/// why a bind mount: jnet runs nft by absolute path, never through PATH
+/// (H12), so the fake goes over the real binary, in this test's own mount
+/// namespace only (see `isolated`: / is a slave there, nothing propagates
+/// back to the host). The real binary is copied aside for the fake to call.
+fn failing_nft(dir: &Path) -> impl Drop {
+    struct Unbind(std::path::PathBuf);
+    impl Drop for Unbind {
+        fn drop(&mut self) {
+            let _ = nix::mount::umount(&self.0);
+        }
+    }
+    let real = std::path::PathBuf::from(jnet::os::linux::nft::program().unwrap());
+    let copy = dir.join("nft.real");
+    std::fs::copy(&real, &copy).unwrap();
     let script = format!(
         "#!/bin/sh\n\
          if [ \"$1\" = -f ] && [ \"$2\" = - ]; then\n\
          \tin=$(cat)\n\
          \tcase \"$in\" in *'add rule'*) echo 'injected: nft refuses the rules' >&2; exit 1;; esac\n\
-         \tprintf '%s\\n' \"$in\" | exec {real} \"$@\"\n\
+         \tprintf '%s\\n' \"$in\" | exec {copy} \"$@\"\n\
          fi\n\
-         exec {real} \"$@\"\n",
-        real = real.display()
+         exec {copy} \"$@\"\n",
+        copy = copy.display()
     );
-    let nft = bin.join("nft");
-    std::fs::write(&nft, script).unwrap();
-    std::fs::set_permissions(&nft, std::fs::Permissions::from_mode(0o755)).unwrap();
-    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap())
+    let fake = dir.join("nft.fake");
+    std::fs::write(&fake, script).unwrap();
+    std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+    nix::mount::mount(
+        Some(&fake),
+        &real,
+        None::<&str>,
+        nix::mount::MsFlags::MS_BIND,
+        None::<&str>,
+    )
+    .unwrap();
+    Unbind(real)
 }
 
 #[test]
@@ -334,8 +351,9 @@ fn walkthrough_inherit_jails_refusal_and_dedicated_jail_with_traffic() {
         assert!(fetch("192.0.2.1:8080").is_err(), "8080 still answers after stop");
 
         // A start that fails at the firewall step leaves nothing behind.
-        let path = failing_nft(d);
-        let o = jnet_env(&cfg, &["start", "www"], Some(&path));
+        let fake = failing_nft(d);
+        let o = jnet_env(&cfg, &["start", "www"], None);
+        drop(fake);
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(!o.status.success(), "{err}");
         assert!(
