@@ -37,7 +37,10 @@ fn main() -> ExitCode {
     match commands::run(&cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(e) => {
-            eprintln!("jnet: {e}");
+            // why printable: error texts can quote host-supplied names (H21).
+            let text = e.to_string();
+            let lines: Vec<_> = text.lines().map(jnet::cli::output::printable).collect();
+            eprintln!("jnet: {}", lines.join("\n"));
             ExitCode::from(e.exit_status().code())
         }
     }

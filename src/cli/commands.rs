@@ -384,7 +384,7 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
     let host = crate::engine::host::system_host()?;
     let out = crate::engine::portcheck::run(host.as_ref(), &s.config, &views, jails)?;
     for n in &out.notes {
-        eprintln!("jnet: note: {n}");
+        eprintln!("jnet: note: {}", crate::cli::output::printable(n));
     }
     if format == Format::Json {
         print_json(&out.report)?;
@@ -394,7 +394,7 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
                 crate::core::check::Severity::Error => "error",
                 crate::core::check::Severity::Warning => "warning",
             };
-            println!("{sev}: {}", c.message);
+            println!("{sev}: {}", crate::cli::output::printable(&c.message));
         }
         let checked = if jails.is_empty() {
             views.values().filter(|v| v.record.is_some()).count()

@@ -491,9 +491,26 @@ fn sock_text(a: IpAddr, port: u16, dual: bool) -> String {
     }
 }
 
+/// A process name as any user may set it (prctl PR_SET_NAME, argv[0]),
+/// with control characters escaped so a message built from it cannot forge
+/// lines or terminal escapes (hardening finding H21).
+fn shown_command(c: &str) -> String {
+    c.chars()
+        .flat_map(|ch| {
+            let esc: Vec<char> = if ch.is_control() {
+                ch.escape_default().collect()
+            } else {
+                vec![ch]
+            };
+            esc
+        })
+        .collect()
+}
+
 fn who(l: &Listener) -> String {
     let o = &l.owner;
-    let mut s = match (&o.command, o.pid) {
+    let command = o.command.as_deref().map(shown_command);
+    let mut s = match (&command, o.pid) {
         (Some(c), Some(p)) => format!("{c} (pid {p}"),
         (Some(c), None) => format!("{c} ("),
         (None, Some(p)) => format!("pid {p} ("),
@@ -863,6 +880,12 @@ fn check_exposure(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn command_names_cannot_forge_lines() {
+        assert_eq!(super::shown_command("x\n0 error(s)\x1b[2K"), "x\\n0 error(s)\\u{1b}[2K");
+        assert_eq!(super::shown_command("nginx"), "nginx");
+    }
+
     use super::*;
     use proptest::prelude::*;
 
