@@ -730,3 +730,56 @@ fn relative_jail_path_is_refused() {
         assert!(host.running_jails().unwrap().is_empty());
     });
 }
+
+#[test]
+fn stop_refuses_a_namespace_file_bound_to_the_callers_namespace() {
+    // H8: `ip netns attach jnet-web <pid>` (or a stray bind) pointed the
+    // jail's namespace file at the caller's own namespace; stop then killed
+    // every process there, the caller's shell included.
+    if !prerequisites(
+        "stop_refuses_a_namespace_file_bound_to_the_callers_namespace",
+        &["sleep"],
+    ) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let name = j("h8");
+        let net = dedicated([10, 78, 0, 5], "jbr8", [10, 78, 0, 1]);
+        host.attach_network(&name, &net).unwrap();
+        let spec = JailSpec {
+            name: name.clone(),
+            path: "/".into(),
+            hostname: None,
+            network: net.clone(),
+            params: vec![],
+        };
+        host.create_jail(&spec).unwrap();
+        let file = host.paths.netns(&name);
+        nix::mount::umount2(&file, nix::mount::MntFlags::MNT_DETACH).unwrap();
+        nix::mount::mount(
+            Some("/proc/thread-self/ns/net"),
+            &file,
+            None::<&str>,
+            nix::mount::MsFlags::MS_BIND,
+            None::<&str>,
+        )
+        .unwrap();
+        // A process of "the host" (this test's namespace), not of the jail.
+        let mut bystander = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let err = host.remove_jail(&name).unwrap_err().to_string();
+        assert!(err.contains("host's own") && err.contains("refusing"), "{err}");
+        let err = host
+            .terminate_jail(&name, std::time::Duration::from_millis(100))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("host's own"), "{err}");
+        assert!(
+            bystander.try_wait().unwrap().is_none(),
+            "a process outside the jail was killed"
+        );
+        bystander.kill().unwrap();
+        bystander.wait().unwrap();
+        nix::mount::umount2(&file, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    });
+}

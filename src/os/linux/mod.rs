@@ -310,6 +310,19 @@ impl Host for LinuxHost {
         // why all three: a dedicated jail's processes share its network
         // namespace, but an inherit jail's are only told apart by its mount
         // (and, with a hostname, UTS) namespace.
+        // why: a namespace file re-bound to the host's own namespace (`ip
+        // netns attach`, a mistake) would make "the jail's processes" every
+        // process of the host, jnet's caller included (H8). Refuse before
+        // killing anything.
+        for (path, kind) in [(&ns, NsKind::Net), (&uts, NsKind::Uts), (&mnt, NsKind::Mnt)] {
+            if netns::is_bound(path) && terminate::is_host_namespace(path, kind) {
+                return Err(OsError::Unsupported(format!(
+                    "jail {jail}: {} is bound to the host's own {kind:?} namespace, not one jnet made; \
+                     refusing to kill its processes (unmount it to clean up by hand)",
+                    path.display()
+                )));
+            }
+        }
         for (path, kind) in [(&ns, NsKind::Net), (&uts, NsKind::Uts), (&mnt, NsKind::Mnt)] {
             if netns::is_bound(path) {
                 let n = netns::kill_all(path, kind, wait)?;

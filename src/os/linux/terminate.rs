@@ -25,9 +25,9 @@ fn ns_identity(path: &Path) -> Option<(u64, u64)> {
 }
 
 /// Whether `path` names the namespace of jnet itself or of PID 1.
-fn is_host_namespace(path: &Path, kind: NsKind) -> bool {
+pub(super) fn is_host_namespace(path: &Path, kind: NsKind) -> bool {
     let Some(id) = ns_identity(path) else { return false };
-    ["/proc/self/ns", "/proc/1/ns"]
+    ["/proc/self/ns", "/proc/thread-self/ns", "/proc/1/ns"]
         .iter()
         .any(|dir| ns_identity(&Path::new(dir).join(kind.proc_name())) == Some(id))
 }
