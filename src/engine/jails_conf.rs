@@ -148,13 +148,25 @@ fn stop_timeout(j: &crate::core::jailconf::JailDef) -> crate::error::Result<Opti
 /// jail(8); the FreeBSD adapter validates names and values again.
 fn passthrough_params(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
     use crate::core::jailconf::Value;
-    const SCALARS: &[&str] = &["enforce_statfs", "securelevel", "children.max", "devfs_ruleset"];
+    // why ip6*: jail.conf's IPv6 settings reach jail_set as jail(8) passes
+    // them; without them a jail loses IPv6 (finding F10).
+    const SCALARS: &[&str] = &[
+        "enforce_statfs",
+        "securelevel",
+        "children.max",
+        "devfs_ruleset",
+        "ip6",
+        "ip6.addr",
+        "ip6.saddrsel",
+    ];
     j.params
         .iter()
         .filter(|(k, _)| k.starts_with("allow.") || SCALARS.contains(&k.as_str()))
         .filter_map(|(k, v)| match v {
             Value::Bool(b) => Some((k.clone(), b.to_string())),
             Value::Str(s) => Some((k.clone(), s.clone())),
+            // A list parameter (ip6.addr) as libjail's comma-separated form.
+            Value::List(l) if k == "ip6.addr" => Some((k.clone(), l.join(", "))),
             Value::List(_) => None,
         })
         .collect()
@@ -186,6 +198,15 @@ mod tests {
         assert_eq!(j[1].location, format!("{}:3", p.display()));
         assert!(!j[2].inherit && j[2].addrs.is_empty());
         assert!(j[0].unsupported.is_empty() && j[0].stop_timeout.is_none());
+        std::fs::write(&p, "w { ip6 = new; ip6.addr = 2001:db8::5, 2001:db8::6; }\n").unwrap();
+        let w = &read(&p).unwrap()[0];
+        assert_eq!(
+            w.params,
+            [
+                ("ip6".to_string(), "new".to_string()),
+                ("ip6.addr".to_string(), "2001:db8::5, 2001:db8::6".to_string())
+            ]
+        );
         std::fs::write(&p, "www { ip4.addr = ; }\n").unwrap();
         let e = read(&p).unwrap_err();
         assert!(e.to_string().contains("jail.conf:1"), "{e}");

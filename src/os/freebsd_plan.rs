@@ -460,6 +460,15 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
         }
         out.push(p);
     }
+    // why: a non-VNET jail created without `ip6` gets IPv6 disabled
+    // (sys/kern/kern_jail.c:1630-1637, FreeBSD main 2022-07 e7646b05), and
+    // prison_check_af() then refuses AF_INET6 sockets (3317-3327). jnet's
+    // "inherit" means the host's addresses of both families, as the port
+    // check models it, so an inherit jail gets `ip6 = inherit` unless
+    // jail.conf says otherwise (F10).
+    if matches!(spec.network, JailNetwork::Inherit) && !out.iter().any(|p| canonical_name(p.name()) == "ip6") {
+        out.push(Param::int("ip6", JAIL_SYS_INHERIT));
+    }
     Ok(out)
 }
 
@@ -1027,6 +1036,19 @@ mod tests {
         assert!(encode_param(&j, "allow.raw_sockets", "maybe").is_err());
     }
 
+    /// F10: an inherit jail shares the host's IPv6 too, unless jail.conf
+    /// sets `ip6`; a dedicated IPv4 jail keeps the kernel's default.
+    #[test]
+    fn inherit_jails_inherit_ip6_by_default() {
+        let ip6 = |ps: &[Param]| ps.iter().find(|p| p.name() == "ip6").map(|p| p.value().to_vec());
+        let ps = create_params(&spec(JailNetwork::Inherit, &[])).unwrap();
+        assert_eq!(ip6(&ps), Some(JAIL_SYS_INHERIT.to_ne_bytes().to_vec()));
+        let ps = create_params(&spec(JailNetwork::Inherit, &[("ip6", "disable")])).unwrap();
+        assert_eq!(ip6(&ps), Some(0i32.to_ne_bytes().to_vec()));
+        let ps = create_params(&spec(dedicated(), &[])).unwrap();
+        assert_eq!(ip6(&ps), None);
+    }
+
     /// F10: ip6 (jailsys) and ip6.addr (struct in6_addr array) go to jail_set.
     #[test]
     fn ip6_params_are_passed() {
@@ -1126,8 +1148,9 @@ mod tests {
         let mut s = spec(JailNetwork::Inherit, &[]);
         s.hostname = None;
         let ps = create_params(&s).unwrap();
-        assert_eq!(names(&ps), ["name", "path", "ip4", "persist"]);
+        assert_eq!(names(&ps), ["name", "path", "ip4", "persist", "ip6"]);
         assert_eq!(ps[2].value(), JAIL_SYS_INHERIT.to_ne_bytes());
+        assert_eq!(ps[4].value(), JAIL_SYS_INHERIT.to_ne_bytes());
     }
 
     #[test]
