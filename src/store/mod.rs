@@ -44,6 +44,7 @@
 pub mod conformance;
 pub mod file;
 pub mod inventory;
+pub mod postgres;
 pub mod view;
 
 use crate::core::lifecycle::Phase;
