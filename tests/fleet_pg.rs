@@ -642,3 +642,26 @@ fn a_server_restart_between_calls_is_survived() {
     assert_eq!(a.leases(&LeaseFilter::default()).unwrap().len(), 2);
     assert_eq!(a.release(None, "web").unwrap().len(), 1);
 }
+
+#[test]
+fn the_jail_lock_has_one_holder_and_ends_with_its_guard() {
+    let Some(pg) = Pg::start("jail_lock") else { return };
+    let a1 = PgStore::open(&pg.cfg("hosta", "lock_timeout_ms = 150\n")).unwrap();
+    let a2 = PgStore::open(&pg.cfg("hosta", "lock_timeout_ms = 150\n")).unwrap();
+    let b = PgStore::open(&pg.cfg("hostb", "lock_timeout_ms = 150\n")).unwrap();
+    let web = jnet::core::names::JailName::new("web").unwrap();
+    let db = jnet::core::names::JailName::new("db").unwrap();
+    let held = a1.lock_jail(&web).unwrap();
+    assert_eq!(held.jail(), &web);
+    // The same jail on the same host: busy, exit 75, within lock_timeout.
+    let t = std::time::Instant::now();
+    let e = a2.lock_jail(&web).unwrap_err();
+    assert_eq!(e.kind, PgErrorKind::Timeout, "{e}");
+    assert!(e.message().contains("locking jail web"), "{e}");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    // Another jail, or the same name on another host: free.
+    let _d = a2.lock_jail(&db).unwrap();
+    let _bw = b.lock_jail(&web).unwrap();
+    drop(held);
+    let _again = a2.lock_jail(&web).unwrap();
+}

@@ -28,7 +28,8 @@
 //! What it does not do (yet): keep jail runtime state (phase, jid stay
 //! local to each host), TLS, implement the `store::Backend` trait (the
 //! methods here map onto it: read leases = [`PgStore::leases`], the one
-//! atomic allocate = [`PgStore::assign`], release = [`PgStore::release`]),
+//! atomic allocate = [`PgStore::assign`], release = [`PgStore::release`],
+//! jail lock = [`PgStore::lock_jail`]),
 //! or decide pool membership of requested addresses (the engine does).
 
 pub mod config;
@@ -42,7 +43,9 @@ use postgres::{Client, NoTls};
 
 use crate::core::alloc;
 use crate::core::config::Pool;
+use crate::core::names::JailName;
 use crate::core::range::RangeSet;
+use crate::store::JailLock;
 
 pub use config::{BackendKind, StoreConfig, Timeouts};
 pub use error::{PgError, PgErrorKind};
@@ -389,6 +392,27 @@ impl PgStore {
                 })
                 .collect())
         })
+    }
+
+    /// The lifecycle lock of `jail` on this host: a session-level advisory
+    /// lock held by a session of its own, so it lasts exactly as long as
+    /// the returned [`JailLock`] (dropping it closes the session, and a
+    /// dead process's session ends with it). Waits at most `lock_timeout`,
+    /// then [`PgErrorKind::Timeout`]. The key is per (host, jail): jail
+    /// runtime is local to each host, so hosts never contend for it.
+    pub fn lock_jail(&self, jail: &JailName) -> Result<JailLock, PgError> {
+        let mut c = connect_raw(&self.pc, &self.cfg.timeouts, &self.desc, self.secret.as_deref())?;
+        let key = format!("jnet jail {} {}", self.cfg.host_id, jail.as_str());
+        c.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
+            .map_err(|e| {
+                op_error(
+                    &self.desc,
+                    &format!("locking jail {}", jail.as_str()),
+                    e,
+                    self.secret.as_deref(),
+                )
+            })?;
+        Ok(JailLock::new(jail.clone(), c))
     }
 
     /// The live connection, for diagnostics and tests (session settings,
