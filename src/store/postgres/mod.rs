@@ -109,6 +109,18 @@ impl std::fmt::Debug for PgStore {
     }
 }
 
+/// A lease from a row of `pool, address, host, jail`, the column order of
+/// every lease query here.
+fn lease_of(r: &postgres::Row) -> Op<Lease> {
+    let pool: String = r.get(0);
+    Ok(Lease {
+        address: v4(r.get(1), &pool)?,
+        pool,
+        host: r.get(2),
+        jail: r.get(3),
+    })
+}
+
 fn v4(a: IpAddr, pool: &str) -> Op<Ipv4Addr> {
     match a {
         IpAddr::V4(a) => Ok(a),
@@ -281,17 +293,7 @@ impl PgStore {
                  WHERE ($1::text IS NULL OR pool = $1) AND ($2::text IS NULL OR host = $2) ORDER BY pool, address",
                 &[&pool, &host],
             )?;
-            rows.iter()
-                .map(|r| {
-                    let pool: String = r.get(0);
-                    Ok(Lease {
-                        address: v4(r.get(1), &pool)?,
-                        pool,
-                        host: r.get(2),
-                        jail: r.get(3),
-                    })
-                })
-                .collect()
+            rows.iter().map(lease_of).collect()
         })
     }
 
@@ -472,18 +474,7 @@ fn delete(
          AND ($3::text IS NULL OR jail = $3) RETURNING pool, address, host, jail",
         &[&pool, &host, &jail],
     )?;
-    let mut out = rows
-        .iter()
-        .map(|r| {
-            let pool: String = r.get(0);
-            Ok(Lease {
-                address: v4(r.get(1), &pool)?,
-                pool,
-                host: r.get(2),
-                jail: r.get(3),
-            })
-        })
-        .collect::<Op<Vec<_>>>()?;
+    let mut out = rows.iter().map(lease_of).collect::<Op<Vec<_>>>()?;
     out.sort();
     Ok(out)
 }
