@@ -71,6 +71,10 @@ pub enum Error {
         problem: String,
         fix: String,
     },
+    /// The jail's inventory record changed between the read a verb was
+    /// planned from and the moment it took the lock (H4).
+    #[error("jail {jail} changed while this command waited ({what}); nothing was done, run it again")]
+    Changed { jail: String, what: String },
     /// Another jnet process holds the jail's lifecycle lock.
     #[error(
         "jail {jail} is busy: another jnet process is starting or stopping it (waited {waited_ms} ms); retry later"
@@ -128,7 +132,7 @@ impl Error {
             Error::NoInput { .. } => ExitStatus::NoInput,
             Error::PoolExhausted { .. } | Error::Unavailable(_) => ExitStatus::Unavailable,
             Error::CantCreate { .. } | Error::UnsafeState { .. } => ExitStatus::CantCreate,
-            Error::JailBusy { .. } => ExitStatus::TempFail,
+            Error::JailBusy { .. } | Error::Changed { .. } => ExitStatus::TempFail,
             Error::LockTimeout { .. } => ExitStatus::TempFail,
             Error::NoPerm(_) => ExitStatus::NoPerm,
             Error::Os(e) => e.exit_status(),

@@ -33,9 +33,14 @@ fn with_engine<T>(s: &Session, jail: &str, f: impl FnOnce(&Engine, &JailName, &D
         conf_jails: s.conf_jails()?,
     };
     let d = desired::build(&ctx, &jail)?;
+    let basis = inv
+        .jails
+        .get(&jail)
+        .map(|r| r.basis())
+        .ok_or_else(|| crate::engine::lifecycle::LifecycleError::NotInInventory(jail.clone()))?;
     let host = system_host()?;
-    let checker = desired::port_checker(&ctx, host.as_ref());
-    let engine = Engine::new(host.as_ref(), &s.store, checker.as_ref());
+    let checker = desired::port_checker(&ctx, host.as_ref(), &s.store);
+    let engine = Engine::new(host.as_ref(), &s.store, checker.as_ref()).with_basis(basis);
     f(&engine, &jail, &d)
 }
 

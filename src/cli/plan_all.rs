@@ -117,7 +117,7 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
         inventory: &inv,
         conf_jails: s.conf_jails()?,
     };
-    let checker = desired::port_checker(&ctx, host.as_ref());
+    let checker = desired::port_checker(&ctx, host.as_ref(), &s.store);
     let engine = Engine::new(host.as_ref(), &s.store, checker.as_ref());
     let mut blind = false;
     for n in &names {

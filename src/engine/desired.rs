@@ -22,7 +22,7 @@ use crate::engine::portcheck;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, Result};
 use crate::os::{Host, JailNetwork, JailSpec};
-use crate::store::{Inventory, JailRecord, Mode};
+use crate::store::{Inventory, JailRecord, Mode, Store};
 
 /// Everything desired state is built from, already loaded.
 pub struct Context<'a> {
@@ -122,11 +122,16 @@ pub fn render_rules(ctx: &Context, jail: &JailName) -> Result<Option<String>> {
 /// The port checker the lifecycle uses: the full analysis of
 /// `engine::portcheck` against the live host. Errors refuse the start and
 /// list every conflict; warnings are printed and do not.
-pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host) -> Box<dyn PortChecker + 'a> {
+///
+/// why it reads the store itself: the claims and exposures it compares
+/// must be those of the inventory as it is when the check runs (after the
+/// verb's compare-and-set of its phase), not of the read the desired state
+/// was built from before the locks were taken (H4).
+pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host, store: &'a Store) -> Box<dyn PortChecker + 'a> {
     Box::new(LiveChecker {
         config: ctx.config,
         profiles: ctx.profiles,
-        inventory: ctx.inventory,
+        store,
         host,
     })
 }
@@ -134,13 +139,14 @@ pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host) -> Box<dyn PortCh
 struct LiveChecker<'a> {
     config: &'a Config,
     profiles: &'a Profiles,
-    inventory: &'a Inventory,
+    store: &'a Store,
     host: &'a dyn Host,
 }
 
 impl PortChecker for LiveChecker<'_> {
     fn check(&self, jail: &JailName) -> Result<()> {
-        let views = jails::views(self.config, self.inventory, self.profiles)?;
+        let inventory = self.store.read()?;
+        let views = jails::views(self.config, &inventory, self.profiles)?;
         let out = portcheck::run(self.host, self.config, &views, std::slice::from_ref(jail))?;
         for n in &out.notes {
             tracing::warn!("{n}");

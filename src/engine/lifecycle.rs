@@ -15,6 +15,7 @@ use crate::core::names::JailName;
 use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb};
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::{Host, JailNetwork, OsError};
+use crate::store::inventory::RecordBasis;
 use crate::store::Store;
 
 /// The pre-start port check. An error means "conflict, refuse the start";
@@ -92,11 +93,25 @@ pub struct Engine<'a> {
     host: &'a dyn Host,
     store: &'a Store,
     checker: &'a dyn PortChecker,
+    basis: Option<RecordBasis>,
 }
 
 impl<'a> Engine<'a> {
     pub fn new(host: &'a dyn Host, store: &'a Store, checker: &'a dyn PortChecker) -> Self {
-        Engine { host, store, checker }
+        Engine {
+            host,
+            store,
+            checker,
+            basis: None,
+        }
+    }
+
+    /// The record the desired state was built from: a verb refuses to
+    /// begin (exit 75, nothing done) when the locked inventory no longer
+    /// matches it, e.g. an `assign` that got the lock first (H4).
+    pub fn with_basis(mut self, basis: RecordBasis) -> Self {
+        self.basis = Some(basis);
+        self
     }
 
     /// Looks at the host for `d`'s jail.
@@ -148,11 +163,31 @@ impl<'a> Engine<'a> {
     }
 
     fn set_phase(&self, jail: &JailName, phase: Phase, jid: Option<u32>) -> Result<()> {
+        self.write_phase(jail, phase, jid, None)
+    }
+
+    /// The first phase write of a verb: a compare-and-set against the basis
+    /// the plan was built from, under the inventory lock.
+    fn begin(&self, jail: &JailName, phase: Phase, jid: Option<u32>) -> Result<()> {
+        self.write_phase(jail, phase, jid, self.basis.as_ref())
+    }
+
+    fn write_phase(&self, jail: &JailName, phase: Phase, jid: Option<u32>, basis: Option<&RecordBasis>) -> Result<()> {
         self.store.update(|inv| {
             let r = inv
                 .jails
                 .get_mut(jail)
                 .ok_or_else(|| LifecycleError::NotInInventory(jail.clone()))?;
+            if let Some(b) = basis {
+                if r.basis() != *b {
+                    let mode = r.mode.as_str();
+                    let what = r.address.map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
+                    return Err(Error::Changed {
+                        jail: jail.to_string(),
+                        what,
+                    });
+                }
+            }
             r.phase = phase;
             r.jid = jid;
             Ok(())
@@ -214,7 +249,7 @@ impl<'a> Engine<'a> {
     /// `done_phase` is recorded on success.
     fn run_forward(&self, d: &Desired, p: &Plan, mut jid: Option<u32>, done_phase: Phase) -> Result<Outcome> {
         let jail = d.jail();
-        self.set_phase(jail, Phase::Starting, jid)?;
+        self.begin(jail, Phase::Starting, jid)?;
         let mut done: Vec<&plan::Step> = Vec::new();
         for step in &p.steps {
             match self.apply(d, &step.action) {
@@ -318,7 +353,7 @@ impl<'a> Engine<'a> {
         refuse_unsupported(d, &p)?;
         if p.is_empty() {
             if phase != Phase::Running {
-                self.set_phase(jail, Phase::Running, obs.jid)?;
+                self.begin(jail, Phase::Running, obs.jid)?;
             }
             return Ok(Outcome::AlreadyRunning);
         }
@@ -342,7 +377,7 @@ impl<'a> Engine<'a> {
             }
             return Ok(Outcome::AlreadyStopped);
         }
-        self.set_phase(jail, Phase::Stopping, obs.jid)?;
+        self.begin(jail, Phase::Stopping, obs.jid)?;
         self.run_teardown(d, &p, Phase::Stopped)
     }
 
@@ -556,6 +591,39 @@ mod tests {
         "load_rules www",
         "release_persist www",
     ];
+
+    /// H4: `start` planned from a read taken before the locks; an
+    /// `assign` that got the inventory lock first moved the jail to another
+    /// address. The start must refuse (exit 75) with nothing done, instead
+    /// of starting the jail on the old address the inventory no longer says.
+    #[test]
+    fn a_start_planned_from_a_stale_record_is_refused_with_nothing_done() {
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let basis = f.store.read().unwrap().jails[&jn("www")].basis();
+        f.store
+            .update(|inv| {
+                inv.jails.insert(
+                    jn("www"),
+                    JailRecord::dedicated("10.0.0.9".parse().unwrap(), None, None),
+                );
+                Ok(())
+            })
+            .unwrap();
+        let e = Engine::new(&f.host, &f.store, &c).with_basis(basis.clone());
+        let err = e.start(&jn("www"), &desired(true)).unwrap_err();
+        assert_eq!(err.exit_status(), ExitStatus::TempFail, "{err}");
+        assert!(err.to_string().contains("now dedicated 10.0.0.9"), "{err}");
+        assert!(f.host.take_calls().is_empty());
+        assert_eq!(phase(&f), (Phase::Defined, None));
+
+        // The same for stop, and nothing is refused while the basis holds.
+        let e = Engine::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
+        e.start(&jn("www"), &desired(true)).unwrap();
+        let e = Engine::new(&f.host, &f.store, &c).with_basis(basis);
+        assert_eq!(e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(), ExitStatus::TempFail);
+        assert_eq!(phase(&f).0, Phase::Running);
+    }
 
     #[test]
     fn start_then_stop_in_order_with_phases() {

@@ -79,7 +79,21 @@ impl JailRecord {
             ..JailRecord::inherit()
         }
     }
+
+    /// What a lifecycle verb plans from (mode, address, pool, interface,
+    /// exposures), without the phase and jid the verb itself changes. Two
+    /// reads with the same basis give the same desired state.
+    pub fn basis(&self) -> RecordBasis {
+        RecordBasis(format!(
+            "{:?} {:?} {:?} {:?} {:?}",
+            self.mode, self.address, self.pool, self.interface, self.exposes
+        ))
+    }
 }
+
+/// See [`JailRecord::basis`]; compared, never parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordBasis(String);
 
 /// The whole inventory.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
