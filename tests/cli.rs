@@ -275,6 +275,38 @@ fn concurrent_assigns_never_share_an_address() {
     assert_eq!(inv["pools"][0]["used"], n as u64);
 }
 
+/// H5: two jails expose one host port at the same moment. The write pause
+/// widens the window between the check and the write; the check must run on
+/// the locked inventory, so exactly one of them wins and the other is refused.
+#[test]
+fn concurrent_exposes_of_one_host_port_admit_exactly_one() {
+    let e = Env::new();
+    e.ok(&["assign", "a", "--pool", "lan"]);
+    e.ok(&["assign", "b", "--pool", "lan"]);
+    for port in [8080, 8081, 8082] {
+        let spec = format!("tcp/{port}");
+        let children: Vec<_> = ["a", "b"]
+            .iter()
+            .map(|j| {
+                e.cmd()
+                    .args(["expose", j, &spec])
+                    .env("JNET_TEST_WRITE_PAUSE_MS", "150")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let codes: Vec<Option<i32>> = children.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        assert_eq!(sorted, [Some(0), Some(65)], "tcp/{port}: exit codes {codes:?}");
+    }
+    // The inventory holds each host port once, and check agrees.
+    let o = e.run(&["check"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
 #[test]
 fn killed_writer_leaves_old_or_new_inventory() {
     let e = Env::new();

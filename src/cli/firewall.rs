@@ -75,37 +75,49 @@ pub fn expose(s: &Session, a: &ExposeArgs) -> Result<ExitStatus> {
         }
         e.address = Some(ip);
     }
-    let v = dedicated_view(s, &jail)?;
-    if v.exposures.contains(&e) {
-        println!("{jail}: {e} is already exposed; nothing changed");
-        return Ok(ExitStatus::Ok);
-    }
-    if let Some(other) = v.exposures.iter().find(|x| x.host_overlaps(&e)) {
-        return Err(Error::data(format!("{jail}: {e} overlaps its exposure {other}")));
-    }
+    dedicated_view(s, &jail)?;
+    // why the jail lock: a running jail's rules are reloaded below, and a
+    // start or stop of the same jail must not interleave with that.
+    let _jail_lock = s.store.lock_jail(&jail)?;
     let host = system_host()?;
-    // The port check with and without the new exposure: conflicts that only
-    // appear with it mean its host port is taken.
-    let inv = s.store.read()?;
-    let mut views = jails::views(&s.config, &inv, &s.profiles)?;
-    let before = portcheck::run(host.as_ref(), &s.config, &views, std::slice::from_ref(&jail))?;
-    views.get_mut(&jail).expect("view exists").exposures.push(e);
-    let after = portcheck::run(host.as_ref(), &s.config, &views, std::slice::from_ref(&jail))?;
-    let new: Vec<_> = after
-        .report
-        .conflicts
-        .iter()
-        .filter(|c| c.severity == Severity::Error && !before.report.conflicts.contains(c))
-        .collect();
-    if !new.is_empty() {
-        let msgs: Vec<&str> = new.iter().map(|c| c.message.as_str()).collect();
-        return Err(Error::data(format!("{jail}: cannot expose {e}: {}", msgs.join("; "))));
-    }
-    s.store.update(|inv| {
+    let scan = portcheck::scan(host.as_ref(), &s.config, &jails::views(&s.config, &s.store.read()?, &s.profiles)?)?;
+    // why everything below runs inside the update: the claims and exposures
+    // the new one is checked against, and the record it is added to, must be
+    // the locked inventory's, or two concurrent exposes of one host port both
+    // pass, and a concurrent release turns into a crash (H5).
+    let address = s.store.update(|inv| {
+        let mut views = jails::views(&s.config, inv, &s.profiles)?;
+        let v = views
+            .get_mut(&jail)
+            .filter(|v| v.mode() == Some(Mode::Dedicated))
+            .ok_or_else(|| Error::data(format!("jail {jail} lost its dedicated address meanwhile")))?;
+        if v.exposures.contains(&e) {
+            return Ok(None);
+        }
+        if let Some(other) = v.exposures.iter().find(|x| x.host_overlaps(&e)) {
+            return Err(Error::data(format!("{jail}: {e} overlaps its exposure {other}")));
+        }
+        let address = v.address();
+        // The port check with and without the new exposure: conflicts that
+        // only appear with it mean its host port is taken.
+        let before = portcheck::analyze(&scan, &s.config, &views, std::slice::from_ref(&jail));
+        if let Some(v) = views.get_mut(&jail) {
+            v.exposures.push(e);
+        }
+        let after = portcheck::analyze(&scan, &s.config, &views, std::slice::from_ref(&jail));
+        let new: Vec<&str> = after
+            .report
+            .conflicts
+            .iter()
+            .filter(|c| c.severity == Severity::Error && !before.report.conflicts.contains(c))
+            .map(|c| c.message.as_str())
+            .collect();
+        if !new.is_empty() {
+            return Err(Error::data(format!("{jail}: cannot expose {e}: {}", new.join("; "))));
+        }
         let rec = inv
             .jails
             .get_mut(&jail)
-            .filter(|r| r.mode == Mode::Dedicated)
             .ok_or_else(|| Error::data(format!("jail {jail} lost its dedicated address meanwhile")))?;
         rec.exposes.push(e);
         // why: with the lock held, a running jail's rules are reloaded
@@ -114,9 +126,13 @@ pub fn expose(s: &Session, a: &ExposeArgs) -> Result<ExitStatus> {
             let v = jails::view(&s.config, inv, &s.profiles, &jail)?;
             apply(s, host.as_ref(), &v)?;
         }
-        Ok(())
+        Ok(Some(address))
     })?;
-    println!("{jail}: exposed {e} -> {}", v.address().expect("dedicated"));
+    match address {
+        None => println!("{jail}: {e} is already exposed; nothing changed"),
+        Some(Some(a)) => println!("{jail}: exposed {e} -> {a}"),
+        Some(None) => println!("{jail}: exposed {e}"),
+    }
     Ok(ExitStatus::Ok)
 }
 
@@ -141,6 +157,7 @@ pub fn unexpose(s: &Session, jail: &str, spec: &str) -> Result<ExitStatus> {
             v.location.as_deref().unwrap_or(&s.config.file)
         )));
     }
+    let _jail_lock = s.store.lock_jail(&jail)?;
     let host = system_host()?;
     s.store.update(|inv| {
         let rec = inv

@@ -69,6 +69,19 @@ pub fn claims(
     (claims, exposures)
 }
 
+/// What the check reads from the host: listeners (host stack and the
+/// stacks of running jails), foreign redirections and interface addresses,
+/// plus notes on what could not be read. Taken once per command, and
+/// outside the inventory lock: only the claims and exposures it is compared
+/// against must come from the locked inventory (H5).
+#[derive(Debug, Clone, Default)]
+pub struct HostScan {
+    listeners: Vec<crate::core::listeners::Listener>,
+    redirects: Vec<ForeignRedirect>,
+    interface_addrs: BTreeMap<IfName, Vec<IpAddr>>,
+    notes: Vec<String>,
+}
+
 /// Runs the check for `checked` (every jail with a record when empty).
 pub fn run(
     host: &dyn Host,
@@ -76,6 +89,17 @@ pub fn run(
     views: &BTreeMap<JailName, JailView>,
     checked: &[JailName],
 ) -> Result<Outcome> {
+    let scan = scan(host, config, views)?;
+    Ok(analyze(&scan, config, views, checked))
+}
+
+/// The pure half of [`run`]: `views`' claims and exposures against `scan`.
+pub fn analyze(
+    scan: &HostScan,
+    config: &Config,
+    views: &BTreeMap<JailName, JailView>,
+    checked: &[JailName],
+) -> Outcome {
     let platform = Platform::current();
     let (claims, exposures) = claims(platform, config, views);
     let checked: Vec<JailName> = if checked.is_empty() {
@@ -87,6 +111,24 @@ pub fn run(
     } else {
         checked.to_vec()
     };
+    let input = CheckInput {
+        platform,
+        checked,
+        claims,
+        listeners: scan.listeners.clone(),
+        exposures,
+        redirects: scan.redirects.clone(),
+        interface_addrs: scan.interface_addrs.clone(),
+    };
+    Outcome {
+        report: check::analyze(&input),
+        notes: scan.notes.clone(),
+    }
+}
+
+/// The host half of [`run`] (see [`HostScan`]).
+pub fn scan(host: &dyn Host, config: &Config, views: &BTreeMap<JailName, JailView>) -> Result<HostScan> {
+    let platform = Platform::current();
     // Jails whose own stack exists now: their listeners count too. On
     // FreeBSD every running jail is passed, to attribute its sockets: the
     // host-wide sockstat listing includes jailed processes with no jail
@@ -140,17 +182,10 @@ pub fn run(
             interface_addrs.entry(i).or_default().push(a.address);
         }
     }
-    let input = CheckInput {
-        platform,
-        checked,
-        claims,
+    Ok(HostScan {
         listeners,
-        exposures,
         redirects,
         interface_addrs,
-    };
-    Ok(Outcome {
-        report: check::analyze(&input),
         notes,
     })
 }
