@@ -9,7 +9,7 @@
 
 use std::net::{IpAddr, Ipv4Addr};
 
-use crate::core::alloc::{self, Refusal};
+use crate::core::alloc;
 use crate::core::config::{Config, Pool};
 use crate::core::lifecycle::Phase;
 use crate::core::names::{IfName, JailName, PoolName};
@@ -86,6 +86,23 @@ impl Observed<'_> {
     }
 }
 
+/// Why `a` cannot be `jail`'s address, or None: the checks `assign` and
+/// `import` share (H6). Not a unicast host address; held outside the
+/// inventory (another jail's jail.conf static, a host interface); inside a
+/// pool, one the pool never hands out (network, broadcast, gateway,
+/// excluded, outside its ranges). Other jails' inventory addresses are the
+/// caller's check (it holds the locked inventory).
+pub fn address_refusal(config: &Config, jail: &JailName, a: Ipv4Addr, observed: &Observed) -> Option<String> {
+    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() || a.octets()[0] == 0 {
+        return Some(format!("{a} is not a unicast host address"));
+    }
+    if let Some(h) = observed.holder(jail, a) {
+        return Some(format!("{a} is {h}"));
+    }
+    let pool = config.pool_of(a)?;
+    alloc::check(pool, &RangeSet::new(), a).err().map(|r| r.describe(a, pool))
+}
+
 fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
     if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
         let what = cur.address.map_or_else(|| "inherit".to_string(), |a| a.to_string());
@@ -155,16 +172,11 @@ pub fn assign(
                 if let Some(other) = inv.holder_of(a, jail)? {
                     return Err(Error::data(format!("{a} is already held by jail {other}")));
                 }
-                if let Some(h) = observed.holder(jail, a) {
-                    return Err(Error::data(format!("{a} is {h}")));
+                if let Some(why) = address_refusal(config, jail, a, observed) {
+                    return Err(Error::data(why));
                 }
                 match pool {
-                    Some(pool) => {
-                        if let Err(r) = alloc::check(pool, &RangeSet::new(), a) {
-                            debug_assert!(r != Refusal::Taken);
-                            return Err(Error::data(r.describe(a, pool)));
-                        }
-                    }
+                    Some(_) => {}
                     None if interface.is_none() => {
                         let pools: Vec<String> =
                             config.pools.values().map(|p| format!("{} {}", p.name, p.network)).collect();
@@ -215,9 +227,13 @@ pub enum Imported {
     Skipped(String, String),
 }
 
-/// Takes the jails of jail.conf and their ip4 settings into the inventory.
-/// All or nothing: a bad name or an address clash fails the whole import.
-pub fn import(config: &Config, store: &Store, jails: &[ConfJail]) -> Result<Vec<Imported>> {
+/// Takes the jails of jail.conf and their ip4 settings into the inventory,
+/// under the rules of `assign` (H6): a jail that is running, starting or
+/// stopping is never changed, and an address `assign` would refuse
+/// ([`address_refusal`]) is skipped with the reason. All or nothing
+/// otherwise: a bad name or an address another jail holds in the inventory
+/// fails the whole import.
+pub fn import(config: &Config, store: &Store, jails: &[ConfJail], observed: &Observed) -> Result<Vec<Imported>> {
     store.update(|inv| {
         let mut out = vec![];
         for c in jails {
@@ -239,6 +255,10 @@ pub fn import(config: &Config, store: &Store, jails: &[ConfJail]) -> Result<Vec<
                 continue;
             };
             if let Some(a) = record.address {
+                if let Some(why) = address_refusal(config, &name, a, observed) {
+                    out.push(Imported::Skipped(c.name.clone(), format!("{}: {why}", c.location)));
+                    continue;
+                }
                 if let Some((other, _)) = inv.jails.iter().find(|(n, r)| **n != name && r.address == Some(a)) {
                     return Err(Error::data(format!(
                         "{}: jail {name} has {a} in jail.conf, but the inventory gives it to jail {other}",
@@ -249,6 +269,12 @@ pub fn import(config: &Config, store: &Store, jails: &[ConfJail]) -> Result<Vec<
             match inv.jails.get(&name) {
                 Some(cur) if cur.mode == record.mode && cur.address == record.address && cur.interface == record.interface => {
                     out.push(Imported::Unchanged(name));
+                }
+                Some(cur) if refuse_running(&name, cur).is_err() => {
+                    out.push(Imported::Skipped(
+                        c.name.clone(),
+                        format!("{}: jail {name} is {}; stop it before importing a change", c.location, cur.phase),
+                    ));
                 }
                 Some(cur) => {
                     let mut r = record;
@@ -400,9 +426,9 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let r = import(&c, &st, &conf).unwrap();
+        let r = import(&c, &st, &conf, &NONE).unwrap();
         assert!(matches!(r[0], Imported::Added(..)) && matches!(r[1], Imported::Added(..)));
-        let r = import(&c, &st, &conf).unwrap();
+        let r = import(&c, &st, &conf, &NONE).unwrap();
         assert!(r.iter().all(|x| matches!(x, Imported::Unchanged(_))));
         let before = std::fs::read_to_string(st.path()).unwrap();
         let bad = vec![
@@ -423,8 +449,79 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let e = import(&c, &st, &bad).unwrap_err();
+        let e = import(&c, &st, &bad, &NONE).unwrap_err();
         assert!(e.to_string().starts_with("jail.conf:12: invalid jail name"), "{e}");
         assert_eq!(std::fs::read_to_string(st.path()).unwrap(), before);
+    }
+
+    fn conf(name: &str, addr: &str) -> ConfJail {
+        ConfJail {
+            name: name.into(),
+            location: format!("jail.conf:{}", name.len()),
+            addrs: vec![(None, addr.parse().unwrap())],
+            ..Default::default()
+        }
+    }
+
+    /// H6 input B: every address `assign` refuses is skipped by `import`
+    /// with its reason, and nothing is recorded for it.
+    #[test]
+    fn import_skips_what_assign_refuses() {
+        let (c, st, _d) = setup();
+        let host = vec![IfAddr {
+            interface: "lo".into(),
+            address: "192.0.2.4".parse().unwrap(),
+            prefix: 8,
+        }];
+        let observed = Observed { jail_conf: &[], host: &host };
+        let cases = [
+            ("gw", "192.0.2.1", "gateway"),
+            ("bcast", "192.0.2.7", "broadcast"),
+            ("excl", "192.0.2.3", "excluded"),
+            ("onhost", "192.0.2.4", "host interface lo"),
+            ("mcast", "224.0.0.5", "not a unicast"),
+            ("zero", "0.0.0.0", "not a unicast"),
+            ("lo", "127.0.0.1", "not a unicast"),
+        ];
+        let confs: Vec<ConfJail> = cases.iter().map(|(n, a, _)| conf(n, a)).collect();
+        let r = import(&c, &st, &confs, &observed).unwrap();
+        for ((n, a, why), got) in cases.iter().zip(&r) {
+            match got {
+                Imported::Skipped(name, reason) => {
+                    assert_eq!(name, n);
+                    assert!(reason.contains(why), "{n} {a}: {reason}");
+                }
+                other => panic!("{n} {a}: {other:?}"),
+            }
+        }
+        assert!(st.read().unwrap().jails.is_empty());
+        // And assign refuses the same addresses.
+        for (n, a, _) in &cases[..4] {
+            let req = AssignRequest::Address {
+                address: a.parse().unwrap(),
+                interface: None,
+            };
+            assert!(assign(&c, &st, &j(n), &req, &observed).is_err(), "{a}");
+        }
+    }
+
+    /// H6 input A: a running jail is not changed by import.
+    #[test]
+    fn import_never_changes_a_running_jail() {
+        let (c, st, _d) = setup();
+        let req = AssignRequest::Address {
+            address: "192.0.2.6".parse().unwrap(),
+            interface: None,
+        };
+        assign(&c, &st, &j("legacy"), &req, &NONE).unwrap();
+        st.update(|inv| {
+            inv.jails.get_mut(&j("legacy")).unwrap().phase = Phase::Running;
+            Ok(())
+        })
+        .unwrap();
+        let before = st.read().unwrap();
+        let r = import(&c, &st, &[conf("legacy", "192.0.2.2")], &NONE).unwrap();
+        assert!(matches!(&r[0], Imported::Skipped(_, why) if why.contains("is running")), "{r:?}");
+        assert_eq!(st.read().unwrap(), before);
     }
 }
