@@ -178,11 +178,16 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
                 s.config.host.anchor
             );
         }
-        let p = match engine.plan(plan::Verb::Start, &d) {
+        let p = match engine.plan_in_phase(plan::Verb::Start, &d, rec.phase) {
             Ok(p) => p,
             Err(e) if permission(&e) => {
                 blind = true;
                 plan::plan_start(&d, &Observed::NOTHING)
+            }
+            Err(e @ Error::Data(_)) => {
+                println!("   cannot start: {e}");
+                println!();
+                continue;
             }
             Err(e) => return Err(e),
         };

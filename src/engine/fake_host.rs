@@ -24,6 +24,9 @@ pub struct FakeState {
     pub jails: BTreeMap<JailName, u32>,
     /// Loaded rules per jail.
     pub rules: BTreeMap<JailName, String>,
+    /// Addresses of the host's own interfaces, put there by a test (not by
+    /// jnet): what `interface_addresses` reports.
+    pub host_addresses: Vec<IfAddr>,
 }
 
 impl FakeState {
@@ -81,7 +84,7 @@ impl FakeHost {
 
 impl Host for FakeHost {
     fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError> {
-        Ok(Vec::new())
+        Ok(self.state.borrow().host_addresses.clone())
     }
 
     fn listeners(&self, _jails: &[JailName]) -> Result<Vec<Listener>, OsError> {

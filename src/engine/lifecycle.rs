@@ -83,10 +83,22 @@ pub enum HookPhase {
 }
 
 /// The host as seen for one jail.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Observation {
     pub observed: Observed,
     pub jid: Option<u32>,
+    /// Why the jail's address cannot be attached: it is on a host interface
+    /// and jnet did not put it there (see [`Engine::observe`]).
+    pub foreign_address: Option<String>,
+}
+
+impl Observation {
+    fn refuse_foreign_address(&self) -> Result<()> {
+        match &self.foreign_address {
+            Some(why) => Err(Error::Data(why.clone())),
+            None => Ok(()),
+        }
+    }
 }
 
 pub struct Engine<'a> {
@@ -114,20 +126,42 @@ impl<'a> Engine<'a> {
         self
     }
 
-    /// Looks at the host for `d`'s jail.
-    pub fn observe(&self, d: &Desired) -> Result<Observation> {
+    /// Looks at the host for `d`'s jail, whose inventory phase is `phase`.
+    ///
+    /// Ownership of a dedicated address (H7): it counts as jnet's, attached
+    /// for this jail, when the jail's own stack lists it (Linux: jnet's
+    /// namespace; FreeBSD: the jail's ip4.addr), or when it is on a host
+    /// interface while the phase says jnet may have put it there (starting,
+    /// running, stopping, failed). On a host interface in any other phase
+    /// it is someone else's: a start refuses to take it over, and a stop
+    /// never removes it.
+    pub fn observe(&self, d: &Desired, phase: Phase) -> Result<Observation> {
         let jail = d.jail();
         let running = self.host.running_jails()?;
         let rj = running.iter().find(|r| r.name == jail.as_str());
         // why: a listed jail with id 0 is only a leftover network (Linux
         // lists bare namespaces so stop can clean them up).
         let jail_running = rj.is_some_and(|r| r.id != 0);
+        let mut foreign_address = None;
         let network_attached = match &d.spec.network {
             JailNetwork::Inherit => true,
             JailNetwork::Dedicated { address, .. } => {
                 let a = IpAddr::V4(*address);
-                rj.is_some_and(|r| r.addresses.contains(&a))
-                    || self.host.interface_addresses()?.iter().any(|x| x.address == a)
+                let in_jail = rj.is_some_and(|r| r.addresses.contains(&a));
+                let ours = matches!(phase, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed);
+                let on_host = if in_jail {
+                    None
+                } else {
+                    self.host.interface_addresses()?.into_iter().find(|x| x.address == a)
+                };
+                if let (Some(h), false) = (&on_host, ours) {
+                    foreign_address = Some(format!(
+                        "jail {jail}: {a} is already configured on host interface {} and jnet did not add it \
+                         (the jail is {phase}); remove it there or assign the jail another address",
+                        h.interface
+                    ));
+                }
+                in_jail || (on_host.is_some() && ours)
             }
         };
         let rules = match self.host.loaded_rules(&d.anchor_root, jail) {
@@ -150,12 +184,24 @@ impl<'a> Engine<'a> {
                 rules,
             },
             jid: rj.filter(|r| r.id != 0).map(|r| r.id),
+            foreign_address,
         })
     }
 
     /// The plan for `verb` without applying it.
     pub fn plan(&self, verb: Verb, d: &Desired) -> Result<Plan> {
-        let o = self.observe(d)?.observed;
+        let phase = self.current_phase(d.jail(), d)?;
+        self.plan_in_phase(verb, d, phase)
+    }
+
+    /// [`Engine::plan`] for a jail whose inventory phase the caller read
+    /// (or previews: a jail not yet in the inventory is `defined`).
+    pub fn plan_in_phase(&self, verb: Verb, d: &Desired, phase: Phase) -> Result<Plan> {
+        let obs = self.observe(d, phase)?;
+        if verb == Verb::Start {
+            obs.refuse_foreign_address()?;
+        }
+        let o = obs.observed;
         Ok(match verb {
             Verb::Start => plan::plan_start(d, &o),
             Verb::Stop => plan::plan_stop(d, &o),
@@ -348,9 +394,12 @@ impl<'a> Engine<'a> {
 
     fn start_locked(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
         let phase = self.current_phase(jail, d)?;
-        let obs = self.observe(d)?;
+        let obs = self.observe(d, phase)?;
         let p = plan::plan_start(d, &obs.observed);
         refuse_unsupported(d, &p)?;
+        if p.steps.iter().any(|s| s.action == Action::AttachNetwork) {
+            obs.refuse_foreign_address()?;
+        }
         if p.is_empty() {
             if phase != Phase::Running {
                 self.begin(jail, Phase::Running, obs.jid)?;
@@ -369,7 +418,7 @@ impl<'a> Engine<'a> {
 
     fn stop_locked(&self, jail: &JailName, d: &Desired) -> Result<Outcome> {
         let phase = self.current_phase(jail, d)?;
-        let obs = self.observe(d)?;
+        let obs = self.observe(d, phase)?;
         let p = plan::plan_stop(d, &obs.observed);
         if p.is_empty() {
             if phase != Phase::Stopped && phase != Phase::Defined {
@@ -404,8 +453,11 @@ impl<'a> Engine<'a> {
     pub fn hook(&self, hook: HookPhase, d: &Desired) -> Result<Outcome> {
         let jail = d.jail();
         let _lock = self.store.lock_jail(jail)?;
-        self.current_phase(jail, d)?;
-        let obs = self.observe(d)?;
+        let phase = self.current_phase(jail, d)?;
+        let obs = self.observe(d, phase)?;
+        if hook == HookPhase::Prestart {
+            obs.refuse_foreign_address()?;
+        }
         // why: under jail(8) the jail does not exist yet at prestart, and
         // at poststart it exists but is not ours to create: plan as if
         // absent and keep only the hook's part.
@@ -623,6 +675,43 @@ mod tests {
         let e = Engine::new(&f.host, &f.store, &c).with_basis(basis);
         assert_eq!(e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(), ExitStatus::TempFail);
         assert_eq!(phase(&f).0, Phase::Running);
+    }
+
+    /// H7: the jail's address is already on a host interface and jnet did
+    /// not put it there (the jail is stopped). Start refuses with nothing
+    /// done; stop plans no removal of it.
+    #[test]
+    fn an_address_jnet_did_not_add_is_neither_taken_over_nor_removed() {
+        let f = fixture();
+        f.host.state.borrow_mut().host_addresses.push(crate::os::IfAddr {
+            interface: "em0".into(),
+            address: "10.0.0.5".parse().unwrap(),
+            prefix: 24,
+        });
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        let d = desired(true);
+        let err = e.start(&jn("www"), &d).unwrap_err();
+        assert_eq!(err.exit_status(), ExitStatus::DataErr, "{err}");
+        assert!(err.to_string().contains("host interface em0 and jnet did not add it"), "{err}");
+        assert!(f.host.take_calls().is_empty());
+        assert!(e.plan(Verb::Start, &d).is_err());
+        let stop = e.plan(Verb::Stop, &d).unwrap();
+        assert!(!stop.steps.iter().any(|s| s.action == Action::DetachNetwork), "{stop:?}");
+        e.stop(&jn("www"), &d).unwrap();
+        assert!(!f.host.take_calls().iter().any(|c| c.starts_with("detach")));
+        assert_eq!(f.host.snapshot().host_addresses.len(), 1);
+
+        // Where jnet may have added it (a start that died half-way), a stop
+        // takes it away.
+        f.store
+            .update(|inv| {
+                inv.jails.get_mut(&jn("www")).unwrap().phase = Phase::Starting;
+                Ok(())
+            })
+            .unwrap();
+        let stop = e.plan(Verb::Stop, &d).unwrap();
+        assert!(stop.steps.iter().any(|s| s.action == Action::DetachNetwork), "{stop:?}");
     }
 
     #[test]
