@@ -342,20 +342,20 @@ fn is_root() -> bool {
         .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
 }
 
-/// `plan` has no `--format json` yet (another change adds it). When it does,
-/// its schemas must exist and its output must validate; until then this says
-/// so on every run.
+/// `plan` of one jail (start and stop) and of the whole host.
 #[test]
-fn plan_reports_validate_once_plan_has_json() {
-    let cli = jnet::cli::Cli::command();
-    let plan = cli.find_subcommand("plan").expect("plan subcommand");
-    if !plan.get_arguments().any(|a| a.get_long() == Some("format")) {
-        eprintln!("NOTE: `jnet plan` has no --format yet; schemas/plan*.schema.json not checked");
-        return;
-    }
+fn plan_reports_validate_against_their_schemas() {
     let ex = Example::new();
-    assert_valid("plan", None, &ex.json(&["plan", "www"]));
-    assert_valid("plan-all", None, &ex.json(&["plan"]));
+    let one = ex.json(&["plan", "www"]);
+    assert_valid("plan", None, &one);
+    assert!(!one["steps"].as_array().unwrap().is_empty(), "{one}");
+    assert_valid("plan", None, &ex.json(&["plan", "www", "--stop"]));
+    let all = ex.json(&["plan"]);
+    assert_valid("plan-all", None, &all);
+    // Both modes and a firewall anchor, or the validation proves little.
+    let jails = all["jails"].as_array().unwrap();
+    assert!(jails.iter().any(|j| j["mode"] == "inherit") && jails.iter().any(|j| j["mode"] == "dedicated"));
+    assert!(jails.iter().any(|j| j["firewall"].is_object()), "{all}");
 }
 
 #[test]

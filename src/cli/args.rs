@@ -85,6 +85,8 @@ pub enum Command {
         /// Plan a stop instead of a start
         #[arg(long)]
         stop: bool,
+        #[command(flatten)]
+        format: FormatArg,
     },
     /// Run a command inside a running jail (like jexec)
     Exec {

@@ -98,12 +98,17 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
             require_root(&format!("jnet restart {jail}")).and_then(|_| lifecycle::restart(&s, jail))
         }
         Command::Status { jail, format } => lifecycle::status(&s, jail.as_deref(), format.format),
-        Command::Plan { jail: Some(jail), stop } => lifecycle::plan(&s, jail, *stop),
+        Command::Plan {
+            jail: Some(jail),
+            stop,
+            format,
+        } => lifecycle::plan(&s, jail, *stop, format.format),
         Command::Plan {
             jail: None,
             stop: false,
-        } => crate::cli::plan_all::plan_all(&s),
-        Command::Plan { jail: None, stop: true } => Err(Error::data("plan --stop needs a jail")),
+            format,
+        } => crate::cli::plan_all::plan_all(&s, format.format),
+        Command::Plan { jail: None, stop: true, .. } => Err(Error::data("plan --stop needs a jail")),
         Command::Exec { jail, argv } => {
             require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
         }

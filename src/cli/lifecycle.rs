@@ -78,12 +78,53 @@ pub fn restart(s: &Session, jail: &str) -> Result<ExitStatus> {
     })
 }
 
-pub fn plan(s: &Session, jail: &str, stop: bool) -> Result<ExitStatus> {
-    with_engine(s, jail, |e, _, d| {
+pub fn plan(s: &Session, jail: &str, stop: bool, format: Format) -> Result<ExitStatus> {
+    with_engine(s, jail, |e, j, d| {
         let p = e.plan(if stop { Verb::Stop } else { Verb::Start }, d)?;
-        print!("{}", p.render(d));
+        if format == Format::Json {
+            print_json(&PlanReport {
+                jail: j.to_string(),
+                verb: p.verb.to_string(),
+                steps: StepReport::all(&p, d),
+            })?;
+        } else {
+            print!("{}", p.render(d));
+        }
         Ok(ExitStatus::Ok)
     })
+}
+
+/// `jnet plan JAIL --format json` (schemas/plan.schema.json).
+#[derive(Debug, Serialize)]
+struct PlanReport {
+    jail: String,
+    verb: String,
+    steps: Vec<StepReport>,
+}
+
+/// One step of a plan, in the order it runs.
+#[derive(Debug, Serialize)]
+pub struct StepReport {
+    /// Which part of the lifecycle it is (`address`, `create jail`,
+    /// `exec.start`, `firewall load`, ...).
+    pub kind: &'static str,
+    /// What it does, as the text plan says it.
+    pub action: String,
+    /// What undoes it when a later step fails; null when nothing must.
+    pub undo: Option<String>,
+}
+
+impl StepReport {
+    pub fn all(p: &crate::core::plan::Plan, d: &Desired) -> Vec<StepReport> {
+        p.steps
+            .iter()
+            .map(|s| StepReport {
+                kind: s.action.kind(),
+                action: s.action.describe(d),
+                undo: s.undo.as_ref().map(|u| u.describe(d)),
+            })
+            .collect()
+    }
 }
 
 pub fn hook(s: &Session, phase: HookPhaseArg, jail: &str) -> Result<ExitStatus> {

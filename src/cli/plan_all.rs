@@ -12,7 +12,12 @@
 
 use std::net::IpAddr;
 
+use serde::Serialize;
+
+use crate::cli::args::Format;
 use crate::cli::commands::Session;
+use crate::cli::lifecycle::StepReport;
+use crate::cli::output::print_json;
 use crate::core::alloc;
 use crate::core::check::Severity;
 use crate::core::names::JailName;
@@ -73,7 +78,139 @@ fn permission(e: &Error) -> bool {
     e.exit_status() == ExitStatus::NoPerm
 }
 
-pub fn plan_all(s: &Session) -> Result<ExitStatus> {
+/// `jnet plan --format json` (schemas/plan-all.schema.json); the text plan
+/// prints the same values.
+#[derive(Debug, Default, Serialize)]
+struct PlanAll {
+    /// jail.conf entries whose names jnet cannot manage, with why.
+    unmanaged: Vec<String>,
+    jails: Vec<JailPlan>,
+    /// Conflicts and warnings of the port check over every jail; null when
+    /// it could not run (see `notes`).
+    port_check: Option<CheckCounts>,
+    notes: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct CheckCounts {
+    conflicts: usize,
+    warnings: usize,
+}
+
+#[derive(Debug, Default, Serialize)]
+struct JailPlan {
+    name: String,
+    /// `inherit` or `dedicated`; null when the jail has no address and
+    /// none can be previewed.
+    mode: Option<&'static str>,
+    /// The dedicated address, had or previewed; null otherwise.
+    address: Option<String>,
+    /// `in the inventory`, or `preview: ...` saying where the preview
+    /// comes from.
+    origin: Option<String>,
+    phase: Option<String>,
+    ports: Vec<String>,
+    exposes: Vec<String>,
+    nat: bool,
+    findings: Vec<Finding>,
+    /// The rules the jail's anchor (pf) or chains (nft) need; null when it
+    /// needs none.
+    firewall: Option<Firewall>,
+    steps: Vec<StepReport>,
+    /// Why the jail cannot be planned or started; null when it can.
+    problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+struct Firewall {
+    /// Redirections plus nat rules.
+    rules: usize,
+    /// `anchor_root/jail`.
+    anchor: String,
+}
+
+#[derive(Debug, Serialize)]
+struct Finding {
+    severity: &'static str,
+    message: String,
+}
+
+pub fn plan_all(s: &Session, format: Format) -> Result<ExitStatus> {
+    let report = build(s)?;
+    if format == Format::Json {
+        print_json(&report)?;
+    } else {
+        print!("{}", render(&report));
+    }
+    Ok(ExitStatus::Ok)
+}
+
+fn render(r: &PlanAll) -> String {
+    use std::fmt::Write;
+    let mut o = String::new();
+    for u in &r.unmanaged {
+        let _ = writeln!(o, "# {u}");
+    }
+    let dash = |v: &[String]| if v.is_empty() { "-".to_string() } else { v.join(", ") };
+    for j in &r.jails {
+        let n = &j.name;
+        let _ = writeln!(o, "== {n}");
+        let Some(mode) = j.mode else {
+            let _ = writeln!(o, "   no address: jnet assign {n} --inherit | --pool POOL | ADDRESS\n");
+            continue;
+        };
+        let addr = if mode == "inherit" {
+            "inherit (host addresses)".to_string()
+        } else {
+            j.address.clone().unwrap_or_default()
+        };
+        let _ = writeln!(
+            o,
+            "   address: {addr} ({}), state {}",
+            j.origin.as_deref().unwrap_or(""),
+            j.phase.as_deref().unwrap_or("")
+        );
+        let _ = writeln!(
+            o,
+            "   ports: {}; exposes: {}; nat: {}",
+            dash(&j.ports),
+            dash(&j.exposes),
+            if j.nat { "yes" } else { "no" }
+        );
+        for f in &j.findings {
+            let sev = if f.severity == "error" { "conflict" } else { "warning" };
+            let _ = writeln!(o, "   {sev}: {}", f.message);
+        }
+        if let Some(p) = &j.problem {
+            let _ = writeln!(o, "   {p}\n");
+            continue;
+        }
+        if let Some(f) = &j.firewall {
+            let _ = writeln!(o, "   firewall: {} rule(s) in {}", f.rules, f.anchor);
+        }
+        if j.steps.is_empty() {
+            let _ = writeln!(o, "   {n}: already running; nothing to do");
+        }
+        for (i, st) in j.steps.iter().enumerate() {
+            let _ = write!(o, "   {}. {}", i + 1, st.action);
+            if let Some(u) = &st.undo {
+                let _ = write!(o, "  [undo: {u}]");
+            }
+            o.push('\n');
+        }
+        o.push('\n');
+    }
+    if let Some(c) = &r.port_check {
+        let _ = writeln!(o, "port check: {} conflict(s), {} warning(s)", c.conflicts, c.warnings);
+    }
+    for n in &r.notes {
+        let _ = writeln!(o, "note: {n}");
+    }
+    o
+}
+
+fn build(s: &Session) -> Result<PlanAll> {
+    let mut out = PlanAll::default();
     let mut inv = s.store.read()?;
     let mut names: Vec<JailName> = s.config.jails.keys().cloned().collect();
     names.extend(inv.jails.keys().cloned());
@@ -81,7 +218,7 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
         // jail.conf may hold names jnet cannot manage; those are listed, not planned.
         match JailName::new(&c.name) {
             Ok(n) => names.push(n),
-            Err(e) => println!("# {}: {e}; jnet does not manage it", c.location),
+            Err(e) => out.unmanaged.push(format!("{}: {e}; jnet does not manage it", c.location)),
         }
     }
     names.sort();
@@ -99,14 +236,13 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
     }
     let host = system_host()?;
     let views = jails::views(&s.config, &inv, &s.profiles)?;
-    let mut notes = vec![];
     let check = match portcheck::run(host.as_ref(), &s.config, &views, &[]) {
         Ok(o) => {
-            notes.extend(o.notes);
+            out.notes.extend(o.notes);
             Some(o.report)
         }
         Err(e) => {
-            notes.push(format!("port check not run: {e}"));
+            out.notes.push(format!("port check not run: {e}"));
             None
         }
     };
@@ -122,61 +258,48 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
     let mut blind = false;
     for n in &names {
         let Some(v) = views.get(n) else { continue };
-        println!("== {n}");
+        let mut j = JailPlan {
+            name: n.to_string(),
+            ..Default::default()
+        };
         let Some(rec) = &v.record else {
-            println!("   no address: jnet assign {n} --inherit | --pool POOL | ADDRESS");
-            println!();
+            out.jails.push(j);
             continue;
         };
-        let addr = match rec.mode {
-            Mode::Inherit => "inherit (host addresses)".to_string(),
-            Mode::Dedicated => rec.address.map(|a| a.to_string()).unwrap_or_default(),
+        j.mode = Some(rec.mode.as_str());
+        j.address = match rec.mode {
+            Mode::Inherit => None,
+            Mode::Dedicated => rec.address.map(|a| a.to_string()),
         };
-        println!(
-            "   address: {addr} ({}), state {}",
-            origin.get(n).map_or("", String::as_str),
-            rec.phase
-        );
-        let ports: Vec<String> = v.settings.ports.iter().map(|p| p.to_string()).collect();
-        let expose: Vec<String> = v.exposures.iter().map(|e| e.to_string()).collect();
-        println!(
-            "   ports: {}; exposes: {}; nat: {}",
-            if ports.is_empty() {
-                "-".to_string()
-            } else {
-                ports.join(", ")
-            },
-            if expose.is_empty() {
-                "-".to_string()
-            } else {
-                expose.join(", ")
-            },
-            if v.nat { "yes" } else { "no" }
-        );
+        j.origin = origin.get(n).cloned();
+        j.phase = Some(rec.phase.to_string());
+        j.ports = v.settings.ports.iter().map(|p| p.to_string()).collect();
+        j.exposes = v.exposures.iter().map(|e| e.to_string()).collect();
+        j.nat = v.nat;
         if let Some(r) = &check {
-            for c in r.conflicts.iter().filter(|c| &c.jail == n) {
-                let sev = if c.severity == Severity::Error {
-                    "conflict"
-                } else {
-                    "warning"
-                };
-                println!("   {sev}: {}", c.message);
-            }
+            j.findings = r
+                .conflicts
+                .iter()
+                .filter(|c| &c.jail == n)
+                .map(|c| Finding {
+                    severity: if c.severity == Severity::Error { "error" } else { "warning" },
+                    message: c.message.clone(),
+                })
+                .collect();
         }
         let d = match desired::build(&ctx, n) {
             Ok(d) => d,
             Err(e) => {
-                println!("   cannot plan: {e}");
-                println!();
+                j.problem = Some(format!("cannot plan: {e}"));
+                out.jails.push(j);
                 continue;
             }
         };
         if let Ok(Some(rules)) = firewall::jail_rules(&s.config, v) {
-            println!(
-                "   firewall: {} rule(s) in {}/{n}",
-                rules.redirects.len() + rules.nats.len(),
-                s.config.host.anchor
-            );
+            j.firewall = Some(Firewall {
+                rules: rules.redirects.len() + rules.nats.len(),
+                anchor: format!("{}/{n}", s.config.host.anchor),
+            });
         }
         let p = match engine.plan_in_phase(plan::Verb::Start, &d, rec.phase) {
             Ok(p) => p,
@@ -185,25 +308,22 @@ pub fn plan_all(s: &Session) -> Result<ExitStatus> {
                 plan::plan_start(&d, &Observed::NOTHING)
             }
             Err(e @ Error::Data(_)) => {
-                println!("   cannot start: {e}");
-                println!();
+                j.problem = Some(format!("cannot start: {e}"));
+                out.jails.push(j);
                 continue;
             }
             Err(e) => return Err(e),
         };
-        for line in p.render(&d).lines() {
-            println!("   {line}");
-        }
-        println!();
+        j.steps = StepReport::all(&p, &d);
+        out.jails.push(j);
     }
     if blind {
-        notes.push("not root: jails and firewall of this host not read; planned as if nothing were running".into());
+        out.notes
+            .push("not root: jails and firewall of this host not read; planned as if nothing were running".into());
     }
-    if let Some(r) = &check {
-        println!("port check: {} conflict(s), {} warning(s)", r.errors(), r.warnings());
-    }
-    for n in notes {
-        println!("note: {n}");
-    }
-    Ok(ExitStatus::Ok)
+    out.port_check = check.as_ref().map(|r| CheckCounts {
+        conflicts: r.errors(),
+        warnings: r.warnings(),
+    });
+    Ok(out)
 }
