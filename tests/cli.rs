@@ -307,6 +307,42 @@ fn concurrent_exposes_of_one_host_port_admit_exactly_one() {
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
 }
 
+/// `pools --format prometheus` carries exactly the numbers of the JSON
+/// report, in the exposition format's line shapes.
+#[test]
+fn prometheus_pools_agree_with_the_json_report() {
+    let e = Env::new();
+    e.ok(&["assign", "a", "--pool", "lan"]);
+    e.ok(&["assign", "b", "--pool", "lan"]);
+    e.ok(&["assign", "c", "--inherit"]);
+    let json = e.json(&["pools", "--format", "json"]);
+    let text = e.ok(&["pools", "--format", "prometheus"]);
+    let mut samples = std::collections::BTreeMap::new();
+    for line in text.lines().filter(|l| !l.starts_with('#')) {
+        let (series, value) = line.rsplit_once(' ').unwrap();
+        samples.insert(series.to_string(), value.parse::<f64>().unwrap());
+    }
+    let pools = json["pools"].as_array().unwrap();
+    assert_eq!(pools.len(), 2);
+    for p in pools {
+        let name = p["name"].as_str().unwrap();
+        for k in ["used", "reserved", "free"] {
+            let got = samples[&format!("jnet_pool_{k}{{pool=\"{name}\"}}")];
+            assert_eq!(got, p[k].as_f64().unwrap(), "{name} {k}");
+        }
+        let size = format!(
+            "jnet_pool_size{{pool=\"{name}\",network=\"{}\",interface=\"{}\"}}",
+            p["network"].as_str().unwrap(),
+            p["interface"].as_str().unwrap()
+        );
+        assert_eq!(samples[&size], p["size"].as_f64().unwrap());
+    }
+    assert_eq!(samples["jnet_pool_used{pool=\"lan\"}"], 2.0);
+    assert_eq!(samples["jnet_jails{phase=\"defined\"}"], 3.0);
+    assert_eq!(samples["jnet_jails_running"], 0.0);
+    assert!(text.contains("# TYPE jnet_pool_free gauge\n"));
+}
+
 #[test]
 fn killed_writer_leaves_old_or_new_inventory() {
     let e = Env::new();

@@ -36,6 +36,23 @@ pub enum Format {
     Json,
 }
 
+/// Output formats of `jnet pools`: the report formats plus Prometheus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Default)]
+pub enum PoolsFormat {
+    #[default]
+    Table,
+    Json,
+    /// Prometheus text exposition (node_exporter textfile collector)
+    Prometheus,
+}
+
+#[derive(Debug, Args)]
+pub struct PoolsFormatArg {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = PoolsFormat::Table)]
+    pub format: PoolsFormat,
+}
+
 #[derive(Debug, Args)]
 pub struct FormatArg {
     /// Output format
@@ -52,7 +69,7 @@ pub enum Command {
     /// Jails with mode, address, pool, interface, state and declared ports
     List(FormatArg),
     /// Pool usage: network, size, used, free, utilisation
-    Pools(FormatArg),
+    Pools(PoolsFormatArg),
     /// Pools, every assignment, and drift between the inventory and the host
     Inventory(FormatArg),
     /// Take the jails and ip4 settings of jail.conf into the inventory

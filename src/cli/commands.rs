@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use crate::cli::args::{AssignArgs, CheckArgs, Cli, Command, Format};
+use crate::cli::args::{AssignArgs, CheckArgs, Cli, Command, Format, PoolsFormat};
 use crate::cli::lifecycle;
 use crate::cli::output::{print_json, Table};
 use crate::core::config::Config;
@@ -270,16 +270,33 @@ fn print_pools(rows: &[report::PoolReport]) {
     t.print();
 }
 
-fn pools(s: &Session, format: Format) -> Result<ExitStatus> {
-    let (rows, _) = pool_rows(s)?;
-    if format == Format::Json {
-        #[derive(Serialize)]
-        struct Out<'a> {
-            pools: &'a [report::PoolReport],
+fn pools(s: &Session, format: PoolsFormat) -> Result<ExitStatus> {
+    let (rows, host) = pool_rows(s)?;
+    match format {
+        PoolsFormat::Json => {
+            #[derive(Serialize)]
+            struct Out<'a> {
+                pools: &'a [report::PoolReport],
+            }
+            print_json(&Out { pools: &rows })?;
         }
-        return print_json(&Out { pools: &rows });
+        PoolsFormat::Prometheus => {
+            // why the same sources as `inventory`: the drift gauges must
+            // agree with `jnet inventory --format json`.
+            let inv = s.store.read()?;
+            let phases: Vec<_> = inv.jails.values().map(|r| r.phase).collect();
+            let drift = report::drift(&s.config, &inv, &[host, jail_stack_addresses()].concat());
+            print!(
+                "{}",
+                crate::cli::metrics::render(&crate::cli::metrics::Input {
+                    pools: &rows,
+                    phases: &phases,
+                    drift: &drift,
+                })
+            );
+        }
+        PoolsFormat::Table => print_pools(&rows),
     }
-    print_pools(&rows);
     Ok(ExitStatus::Ok)
 }
 

@@ -8,6 +8,7 @@ pub mod completions;
 pub mod firewall;
 pub mod lifecycle;
 pub mod output;
+pub mod metrics;
 pub mod plan_all;
 
 pub use args::Cli;
