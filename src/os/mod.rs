@@ -4,7 +4,6 @@
 
 use crate::error::ExitStatus;
 
-#[cfg(target_os = "freebsd")]
 pub mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
@@ -42,7 +41,6 @@ impl OsError {
     }
 }
 
-pub mod freebsd_plan;
 pub mod runner;
 
 /// Whether a tool's stderr says it lacked privileges (nft, pfctl, ip).

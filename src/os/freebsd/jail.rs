@@ -2,7 +2,7 @@
 //! name and enumerate (jail_get, `lastjid`), remove (jail_remove) and run a
 //! command inside (fork, jail_attach, exec — what jexec(8) does).
 //!
-//! Parameters are validated and encoded by `freebsd_plan`; the syscalls are
+//! Parameters are validated and encoded by `params` and `iov`; the syscalls are
 //! in `sys`. Errors carry the kernel's `errmsg` text when it wrote one (as
 //! jail(8) and libjail report them), else the errno. This module does not
 //! add interface aliases (jail(2) does not either) and runs no exec.* hooks.
@@ -11,10 +11,11 @@ use std::ffi::CString;
 
 use nix::errno::Errno;
 
+use super::iov::{JailInfo, JailIov};
+use super::params as plan;
 use super::sys::{self, ChildStep, InJail};
 use super::FreeBsdError;
 use crate::core::names::JailName;
-use crate::os::freebsd_plan::{self as plan, JailInfo, JailIov};
 use crate::os::JailSpec;
 
 /// Addresses read per jail on the first try; grown when a jail has more.

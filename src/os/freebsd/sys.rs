@@ -1,7 +1,7 @@
 //! Every `unsafe` call of the FreeBSD adapter: jail_set(2), jail_get(2),
 //! jail_remove(2), jail_attach(2) in a forked child, and the SIOCAIFADDR /
 //! SIOCDIFADDR ioctls of netintro(4). Each wrapper takes memory built and
-//! owned by safe code (`freebsd_plan`) and returns `Errno`; it decides
+//! owned by safe code (`params`, `iov`, `ifreq`) and returns `Errno`; it decides
 //! nothing else. Layouts the kernel reads are checked against libc's
 //! declarations at compile time.
 #![allow(unsafe_code)]
@@ -12,9 +12,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
-use crate::os::freebsd_plan::{self as plan, JailIov};
+use super::ifreq as plan;
+use super::iov::JailIov;
+use super::params::{JAIL_SYS_DISABLE, JAIL_SYS_INHERIT, JAIL_SYS_NEW};
 
-// The byte layouts built in freebsd_plan must be the ones libc declares for
+// The byte layouts built in `ifreq` and `params` must be the ones libc declares for
 // FreeBSD (DESIGN.md section 7): struct in_aliasreq has the same layout as
 // libc's ifaliasreq, with sockaddr_in in place of sockaddr (both 16 bytes).
 const _: () = assert!(size_of::<libc::ifaliasreq>() == plan::IN_ALIASREQ_LEN);
@@ -29,9 +31,9 @@ const _: () = assert!(size_of::<libc::sockaddr>() == plan::SOCKADDR_IN_LEN);
 const _: () = assert!(offset_of!(libc::sockaddr_in, sin_addr) == 4);
 const _: () = assert!(libc::AF_INET == plan::AF_INET as libc::c_int);
 const _: () = assert!(libc::IFNAMSIZ as usize == plan::IFNAMSIZ);
-const _: () = assert!(libc::JAIL_SYS_NEW == plan::JAIL_SYS_NEW);
-const _: () = assert!(libc::JAIL_SYS_INHERIT == plan::JAIL_SYS_INHERIT);
-const _: () = assert!(libc::JAIL_SYS_DISABLE == plan::JAIL_SYS_DISABLE);
+const _: () = assert!(libc::JAIL_SYS_NEW == JAIL_SYS_NEW);
+const _: () = assert!(libc::JAIL_SYS_INHERIT == JAIL_SYS_INHERIT);
+const _: () = assert!(libc::JAIL_SYS_DISABLE == JAIL_SYS_DISABLE);
 const _: () = assert!(size_of::<libc::c_ulong>() == 8);
 
 /// An ioctl argument with the alignment of the C structs (their widest
