@@ -5,10 +5,10 @@
 
 use std::net::IpAddr;
 
-use super::{ifaddr, jail, listeners, pf};
+use super::{ifaddr, jail, listeners, mounts, pf};
 use crate::core::listeners::{ForeignRedirect, Listener};
 use crate::core::names::JailName;
-use crate::os::{Host, IfAddr, JailNetwork, JailSpec, OsError, RunningJail};
+use crate::os::{ExecOptions, Host, IfAddr, JailNetwork, JailSpec, MountEntry, OsError, RunningJail};
 
 /// The FreeBSD implementation of [`Host`].
 #[derive(Debug, Default, Clone)]
@@ -124,24 +124,20 @@ impl Host for FreeBsdHost {
         Ok(jail::terminate(name, timeout)?)
     }
 
-    fn exec_in_jail(&self, name: &JailName, argv: &[String]) -> Result<i32, OsError> {
-        Ok(jail::exec_in(name, argv)?)
+    fn exec_in_jail_with(&self, name: &JailName, argv: &[String], opts: &ExecOptions) -> Result<i32, OsError> {
+        jail::exec_in(name, argv, opts)
     }
 
-    fn exec_on_host(&self, command: &str) -> Result<i32, OsError> {
-        use std::os::unix::process::ExitStatusExt;
-        // why: the command is a jail.conf exec.* line from a root-owned
-        // file and is sh(1) syntax by definition, as jail(8) runs it.
-        tracing::debug!(command, "exec on host");
-        let status = std::process::Command::new("/bin/sh")
-            .arg("-c")
-            .arg(command)
-            .status()
-            .map_err(|e| OsError::Sys {
-                op: format!("/bin/sh -c {command:?}"),
-                source: e,
-            })?;
-        Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    fn exec_on_host_with(&self, jail: &str, command: &str, opts: &ExecOptions) -> Result<i32, OsError> {
+        jail::exec_on_host(jail, command, opts)
+    }
+
+    fn mount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        mounts::mount(jail, m)
+    }
+
+    fn unmount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        mounts::unmount(jail, m)
     }
 
     fn running_jails(&self) -> Result<Vec<RunningJail>, OsError> {

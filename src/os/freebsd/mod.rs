@@ -5,17 +5,18 @@
 //! on Linux: `params` (jail parameter types and encoding), `iov` (the
 //! jail_set/jail_get iovec), `ifreq` (ioctl layouts and the alias plan),
 //! `pfctl` (pfctl arguments and listing decoders), `sockstat` (sockstat
-//! arguments and listener attribution). `pf` and `listeners` only run
-//! commands through the runner and compile everywhere too. What calls
+//! arguments and listener attribution). `pf`, `listeners` and `mounts` only
+//! run commands through the runner and compile everywhere too. What calls
 //! FreeBSD-only libc — `sys` (every `unsafe`), `jail`, `ifaddr` and
 //! [`FreeBsdHost`] in `host` — is compiled on FreeBSD only and
-//! type-checked in CI. Not handled here: VNET jails, IPv6 aliases; jail(8)'s
-//! exec.* and mount.* pseudo-parameters are run by the engine through the
-//! [`crate::os::Host`] trait.
+//! type-checked in CI. jail(8)'s exec.* settings are applied in `jail`
+//! (with `os::exec`), its mount.* parameters in `mounts`; the engine
+//! decides when. Not handled here: VNET jails, IPv6 aliases.
 
 pub mod ifreq;
 pub mod iov;
 pub mod listeners;
+pub mod mounts;
 pub mod params;
 pub mod pf;
 pub mod pfctl;
