@@ -783,3 +783,93 @@ fn stop_refuses_a_namespace_file_bound_to_the_callers_namespace() {
         nix::mount::umount2(&file, nix::mount::MntFlags::MNT_DETACH).unwrap();
     });
 }
+
+/// F9: jail.conf's exec.* settings on Linux, with real processes in a real
+/// jail: exec.jail_user switches the account (looked up in the jail's
+/// passwd, here the host's since the jail is rooted at /), exec.consolelog
+/// gets stdout and stderr, exec.clean empties the environment and changes
+/// to the account's home, exec.timeout kills `sleep 30`, and exec.fib is
+/// refused naming the parameter and the jail.
+#[test]
+fn jail_exec_settings() {
+    if !prerequisites("jail_exec_settings", &["sh", "sleep", "id"]) {
+        return;
+    }
+    isolated(|| {
+        use jnet::os::ExecOptions;
+        let host = LinuxHost::default();
+        let name = j("opts");
+        let spec = JailSpec {
+            name: name.clone(),
+            path: "/".into(),
+            hostname: None,
+            network: JailNetwork::Inherit,
+            params: vec![],
+        };
+        host.create_jail(&spec).unwrap();
+        let nobody = std::fs::read_to_string("/etc/passwd").unwrap().lines().find_map(|l| {
+            l.strip_prefix("nobody:")
+                .map(|r| r.split(':').nth(1).unwrap_or("").to_string())
+        });
+        let log = PathBuf::from("/run/jnet/consolelog-opts");
+        let _ = std::fs::remove_file(&log);
+        let sh = |c: &str| vec!["/bin/sh".to_string(), "-c".to_string(), c.to_string()];
+
+        if let Some(uid) = nobody {
+            let o = ExecOptions {
+                jail_user: Some("nobody".into()),
+                consolelog: Some(log.clone()),
+                ..Default::default()
+            };
+            let code = host
+                .exec_in_jail_with(&name, &sh("echo $(id -u) $USER; echo err >&2"), &o)
+                .unwrap();
+            assert_eq!(code, 0);
+            assert_eq!(std::fs::read_to_string(&log).unwrap(), format!("{uid} nobody\nerr\n"));
+        } else {
+            eprintln!("SKIP part of jail_exec_settings: no user nobody in /etc/passwd");
+        }
+
+        std::env::set_var("JNET_TEST_LEAK", "1");
+        let o = ExecOptions {
+            clean: true,
+            consolelog: Some(log.clone()),
+            ..Default::default()
+        };
+        let _ = std::fs::remove_file(&log);
+        host.exec_in_jail_with(&name, &sh("echo ${JNET_TEST_LEAK:-clean} $PATH $(pwd)"), &o)
+            .unwrap();
+        let home = std::fs::read_to_string("/etc/passwd")
+            .unwrap()
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("root:")
+                    .and_then(|r| r.split(':').nth(4))
+                    .map(str::to_string)
+            })
+            .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&log).unwrap(),
+            format!("clean /bin:/usr/bin {home}\n")
+        );
+
+        let o = ExecOptions {
+            timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
+        };
+        let t0 = std::time::Instant::now();
+        let e = host.exec_in_jail_with(&name, &sh("sleep 30"), &o).unwrap_err();
+        assert!(t0.elapsed() < Duration::from_secs(10), "{:?}", t0.elapsed());
+        assert!(e.to_string().contains("exec.timeout"), "{e}");
+        let e = host.exec_on_host_with("opts", "sleep 30", &o).unwrap_err();
+        assert!(e.to_string().contains("exec.timeout"), "{e}");
+
+        let o = ExecOptions {
+            fib: Some(1),
+            ..Default::default()
+        };
+        let e = host.exec_in_jail_with(&name, &sh("true"), &o).unwrap_err().to_string();
+        assert!(e.contains("exec.fib") && e.contains("jail opts"), "{e}");
+        host.remove_jail(&name).unwrap();
+    });
+}

@@ -15,7 +15,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use clap::CommandFactory;
 use serde_json::{json, Value};
 
 // ---- a validator for the keywords schemas/ uses --------------------------

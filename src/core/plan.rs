@@ -6,13 +6,14 @@
 //! `stopcommands` (FreeBSD main 2022-07 e7646b05, jail.c:88-132):
 //!
 //! - start: exec.prepare (90), addresses (92, `IP__IP4_IFADDR`), mounts
-//!   (97-101; jnet refuses jail.conf mounts, see `engine::jails_conf`),
+//!   (97-101: mount, mount.fstab, mount.devfs, mount.fdescfs,
+//!   mount.procfs; refused on Linux, see `engine::jails_conf`),
 //!   exec.prestart (102) *before* the jail exists, create (103),
 //!   exec.created (104), exec.start inside (106), exec.poststart (108);
 //! - stop: exec.prestop (114), exec.stop inside (115), SIGTERM and wait
 //!   `stop.timeout` (116, command.c `term_procs`, default 10 s), remove
-//!   (117), exec.poststop (118) while the addresses are still there, address
-//!   removal (128), exec.release (130).
+//!   (117), exec.poststop (118) while the addresses are still there, the
+//!   mounts in reverse (119-123), address removal (128), exec.release (130).
 //!
 //! jnet adds two steps of its own around that order: the pre-start port
 //! check comes first (a veto before anything runs), the firewall load comes
@@ -25,9 +26,10 @@
 use std::fmt;
 
 use crate::core::names::JailName;
-use crate::os::{JailNetwork, JailSpec};
+use crate::os::{ExecOptions, JailNetwork, JailSpec, MountEntry};
 
-/// The jail.conf(5) `exec.*` command lists of one jail. Host hooks run with
+/// The jail.conf(5) `exec.*` command lists of one jail, the exec.* settings
+/// they run with, and jail(8)'s mounts around them. Host hooks run with
 /// `/bin/sh -c`; `start`/`stop` run the same way inside the jail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ExecHooks {
@@ -40,6 +42,11 @@ pub struct ExecHooks {
     pub stop: Vec<String>,
     pub poststop: Vec<String>,
     pub release: Vec<String>,
+    /// exec.clean, exec.jail_user, exec.timeout, ... (see `os::exec`).
+    pub options: ExecOptions,
+    /// mount, mount.fstab lines, mount.devfs, mount.fdescfs, mount.procfs,
+    /// in jail(8)'s mount order (unmounted in reverse).
+    pub mounts: Vec<MountEntry>,
 }
 
 /// What a jail should look like when running.
@@ -146,6 +153,10 @@ pub enum Action {
     /// `Desired::stop_timeout` for them to exit (jail(8) `term_procs`).
     TerminateJail,
     RemoveJail,
+    /// One jail.conf mount (mount(8) on the host, before the jail exists).
+    Mount(MountEntry),
+    /// Its umount(8), after the jail is gone.
+    Unmount(MountEntry),
     /// A jail.conf command run on the host (`/bin/sh -c`).
     ExecHost {
         hook: Hook,
@@ -170,6 +181,8 @@ impl Action {
             Action::CreateJail => "create jail",
             Action::TerminateJail => "stop.timeout",
             Action::RemoveJail => "remove jail",
+            Action::Mount(_) => "mount",
+            Action::Unmount(_) => "unmount",
             Action::ExecHost { hook, .. } | Action::ExecJail { hook, .. } => hook.as_str(),
             Action::LoadRules => "firewall load",
             Action::FlushRules => "firewall flush",
@@ -182,6 +195,7 @@ impl Action {
             Action::AttachNetwork => Some(Action::DetachNetwork),
             Action::CreateJail => Some(Action::RemoveJail),
             Action::LoadRules => Some(Action::FlushRules),
+            Action::Mount(m) => Some(Action::Unmount(m.clone())),
             // why: a check changes nothing; commands cannot be un-run (the
             // jail's removal ends whatever exec.start left running).
             _ => None,
@@ -225,6 +239,8 @@ impl Action {
                 d.stop_timeout.as_secs()
             ),
             Action::RemoveJail => format!("remove jail {jail} and end its processes"),
+            Action::Mount(m) => format!("mount {} on {} ({})", m.vfstype, m.file.display(), m.source),
+            Action::Unmount(m) => format!("unmount {} from {} ({})", m.vfstype, m.file.display(), m.source),
             Action::ExecHost { hook, command } => {
                 format!("run {} on the host: {command}", hook.as_str())
             }
@@ -335,6 +351,11 @@ pub fn plan_start(d: &Desired, o: &Observed) -> Plan {
         steps.push(Step::new(Action::AttachNetwork));
     }
     if need_jail {
+        // why: jail(8) mounts after the addresses and before exec.prestart
+        // (jail.c startcommands, 97-101), in jail.conf's order.
+        for m in &d.exec.mounts {
+            steps.push(Step::new(Action::Mount(m.clone())));
+        }
         // why: jail(8) runs exec.prestart before the jail exists (jail.c:102
         // vs 103; jail.8 "before a jail is created"), so hooks that prepare
         // the root (mounts, ZFS, copies) see no running jail yet.
@@ -407,6 +428,11 @@ pub fn plan_stop(d: &Desired, o: &Observed) -> Plan {
         // why: exec.poststop runs while the addresses are still in place
         // (jail.c:118 vs 128).
         exec_steps(&mut steps, Hook::Poststop, &d.exec.poststop);
+        // why: jail(8) unmounts after exec.poststop, in reverse (jail.c
+        // stopcommands 119-123; mount and mount.fstab are PF_REV lists).
+        for m in d.exec.mounts.iter().rev() {
+            steps.push(Step::new(Action::Unmount(m.clone())));
+        }
     }
     if has_network(d) && o.network_attached {
         steps.push(Step::new(Action::DetachNetwork));
@@ -646,12 +672,15 @@ mod tests {
     /// jail(8)'s step order, as the table `startcommands` / `stopcommands`
     /// in usr.sbin/jail/jail.c (FreeBSD main 2022-07 e7646b05, jail.c:88-132)
     /// lists it, reduced to the steps jnet takes. `IP__IP4_IFADDR` (92) and
-    /// `IP__IP6_IFADDR` are "address"; the mount entries (97-101) have no
-    /// jnet step (jnet refuses jail.conf mounts); `IP__OP` is create (103)
-    /// or remove (117); `IP_STOP_TIMEOUT` (116) is the SIGTERM wait.
+    /// `IP__IP6_IFADDR` are "address"; the mount entries (97-101 `IP_MOUNT`,
+    /// `IP__MOUNT_FROM_FSTAB`, `IP_MOUNT_DEVFS`, `IP_MOUNT_FDESCFS`,
+    /// `IP_MOUNT_PROCFS`) are "mount", and in stop order (119-123) "unmount";
+    /// `IP__OP` is create (103) or remove (117); `IP_STOP_TIMEOUT` (116) is
+    /// the SIGTERM wait.
     const JAIL_C_START: &[&str] = &[
         "exec.prepare",   // 90  IP_EXEC_PREPARE
         "address",        // 92  IP__IP4_IFADDR
+        "mount",          // 97-101 IP_MOUNT .. IP_MOUNT_PROCFS
         "exec.prestart",  // 102 IP_EXEC_PRESTART
         "create",         // 103 IP__OP
         "exec.created",   // 104 IP_EXEC_CREATED
@@ -664,6 +693,7 @@ mod tests {
         "stop.timeout",  // 116 IP_STOP_TIMEOUT
         "remove",        // 117 IP__OP
         "exec.poststop", // 118 IP_EXEC_POSTSTOP
+        "unmount",       // 119-123 IP_MOUNT_PROCFS .. IP_MOUNT
         "address",       // 128 IP__IP4_IFADDR
         "exec.release",  // 130 IP_EXEC_RELEASE
     ];
@@ -677,6 +707,8 @@ mod tests {
             Action::RemoveJail => Some("remove"),
             Action::TerminateJail => Some("stop.timeout"),
             Action::ExecHost { hook, .. } | Action::ExecJail { hook, .. } => Some(hook.as_str()),
+            Action::Mount(_) => Some("mount"),
+            Action::Unmount(_) => Some("unmount"),
             Action::CheckPorts | Action::LoadRules | Action::FlushRules => None,
         }
     }
@@ -694,10 +726,17 @@ mod tests {
             Hook::Poststop,
             Hook::Release,
         ];
-        for net in [dedicated(), JailNetwork::Inherit] {
+        for (net, with_mount) in [(dedicated(), false), (JailNetwork::Inherit, false), (dedicated(), true)] {
             for mask in 0u32..(1 << HOOKS.len()) {
                 let mut d = desired(net.clone(), Some(RULES));
                 d.exec = ExecHooks::default();
+                if with_mount {
+                    d.exec.mounts = vec![crate::os::mount::builtin(
+                        std::path::Path::new("/jails/www"),
+                        crate::os::mount::Builtin::Procfs,
+                    )
+                    .unwrap()];
+                }
                 for (i, h) in HOOKS.iter().enumerate() {
                     if mask & (1 << i) == 0 {
                         continue;
@@ -717,6 +756,7 @@ mod tests {
                 }
                 let present = |name: &str| match HOOKS.iter().find(|h| h.as_str() == name) {
                     Some(h) => mask & (1 << HOOKS.iter().position(|x| x == h).unwrap()) != 0,
+                    None if name == "mount" || name == "unmount" => with_mount,
                     None => name != "address" || matches!(net, JailNetwork::Dedicated { .. }),
                 };
                 let want_start: Vec<&str> = JAIL_C_START.iter().copied().filter(|n| present(n)).collect();

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use crate::core::listeners::{ForeignRedirect, Listener};
 use crate::core::names::JailName;
-use crate::os::{Host, IfAddr, JailNetwork, JailSpec, OsError, RunningJail};
+use crate::os::{ExecOptions, Host, IfAddr, JailNetwork, JailSpec, MountEntry, OsError, RunningJail};
 
 /// What the fake host currently holds.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -27,11 +27,13 @@ pub struct FakeState {
     /// Addresses of the host's own interfaces, put there by a test (not by
     /// jnet): what `interface_addresses` reports.
     pub host_addresses: Vec<IfAddr>,
+    /// Mounted jail.conf mounts: (jail, mount point).
+    pub mounts: BTreeSet<(JailName, PathBuf)>,
 }
 
 impl FakeState {
     pub fn is_empty(&self) -> bool {
-        self.networks.is_empty() && self.jails.is_empty() && self.rules.is_empty()
+        self.networks.is_empty() && self.jails.is_empty() && self.rules.is_empty() && self.mounts.is_empty()
     }
 }
 
@@ -44,6 +46,8 @@ pub struct FakeHost {
     /// Calls (exact recorded text) that fail: exec calls return exit code
     /// 1, the others an error.
     pub fail: RefCell<BTreeSet<String>>,
+    /// The exec.* settings each exec call was given, in call order.
+    pub exec_options: RefCell<Vec<ExecOptions>>,
     next_id: RefCell<u32>,
 }
 
@@ -178,7 +182,26 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError> {
+    fn mount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        let call = format!("mount {jail}: {}", m.file.display());
+        if self.record(call.clone()) {
+            return Err(Self::injected(&call));
+        }
+        self.state.borrow_mut().mounts.insert((jail.clone(), m.file.clone()));
+        Ok(())
+    }
+
+    fn unmount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        let call = format!("unmount {jail}: {}", m.file.display());
+        if self.record(call.clone()) {
+            return Err(Self::injected(&call));
+        }
+        self.state.borrow_mut().mounts.remove(&(jail.clone(), m.file.clone()));
+        Ok(())
+    }
+
+    fn exec_in_jail_with(&self, jail: &JailName, argv: &[String], opts: &ExecOptions) -> Result<i32, OsError> {
+        self.exec_options.borrow_mut().push(opts.clone());
         // Hooks arrive as `/bin/sh -c <command>`: record the command itself.
         let cmd = match argv {
             [sh, c, command] if sh == "/bin/sh" && c == "-c" => command.clone(),
@@ -195,7 +218,8 @@ impl Host for FakeHost {
         })
     }
 
-    fn exec_on_host(&self, command: &str) -> Result<i32, OsError> {
+    fn exec_on_host_with(&self, _jail: &str, command: &str, opts: &ExecOptions) -> Result<i32, OsError> {
+        self.exec_options.borrow_mut().push(opts.clone());
         Ok(if self.record(format!("exec_on_host: {command}")) {
             1
         } else {

@@ -1,12 +1,20 @@
 //! What the engine takes from jail.conf: each jail's IPv4 mode, static
 //! addresses and interface (for assignment), and the parameters the
-//! lifecycle needs (path, hostname, exec.* lists, allow.*), reduced from the
-//! full parse in `core::jailconf`.
+//! lifecycle needs (path, hostname, exec.* lists and settings, mounts,
+//! allow.*), reduced from the full parse in `core::jailconf`. It reads the
+//! `mount.fstab` files jail.conf names; bad values are errors naming
+//! file:line. What the platform cannot do (Linux: exec.fib and the mount
+//! parameters) is listed in `ConfJail::unsupported`, which refuses a start
+//! before anything is created.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
 
+use crate::core::jailconf::{JailDef, Value};
 use crate::core::plan::ExecHooks;
+use crate::error::{Error, Result};
+use crate::os::exec::ExecOptions;
+use crate::os::mount::{self, Builtin, MountEntry};
 
 /// One jail of jail.conf as far as jnet is concerned.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -39,9 +47,33 @@ pub struct ConfJail {
     pub params: Vec<(String, String)>,
 }
 
+/// What this platform's lifecycle can do of jail(8)'s userland settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Support {
+    /// mount, mount.fstab, mount.devfs, mount.fdescfs, mount.procfs.
+    pub mounts: bool,
+    /// exec.fib (setfib(2)).
+    pub fib: bool,
+}
+
+impl Support {
+    /// FreeBSD runs mount(8) and setfib(2); Linux has neither (a jail's
+    /// mounts would have to be made in its mount namespace, which jnet does
+    /// not do).
+    pub const HOST: Support = Support {
+        mounts: cfg!(target_os = "freebsd"),
+        fib: cfg!(target_os = "freebsd"),
+    };
+}
+
 /// Reads jail.conf at `path` (with its includes) and reduces each jail.
 /// Errors name file:line (syntax: file:line:column).
-pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
+pub fn read(path: &std::path::Path) -> Result<Vec<ConfJail>> {
+    read_for(path, Support::HOST)
+}
+
+/// [`read`] for a platform that can do `support`.
+pub fn read_for(path: &std::path::Path, support: Support) -> Result<Vec<ConfJail>> {
     use crate::core::jailconf::{self, Ip4Mode};
     let conf = jailconf::load(&path.display().to_string(), &crate::engine::jailconf_fs::FsLoader)?;
     conf.jails()
@@ -58,18 +90,26 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
                 path: j.path().map(PathBuf::from),
                 hostname: j.hostname().map(str::to_string),
                 stop_timeout: stop_timeout(j)?,
-                unsupported: unsupported(j),
+                unsupported: unsupported(j, support),
                 persist: j.get_bool("persist").unwrap_or(false),
                 exec: ExecHooks {
                     prepare: j.exec("prepare"),
                     prestart: j.exec("prestart"),
                     created: j.exec("created"),
-                    start: j.exec("start"),
+                    // why: `command` is jail(8)'s exec.start given on its
+                    // command line; jail.c `startcommands` runs it right
+                    // after exec.start (IP_EXEC_START, IP_COMMAND), in the
+                    // jail, and for a named jail command.c run_command()
+                    // `case IP_COMMAND` runs it as exec.start's strings are
+                    // (`goto default_command`). jail(8) l.750-758.
+                    start: j.exec("start").into_iter().chain(command(j)).collect(),
                     poststart: j.exec("poststart"),
                     prestop: j.exec("prestop"),
                     stop: j.exec("stop"),
                     poststop: j.exec("poststop"),
                     release: j.exec("release"),
+                    options: exec_options(j)?,
+                    mounts: if support.mounts { mounts(j)? } else { Vec::new() },
                 },
                 params: passthrough_params(j),
             })
@@ -77,38 +117,22 @@ pub fn read(path: &std::path::Path) -> crate::error::Result<Vec<ConfJail>> {
         .collect()
 }
 
-/// jail.conf parameters jail(8) acts on that jnet's lifecycle does not do
-/// (usr.sbin/jail/command.c `run_command`, FreeBSD main 2022-07 e7646b05:
-/// exec.clean/exec.jail_user/exec.system_user 655-657 and 741-775,
-/// exec.fib 711-739, exec.consolelog and exec.timeout; mounts 467-595;
-/// `command` is jail(8)'s own `exec.start` override, and `depend` starts
-/// other jails first, which a one-jail `jnet start` does not). Starting
-/// without them would give the jail a different life than `service jail
-/// start` does, so a start is refused instead of ignoring them (F9).
-const UNSUPPORTED: &[&str] = &[
-    "exec.clean",
-    "exec.jail_user",
-    "exec.system_jail_user",
-    "exec.system_user",
-    "exec.fib",
-    "exec.consolelog",
-    "exec.timeout",
-    "mount",
-    "mount.fstab",
-    "mount.devfs",
-    "mount.fdescfs",
-    "mount.procfs",
-    "command",
-];
+/// jail.conf's mount parameters (usr.sbin/jail/command.c `run_command`,
+/// FreeBSD main 2022-07 e7646b05 l.467-595): done by jnet on FreeBSD,
+/// refused where [`Support::mounts`] is false.
+const MOUNT_PARAMS: &[&str] = &["mount", "mount.fstab", "mount.devfs", "mount.fdescfs", "mount.procfs"];
 
-fn unsupported(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
-    use crate::core::jailconf::Value;
+/// jail.conf parameters jail(8) acts on that jnet's lifecycle cannot do on
+/// this platform (`support`). Starting without them would give the jail a
+/// different life than `service jail start` does, so a start is refused
+/// instead of ignoring them (F9). The exec.* settings other than exec.fib
+/// are done on every platform (see `os::exec`).
+fn unsupported(j: &JailDef, support: Support) -> Vec<(String, String)> {
+    let refused = |k: &str| (!support.mounts && MOUNT_PARAMS.contains(&k)) || (!support.fib && k == "exec.fib");
     let mut out: Vec<(String, String)> = j
         .params
         .iter()
-        .filter(|(k, v)| {
-            UNSUPPORTED.contains(&k.as_str()) && !matches!(v, Value::Bool(false)) && j.get_bool(k) != Some(false)
-        })
+        .filter(|(k, v)| refused(k) && !matches!(v, Value::Bool(false)) && j.get_bool(k) != Some(false))
         .map(|(k, _)| {
             let at = j
                 .param_location(k)
@@ -121,9 +145,136 @@ fn unsupported(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
     out
 }
 
+/// `file:line` of parameter `name` (the jail's block when unknown).
+fn at(j: &JailDef, name: &str) -> String {
+    j.param_location(name)
+        .map(|l| l.to_string())
+        .unwrap_or_else(|| j.location.to_string())
+}
+
+fn bad(j: &JailDef, name: &str, what: impl std::fmt::Display) -> Error {
+    Error::data(format!("{}: jail {}: {name}: {what}", at(j, name), j.name))
+}
+
+/// The `command` values, as extra exec.start commands.
+fn command(j: &JailDef) -> Vec<String> {
+    j.get_list("command")
+        .into_iter()
+        .filter(|c| !c.trim().is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+/// A single-valued parameter, or an error when given as a list.
+fn single<'a>(j: &'a JailDef, name: &str) -> Result<Option<&'a str>> {
+    match j.get(name) {
+        None => Ok(None),
+        Some(Value::Str(s)) => Ok(Some(s.as_str())),
+        Some(Value::Bool(_)) => Err(bad(j, name, "needs a value")),
+        Some(Value::List(_)) => Err(bad(j, name, "takes one value, not a list")),
+    }
+}
+
+/// A boolean setting (`exec.clean;`, `exec.clean = 1`), or an error.
+fn flag(j: &JailDef, name: &str) -> Result<bool> {
+    match j.get(name) {
+        None => Ok(false),
+        Some(_) => j
+            .get_bool(name)
+            .ok_or_else(|| bad(j, name, "expected a boolean (true, false, 0 or 1)")),
+    }
+}
+
+/// A whole number as jail(8) reads it (`int_param`, strtol).
+fn number(j: &JailDef, name: &str) -> Result<Option<u32>> {
+    match single(j, name)? {
+        None => Ok(None),
+        Some(v) => v
+            .trim()
+            .parse::<u32>()
+            .map(Some)
+            .map_err(|_| bad(j, name, format!("{v:?} is not a whole number"))),
+    }
+}
+
+/// A user name for exec.jail_user / exec.system_user.
+fn user(j: &JailDef, name: &str) -> Result<Option<String>> {
+    match single(j, name)? {
+        None => Ok(None),
+        Some(u) if u.is_empty() || u.contains([':', '\0', '\n', '/']) || u.starts_with('-') => {
+            Err(bad(j, name, format!("{u:?} is not a user name")))
+        }
+        Some(u) => Ok(Some(u.to_string())),
+    }
+}
+
+/// jail.conf's exec.* settings (jail(8) l.780-816; what each does is in
+/// `os::exec`).
+fn exec_options(j: &JailDef) -> Result<ExecOptions> {
+    let consolelog = match single(j, "exec.consolelog")? {
+        None => None,
+        Some(p) if p.starts_with('/') && !p.contains('\0') => Some(PathBuf::from(p)),
+        Some(p) => return Err(bad(j, "exec.consolelog", format!("{p:?} is not an absolute path"))),
+    };
+    Ok(ExecOptions {
+        clean: flag(j, "exec.clean")?,
+        jail_user: user(j, "exec.jail_user")?,
+        system_user: user(j, "exec.system_user")?,
+        system_jail_user: flag(j, "exec.system_jail_user")?,
+        fib: number(j, "exec.fib")?,
+        consolelog,
+        timeout: number(j, "exec.timeout")?
+            .filter(|n| *n > 0)
+            .map(|n| std::time::Duration::from_secs(u64::from(n))),
+    })
+}
+
+/// jail.conf's mounts in jail(8)'s order (jail.c `startcommands`: mount,
+/// mount.fstab, mount.devfs, mount.fdescfs, mount.procfs); reads the
+/// mount.fstab file.
+fn mounts(j: &JailDef) -> Result<Vec<MountEntry>> {
+    let root = PathBuf::from(j.path().unwrap_or("/"));
+    let mut out = Vec::new();
+    for line in j.get_list("mount") {
+        let source = format!("mount ({})", at(j, "mount"));
+        if let Some(m) = mount::parse_fstab_line(line, &source, &root).map_err(|e| bad(j, "mount", e))? {
+            out.push(m);
+        }
+    }
+    if let Some(file) = single(j, "mount.fstab")?.filter(|f| !f.is_empty()) {
+        let text = std::fs::read_to_string(file).map_err(|e| bad(j, "mount.fstab", format!("read {file}: {e}")))?;
+        for (i, line) in text.lines().enumerate() {
+            let source = format!("mount.fstab {file}:{}", i + 1);
+            match mount::parse_fstab_line(line, &source, &root) {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => {}
+                Err(e) => {
+                    return Err(Error::data(format!(
+                        "{file}:{}: jail {} (mount.fstab at {}): {e}",
+                        i + 1,
+                        j.name,
+                        at(j, "mount.fstab")
+                    )))
+                }
+            }
+        }
+    }
+    let ruleset = number(j, "devfs_ruleset")?.unwrap_or(mount::DEFAULT_DEVFS_RULESET);
+    for (name, which) in [
+        ("mount.devfs", Builtin::Devfs { ruleset }),
+        ("mount.fdescfs", Builtin::Fdescfs),
+        ("mount.procfs", Builtin::Procfs),
+    ] {
+        if flag(j, name)? {
+            out.push(mount::builtin(&root, which).map_err(|e| bad(j, name, e))?);
+        }
+    }
+    Ok(out)
+}
+
 /// `stop.timeout`: whole seconds, as jail(8) reads it with strtol
 /// (command.c `term_procs`); 0 means "do not wait".
-fn stop_timeout(j: &crate::core::jailconf::JailDef) -> crate::error::Result<Option<std::time::Duration>> {
+fn stop_timeout(j: &JailDef) -> Result<Option<std::time::Duration>> {
     let Some(v) = j.get_str("stop.timeout") else {
         return Ok(None);
     };
@@ -146,8 +297,7 @@ fn stop_timeout(j: &crate::core::jailconf::JailDef) -> crate::error::Result<Opti
 /// and a few scalar limits. Everything else in jail.conf (exec.*, mount.*,
 /// ip4*, interface, path, host.hostname) jnet handles itself or leaves to
 /// jail(8); the FreeBSD adapter validates names and values again.
-fn passthrough_params(j: &crate::core::jailconf::JailDef) -> Vec<(String, String)> {
-    use crate::core::jailconf::Value;
+fn passthrough_params(j: &JailDef) -> Vec<(String, String)> {
     // why ip6*: jail.conf's IPv6 settings reach jail_set as jail(8) passes
     // them; without them a jail loses IPv6 (finding F10).
     const SCALARS: &[&str] = &[
@@ -212,26 +362,137 @@ mod tests {
         assert!(e.to_string().contains("jail.conf:1"), "{e}");
     }
 
-    #[test]
-    fn hooks_stop_timeout_and_unsupported_parameters() {
+    const LINUX: Support = Support {
+        mounts: false,
+        fib: false,
+    };
+    const FREEBSD: Support = Support {
+        mounts: true,
+        fib: true,
+    };
+
+    fn write(text: &str) -> (tempfile::TempDir, std::path::PathBuf) {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("jail.conf");
-        std::fs::write(
-            &p,
-            "w {\n exec.prepare = \"zfs mount z/w\";\n exec.created = \"logger c\";\n exec.release = \"zfs umount z/w\";\n stop.timeout = 3;\n mount.devfs;\n exec.jail_user = www;\n exec.clean = false;\n}\n",
-        )
-        .unwrap();
-        let j = &read(&p).unwrap()[0];
+        std::fs::write(&p, text).unwrap();
+        (d, p)
+    }
+
+    #[test]
+    fn hooks_stop_timeout_and_unsupported_parameters() {
+        let (_d, p) = write(
+            "w {\n exec.prepare = \"zfs mount z/w\";\n exec.created = \"logger c\";\n exec.release = \"zfs umount z/w\";\n stop.timeout = 3;\n mount.devfs;\n exec.jail_user = www;\n exec.clean = false;\n exec.fib = 1;\n}\n",
+        );
+        let j = &read_for(&p, LINUX).unwrap()[0];
         assert_eq!(j.exec.prepare, ["zfs mount z/w"]);
         assert_eq!(j.exec.created, ["logger c"]);
         assert_eq!(j.exec.release, ["zfs umount z/w"]);
         assert_eq!(j.stop_timeout, Some(std::time::Duration::from_secs(3)));
         let names: Vec<&str> = j.unsupported.iter().map(|(k, _)| k.as_str()).collect();
-        // exec.clean = false asks for nothing jnet does not already do.
-        assert_eq!(names, ["exec.jail_user", "mount.devfs"]);
+        // Linux: the mounts and exec.fib are refused; exec.jail_user is done.
+        assert_eq!(names, ["exec.fib", "mount.devfs"]);
         assert!(j.unsupported[1].1.ends_with("jail.conf:6"), "{:?}", j.unsupported);
+        assert!(j.exec.mounts.is_empty());
+        assert_eq!(j.exec.options.jail_user.as_deref(), Some("www"));
+        assert_eq!(j.exec.options.fib, Some(1));
+        // FreeBSD: nothing refused, but mount.devfs needs the jail's path.
+        let e = read_for(&p, FREEBSD).unwrap_err().to_string();
+        assert!(
+            e.contains("jail.conf:6") && e.contains("mount.devfs") && e.contains("jail w"),
+            "{e}"
+        );
         std::fs::write(&p, "w { stop.timeout = soon; }\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("stop.timeout") && e.contains("jail w"), "{e}");
+    }
+
+    #[test]
+    fn exec_options_are_read_and_bad_values_name_file_and_line() {
+        let (_d, p) = write(
+            "w {\n exec.clean;\n exec.jail_user = www;\n exec.system_user = op;\n exec.system_jail_user = 1;\n \
+             exec.fib = 2;\n exec.consolelog = /var/log/jail_w.log;\n exec.timeout = 30;\n \
+             exec.start = \"/bin/sh /etc/rc\";\n command = \"/usr/sbin/daemon x\";\n}\n",
+        );
+        let j = &read_for(&p, FREEBSD).unwrap()[0];
+        let o = &j.exec.options;
+        assert!(o.clean && o.system_jail_user);
+        assert_eq!(
+            (o.jail_user.as_deref(), o.system_user.as_deref()),
+            (Some("www"), Some("op"))
+        );
+        assert_eq!(o.fib, Some(2));
+        assert_eq!(
+            o.consolelog.as_deref(),
+            Some(std::path::Path::new("/var/log/jail_w.log"))
+        );
+        assert_eq!(o.timeout, Some(std::time::Duration::from_secs(30)));
+        // `command` runs after exec.start, in the jail (jail.c startcommands).
+        assert_eq!(j.exec.start, ["/bin/sh /etc/rc", "/usr/sbin/daemon x"]);
+        assert!(j.unsupported.is_empty());
+        for (line, name, want) in [
+            ("exec.timeout = soon;", "exec.timeout", "not a whole number"),
+            ("exec.fib = -1;", "exec.fib", "not a whole number"),
+            ("exec.consolelog = log/w;", "exec.consolelog", "not an absolute path"),
+            ("exec.jail_user = \"a:b\";", "exec.jail_user", "not a user name"),
+            ("exec.jail_user = a, b;", "exec.jail_user", "not a list"),
+            ("exec.clean = maybe;", "exec.clean", "expected a boolean"),
+        ] {
+            std::fs::write(&p, format!("w {{\n path = /j/w;\n {line}\n}}\n")).unwrap();
+            let e = read_for(&p, FREEBSD).unwrap_err().to_string();
+            assert!(
+                e.contains("jail.conf:3") && e.contains(name) && e.contains(want) && e.contains("jail w"),
+                "{line}: {e}"
+            );
+        }
+    }
+
+    #[test]
+    fn mounts_in_jail_8_order_with_fstab_file() {
+        let (d, p) = write("");
+        let fstab = d.path().join("fstab.w");
+        std::fs::write(
+            &fstab,
+            "# data\n/data /j/w/data nullfs ro 0 0\n\ntmpfs /j/w/tmp tmpfs rw,mode=1777 0 0\n",
+        )
+        .unwrap();
+        std::fs::write(
+            &p,
+            format!(
+                "w {{\n path = /j/w;\n mount.procfs;\n mount.devfs;\n devfs_ruleset = 5;\n mount.fdescfs;\n \
+                 mount.fstab = {};\n mount = \"/src /j/w/src nullfs ro\";\n}}\n",
+                fstab.display()
+            ),
+        )
+        .unwrap();
+        let j = &read_for(&p, FREEBSD).unwrap()[0];
+        let files: Vec<String> = j.exec.mounts.iter().map(|m| m.file.display().to_string()).collect();
+        assert_eq!(
+            files,
+            [
+                "/j/w/src",
+                "/j/w/data",
+                "/j/w/tmp",
+                "/j/w/dev",
+                "/j/w/dev/fd",
+                "/j/w/proc"
+            ]
+        );
+        assert_eq!(j.exec.mounts[3].options.as_deref(), Some("ruleset=5"));
+        assert!(
+            j.exec.mounts[1].source.ends_with("fstab.w:2"),
+            "{}",
+            j.exec.mounts[1].source
+        );
+        // Linux: refused, the fstab file is not even read.
+        let l = &read_for(&p, LINUX).unwrap()[0];
+        let names: Vec<&str> = l.unsupported.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            names,
+            ["mount", "mount.devfs", "mount.fdescfs", "mount.fstab", "mount.procfs"]
+        );
+        // A bad fstab line names the fstab file and line.
+        std::fs::write(&fstab, "/data /j/w/data\n").unwrap();
+        let e = read_for(&p, FREEBSD).unwrap_err().to_string();
+        assert!(e.contains("fstab.w:1") && e.contains("missing information"), "{e}");
     }
 }

@@ -281,8 +281,16 @@ impl<'a> Engine<'a> {
             Action::CreateJail => self.host.create_jail(&d.spec).map(Some).map_err(s),
             Action::TerminateJail => self.host.terminate_jail(jail, d.stop_timeout).map(|_| None).map_err(s),
             Action::RemoveJail => self.host.remove_jail(jail).map(|_| None).map_err(s),
-            Action::ExecHost { command, .. } => code(self.host.exec_on_host(command), command),
-            Action::ExecJail { command, .. } => code(self.host.exec_in_jail(jail, &sh(command)), command),
+            Action::Mount(m) => self.host.mount(jail, m).map(|_| None).map_err(s),
+            Action::Unmount(m) => self.host.unmount(jail, m).map(|_| None).map_err(s),
+            Action::ExecHost { command, .. } => code(
+                self.host.exec_on_host_with(jail.as_str(), command, &d.exec.options),
+                command,
+            ),
+            Action::ExecJail { command, .. } => code(
+                self.host.exec_in_jail_with(jail, &sh(command), &d.exec.options),
+                command,
+            ),
             Action::LoadRules => match &d.rules {
                 Some(r) => self.host.load_rules(&d.anchor_root, jail, r).map(|_| None).map_err(s),
                 None => Ok(None),
@@ -1080,5 +1088,56 @@ mod tests {
             .to_string()
             .contains("desired state is for jail ghost"));
         assert!(f.host.take_calls().is_empty());
+    }
+
+    /// F9: jail.conf mounts run at jail(8)'s points (after the address,
+    /// before exec.prestart; unmounted after exec.poststop, in reverse) and
+    /// are undone when a later step fails; the exec.* settings reach every
+    /// exec call.
+    #[test]
+    fn mounts_and_exec_settings_follow_jail_8() {
+        use crate::os::mount::{builtin, Builtin};
+        let f = fixture();
+        let c = Checker::passing(&f.host);
+        let e = Engine::new(&f.host, &f.store, &c);
+        let mut d = desired(true);
+        let root = std::path::Path::new("/jails/www");
+        d.exec.mounts = vec![
+            builtin(root, Builtin::Devfs { ruleset: 4 }).unwrap(),
+            builtin(root, Builtin::Procfs).unwrap(),
+        ];
+        d.exec.options.jail_user = Some("www".into());
+        d.exec.options.timeout = Some(Duration::from_secs(5));
+        f.host.fail_on("create_jail www");
+        assert!(e.start(&jn("www"), &d).is_err());
+        let calls = f.host.take_calls();
+        let at = |c: &str| {
+            calls
+                .iter()
+                .position(|x| x == c)
+                .unwrap_or_else(|| panic!("{c}: {calls:?}"))
+        };
+        assert!(at("attach_network www") < at("mount www: /jails/www/dev"));
+        assert!(at("mount www: /jails/www/proc") < at("exec_on_host: pre"));
+        // Undone in reverse after the failed create.
+        assert!(at("unmount www: /jails/www/proc") < at("unmount www: /jails/www/dev"));
+        assert!(f.host.snapshot().is_empty(), "{:?}", f.host.snapshot());
+
+        f.host.clear_failures();
+        e.start(&jn("www"), &d).unwrap();
+        f.host.take_calls();
+        e.stop(&jn("www"), &d).unwrap();
+        let calls = f.host.take_calls();
+        let at = |c: &str| {
+            calls
+                .iter()
+                .position(|x| x == c)
+                .unwrap_or_else(|| panic!("{c}: {calls:?}"))
+        };
+        assert!(at("exec_on_host: poststop") < at("unmount www: /jails/www/proc"));
+        assert!(at("unmount www: /jails/www/proc") < at("unmount www: /jails/www/dev"));
+        assert!(at("unmount www: /jails/www/dev") < at("detach_network www"));
+        let opts = f.host.exec_options.borrow();
+        assert!(!opts.is_empty() && opts.iter().all(|o| o == &d.exec.options));
     }
 }

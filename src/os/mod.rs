@@ -4,10 +4,11 @@
 
 use crate::error::ExitStatus;
 
-#[cfg(target_os = "freebsd")]
+pub mod exec;
 pub mod freebsd;
 #[cfg(target_os = "linux")]
 pub mod linux;
+pub mod mount;
 
 /// An OS-level failure, naming the operation and what it acted on.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +30,9 @@ pub enum OsError {
     Missing(String),
     #[error("{0}")]
     Unsupported(String),
+    /// A command ran longer than jail.conf's `exec.timeout` and was killed.
+    #[error("{command}: still running after {secs} s (exec.timeout); killed")]
+    TimedOut { command: String, secs: u64 },
 }
 
 impl OsError {
@@ -36,13 +40,12 @@ impl OsError {
         match self {
             OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => ExitStatus::NoPerm,
             OsError::Command { stderr, .. } if mentions_permission(stderr) => ExitStatus::NoPerm,
-            OsError::Sys { .. } | OsError::Command { .. } => ExitStatus::Software,
+            OsError::Sys { .. } | OsError::Command { .. } | OsError::TimedOut { .. } => ExitStatus::Software,
             OsError::Missing(_) | OsError::Unsupported(_) => ExitStatus::Unavailable,
         }
     }
 }
 
-pub mod freebsd_plan;
 pub mod runner;
 
 /// Whether a tool's stderr says it lacked privileges (nft, pfctl, ip).
@@ -53,6 +56,9 @@ pub fn mentions_permission(stderr: &str) -> bool {
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
+
+pub use exec::ExecOptions;
+pub use mount::MountEntry;
 
 use crate::core::listeners::{ForeignRedirect, Listener};
 use crate::core::names::{IfName, JailName};
@@ -149,9 +155,37 @@ pub trait Host {
         Ok(false)
     }
     /// Runs `argv` inside the jail and returns its exit code.
-    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError>;
+    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError> {
+        self.exec_in_jail_with(jail, argv, &ExecOptions::default())
+    }
     /// Runs a jail.conf `exec.*` host command (`/bin/sh -c`); returns its code.
-    fn exec_on_host(&self, command: &str) -> Result<i32, OsError>;
+    fn exec_on_host(&self, command: &str) -> Result<i32, OsError> {
+        self.exec_on_host_with("-", command, &ExecOptions::default())
+    }
+    /// [`Host::exec_in_jail`] with jail.conf's exec.* settings (see
+    /// `os::exec`: account, clean environment, consolelog, fib, timeout).
+    /// A setting the platform cannot honour is an error naming it and the
+    /// jail, before anything runs.
+    fn exec_in_jail_with(&self, jail: &JailName, argv: &[String], opts: &ExecOptions) -> Result<i32, OsError>;
+    /// [`Host::exec_on_host`] for a hook of `jail` (named in messages), with
+    /// its exec.* settings (exec.system_user, exec.clean and exec.timeout
+    /// apply to host commands).
+    fn exec_on_host_with(&self, jail: &str, command: &str, opts: &ExecOptions) -> Result<i32, OsError>;
+    /// Mounts one jail.conf mount (`mount`, `mount.fstab` line,
+    /// `mount.devfs`/`fdescfs`/`procfs`) before the jail is created.
+    fn mount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        Err(OsError::Unsupported(format!(
+            "jail {jail}: {}: mounts are not supported on this platform",
+            m.source
+        )))
+    }
+    /// Unmounts what [`Host::mount`] mounted; not mounted is not an error.
+    fn unmount(&self, jail: &JailName, m: &MountEntry) -> Result<(), OsError> {
+        Err(OsError::Unsupported(format!(
+            "jail {jail}: {}: mounts are not supported on this platform",
+            m.source
+        )))
+    }
     fn running_jails(&self) -> Result<Vec<RunningJail>, OsError>;
 }
 

@@ -783,7 +783,7 @@ pub struct HookCheck {
 /// Checks that the main ruleset calls `nat-anchor "<root>/*"` and
 /// `rdr-anchor "<root>/*"` (in `pfctl -s nat`). The filter hook
 /// `anchor "<root>/*"` is not checked: jnet's anchors hold only nat and
-/// `rdr pass` rules (F17; see freebsd_plan::missing_anchor_hooks).
+/// `rdr pass` rules (F17; see os::freebsd::pfctl::missing_anchor_hooks).
 pub fn check_anchor_hooks(listings: &[&PfListing], root: &str) -> HookCheck {
     let mut check = HookCheck::default();
     let want = format!("{root}/*");

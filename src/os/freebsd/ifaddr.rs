@@ -3,7 +3,7 @@
 //! (netintro(4), what `ifconfig <if> inet <a>/<p> alias` and `-alias` do).
 //!
 //! The mask choice (/32 inside an existing subnet) and the request bytes
-//! come from `freebsd_plan`. This module neither creates interfaces nor
+//! come from `ifreq`. This module neither creates interfaces nor
 //! touches routes, and it handles IPv4 aliases only.
 
 use std::net::{IpAddr, Ipv4Addr};
@@ -12,9 +12,9 @@ use std::os::fd::AsFd;
 use nix::errno::Errno;
 use nix::sys::socket::{socket, AddressFamily, SockFlag, SockType};
 
+use super::ifreq::{self as plan, AliasPlan};
 use super::{sys, FreeBsdError};
 use crate::core::names::IfName;
-use crate::os::freebsd_plan::{self as plan, AliasPlan};
 use crate::os::IfAddr;
 
 /// Every IPv4 and IPv6 address on every interface.

@@ -2,7 +2,7 @@
 //! name and enumerate (jail_get, `lastjid`), remove (jail_remove) and run a
 //! command inside (fork, jail_attach, exec — what jexec(8) does).
 //!
-//! Parameters are validated and encoded by `freebsd_plan`; the syscalls are
+//! Parameters are validated and encoded by `params` and `iov`; the syscalls are
 //! in `sys`. Errors carry the kernel's `errmsg` text when it wrote one (as
 //! jail(8) and libjail report them), else the errno. This module does not
 //! add interface aliases (jail(2) does not either) and runs no exec.* hooks.
@@ -11,11 +11,13 @@ use std::ffi::CString;
 
 use nix::errno::Errno;
 
-use super::sys::{self, ChildStep, InJail};
+use super::iov::{JailInfo, JailIov};
+use super::params as plan;
+use super::sys;
 use super::FreeBsdError;
 use crate::core::names::JailName;
-use crate::os::freebsd_plan::{self as plan, JailInfo, JailIov};
-use crate::os::JailSpec;
+use crate::os::exec::{self, ExecOptions};
+use crate::os::{JailSpec, OsError};
 
 /// Addresses read per jail on the first try; grown when a jail has more.
 const IP4_SLOTS: usize = 16;
@@ -146,39 +148,62 @@ pub fn terminate(name: &JailName, timeout: std::time::Duration) -> Result<bool, 
     })
 }
 
-/// Runs `argv` inside the running jail `name` and returns its exit code.
-pub fn exec_in(name: &JailName, argv: &[String]) -> Result<i32, FreeBsdError> {
-    let bad = |reason: &str| FreeBsdError::Exec {
-        jail: name.to_string(),
-        reason: reason.to_string(),
+/// Runs `argv` inside the running jail `name` with jail.conf's exec.*
+/// settings `opts` (see `os::exec`) and returns its exit code. The account
+/// is looked up in the jail's own passwd(5) unless exec.system_jail_user.
+pub fn exec_in(name: &JailName, argv: &[String], opts: &ExecOptions) -> Result<i32, OsError> {
+    let bad = |reason: &str| -> OsError {
+        FreeBsdError::Exec {
+            jail: name.to_string(),
+            reason: reason.to_string(),
+        }
+        .into()
     };
-    if argv.is_empty() {
+    let Some((program, args)) = argv.split_first() else {
         return Err(bad("empty command"));
+    };
+    if argv.iter().any(|a| a.contains('\0')) {
+        return Err(bad("an argument contains a NUL byte"));
     }
-    let cargs = argv
-        .iter()
-        .map(|a| CString::new(a.as_bytes()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| bad("an argument contains a NUL byte"))?;
-    let jid = find(name)?.ok_or_else(|| bad("jail is not running"))?;
-    tracing::debug!(jail = %name, jid, ?argv, "exec in jail");
-    match sys::spawn_in_jail(jid, &cargs) {
-        Ok(InJail::Exited(code)) => Ok(code),
-        Ok(InJail::Failed(step, errno)) => Err(FreeBsdError::Jail {
-            op: match step {
-                ChildStep::Attach => "attach to",
-                ChildStep::Chdir => "chdir / in",
-                ChildStep::Exec => "exec in",
-            },
-            jail: name.to_string(),
-            message: (step == ChildStep::Exec).then(|| format!("{}", argv[0])),
-            errno,
-        }),
-        Err(errno) => Err(FreeBsdError::Jail {
-            op: "fork for",
-            jail: name.to_string(),
-            message: None,
-            errno,
-        }),
-    }
+    let info = list()?
+        .into_iter()
+        .find(|j| j.name == name.as_str())
+        .ok_or_else(|| bad("jail is not running"))?;
+    let prep = exec::prepare(opts, true, &info.path, name.as_str())?;
+    let mut cmd = std::process::Command::new(program);
+    cmd.args(args);
+    exec::apply(&mut cmd, &prep)?;
+    sys::attach_before_exec(
+        &mut cmd,
+        Some(info.jid),
+        opts.fib_for(true),
+        prep.account.as_ref().map(exec::Creds::from),
+        exec::cwd_cstring(&prep)?,
+    );
+    tracing::debug!(jail = %name, jid = info.jid, ?argv, "exec in jail");
+    exec::run(
+        &mut cmd,
+        prep.timeout,
+        &format!("exec in jail {name}: {}", argv.join(" ")),
+    )
+}
+
+/// Runs a host hook of jail `jail` (`/bin/sh -c command`) with jail.conf's
+/// exec.* settings: exec.system_user, exec.clean, exec.timeout.
+pub fn exec_on_host(jail: &str, command: &str, opts: &ExecOptions) -> Result<i32, OsError> {
+    // why: the command is a jail.conf exec.* line from a root-owned file
+    // and is sh(1) syntax by definition, as jail(8) runs it.
+    let prep = exec::prepare(opts, false, std::path::Path::new("/"), jail)?;
+    let mut cmd = std::process::Command::new("/bin/sh");
+    cmd.arg("-c").arg(command);
+    exec::apply(&mut cmd, &prep)?;
+    sys::attach_before_exec(
+        &mut cmd,
+        None,
+        None,
+        prep.account.as_ref().map(exec::Creds::from),
+        exec::cwd_cstring(&prep)?,
+    );
+    tracing::debug!(jail, command, "exec on host");
+    exec::run(&mut cmd, prep.timeout, &format!("/bin/sh -c {command:?}"))
 }

@@ -1,16 +1,16 @@
 //! Listening sockets on FreeBSD: runs sockstat(1) (`-46lqnw -P tcp,udp`,
 //! and `-j <jid|name>` per running jail for attribution) through the runner and hands
 //! the text to the parser in `core::listeners`; merges per-jail rows into
-//! the host list with `freebsd_plan::attribute_jail_listeners`.
+//! the host list with `sockstat::attribute_jail_listeners`.
 //!
 //! It parses nothing itself: sockstat text goes to
 //! `core::listeners::parse_sockstat`, pfctl listings to
 //! `core::rules::pflist`. A parse failure is an error, never an empty list,
 //! so a listing jnet cannot read never looks like "no listeners".
 
+use super::sockstat as plan;
 use crate::core::listeners::{ForeignRedirect, Listener, Stack};
 use crate::core::names::JailName;
-use crate::os::freebsd_plan as plan;
 use crate::os::runner;
 use crate::os::{OsError, RunningJail};
 

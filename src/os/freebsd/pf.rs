@@ -6,10 +6,10 @@
 //! check that pf.conf hooks jnet's anchors in.
 //!
 //! It never loads or flushes the main ruleset. Argument lists come from
-//! `freebsd_plan`; commands go through the one runner.
+//! `pfctl`; commands go through the one runner.
 
+use super::pfctl as plan;
 use crate::core::names::JailName;
-use crate::os::freebsd_plan as plan;
 use crate::os::runner;
 use crate::os::OsError;
 

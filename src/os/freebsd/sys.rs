@@ -1,7 +1,7 @@
 //! Every `unsafe` call of the FreeBSD adapter: jail_set(2), jail_get(2),
-//! jail_remove(2), jail_attach(2) in a forked child, and the SIOCAIFADDR /
+//! jail_remove(2), jail_attach(2) and setfib(2) in a forked child, and the SIOCAIFADDR /
 //! SIOCDIFADDR ioctls of netintro(4). Each wrapper takes memory built and
-//! owned by safe code (`freebsd_plan`) and returns `Errno`; it decides
+//! owned by safe code (`params`, `iov`, `ifreq`) and returns `Errno`; it decides
 //! nothing else. Layouts the kernel reads are checked against libc's
 //! declarations at compile time.
 #![allow(unsafe_code)]
@@ -12,9 +12,11 @@ use std::os::fd::{AsRawFd, BorrowedFd};
 
 use nix::errno::Errno;
 
-use crate::os::freebsd_plan::{self as plan, JailIov};
+use super::ifreq as plan;
+use super::iov::JailIov;
+use super::params::{JAIL_SYS_DISABLE, JAIL_SYS_INHERIT, JAIL_SYS_NEW};
 
-// The byte layouts built in freebsd_plan must be the ones libc declares for
+// The byte layouts built in `ifreq` and `params` must be the ones libc declares for
 // FreeBSD (DESIGN.md section 7): struct in_aliasreq has the same layout as
 // libc's ifaliasreq, with sockaddr_in in place of sockaddr (both 16 bytes).
 const _: () = assert!(size_of::<libc::ifaliasreq>() == plan::IN_ALIASREQ_LEN);
@@ -29,9 +31,9 @@ const _: () = assert!(size_of::<libc::sockaddr>() == plan::SOCKADDR_IN_LEN);
 const _: () = assert!(offset_of!(libc::sockaddr_in, sin_addr) == 4);
 const _: () = assert!(libc::AF_INET == plan::AF_INET as libc::c_int);
 const _: () = assert!(libc::IFNAMSIZ as usize == plan::IFNAMSIZ);
-const _: () = assert!(libc::JAIL_SYS_NEW == plan::JAIL_SYS_NEW);
-const _: () = assert!(libc::JAIL_SYS_INHERIT == plan::JAIL_SYS_INHERIT);
-const _: () = assert!(libc::JAIL_SYS_DISABLE == plan::JAIL_SYS_DISABLE);
+const _: () = assert!(libc::JAIL_SYS_NEW == JAIL_SYS_NEW);
+const _: () = assert!(libc::JAIL_SYS_INHERIT == JAIL_SYS_INHERIT);
+const _: () = assert!(libc::JAIL_SYS_DISABLE == JAIL_SYS_DISABLE);
 const _: () = assert!(size_of::<libc::c_ulong>() == 8);
 
 /// An ioctl argument with the alignment of the C structs (their widest
@@ -105,105 +107,70 @@ pub fn delete_inet_address(fd: BorrowedFd<'_>, req: &[u8; plan::IFREQ_LEN]) -> R
     ioctl_in(fd, plan::SIOCDIFADDR, &IoctlBuf(*req))
 }
 
-/// Which step failed in the child of [`spawn_in_jail`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ChildStep {
-    Attach,
-    Chdir,
-    Exec,
+extern "C" {
+    /// setfib(2): FreeBSD libc's syscall wrapper (<sys/socket.h>); the libc
+    /// crate does not declare it.
+    fn setfib(fib: libc::c_int) -> libc::c_int;
 }
 
-/// How a command run in a jail ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum InJail {
-    /// The command ran; its exit code (128 + signal when killed).
-    Exited(i32),
-    /// The child could not get to exec: the step and its errno.
-    Failed(ChildStep, Errno),
-}
-
-/// Forks; the child attaches to jail `jid` (jail_attach(2) also chroots to
-/// the jail's path), changes to `/` and execs `argv` (PATH search inside
-/// the jail); the parent waits for it.
+/// Arranges for `cmd`'s child to take jail.conf's exec.* settings and,
+/// with `jid`, enter the jail before it execs: setfib(2) `fib`, then
+/// jail_attach(2) (which also chroots to the jail's path) and chdir `/`,
+/// then the account (setgroups, setgid, setuid) and chdir to `cwd`. This is
+/// usr.sbin/jail/command.c run_command()'s order (freebsd-src 2a178238:
+/// `setfib(fib)` before `jail_attach(j->jid)`, the account after it;
+/// FreeBSD main e7646b05 l.711-775). Failures come back from spawn as the
+/// step's errno.
 ///
-/// why: a close-on-exec pipe tells the parent whether the child reached
-/// exec: a successful exec closes it with nothing written; a failure writes
-/// the step and errno before `_exit(127)`, so "command not found in jail"
-/// is not confused with a command that exits 127 itself.
-pub fn spawn_in_jail(jid: i32, argv: &[CString]) -> Result<InJail, Errno> {
-    if argv.is_empty() {
-        return Err(Errno::EINVAL);
-    }
-    // Everything the child needs is allocated before fork: after fork only
-    // async-signal-safe calls are allowed.
-    let mut ptrs: Vec<*const libc::c_char> = argv.iter().map(|a| a.as_ptr()).collect();
-    ptrs.push(std::ptr::null());
-    let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC)?;
-    let root = c"/";
-
-    // SAFETY: the child only calls async-signal-safe functions (jail_attach,
-    // chdir, execvp, write, _exit) on memory prepared before the fork, and
-    // never returns into Rust code of the parent's threads.
-    match unsafe { nix::unistd::fork() }? {
-        nix::unistd::ForkResult::Child => {
-            let fail = |step: i32| -> ! {
-                let err = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-                let mut msg = [0u8; 8];
-                msg[..4].copy_from_slice(&step.to_ne_bytes());
-                msg[4..].copy_from_slice(&err.to_ne_bytes());
-                // SAFETY: write(2) and _exit(2) are async-signal-safe; `msg`
-                // is a live stack buffer and `wr` an open descriptor.
-                unsafe {
-                    libc::write(wr.as_raw_fd(), msg.as_ptr().cast(), msg.len());
-                    libc::_exit(127)
+/// why: std's own `uid`/`gid`/`current_dir` run before pre_exec hooks, i.e.
+/// before jail_attach (which needs root, and the directory must be the
+/// jail's), so they are done here.
+pub fn attach_before_exec(
+    cmd: &mut std::process::Command,
+    jid: Option<i32>,
+    fib: Option<u32>,
+    creds: Option<crate::os::exec::Creds>,
+    cwd: Option<CString>,
+) {
+    use std::os::unix::process::CommandExt;
+    let groups: Vec<libc::gid_t> = creds.as_ref().map(|c| c.groups.clone()).unwrap_or_default();
+    let hook = move || -> std::io::Result<()> {
+        let fail = || Err(std::io::Error::last_os_error());
+        // SAFETY: every call below is an async-signal-safe syscall on
+        // integers or on memory allocated before the fork (`groups`, `cwd`,
+        // the static "/"), owned by this closure; nothing else runs in the
+        // child meanwhile.
+        unsafe {
+            if let Some(f) = fib {
+                if setfib(f as libc::c_int) != 0 {
+                    return fail();
                 }
-            };
-            // SAFETY: syscall with an integer argument.
-            if unsafe { libc::jail_attach(jid) } != 0 {
-                fail(0);
             }
-            // SAFETY: `root` is a NUL-terminated static string.
-            if unsafe { libc::chdir(root.as_ptr()) } != 0 {
-                fail(1);
+            if let Some(j) = jid {
+                if libc::jail_attach(j) != 0 || libc::chdir(c"/".as_ptr()) != 0 {
+                    return fail();
+                }
             }
-            // SAFETY: `ptrs` is a NULL-terminated array of pointers to the
-            // NUL-terminated strings in `argv`, all alive until exec.
-            unsafe { libc::execvp(ptrs[0], ptrs.as_ptr()) };
-            fail(2)
+            if let Some(c) = &creds {
+                if libc::setgroups(groups.len() as libc::c_int, groups.as_ptr()) != 0
+                    || libc::setgid(c.gid) != 0
+                    || libc::setuid(c.uid) != 0
+                {
+                    return fail();
+                }
+            }
+            if let Some(d) = &cwd {
+                if libc::chdir(d.as_ptr()) != 0 {
+                    return fail();
+                }
+            }
         }
-        nix::unistd::ForkResult::Parent { child } => {
-            drop(wr);
-            let mut msg = [0u8; 8];
-            let mut got = 0;
-            while got < msg.len() {
-                match nix::unistd::read(&rd, &mut msg[got..]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(Errno::EINTR) => continue,
-                    Err(e) => return Err(e),
-                }
-            }
-            let status = loop {
-                match nix::sys::wait::waitpid(child, None) {
-                    Err(Errno::EINTR) => continue,
-                    other => break other?,
-                }
-            };
-            if got == msg.len() {
-                let step = match i32::from_ne_bytes([msg[0], msg[1], msg[2], msg[3]]) {
-                    0 => ChildStep::Attach,
-                    1 => ChildStep::Chdir,
-                    _ => ChildStep::Exec,
-                };
-                let errno = Errno::from_raw(i32::from_ne_bytes([msg[4], msg[5], msg[6], msg[7]]));
-                return Ok(InJail::Failed(step, errno));
-            }
-            Ok(InJail::Exited(match status {
-                nix::sys::wait::WaitStatus::Exited(_, code) => code,
-                nix::sys::wait::WaitStatus::Signaled(_, sig, _) => 128 + sig as i32,
-                _ => 128,
-            }))
-        }
+        Ok(())
+    };
+    // SAFETY: the hook runs in the child between fork and exec and only
+    // makes async-signal-safe syscalls on data allocated before the fork.
+    unsafe {
+        cmd.pre_exec(hook);
     }
 }
 

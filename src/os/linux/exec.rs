@@ -12,18 +12,22 @@
 //! jail's view; setns by fd into the network and UTS namespaces does not
 //! depend on the view, so their order is free.
 //!
-//! Standard input, output and error are inherited. It does not create
-//! namespaces and does not change uid.
+//! jail.conf's exec.* settings come prepared (`os::exec::prepare`): the
+//! environment and consolelog are set on the command, the account switch
+//! (setgroups, setgid, setuid) and exec.clean's chdir to the account's home
+//! happen in the child after it joined the jail, and exec.timeout is
+//! enforced by `os::exec::run`. Standard input (and output, without a
+//! consolelog) is inherited. It does not create namespaces.
 
 use std::ffi::CString;
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
 use std::process::Command;
 
 use super::netns;
 use super::sys;
+use crate::os::exec::{self as opts, Prepared};
 use crate::os::OsError;
 
 /// Where a command runs.
@@ -39,9 +43,10 @@ pub struct Target<'a> {
     pub root: Option<&'a Path>,
 }
 
-/// Runs `argv` at `target` and returns its exit code (128 + signal number
-/// when it was killed, as shells report it).
-pub fn run(target: Target<'_>, argv: &[String]) -> Result<i32, OsError> {
+/// Runs `argv` at `target` with the prepared exec.* settings `prep` and
+/// returns its exit code (128 + signal number when it was killed, as
+/// shells report it).
+pub fn run(target: Target<'_>, argv: &[String], prep: &Prepared) -> Result<i32, OsError> {
     let Some((program, args)) = argv.split_first() else {
         return Err(OsError::Unsupported("exec: empty command".to_string()));
     };
@@ -63,14 +68,20 @@ pub fn run(target: Target<'_>, argv: &[String]) -> Result<i32, OsError> {
         ),
         _ => None,
     };
+    let cwd = opts::cwd_cstring(prep)?;
+    let creds = prep.account.as_ref().map(opts::Creds::from);
     let mut cmd = Command::new(program);
     cmd.args(args);
-    sys::enter_before_exec(&mut cmd, files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(), root);
-    tracing::debug!(?argv, ?target, "exec in jail");
-    let status = cmd.status().map_err(|source| OsError::Sys {
-        op: format!("exec {program} in jail"),
-        source,
-    })?;
+    opts::apply(&mut cmd, prep)?;
+    sys::enter_before_exec(
+        &mut cmd,
+        files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
+        root,
+        creds,
+        cwd,
+    );
+    tracing::debug!(?argv, ?target, user = ?prep.account.as_ref().map(|a| &a.name), "exec");
+    let code = opts::run(&mut cmd, prep.timeout, &format!("exec {}", argv.join(" ")));
     drop(files);
-    Ok(status.code().unwrap_or_else(|| 128 + status.signal().unwrap_or(0)))
+    code
 }

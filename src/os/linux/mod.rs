@@ -342,7 +342,13 @@ impl Host for LinuxHost {
         Ok(())
     }
 
-    fn exec_in_jail(&self, jail: &JailName, argv: &[String]) -> Result<i32, OsError> {
+    fn exec_in_jail_with(
+        &self,
+        jail: &JailName,
+        argv: &[String],
+        opts: &crate::os::ExecOptions,
+    ) -> Result<i32, OsError> {
+        refuse_fib(jail.as_str(), opts, true)?;
         let record = self.read_record(jail.as_str());
         let ns = self.netns_if_bound(jail);
         let mnt = self.paths.mntns(jail);
@@ -363,13 +369,27 @@ impl Host for LinuxHost {
                 None => record.as_ref().map(|r| r.path.as_path()),
             },
         };
-        exec::run(target, argv)
+        let needs_jail_files = (opts.clean || opts.jail_user.is_some()) && opts.lookup_in_jail(true);
+        let root = match (&record, needs_jail_files) {
+            (Some(r), _) => r.path.clone(),
+            (None, false) => PathBuf::from("/"),
+            (None, true) => {
+                return Err(OsError::Unsupported(format!(
+                    "jail {jail}: exec.jail_user/exec.clean: the jail's root is unknown (no jail record)"
+                )))
+            }
+        };
+        let prep = crate::os::exec::prepare(opts, true, &root, jail.as_str())?;
+        exec::run(target, argv, &prep)
     }
 
-    fn exec_on_host(&self, command: &str) -> Result<i32, OsError> {
+    fn exec_on_host_with(&self, jail: &str, command: &str, opts: &crate::os::ExecOptions) -> Result<i32, OsError> {
+        refuse_fib(jail, opts, false)?;
+        let prep = crate::os::exec::prepare(opts, false, Path::new("/"), jail)?;
         exec::run(
             exec::Target::default(),
             &["/bin/sh".to_string(), "-c".to_string(), command.to_string()],
+            &prep,
         )
     }
 
@@ -409,5 +429,18 @@ impl Host for LinuxHost {
             });
         }
         Ok(out)
+    }
+}
+
+/// exec.fib has no Linux counterpart (FreeBSD's setfib(2) selects a routing
+/// table per process): refused, naming the parameter and the jail. The
+/// engine refuses the start before anything is created; this is the
+/// adapter's own guard.
+fn refuse_fib(jail: &str, opts: &crate::os::ExecOptions, in_jail: bool) -> Result<(), OsError> {
+    match opts.fib_for(in_jail) {
+        Some(fib) => Err(OsError::Unsupported(format!(
+            "jail {jail}: exec.fib = {fib}: FIBs (setfib(2)) are FreeBSD-only; not supported on Linux"
+        ))),
+        None => Ok(()),
     }
 }
