@@ -13,6 +13,11 @@
 //! list-valued reference is allowed only as a whole value, where it expands
 //! into several list entries.
 //!
+//! Names are interned (intern.rs) and the names equivalent to each one
+//! under the "no" rule are found once per file, so collecting a jail's
+//! parameters compares integers; values are ranges of the parsed words
+//! until they are expanded into the jail's strings.
+//!
 //! Errors, each naming file:line and the jail: undefined or valueless
 //! variables, reference loops, lists inside strings, a variable named like a
 //! parameter, redefinition of `name` to another value, a jail defined twice,
@@ -21,10 +26,13 @@
 //! are fine. Unlike jail(8), which fails only the affected jail, any error
 //! fails the whole file: jnet imports all or nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
-use super::lexer::Piece;
-use super::parser::{RawJail, RawParam};
+use super::intern::{FxMap, Sym};
+use super::lexer::Part;
+use super::model::Sources;
+use super::parser::{Block, Loc, Raw, Stmt};
 use super::{JailConfError, JailDef, Location, Value};
 
 /// Parameters jail(8) knows itself; a `$variable` may not share their names.
@@ -74,7 +82,6 @@ const KNOWN_PARAMS: &[&str] = &[
     "securelevel",
     "vnet",
 ];
-
 /// True when two parameter names denote the same parameter, with or without
 /// a "no" prefix on any dotted component they share a prefix up to.
 pub(crate) fn equal_opts(a: &str, b: &str) -> bool {
@@ -136,175 +143,433 @@ pub(crate) fn positive_name(name: &str) -> (String, bool) {
     }
 }
 
-/// A parameter being collected for one jail; borrows the parsed text so
-/// evaluating many jails allocates little. Each value keeps the location of
-/// the statement that gave it (`+=` may come from another file).
-struct EParam<'a> {
-    name: &'a str,
-    is_var: bool,
-    immutable: bool,
-    values: Vec<(&'a [Piece], &'a Location)>,
-    loc: &'a Location,
+/// What evaluation needs about each interned name, found once per file.
+struct Names {
+    /// The other interned names that denote the same parameter
+    /// ([`equal_opts`]).
+    near: Vec<Vec<Sym>>,
+    /// Whether a variable of this name would clash with a parameter jail(8)
+    /// knows: 0 not yet known, 1 no, 2 yes.
+    known: Vec<u8>,
 }
 
-fn invalid(loc: &Location, line: usize, jail: &str, message: String) -> JailConfError {
+impl Names {
+    fn new(raw: &Raw) -> Self {
+        let syms = &raw.words.syms;
+        let mut near = Vec::with_capacity(syms.len());
+        let mut buf = String::new();
+        for k in 0..syms.len() {
+            let name = syms.name(k);
+            let mut found: Vec<Sym> = Vec::new();
+            // why: equal_opts(a, b) holds exactly when a == b or one is the
+            // other with "no" put before one of its components (after a
+            // shared dotted prefix); the candidates are those spellings.
+            let starts = std::iter::once(0).chain(name.match_indices('.').map(|(i, _)| i + 1));
+            for i in starts {
+                buf.clear();
+                buf.push_str(&name[..i]);
+                buf.push_str("no");
+                buf.push_str(&name[i..]);
+                found.extend(syms.get(&buf));
+                if name[i..].starts_with("no") {
+                    buf.clear();
+                    buf.push_str(&name[..i]);
+                    buf.push_str(&name[i + 2..]);
+                    found.extend(syms.get(&buf));
+                }
+            }
+            found.retain(|&s| s != k);
+            near.push(found);
+        }
+        Names {
+            known: vec![0; near.len()],
+            near,
+        }
+    }
+
+    fn is_known_param(&mut self, raw: &Raw, k: Sym) -> bool {
+        match self.known.get(k) {
+            Some(1) => false,
+            Some(2) => true,
+            _ => {
+                let name = raw.words.syms.name(k);
+                let yes = KNOWN_PARAMS.iter().any(|p| equal_opts(p, name));
+                if let Some(slot) = self.known.get_mut(k) {
+                    *slot = if yes { 2 } else { 1 };
+                }
+                yes
+            }
+        }
+    }
+}
+
+/// Values given by one statement: a range of [`Raw::values`] and where.
+#[derive(Debug, Clone, Copy)]
+struct Seg {
+    values: (usize, usize),
+    loc: Loc,
+}
+
+/// A parameter being collected for one jail. Its values are the values of
+/// its segments in order (`+=` adds a segment, `=` starts again), each
+/// keeping the location of the statement that gave it.
+struct Entry {
+    name: Sym,
+    is_var: bool,
+    immutable: bool,
+    head: Option<Seg>,
+    tail: Vec<Seg>,
+    /// The statement that last set it.
+    loc: Loc,
+}
+
+impl Entry {
+    fn seg(&self, i: usize) -> Option<Seg> {
+        if i == 0 {
+            self.head
+        } else {
+            self.tail.get(i - 1).copied()
+        }
+    }
+    fn clear(&mut self) {
+        self.head = None;
+        self.tail.clear();
+    }
+    fn push(&mut self, s: Seg) {
+        if s.values.0 == s.values.1 {
+            return;
+        }
+        if self.head.is_none() {
+            self.head = Some(s);
+        } else {
+            self.tail.push(s);
+        }
+    }
+    fn count(&self) -> usize {
+        self.head.map_or(0, |h| h.values.1 - h.values.0)
+            + self.tail.iter().map(|s| s.values.1 - s.values.0).sum::<usize>()
+    }
+}
+
+/// Everything one evaluation keeps between jails (buffers reused).
+struct Ctx<'r> {
+    raw: &'r Raw,
+    names: Names,
+    files: Arc<[String]>,
+    /// Bytes still allowed for the whole file ([`MAX_TOTAL_BYTES`]).
+    budget: usize,
+    /// Resolver: first entry by current name (usize::MAX: none).
+    first: Vec<usize>,
+    state: Vec<State>,
+    done: Vec<String>,
+    scratch: Vec<String>,
+    stack: Vec<Frame>,
+    out: Vec<(String, Value, Loc)>,
+}
+
+fn invalid(file: &str, line: usize, jail: &str, message: String) -> JailConfError {
     JailConfError::Invalid {
-        file: loc.file.clone(),
+        file: file.to_string(),
         line,
         jail: jail.to_string(),
         message,
     }
 }
 
-fn display_name(p: &EParam) -> String {
-    if p.is_var {
-        format!("${}", p.name)
-    } else {
-        p.name.to_string()
-    }
-}
-
 /// Evaluate every real jail in file order.
-pub(crate) fn evaluate(raw: &[RawJail]) -> Result<Vec<JailDef>, JailConfError> {
-    let wild: Vec<usize> = (0..raw.len()).filter(|&i| is_wild_name(&raw[i].name)).collect();
-    let mut seen: HashMap<&str, &Location> = HashMap::new();
-    let mut out = Vec::new();
-    let mut budget = MAX_TOTAL_BYTES;
-    for (ji, jail) in raw.iter().enumerate() {
+pub(crate) fn evaluate(mut raw: Raw) -> Result<Vec<JailDef>, JailConfError> {
+    let name_sym = raw.words.syms.intern("name");
+    let jid_sym = raw.words.syms.intern("jid");
+    let raw = &raw;
+    let wild: Vec<usize> = (0..raw.jails.len())
+        .filter(|&i| is_wild_name(&raw.jails[i].name))
+        .collect();
+    let mut cx = Ctx {
+        raw,
+        names: Names::new(raw),
+        files: raw.files.clone().into(),
+        budget: MAX_TOTAL_BYTES,
+        first: vec![usize::MAX; raw.words.syms.len()],
+        state: Vec::new(),
+        done: Vec::new(),
+        scratch: Vec::new(),
+        stack: Vec::new(),
+        out: Vec::new(),
+    };
+    let mut seen: FxMap<&str, Loc> = FxMap::default();
+    let mut out = Vec::with_capacity(raw.jails.len() - wild.len());
+    let mut ps = Collected::default();
+    for (ji, jail) in raw.jails.iter().enumerate() {
         if is_wild_name(&jail.name) {
             continue;
         }
-        if let Some(first) = seen.insert(&jail.name, &jail.loc) {
+        if let Some(first) = seen.insert(&jail.name, jail.loc) {
             return Err(invalid(
-                &jail.loc,
+                raw.file(jail.loc),
                 jail.loc.line,
                 &jail.name,
-                format!("jail is defined twice (first at {}:{})", first.file, first.line),
+                format!("jail is defined twice (first at {}:{})", raw.file(first), first.line),
             ));
         }
-        out.push(evaluate_jail(raw, &wild, ji, &mut budget)?);
+        // jail(8) takes a name that is a (non-zero) number as the jid.
+        let implicit = if jail.name.parse::<i64>().map(|n| n != 0).unwrap_or(false) {
+            jid_sym
+        } else {
+            name_sym
+        };
+        out.push(cx.jail(&mut ps, &wild, ji, implicit)?);
     }
     Ok(out)
 }
 
-fn evaluate_jail(raw: &[RawJail], wild: &[usize], ji: usize, budget: &mut usize) -> Result<JailDef, JailConfError> {
-    let jail = &raw[ji];
-    let implicit_value = [Piece::Lit(jail.name.clone())];
-    let mut ps = Collected::default();
-    // jail(8) takes a name that is a (non-zero) number as the jid.
-    let implicit = if jail.name.parse::<i64>().map(|n| n != 0).unwrap_or(false) {
-        "jid"
-    } else {
-        "name"
-    };
-    ps.insert(EParam {
-        name: implicit,
-        is_var: false,
-        immutable: true,
-        values: vec![(&implicit_value[..], &jail.loc)],
-        loc: &jail.loc,
-    });
-    let mut did_self = false;
-    for &wi in wild {
-        if ji < wi && !did_self {
-            for p in &jail.params {
-                add_param(&mut ps, p, &jail.name)?;
+impl Ctx<'_> {
+    fn jail(&mut self, ps: &mut Collected, wild: &[usize], ji: usize, implicit: Sym) -> Result<JailDef, JailConfError> {
+        let raw = self.raw;
+        let jail = &raw.jails[ji];
+        ps.clear();
+        ps.insert(Entry {
+            name: implicit,
+            is_var: false,
+            immutable: true,
+            head: Some(Seg {
+                values: (jail.name_value, jail.name_value + 1),
+                loc: jail.loc,
+            }),
+            tail: Vec::new(),
+            loc: jail.loc,
+        });
+        let own = |b: &Block| &raw.params[b.params.0..b.params.1];
+        let mut did_self = false;
+        for &wi in wild {
+            if ji < wi && !did_self {
+                for p in own(jail) {
+                    self.add_param(ps, p, jail)?;
+                }
+                did_self = true;
             }
-            did_self = true;
-        }
-        if wild_match(&jail.name, &raw[wi].name) {
-            for p in &raw[wi].params {
-                add_param(&mut ps, p, &jail.name)?;
+            if wild_match(&jail.name, &raw.jails[wi].name) {
+                for p in own(&raw.jails[wi]) {
+                    self.add_param(ps, p, jail)?;
+                }
             }
         }
-    }
-    if !did_self {
-        for p in &jail.params {
-            add_param(&mut ps, p, &jail.name)?;
+        if !did_self {
+            for p in own(jail) {
+                self.add_param(ps, p, jail)?;
+            }
         }
+
+        // Resolve every entry, then hand out the values.
+        let n = ps.ps.len();
+        self.state.clear();
+        self.state.resize_with(n, || State::Todo);
+        self.done.clear();
+        for (k, p) in ps.ps.iter().enumerate() {
+            if let Some(f) = self.first.get_mut(p.name) {
+                if *f == usize::MAX {
+                    *f = k;
+                }
+            }
+        }
+        let mut result = Ok(());
+        for k in 0..n {
+            result = self.resolve(&ps.ps, k, &jail.name);
+            if result.is_err() {
+                break;
+            }
+        }
+        for p in &ps.ps {
+            if let Some(f) = self.first.get_mut(p.name) {
+                *f = usize::MAX;
+            }
+        }
+        result?;
+
+        let mut tmp = std::mem::take(&mut self.out);
+        tmp.clear();
+        for (k, p) in ps.ps.iter().enumerate() {
+            if p.is_var {
+                continue;
+            }
+            let State::Done(a, b) = self.state[k] else {
+                continue;
+            };
+            let name = raw.words.syms.name(p.name);
+            let vals = &mut self.done[a..b];
+            let (key, value) = match vals.len() {
+                0 => {
+                    let (pos, negated) = positive_name(name);
+                    (pos, Value::Bool(!negated))
+                }
+                1 => (name.to_string(), Value::Str(std::mem::take(&mut vals[0]))),
+                _ => (
+                    name.to_string(),
+                    Value::List(vals.iter_mut().map(std::mem::take).collect()),
+                ),
+            };
+            tmp.push((key, value, p.loc));
+        }
+        // Stable: of entries with the same key, the last one wins (as
+        // inserting them one by one into a map would give).
+        tmp.sort_by(|x, y| x.0.cmp(&y.0));
+        let mut at = Vec::with_capacity(tmp.len());
+        let mut params = BTreeMap::new();
+        let mut it = tmp.drain(..).peekable();
+        while let Some((key, value, loc)) = it.next() {
+            if it.peek().is_some_and(|nx| nx.0 == key) {
+                continue;
+            }
+            at.push((loc.file, loc.line));
+            params.insert(key, value);
+        }
+        drop(it);
+        self.out = tmp;
+        Ok(JailDef {
+            name: jail.name.clone(),
+            params,
+            location: Location {
+                file: raw.file(jail.loc).to_string(),
+                line: jail.loc.line,
+            },
+            sources: Sources::new(self.files.clone(), at),
+        })
     }
 
-    let ps = ps.ps;
-    let mut r = Resolver::new(&ps, &jail.name, budget);
-    for k in 0..ps.len() {
-        r.resolve(k)?;
-    }
-    let mut params = BTreeMap::new();
-    let mut sources = BTreeMap::new();
-    for (k, p) in ps.iter().enumerate() {
-        if p.is_var {
-            continue;
-        }
-        let State::Done(vals) = &r.state[k] else {
-            unreachable!("every parameter was resolved above")
+    fn add_param(&mut self, ps: &mut Collected, p: &Stmt, jail: &Block) -> Result<(), JailConfError> {
+        let raw = self.raw;
+        let clash = || {
+            invalid(
+                raw.file(p.loc),
+                p.loc.line,
+                &jail.name,
+                format!(
+                    "variable \"${}\" cannot have the same name as a parameter",
+                    raw.words.syms.name(p.name)
+                ),
+            )
         };
-        let (key, value) = match vals.len() {
-            0 => {
-                let (pos, negated) = positive_name(p.name);
-                (pos, Value::Bool(!negated))
+        let seg = Seg {
+            values: p.values,
+            loc: p.loc,
+        };
+        match ps.find(&self.names, p.name) {
+            Some(k) => {
+                let d = &ps.ps[k];
+                if d.is_var != p.is_var {
+                    return Err(clash());
+                }
+                if d.immutable {
+                    // why: jail(8) refuses any redefinition of `name`; accepting
+                    // the identical value keeps files like `t1 { name = "t1"; }`
+                    // (seen in the wild) readable without changing meaning.
+                    // The immutable entry is the implicit one: one value, the
+                    // jail's name as one literal.
+                    let same = d.count() == p.values.1 - p.values.0
+                        && raw.values[p.values.0..p.values.1]
+                            .iter()
+                            .zip(d.head.iter())
+                            .all(|(&(a, b), h)| {
+                                let (c, e) = raw.values[h.values.0];
+                                raw.words.word(a, b).len() == raw.words.word(c, e).len()
+                                    && raw
+                                        .words
+                                        .word(a, b)
+                                        .iter()
+                                        .zip(raw.words.word(c, e))
+                                        .all(|(x, y)| same_part(raw, x, y))
+                            });
+                    if !p.append && same && d.name == p.name {
+                        return Ok(());
+                    }
+                    return Err(invalid(
+                        raw.file(p.loc),
+                        p.loc.line,
+                        &jail.name,
+                        format!("cannot redefine parameter \"{}\"", raw.words.syms.name(d.name)),
+                    ));
+                }
+                ps.rename(k, p.name);
+                let d = &mut ps.ps[k];
+                if !p.append || p.values.0 == p.values.1 {
+                    d.clear();
+                }
+                d.push(seg);
+                d.loc = p.loc;
             }
-            1 => (p.name.to_string(), Value::Str(vals[0].clone())),
-            _ => (p.name.to_string(), Value::List(vals.clone())),
-        };
-        sources.insert(key.clone(), p.loc.clone());
-        params.insert(key, value);
+            None => {
+                if p.is_var && self.names.is_known_param(raw, p.name) {
+                    return Err(clash());
+                }
+                let mut e = Entry {
+                    name: p.name,
+                    is_var: p.is_var,
+                    immutable: false,
+                    head: None,
+                    tail: Vec::new(),
+                    loc: p.loc,
+                };
+                e.push(seg);
+                ps.insert(e);
+            }
+        }
+        Ok(())
     }
-    Ok(JailDef {
-        name: jail.name.clone(),
-        params,
-        location: jail.loc.clone(),
-        sources,
-    })
+}
+
+/// Two word parts are the same text or the same reference.
+fn same_part(raw: &Raw, x: &Part, y: &Part) -> bool {
+    match (x, y) {
+        (Part::Lit(a, b), Part::Lit(c, d)) => raw.words.lit(*a, *b) == raw.words.lit(*c, *d),
+        (Part::Var(s, m), Part::Var(t, n)) => s == t && m == n,
+        _ => false,
+    }
 }
 
 /// Entries a jail gathers before [`Collected`] indexes them by name; below
-/// it a scan with [`equal_opts`] is cheaper than building the candidates.
+/// it a scan is cheaper than building the index.
 const LINEAR_MAX: usize = 32;
 
 /// The parameters one jail collects, in order of first definition.
 #[derive(Default)]
-struct Collected<'a> {
-    ps: Vec<EParam<'a>>,
+struct Collected {
+    ps: Vec<Entry>,
     /// Entry by its current name, once there are more than [`LINEAR_MAX`].
     /// why: a scan per statement made a block of 20,000 variables
     /// quadratic (over a minute in a debug build).
-    index: Option<HashMap<&'a str, usize>>,
+    index: Option<FxMap<Sym, usize>>,
 }
 
-impl<'a> Collected<'a> {
+impl Collected {
+    fn clear(&mut self) {
+        self.ps.clear();
+        self.index = None;
+    }
+
     /// The first entry naming the same parameter as `name` (as
     /// [`equal_opts`] decides).
-    fn find(&self, name: &str) -> Option<usize> {
+    fn find(&self, names: &Names, name: Sym) -> Option<usize> {
+        let near = names.near.get(name).map_or(&[][..], Vec::as_slice);
         let Some(ix) = &self.index else {
-            return self.ps.iter().position(|d| equal_opts(d.name, name));
+            return self.ps.iter().position(|d| d.name == name || near.contains(&d.name));
         };
-        // why: equal_opts(a, b) holds exactly when a == b or one is the
-        // other with "no" put before one of its components (after a shared
-        // dotted prefix); the candidates are those spellings of `name`.
-        let mut best = ix.get(name).copied();
-        let mut consider = |c: &str| {
+        let mut best = ix.get(&name).copied();
+        for c in near {
             if let Some(&k) = ix.get(c) {
                 best = Some(best.map_or(k, |b| b.min(k)));
-            }
-        };
-        let starts = std::iter::once(0).chain(name.match_indices('.').map(|(i, _)| i + 1));
-        for i in starts {
-            consider(&format!("{}no{}", &name[..i], &name[i..]));
-            if name[i..].starts_with("no") {
-                consider(&format!("{}{}", &name[..i], &name[i + 2..]));
             }
         }
         best
     }
 
-    fn insert(&mut self, p: EParam<'a>) {
+    fn insert(&mut self, p: Entry) {
         let k = self.ps.len();
         if let Some(ix) = &mut self.index {
             ix.entry(p.name).or_insert(k);
         }
         self.ps.push(p);
         if self.index.is_none() && self.ps.len() > LINEAR_MAX {
-            let mut ix = HashMap::with_capacity(self.ps.len() * 2);
+            let mut ix = FxMap::default();
+            ix.reserve(self.ps.len() * 2);
             for (k, d) in self.ps.iter().enumerate() {
                 ix.entry(d.name).or_insert(k);
             }
@@ -313,70 +578,15 @@ impl<'a> Collected<'a> {
     }
 
     /// Entry `k` is now spelled `name` (`persist` after `nopersist`).
-    fn rename(&mut self, k: usize, name: &'a str) {
+    fn rename(&mut self, k: usize, name: Sym) {
         let old = std::mem::replace(&mut self.ps[k].name, name);
         if let Some(ix) = &mut self.index {
-            if old != name && ix.get(old) == Some(&k) {
-                ix.remove(old);
+            if old != name && ix.get(&old) == Some(&k) {
+                ix.remove(&old);
                 ix.entry(name).or_insert(k);
             }
         }
     }
-}
-
-fn add_param<'a>(ps: &mut Collected<'a>, p: &'a RawParam, jail: &str) -> Result<(), JailConfError> {
-    let clash = || {
-        invalid(
-            &p.loc,
-            p.loc.line,
-            jail,
-            format!("variable \"${}\" cannot have the same name as a parameter", p.name),
-        )
-    };
-    match ps.find(&p.name) {
-        Some(k) => {
-            let d = &ps.ps[k];
-            if d.is_var != p.is_var {
-                return Err(clash());
-            }
-            if d.immutable {
-                // why: jail(8) refuses any redefinition of `name`; accepting
-                // the identical value keeps files like `t1 { name = "t1"; }`
-                // (seen in the wild) readable without changing meaning.
-                let same = p.values.len() == d.values.len()
-                    && p.values.iter().zip(&d.values).all(|(a, b)| a.as_slice() == b.0);
-                if !p.append && same && d.name == p.name {
-                    return Ok(());
-                }
-                return Err(invalid(
-                    &p.loc,
-                    p.loc.line,
-                    jail,
-                    format!("cannot redefine parameter \"{}\"", d.name),
-                ));
-            }
-            ps.rename(k, &p.name);
-            let d = &mut ps.ps[k];
-            if !p.append || p.values.is_empty() {
-                d.values.clear();
-            }
-            d.values.extend(p.values.iter().map(|v| (v.as_slice(), &p.loc)));
-            d.loc = &p.loc;
-        }
-        None => {
-            if p.is_var && KNOWN_PARAMS.iter().any(|k| equal_opts(k, &p.name)) {
-                return Err(clash());
-            }
-            ps.insert(EParam {
-                name: &p.name,
-                is_var: p.is_var,
-                immutable: false,
-                values: p.values.iter().map(|v| (v.as_slice(), &p.loc)).collect(),
-                loc: &p.loc,
-            });
-        }
-    }
-    Ok(())
 }
 
 /// Largest expansion of one parameter or variable: its values' bytes summed,
@@ -393,31 +603,36 @@ pub(crate) const MAX_VALUE_BYTES: usize = 1 << 20;
 /// 1 MiB variable in thousands of parameters.
 pub(crate) const MAX_TOTAL_BYTES: usize = 64 << 20;
 
+#[derive(Clone, Copy)]
 enum State {
     Todo,
     Busy,
-    Done(Vec<String>),
+    /// Expanded: the range of [`Ctx::done`] holding the values.
+    Done(usize, usize),
 }
 
 /// One parameter being expanded: where in its values the walk stands.
 struct Frame {
     k: usize,
+    seg: usize,
     word: usize,
-    piece: usize,
-    out: Vec<String>,
+    part: usize,
+    /// Index in [`Ctx::scratch`] where this frame's finished values start.
+    out: usize,
     cur: String,
-    /// Bytes of `out` (plus one per entry) and `cur`: checked against
-    /// [`MAX_VALUE_BYTES`] before anything is appended.
+    /// Bytes of the finished values (plus one per value) and `cur`: checked
+    /// against [`MAX_VALUE_BYTES`] before anything is appended.
     bytes: usize,
 }
 
 impl Frame {
-    fn new(k: usize) -> Self {
+    fn new(k: usize, out: usize) -> Self {
         Frame {
             k,
+            seg: 0,
             word: 0,
-            piece: 0,
-            out: Vec::new(),
+            part: 0,
+            out,
             cur: String::new(),
             bytes: 0,
         }
@@ -426,144 +641,237 @@ impl Frame {
 
 /// A whole-value reference (`$x`, `"${x}"`): one variable and no literal
 /// text. Only then may a list expand into several values.
-fn whole_reference(word: &[Piece]) -> bool {
-    let mut vars = word.iter().filter(|x| matches!(x, Piece::Var(..)));
-    let lits_empty = word.iter().all(|x| !matches!(x, Piece::Lit(s) if !s.is_empty()));
+fn whole_reference(word: &[Part]) -> bool {
+    let mut vars = word.iter().filter(|x| matches!(x, Part::Var(..)));
+    let lits_empty = word.iter().all(|x| !matches!(x, Part::Lit(a, b) if a != b));
     vars.next().is_some() && vars.next().is_none() && lits_empty
 }
 
-struct Resolver<'a> {
-    ps: &'a [EParam<'a>],
-    /// Parameter index by its (last written) name.
-    index: HashMap<&'a str, usize>,
-    state: Vec<State>,
-    jail: &'a str,
-    /// Bytes still allowed for the whole file ([`MAX_TOTAL_BYTES`]).
-    budget: &'a mut usize,
+fn display_name(raw: &Raw, p: &Entry) -> String {
+    let n = raw.words.syms.name(p.name);
+    if p.is_var {
+        format!("${n}")
+    } else {
+        n.to_string()
+    }
 }
 
-impl<'a> Resolver<'a> {
-    fn new(ps: &'a [EParam<'a>], jail: &'a str, budget: &'a mut usize) -> Self {
-        let mut index = HashMap::with_capacity(ps.len());
-        for (k, p) in ps.iter().enumerate() {
-            index.entry(p.name).or_insert(k);
-        }
-        Resolver {
-            ps,
-            index,
-            state: (0..ps.len()).map(|_| State::Todo).collect(),
-            jail,
-            budget,
-        }
-    }
-
-    /// Expand parameter `root` and everything it references.
+impl Ctx<'_> {
+    /// Expand entry `root` and everything it references.
     ///
     /// why: iterative, with an explicit stack of [`Frame`]s on the heap:
     /// resolving by recursion overflowed the thread stack on a chain of
     /// 20,000 variables (`$v0 = "$v1"; $v1 = "$v2"; ...`). The stack holds
     /// each parameter at most once (a second visit is a loop), so its depth
     /// is bounded by the number of parameters.
-    fn resolve(&mut self, root: usize) -> Result<(), JailConfError> {
+    fn resolve(&mut self, ps: &[Entry], root: usize, jail: &str) -> Result<(), JailConfError> {
         if !matches!(self.state[root], State::Todo) {
             return Ok(());
         }
+        let start = self.done.len();
+        if self.literal_only(&ps[root], jail)? {
+            self.state[root] = State::Done(start, self.done.len());
+            return Ok(());
+        }
         self.state[root] = State::Busy;
-        let mut stack = vec![Frame::new(root)];
+        self.scratch.clear();
+        let mut stack = std::mem::take(&mut self.stack);
+        stack.clear();
+        stack.push(Frame::new(root, 0));
+        let r = self.walk(ps, &mut stack, jail);
+        self.stack = stack;
+        r
+    }
+
+    /// Expand an entry none of whose values refers to a variable, if it is
+    /// one (true); the checks and messages are those of [`Ctx::walk`].
+    fn literal_only(&mut self, p: &Entry, jail: &str) -> Result<bool, JailConfError> {
+        let raw = self.raw;
+        let mut i = 0;
+        while let Some(s) = p.seg(i) {
+            for &(a, b) in &raw.values[s.values.0..s.values.1] {
+                if raw.words.word(a, b).iter().any(|x| matches!(x, Part::Var(..))) {
+                    return Ok(false);
+                }
+            }
+            i += 1;
+        }
+        let start = self.done.len();
+        let mut bytes = 0usize;
+        let mut i = 0;
+        while let Some(s) = p.seg(i) {
+            for &(a, b) in &raw.values[s.values.0..s.values.1] {
+                let word = raw.words.word(a, b);
+                let len: usize = word
+                    .iter()
+                    .map(|x| match *x {
+                        Part::Lit(a, b) => b - a,
+                        Part::Var(..) => 0,
+                    })
+                    .sum();
+                // why: one sum for what walk() adds piece by piece; a
+                // literal-only value fails the cap the same way either way.
+                match bytes.checked_add(len).and_then(|n| n.checked_add(1)) {
+                    Some(n) if n <= MAX_VALUE_BYTES => bytes = n,
+                    _ => {
+                        self.done.truncate(start);
+                        return Err(invalid(
+                            raw.file(s.loc),
+                            s.loc.line,
+                            jail,
+                            format!(
+                                "{}: value expands to more than {} bytes",
+                                display_name(raw, p),
+                                MAX_VALUE_BYTES
+                            ),
+                        ));
+                    }
+                }
+                let mut v = String::with_capacity(len);
+                for x in word {
+                    if let Part::Lit(a, b) = *x {
+                        v.push_str(raw.words.lit(a, b));
+                    }
+                }
+                self.done.push(v);
+            }
+            i += 1;
+        }
+        if bytes > self.budget {
+            self.done.truncate(start);
+            return Err(invalid(
+                raw.file(p.loc),
+                p.loc.line,
+                jail,
+                format!(
+                    "{}: jail.conf expands to more than {} MiB of values",
+                    display_name(raw, p),
+                    MAX_TOTAL_BYTES >> 20
+                ),
+            ));
+        }
+        self.budget -= bytes;
+        Ok(true)
+    }
+
+    fn walk(&mut self, ps: &[Entry], stack: &mut Vec<Frame>, jail: &str) -> Result<(), JailConfError> {
+        let raw = self.raw;
         while let Some(f) = stack.last_mut() {
-            let p = &self.ps[f.k];
-            let Some(&(word, vloc)) = p.values.get(f.word) else {
-                let f = stack.pop().expect("the loop holds a frame");
+            let p = &ps[f.k];
+            // The current word and the statement it came from.
+            let mut cur = None;
+            while let Some(s) = p.seg(f.seg) {
+                let w = s.values.0 + f.word;
+                if w < s.values.1 {
+                    cur = Some((raw.values[w], s.loc));
+                    break;
+                }
+                f.seg += 1;
+                f.word = 0;
+            }
+            let Some(((wa, wb), vloc)) = cur else {
+                let Some(f) = stack.pop() else { break };
                 let cost = f.bytes;
-                if cost > *self.budget {
+                if cost > self.budget {
                     return Err(invalid(
-                        p.loc,
+                        raw.file(p.loc),
                         p.loc.line,
-                        self.jail,
+                        jail,
                         format!(
                             "{}: jail.conf expands to more than {} MiB of values",
-                            display_name(p),
+                            display_name(raw, p),
                             MAX_TOTAL_BYTES >> 20
                         ),
                     ));
                 }
-                *self.budget -= cost;
-                self.state[f.k] = State::Done(f.out);
+                self.budget -= cost;
+                let a = self.done.len();
+                self.done.extend(self.scratch.drain(f.out..));
+                self.state[f.k] = State::Done(a, self.done.len());
                 continue;
             };
+            let word = raw.words.word(wa, wb);
             let whole = whole_reference(word);
-            let Some(piece) = word.get(f.piece) else {
+            let Some(part) = word.get(f.part) else {
                 if !whole {
-                    grow(f, p, vloc, vloc.line, 1, self.jail)?;
-                    f.out.push(std::mem::take(&mut f.cur));
+                    grow(f, raw, p, vloc, vloc.line, 1, jail)?;
+                    self.scratch.push(std::mem::take(&mut f.cur));
                 }
                 f.word += 1;
-                f.piece = 0;
+                f.part = 0;
                 continue;
             };
-            match piece {
-                Piece::Lit(l) => {
+            match *part {
+                Part::Lit(a, b) => {
                     if !whole {
-                        grow(f, p, vloc, vloc.line, l.len(), self.jail)?;
+                        let l = raw.words.lit(a, b);
+                        grow(f, raw, p, vloc, vloc.line, l.len(), jail)?;
                         f.cur.push_str(l);
                     }
-                    f.piece += 1;
+                    f.part += 1;
                 }
-                Piece::Var(name, pos) => {
-                    let Some(&j) = self.index.get(name.as_str()) else {
+                Part::Var(sym, m) => {
+                    let name = raw.words.syms.name(sym);
+                    let j = self.first.get(sym).copied().unwrap_or(usize::MAX);
+                    if j == usize::MAX {
                         return Err(invalid(
-                            vloc,
-                            pos.line,
-                            self.jail,
-                            format!("{}: variable \"{name}\" not found", display_name(p)),
+                            raw.file(vloc),
+                            m.line,
+                            jail,
+                            format!("{}: variable \"{name}\" not found", display_name(raw, p)),
                         ));
-                    };
-                    let vals = match &self.state[j] {
+                    }
+                    let (a, b) = match self.state[j] {
                         State::Todo => {
                             // Expand the referenced one first, then come back
-                            // to this same piece.
+                            // to this same part.
                             self.state[j] = State::Busy;
-                            stack.push(Frame::new(j));
+                            let out = self.scratch.len();
+                            stack.push(Frame::new(j, out));
                             continue;
                         }
                         State::Busy => {
                             return Err(invalid(
-                                vloc,
-                                pos.line,
-                                self.jail,
-                                format!("{}: variable loop through \"{name}\"", display_name(p)),
+                                raw.file(vloc),
+                                m.line,
+                                jail,
+                                format!("{}: variable loop through \"{name}\"", display_name(raw, p)),
                             ))
                         }
-                        State::Done(v) => v,
+                        State::Done(a, b) => (a, b),
                     };
-                    if vals.is_empty() {
+                    if a == b {
                         return Err(invalid(
-                            vloc,
-                            pos.line,
-                            self.jail,
-                            format!("{}: variable \"{name}\" not found (it has no value)", display_name(p)),
+                            raw.file(vloc),
+                            m.line,
+                            jail,
+                            format!(
+                                "{}: variable \"{name}\" not found (it has no value)",
+                                display_name(raw, p)
+                            ),
                         ));
                     }
+                    let vals = &self.done[a..b];
                     if whole {
                         let add = vals.iter().map(|v| v.len() + 1).sum();
-                        grow(f, p, vloc, pos.line, add, self.jail)?;
-                        f.out.extend(vals.iter().cloned());
+                        grow(f, raw, p, vloc, m.line, add, jail)?;
+                        self.scratch.extend(vals.iter().cloned());
                     } else {
                         if vals.len() != 1 {
                             return Err(invalid(
-                                vloc,
-                                pos.line,
-                                self.jail,
+                                raw.file(vloc),
+                                m.line,
+                                jail,
                                 format!(
                                     "{}: variable \"{name}\" is a list and cannot be substituted inside a string",
-                                    display_name(p)
+                                    display_name(raw, p)
                                 ),
                             ));
                         }
-                        grow(f, p, vloc, pos.line, vals[0].len(), self.jail)?;
+                        grow(f, raw, p, vloc, m.line, vals[0].len(), jail)?;
                         f.cur.push_str(&vals[0]);
                     }
-                    f.piece += 1;
+                    f.part += 1;
                 }
             }
         }
@@ -573,19 +881,27 @@ impl<'a> Resolver<'a> {
 
 /// Account for `add` more bytes in frame `f`, refusing to pass
 /// [`MAX_VALUE_BYTES`] before anything is allocated.
-fn grow(f: &mut Frame, p: &EParam, loc: &Location, line: usize, add: usize, jail: &str) -> Result<(), JailConfError> {
+fn grow(
+    f: &mut Frame,
+    raw: &Raw,
+    p: &Entry,
+    loc: Loc,
+    line: usize,
+    add: usize,
+    jail: &str,
+) -> Result<(), JailConfError> {
     match f.bytes.checked_add(add) {
         Some(n) if n <= MAX_VALUE_BYTES => {
             f.bytes = n;
             Ok(())
         }
         _ => Err(invalid(
-            loc,
+            raw.file(loc),
             line,
             jail,
             format!(
                 "{}: value expands to more than {} bytes",
-                display_name(p),
+                display_name(raw, p),
                 MAX_VALUE_BYTES
             ),
         )),

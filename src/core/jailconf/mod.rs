@@ -17,9 +17,12 @@
 //! helpers, no `ip_hostname` resolution and no `mount.fstab` reading.
 
 mod eval;
+mod intern;
 mod lexer;
 mod model;
 mod parser;
+#[cfg(test)]
+mod reference;
 
 pub use model::{Ip4AddrEntry, Ip4Mode, JailConf, JailDef, Location, Value};
 
@@ -140,8 +143,8 @@ impl Loader for MemLoader {
 /// Parse and evaluate jail.conf text named `file` (used in messages and to
 /// resolve relative includes), following includes through `loader`.
 pub fn parse(file: &str, text: &str, loader: &dyn Loader) -> Result<JailConf, JailConfError> {
-    let raw = parser::parse_root(file, text, loader)?;
-    let jails = eval::evaluate(&raw)?;
+    let raw = parser::parse_all(file, text, loader)?;
+    let jails = eval::evaluate(raw)?;
     tracing::debug!(file, jails = jails.len(), "jail.conf parsed");
     Ok(JailConf::new(jails))
 }
@@ -156,5 +159,7 @@ pub fn load(path: &str, loader: &dyn Loader) -> Result<JailConf, JailConfError> 
     parse(path, &text, loader)
 }
 
+#[cfg(test)]
+mod equivalence;
 #[cfg(test)]
 mod tests;

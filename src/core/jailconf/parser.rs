@@ -19,79 +19,113 @@
 //! literal file is an error) and is parsed in place, also inside a jail
 //! block. Includes nest at most 32 deep, as in jail(8).
 //!
+//! The result ([`Raw`]) is flat: statements, values and word parts are
+//! ranges into shared lists, names are interned and locations are file
+//! indices, so a file of many jails costs few allocations.
+//!
 //! Not done here: nested jail blocks (`a { b { } }`) are rejected; variable
 //! substitution and precedence are eval.rs's job.
 
-use super::lexer::{tokenize, Piece, Pos, Tok, Token};
-use super::{JailConfError, Loader, Location};
+use super::intern::Sym;
+use super::lexer::{column, lex, Kind, Lexeme, Mark, Part, Words};
+use super::{JailConfError, Loader};
 
 /// jail(8) stops following includes at this depth (include loops).
 const MAX_INCLUDE_DEPTH: usize = 32;
 
-#[derive(Debug, Clone)]
-pub(crate) struct RawParam {
+/// Where a statement or block is: index into [`Raw::files`] and 1-based line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Loc {
+    pub file: usize,
+    pub line: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Stmt {
     /// Parameter or variable name (variables without the `$`).
-    pub name: String,
+    pub name: Sym,
     pub is_var: bool,
     pub append: bool,
-    /// Each value is a word: literal text and variable references.
-    pub values: Vec<Vec<Piece>>,
-    pub loc: Location,
+    /// Range of [`Raw::values`]: each value is a word.
+    pub values: (usize, usize),
+    pub loc: Loc,
 }
 
 #[derive(Debug, Clone)]
-pub(crate) struct RawJail {
+pub(crate) struct Block {
     pub name: String,
-    pub loc: Location,
-    pub params: Vec<RawParam>,
+    pub loc: Loc,
+    /// Range of [`Raw::params`] (a jail's statements are contiguous).
+    pub params: (usize, usize),
+    /// Index in [`Raw::values`] of the jail's name as a one-literal word
+    /// (the implicit `name` parameter's value); `usize::MAX` for `*` blocks.
+    pub name_value: usize,
 }
 
-pub(crate) fn parse_root(file: &str, text: &str, loader: &dyn Loader) -> Result<Vec<RawJail>, JailConfError> {
+/// Every block of the root file and its includes, in file order.
+#[derive(Debug, Default)]
+pub(crate) struct Raw {
+    pub words: Words,
+    /// Each value is a word: a range of `words.parts`.
+    pub values: Vec<(usize, usize)>,
+    pub params: Vec<Stmt>,
+    pub jails: Vec<Block>,
+    /// File names, one per file read (a file included twice is there twice).
+    pub files: Vec<String>,
+    #[cfg(test)]
+    pub texts: Vec<String>,
+}
+
+impl Raw {
+    pub fn file(&self, loc: Loc) -> &str {
+        self.files.get(loc.file).map_or("", String::as_str)
+    }
+}
+
+pub(crate) fn parse_all(file: &str, text: &str, loader: &dyn Loader) -> Result<Raw, JailConfError> {
     let mut p = Parser {
         loader,
-        jails: Vec::new(),
+        raw: Raw::default(),
         depth: 0,
     };
     p.parse_file(file, text, None)?;
-    Ok(p.jails)
+    Ok(p.raw)
 }
 
 struct Parser<'a> {
     loader: &'a dyn Loader,
-    jails: Vec<RawJail>,
+    raw: Raw,
     depth: usize,
 }
 
-fn syntax(file: &str, pos: Pos, message: impl Into<String>) -> JailConfError {
+fn syntax(file: &str, text: &str, at: Mark, message: impl Into<String>) -> JailConfError {
     JailConfError::Syntax {
         file: file.to_string(),
-        line: pos.line,
-        column: pos.column,
+        line: at.line,
+        column: column(text, at.off),
         message: message.into(),
     }
 }
 
-fn eof_pos(text: &str) -> Pos {
-    let line = 1 + text.matches('\n').count();
-    let last = text.rsplit('\n').next().unwrap_or("");
-    Pos {
-        line,
-        column: last.chars().count() + 1,
+fn eof_mark(text: &str) -> Mark {
+    Mark {
+        line: 1 + text.bytes().filter(|&c| c == b'\n').count(),
+        off: text.len(),
     }
 }
 
-fn describe(tok: &Tok) -> String {
-    match tok {
-        Tok::Word(p) => match p.as_slice() {
-            [Piece::Lit(s)] => format!("{s:?}"),
-            _ => "a value".to_string(),
+fn describe(w: &Words, kind: &Kind) -> String {
+    match kind {
+        Kind::Word(a, b) => match w.single_lit(*a, *b) {
+            Some(s) => format!("{s:?}"),
+            None => "a value".to_string(),
         },
-        Tok::Semi => "';'".into(),
-        Tok::Comma => "','".into(),
-        Tok::Eq => "'='".into(),
-        Tok::PlusEq => "'+='".into(),
-        Tok::LBrace => "'{'".into(),
-        Tok::RBrace => "'}'".into(),
+        Kind::Semi => "';'".into(),
+        Kind::Comma => "','".into(),
+        Kind::Eq => "'='".into(),
+        Kind::PlusEq => "'+='".into(),
+        Kind::LBrace => "'{'".into(),
+        Kind::RBrace => "'}'".into(),
     }
 }
 
@@ -114,66 +148,81 @@ fn has_glob_magic(path: &str) -> bool {
 impl Parser<'_> {
     /// Parse one file. `within` is the jail block an `.include` appeared in.
     fn parse_file(&mut self, file: &str, text: &str, within: Option<usize>) -> Result<(), JailConfError> {
-        let toks = tokenize(text).map_err(|e| syntax(file, e.pos, e.message))?;
-        let eof = eof_pos(text);
-        let pos_at = |i: usize| toks.get(i).map(|t| t.pos).unwrap_or(eof);
+        let fi = self.raw.files.len();
+        self.raw.files.push(file.to_string());
+        #[cfg(test)]
+        self.raw.texts.push(text.to_string());
+        let toks = lex(text, &mut self.raw.words).map_err(|e| syntax(file, text, e.at, e.message))?;
+        // The eof position is only needed for messages: computed then.
+        let at = |i: usize| toks.get(i).map(|t| t.at).unwrap_or_else(|| eof_mark(text));
         // The block opened in this file: (jail index, position of its name).
-        let mut block: Option<(usize, Pos)> = None;
+        let mut block: Option<(usize, Mark)> = None;
         let mut i = 0;
         while i < toks.len() {
-            let Token { tok, pos } = &toks[i];
-            match tok {
-                Tok::Semi => i += 1,
-                Tok::RBrace if block.is_some() => {
+            let Lexeme { kind, at: pos } = toks[i];
+            match kind {
+                Kind::Semi => i += 1,
+                Kind::RBrace if block.is_some() => {
                     block = None;
                     i += 1;
                 }
-                Tok::Word(pieces) if matches!(toks.get(i + 1), Some(t) if t.tok == Tok::LBrace) => {
+                Kind::Word(a, b) if matches!(toks.get(i + 1), Some(t) if t.kind == Kind::LBrace) => {
                     if block.is_some() || within.is_some() {
                         return Err(syntax(
                             file,
-                            toks[i + 1].pos,
+                            text,
+                            toks[i + 1].at,
                             "nested jail definitions are not supported",
                         ));
                     }
-                    let name = match pieces.as_slice() {
-                        [Piece::Lit(s)] if !s.is_empty() => s.clone(),
-                        [Piece::Lit(_)] => return Err(syntax(file, *pos, "empty jail name")),
+                    let name = match self.raw.words.word(a, b) {
+                        [Part::Lit(x, y)] if x != y => self.raw.words.lit(*x, *y).to_string(),
+                        [Part::Lit(..)] => return Err(syntax(file, text, pos, "empty jail name")),
                         _ => {
                             return Err(syntax(
                                 file,
-                                *pos,
+                                text,
+                                pos,
                                 "a jail name must be a plain word or quoted string without variables",
                             ))
                         }
                     };
-                    self.jails.push(RawJail {
+                    self.raw.values.push((a, b));
+                    let n = self.raw.params.len();
+                    self.raw.jails.push(Block {
                         name,
-                        loc: Location {
-                            file: file.to_string(),
+                        loc: Loc {
+                            file: fi,
                             line: pos.line,
                         },
-                        params: Vec::new(),
+                        params: (n, n),
+                        name_value: self.raw.values.len() - 1,
                     });
-                    block = Some((self.jails.len() - 1, *pos));
+                    block = Some((self.raw.jails.len() - 1, pos));
                     i += 2;
                 }
-                Tok::Word(_) => {
+                Kind::Word(..) => {
                     let target = block.map(|b| b.0).or(within);
-                    i = self.param(file, &toks, i, eof, target)?;
+                    i = self.param(file, fi, text, &toks, i, target)?;
                 }
                 other => {
-                    return Err(syntax(file, *pos, format!("unexpected {}", describe(other))));
+                    return Err(syntax(
+                        file,
+                        text,
+                        pos,
+                        format!("unexpected {}", describe(&self.raw.words, &other)),
+                    ));
                 }
             }
         }
         if let Some((j, open)) = block {
             return Err(syntax(
                 file,
-                pos_at(toks.len()),
+                text,
+                at(toks.len()),
                 format!(
                     "missing '}}' for jail {:?} opened at line {}",
-                    self.jails[j].name, open.line
+                    self.raw.jails[j].name, open.line
                 ),
             ));
         }
@@ -185,28 +234,36 @@ impl Parser<'_> {
     fn param(
         &mut self,
         file: &str,
-        toks: &[Token],
+        fi: usize,
+        text: &str,
+        toks: &[Lexeme],
         mut i: usize,
-        eof: Pos,
         target: Option<usize>,
     ) -> Result<usize, JailConfError> {
-        let pos_at = |i: usize| toks.get(i).map(|t| t.pos).unwrap_or(eof);
-        let start = toks[i].pos;
-        let Tok::Word(pieces) = &toks[i].tok else {
-            return Err(syntax(file, start, "expected a parameter name"));
+        let at = |i: usize| toks.get(i).map(|t| t.at).unwrap_or_else(|| eof_mark(text));
+        let start = toks[i].at;
+        let Kind::Word(a, b) = toks[i].kind else {
+            return Err(syntax(file, text, start, "expected a parameter name"));
         };
-        let (name, is_var) = match pieces.as_slice() {
-            [Piece::Lit(s)] if !s.is_empty() => (s.clone(), false),
-            [Piece::Var(v, _)] if !v.is_empty() => (v.clone(), true),
-            [Piece::Lit(_)] | [Piece::Var(..)] => return Err(syntax(file, start, "empty parameter name")),
+        let w = &mut self.raw.words;
+        let (name, is_var) = match w.word(a, b) {
+            [Part::Lit(x, y)] if x != y => {
+                let (x, y) = (*x, *y);
+                let name = w.text.get(x..y).unwrap_or("");
+                (w.syms.intern(name), false)
+            }
+            [Part::Var(v, _)] if !w.syms.name(*v).is_empty() => (*v, true),
+            [Part::Lit(..)] | [Part::Var(..)] => return Err(syntax(file, text, start, "empty parameter name")),
             _ => {
                 return Err(syntax(
                     file,
+                    text,
                     start,
                     "a parameter name must be a single word (variables are not expanded in names)",
                 ))
             }
         };
+        let shown = |w: &Words| w.syms.name(name).to_string();
         i += 1;
         #[derive(PartialEq)]
         enum Form {
@@ -215,125 +272,158 @@ impl Parser<'_> {
             Append,
             NameValue,
         }
-        let form = match toks.get(i).map(|t| &t.tok) {
-            Some(Tok::Semi) => Form::Bare,
-            Some(Tok::Eq) => {
+        let form = match toks.get(i).map(|t| t.kind) {
+            Some(Kind::Semi) => Form::Bare,
+            Some(Kind::Eq) => {
                 i += 1;
                 Form::Set
             }
-            Some(Tok::PlusEq) => {
+            Some(Kind::PlusEq) => {
                 i += 1;
                 Form::Append
             }
-            Some(Tok::Word(_)) => Form::NameValue,
+            Some(Kind::Word(..)) => Form::NameValue,
             Some(other) => {
                 return Err(syntax(
                     file,
-                    pos_at(i),
+                    text,
+                    at(i),
                     format!(
-                        "expected '=', '+=', a value or ';' after {name:?}, found {}",
-                        describe(other)
+                        "expected '=', '+=', a value or ';' after {:?}, found {}",
+                        shown(&self.raw.words),
+                        describe(&self.raw.words, &other)
                     ),
                 ))
             }
             None => {
                 return Err(syntax(
                     file,
-                    eof,
-                    format!("expected ';' after {name:?}, found end of file"),
+                    text,
+                    eof_mark(text),
+                    format!("expected ';' after {:?}, found end of file", shown(&self.raw.words)),
                 ))
             }
         };
-        let mut values = Vec::new();
+        let v0 = self.raw.values.len();
         if form != Form::Bare {
             loop {
-                match toks.get(i).map(|t| &t.tok) {
-                    Some(Tok::Word(p)) => values.push(p.clone()),
+                match toks.get(i).map(|t| t.kind) {
+                    Some(Kind::Word(a, b)) => self.raw.values.push((a, b)),
                     Some(other) => {
                         return Err(syntax(
                             file,
-                            pos_at(i),
-                            format!("expected a value for {name:?}, found {}", describe(other)),
-                        ))
-                    }
-                    None => {
-                        return Err(syntax(
-                            file,
-                            eof,
-                            format!("expected a value for {name:?}, found end of file"),
-                        ))
-                    }
-                }
-                i += 1;
-                match toks.get(i).map(|t| &t.tok) {
-                    Some(Tok::Comma) => i += 1,
-                    Some(Tok::Semi) => break,
-                    Some(other) => {
-                        return Err(syntax(
-                            file,
-                            pos_at(i),
+                            text,
+                            at(i),
                             format!(
-                                "expected ';' or ',' after the value of {name:?}, found {}",
-                                describe(other)
+                                "expected a value for {:?}, found {}",
+                                shown(&self.raw.words),
+                                describe(&self.raw.words, &other)
                             ),
                         ))
                     }
                     None => {
                         return Err(syntax(
                             file,
-                            eof,
-                            format!("expected ';' after the value of {name:?}, found end of file"),
+                            text,
+                            eof_mark(text),
+                            format!("expected a value for {:?}, found end of file", shown(&self.raw.words)),
+                        ))
+                    }
+                }
+                i += 1;
+                match toks.get(i).map(|t| t.kind) {
+                    Some(Kind::Comma) => i += 1,
+                    Some(Kind::Semi) => break,
+                    Some(other) => {
+                        return Err(syntax(
+                            file,
+                            text,
+                            at(i),
+                            format!(
+                                "expected ';' or ',' after the value of {:?}, found {}",
+                                shown(&self.raw.words),
+                                describe(&self.raw.words, &other)
+                            ),
+                        ))
+                    }
+                    None => {
+                        return Err(syntax(
+                            file,
+                            text,
+                            eof_mark(text),
+                            format!(
+                                "expected ';' after the value of {:?}, found end of file",
+                                shown(&self.raw.words)
+                            ),
                         ))
                     }
                 }
             }
         }
+        let v1 = self.raw.values.len();
         // `i` is at the terminating ';'.
-        let loc = Location {
-            file: file.to_string(),
+        let loc = Loc {
+            file: fi,
             line: start.line,
         };
-        if name == ".include" && !is_var {
+        if !is_var && self.raw.words.syms.name(name) == ".include" {
             if form != Form::NameValue {
-                return Err(syntax(file, start, "'.include' takes a file name: .include \"file\";"));
+                return Err(syntax(
+                    file,
+                    text,
+                    start,
+                    "'.include' takes a file name: .include \"file\";",
+                ));
             }
-            for v in &values {
-                let path = match v.as_slice() {
-                    [Piece::Lit(s)] => s.clone(),
-                    _ => {
+            let mut paths = Vec::with_capacity(v1 - v0);
+            for &(a, b) in &self.raw.values[v0..v1] {
+                match self.raw.words.single_lit(a, b) {
+                    Some(s) => paths.push(s.to_string()),
+                    None => {
                         return Err(syntax(
                             file,
+                            text,
                             start,
                             "variables are not permitted in an '.include' file name",
                         ))
                     }
-                };
+                }
+            }
+            self.raw.values.truncate(v0);
+            for path in paths {
                 self.include(file, start.line, &path, target)?;
             }
             return Ok(i + 1);
         }
-        let param = RawParam {
+        let param = Stmt {
             name,
             is_var,
             append: form == Form::Append,
-            values,
+            values: (v0, v1),
             loc,
         };
-        match target {
-            Some(j) => self.jails[j].params.push(param),
-            None => {
-                // why: jail(8) gathers consecutive global statements into one
-                // `*` pseudo-jail placed where they appear in the file.
-                match self.jails.last_mut() {
-                    Some(j) if j.name == "*" => j.params.push(param),
-                    _ => self.jails.push(RawJail {
-                        name: "*".to_string(),
-                        loc: param.loc.clone(),
-                        params: vec![param],
-                    }),
-                }
-            }
+        let n = self.raw.params.len();
+        // why: a statement always belongs to the last block: a jail block's
+        // own (includes inside it cannot open blocks), or the `*` pseudo-jail
+        // jail(8) gathers consecutive global statements into, placed where
+        // they appear in the file. So each block's statements are contiguous.
+        let last = match target {
+            Some(j) => self.raw.jails.get_mut(j),
+            None => match self.raw.jails.last_mut() {
+                Some(j) if j.name == "*" && j.params.1 == n => Some(j),
+                _ => None,
+            },
+        };
+        match last {
+            Some(j) if j.params.1 == n => j.params.1 = n + 1,
+            _ => self.raw.jails.push(Block {
+                name: "*".to_string(),
+                loc,
+                params: (n, n + 1),
+                name_value: usize::MAX,
+            }),
         }
+        self.raw.params.push(param);
         Ok(i + 1)
     }
 
@@ -373,6 +463,66 @@ impl Parser<'_> {
         Ok(())
     }
 }
+
+/// The parser's results in the shape they had before they were flattened
+/// (owned names, values and locations per statement), so the unit tests
+/// below check the parser itself, unchanged.
+#[cfg(test)]
+mod shape {
+    use super::super::lexer::{pieces, Piece};
+    use super::super::Location;
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct RawParam {
+        pub name: String,
+        pub is_var: bool,
+        pub append: bool,
+        pub values: Vec<Vec<Piece>>,
+        pub loc: Location,
+    }
+
+    #[derive(Debug, Clone)]
+    pub(crate) struct RawJail {
+        pub name: String,
+        pub loc: Location,
+        pub params: Vec<RawParam>,
+    }
+
+    pub(crate) fn parse_root(file: &str, text: &str, loader: &dyn Loader) -> Result<Vec<RawJail>, JailConfError> {
+        let raw = parse_all(file, text, loader)?;
+        let location = |l: Loc| Location {
+            file: raw.file(l).to_string(),
+            line: l.line,
+        };
+        Ok(raw
+            .jails
+            .iter()
+            .map(|j| RawJail {
+                name: j.name.clone(),
+                loc: location(j.loc),
+                params: raw.params[j.params.0..j.params.1]
+                    .iter()
+                    .map(|p| RawParam {
+                        name: raw.words.syms.name(p.name).to_string(),
+                        is_var: p.is_var,
+                        append: p.append,
+                        values: raw.values[p.values.0..p.values.1]
+                            .iter()
+                            .map(|&(a, b)| pieces(&raw.texts[p.loc.file], &raw.words, a, b))
+                            .collect(),
+                        loc: location(p.loc),
+                    })
+                    .collect(),
+            })
+            .collect())
+    }
+}
+
+#[cfg(test)]
+use super::lexer::Piece;
+#[cfg(test)]
+use shape::{parse_root, RawJail};
 
 #[cfg(test)]
 mod tests {
