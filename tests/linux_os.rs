@@ -883,10 +883,10 @@ fn jail_exec_settings() {
     });
 }
 
-/// Waits (bounded) until `pid` is gone or a zombie (no namespaces left).
+/// Waits (bounded) until `pid` is gone or a zombie.
 fn gone(pid: i32) -> bool {
     for _ in 0..200 {
-        if std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_err() {
+        if std::fs::metadata(format!("/proc/{pid}")).is_err() || netns::is_zombie(pid) {
             return true;
         }
         std::thread::sleep(Duration::from_millis(10));
@@ -1099,5 +1099,47 @@ fn a_jails_proc_shows_only_the_jails_processes() {
         assert!(host_proc.try_wait().unwrap().is_none(), "the host process is untouched");
         host_proc.kill().unwrap();
         host_proc.wait().unwrap();
+    });
+}
+
+#[test]
+fn cgroup_kill_without_cgroup_kill_file() {
+    // Kernels before 5.14 have no cgroup.kill: the processes of the jail's
+    // cgroup are killed one by one through pidfds, forks included.
+    if !prerequisites("cgroup_kill_without_cgroup_kill_file", &["sh", "sleep"]) {
+        return;
+    }
+    isolated(|| {
+        use jnet::os::linux::cgroup;
+        let h = cgroup::hierarchy().unwrap();
+        let jail = j("fallback");
+        let dir = h.jail_dir(&jail);
+        cgroup::create(&dir).unwrap();
+        let name = h.jail_name(&jail);
+        let script = format!(
+            "echo $$ > {}/cgroup.procs; (sleep 304 </dev/null >/dev/null 2>&1 &); exec sleep 305",
+            dir.display()
+        );
+        let mut child = std::process::Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        let mut pids = Vec::new();
+        for _ in 0..300 {
+            pids = cgroup::procs(&dir).unwrap();
+            if pids.len() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        assert!(pids.iter().all(|p| cgroup::contains(*p, &name)));
+        // A bystander outside the cgroup.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        assert_eq!(cgroup::kill_one_by_one(&dir, &name, Duration::from_secs(2)).unwrap(), 2);
+        assert!(cgroup::procs(&dir).unwrap().is_empty());
+        child.wait().unwrap();
+        cgroup::remove(&dir).unwrap();
+        assert!(!dir.exists());
+        assert!(other.try_wait().unwrap().is_none(), "a process outside the cgroup was killed");
+        other.kill().unwrap();
+        other.wait().unwrap();
     });
 }

@@ -190,6 +190,16 @@ pub fn signal_checked(pid: i32, sig: libc::c_int, belongs: impl Fn(i32) -> bool)
 /// Returns how many processes it held before. Refuses when jnet itself is
 /// in it.
 pub fn kill(dir: &Path, name: &str, wait: Duration) -> Result<usize, OsError> {
+    kill_with(dir, name, wait, true)
+}
+
+/// `kill` as on a kernel without `cgroup.kill` (before 5.14): every
+/// process listed is killed through a pidfd, until the list stays empty.
+pub fn kill_one_by_one(dir: &Path, name: &str, wait: Duration) -> Result<usize, OsError> {
+    kill_with(dir, name, wait, false)
+}
+
+fn kill_with(dir: &Path, name: &str, wait: Duration, use_kill_file: bool) -> Result<usize, OsError> {
     let before = procs(dir)?;
     let me = std::process::id() as i32;
     if before.contains(&me) {
@@ -202,7 +212,12 @@ pub fn kill(dir: &Path, name: &str, wait: Duration) -> Result<usize, OsError> {
         return Ok(0);
     }
     let kill_file = dir.join("cgroup.kill");
-    let have_kill = match fs::OpenOptions::new().write(true).open(&kill_file) {
+    let opened = if use_kill_file {
+        fs::OpenOptions::new().write(true).open(&kill_file)
+    } else {
+        Err(io::Error::from(io::ErrorKind::NotFound))
+    };
+    let have_kill = match opened {
         Ok(mut f) => {
             f.write_all(b"1").map_err(sys_at("write", &kill_file))?;
             true

@@ -384,8 +384,20 @@ pub fn pid_in(pid: i32, kind: NsKind, id: (u64, u64)) -> bool {
         .unwrap_or(false)
 }
 
-/// Pids of the processes in any of the namespaces `targets` (kind and
-/// identity), in one walk of /proc. Sorted.
+/// Whether `pid` has exited and waits for its parent (state Z in
+/// /proc/<pid>/stat; the state follows the last `)`, since the command name
+/// may hold one). A zombie keeps its PID namespace link but runs nothing
+/// and cannot be signalled away; a jail's init, once killed, is one until
+/// the host's init reaps it.
+pub fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| t.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Pids of the live (not zombie) processes in any of the namespaces
+/// `targets` (kind and identity), in one walk of /proc. Sorted.
 pub fn pids_in_any(targets: &[(NsKind, (u64, u64))]) -> Result<Vec<i32>, NetnsError> {
     let proc = Path::new("/proc");
     let mut out = Vec::new();
@@ -396,7 +408,7 @@ pub fn pids_in_any(targets: &[(NsKind, (u64, u64))]) -> Result<Vec<i32>, NetnsEr
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if targets.iter().any(|(kind, id)| pid_in(pid, *kind, *id)) {
+        if targets.iter().any(|(kind, id)| pid_in(pid, *kind, *id)) && !is_zombie(pid) {
             out.push(pid);
         }
     }
