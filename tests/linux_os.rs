@@ -926,8 +926,15 @@ fn stop_refuses_a_namespace_rebound_to_a_stand_in_for_the_host() {
         };
         host.create_jail(&spec).unwrap();
         assert_eq!(
-            host.exec_in_jail(&name, &["sh".into(), "-c".into(), "sleep 300 </dev/null >/dev/null 2>&1 &".into()])
-                .unwrap(),
+            host.exec_in_jail(
+                &name,
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    "sleep 300 </dev/null >/dev/null 2>&1 &".into()
+                ]
+            )
+            .unwrap(),
             0
         );
         let in_jail = jail_pids(&host, &name);
@@ -951,19 +958,33 @@ fn stop_refuses_a_namespace_rebound_to_a_stand_in_for_the_host() {
         mount(Some(src.as_str()), &file, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
 
         for err in [
-            host.terminate_jail(&name, Duration::from_millis(100)).unwrap_err().to_string(),
+            host.terminate_jail(&name, Duration::from_millis(100))
+                .unwrap_err()
+                .to_string(),
             host.remove_jail(&name).unwrap_err().to_string(),
         ] {
             assert!(
-                err.contains("jail web") && err.contains("net namespace") && err.contains("not net:[") && err.contains("refusing"),
+                err.contains("jail web")
+                    && err.contains("net namespace")
+                    && err.contains("not net:[")
+                    && err.contains("refusing"),
                 "{err}"
             );
         }
-        assert!(stand_in.try_wait().unwrap().is_none(), "a process outside the jail was killed");
+        assert!(
+            stand_in.try_wait().unwrap().is_none(),
+            "a process outside the jail was killed"
+        );
         for pid in &in_jail {
-            assert!(std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok(), "jail process {pid} signalled before the refusal");
+            assert!(
+                std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok(),
+                "jail process {pid} signalled before the refusal"
+            );
         }
-        assert!(netns::is_bound(&host.paths.mntns(&name)), "nothing unbound before the refusal");
+        assert!(
+            netns::is_bound(&host.paths.mntns(&name)),
+            "nothing unbound before the refusal"
+        );
 
         // With the jail's own namespace back, stop goes through.
         umount2(&file, MntFlags::MNT_DETACH).unwrap();
@@ -974,7 +995,10 @@ fn stop_refuses_a_namespace_rebound_to_a_stand_in_for_the_host() {
         for pid in &in_jail {
             assert!(gone(*pid), "jail process {pid} survived");
         }
-        assert!(stand_in.try_wait().unwrap().is_none(), "the stand-in survives the jail's stop");
+        assert!(
+            stand_in.try_wait().unwrap().is_none(),
+            "the stand-in survives the jail's stop"
+        );
         host.detach_network(&name, &net).unwrap();
         stand_in.kill().unwrap();
         stand_in.wait().unwrap();
@@ -1010,14 +1034,19 @@ fn stop_ends_processes_that_left_the_jails_namespaces_and_cgroup() {
             "(sleep 301 </dev/null >/dev/null 2>&1 &); (unshare -m sleep 302 </dev/null >/dev/null 2>&1 &); \
              (sh -c '{escape}' </dev/null >/dev/null 2>&1 &)"
         );
-        assert_eq!(host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(), 0);
+        assert_eq!(
+            host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(),
+            0
+        );
         let jail_mnt = ns_id_of(&host.paths.mntns(&name));
         let jail_cg = h.jail_name(&name);
         // Wait for all three to be in place.
         let mut pids = Vec::new();
         for _ in 0..300 {
             pids = jail_pids(&host, &name);
-            let left_mnt = pids.iter().any(|p| ns_id_of(Path::new(&format!("/proc/{p}/ns/mnt"))) != jail_mnt);
+            let left_mnt = pids
+                .iter()
+                .any(|p| ns_id_of(Path::new(&format!("/proc/{p}/ns/mnt"))) != jail_mnt);
             let left_cg = pids.iter().any(|p| !jnet::os::linux::cgroup::contains(*p, &jail_cg));
             if pids.len() == 4 && left_mnt && left_cg {
                 break;
@@ -1030,7 +1059,11 @@ fn stop_ends_processes_that_left_the_jails_namespaces_and_cgroup() {
             .copied()
             .filter(|p| ns_id_of(Path::new(&format!("/proc/{p}/ns/mnt"))) != jail_mnt)
             .collect();
-        assert_eq!(outside_mnt.len(), 1, "the unshare -m sleep is in a mount namespace of its own");
+        assert_eq!(
+            outside_mnt.len(),
+            1,
+            "the unshare -m sleep is in a mount namespace of its own"
+        );
         let outside_cg: Vec<i32> = pids
             .iter()
             .copied()
@@ -1038,7 +1071,10 @@ fn stop_ends_processes_that_left_the_jails_namespaces_and_cgroup() {
             .collect();
         assert_eq!(outside_cg.len(), 1, "one sleep moved itself out of the jail's cgroup");
 
-        assert!(host.terminate_jail(&name, Duration::from_secs(2)).unwrap(), "SIGTERM ends the sleeps");
+        assert!(
+            host.terminate_jail(&name, Duration::from_secs(2)).unwrap(),
+            "SIGTERM ends the sleeps"
+        );
         host.remove_jail(&name).unwrap();
         for pid in &pids {
             assert!(gone(*pid), "jail process {pid} survived the stop");
@@ -1057,7 +1093,10 @@ fn a_jails_proc_shows_only_the_jails_processes() {
     // H9 input B: the jail's /proc listed the host's processes, so a root
     // process could reach the host's tree through /proc/<pid>/root and
     // nsenter(1) into the host's mount namespace.
-    if !prerequisites("a_jails_proc_shows_only_the_jails_processes", &["sh", "sleep", "ls", "cat"]) {
+    if !prerequisites(
+        "a_jails_proc_shows_only_the_jails_processes",
+        &["sh", "sleep", "ls", "cat"],
+    ) {
         return;
     }
     isolated(|| {
@@ -1080,7 +1119,10 @@ fn a_jails_proc_shows_only_the_jails_processes() {
             "cat /proc/1/comm > /out; ls /proc | grep -c '^[0-9][0-9]*$' >> /out; \
              test -e /proc/{hp}/root && echo host-visible >> /out; readlink /proc/self >> /out; true"
         );
-        assert_eq!(host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(), 0);
+        assert_eq!(
+            host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(),
+            0
+        );
         let out = std::fs::read_to_string(root.join("out")).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines[0], "jnet-init", "PID 1 of the jail is its init: {out}");
@@ -1138,7 +1180,10 @@ fn cgroup_kill_without_cgroup_kill_file() {
         child.wait().unwrap();
         cgroup::remove(&dir).unwrap();
         assert!(!dir.exists());
-        assert!(other.try_wait().unwrap().is_none(), "a process outside the cgroup was killed");
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a process outside the cgroup was killed"
+        );
         other.kill().unwrap();
         other.wait().unwrap();
     });

@@ -57,9 +57,7 @@ pub fn isolated<F: FnOnce() + Send>(body: F) {
     static N: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let cg = jnet::os::linux::cgroup::hierarchy().ok().map(|h| {
-        let dir = h
-            .mount_point
-            .join(format!("jnet-test-{}-{n}", std::process::id()));
+        let dir = h.mount_point.join(format!("jnet-test-{}-{n}", std::process::id()));
         std::fs::create_dir(&dir).expect("create the test's cgroup");
         (h.mount_point, dir)
     });

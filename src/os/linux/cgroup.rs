@@ -55,7 +55,9 @@ fn unescape(field: &str) -> String {
     let mut i = 0;
     while i < b.len() {
         if b[i] == b'\\' && i + 4 <= b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = b[i + 1..i + 4].iter().fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
+            let v = b[i + 1..i + 4]
+                .iter()
+                .fold(0u32, |acc, c| acc * 8 + u32::from(c - b'0'));
             if let Ok(v) = u8::try_from(v) {
                 out.push(v);
                 i += 4;
@@ -70,21 +72,19 @@ fn unescape(field: &str) -> String {
 
 /// The last cgroup2 mount in a mountinfo text (see the module doc).
 pub fn find_in_mountinfo(text: &str) -> Option<Hierarchy> {
-    text.lines()
-        .filter_map(|line| {
-            let (left, right) = line.split_once(" - ")?;
-            if right.split(' ').next()? != "cgroup2" {
-                return None;
-            }
-            let mut f = left.split(' ');
-            let root = f.nth(3)?;
-            let mount_point = f.next()?;
-            Some(Hierarchy {
-                mount_point: PathBuf::from(unescape(mount_point)),
-                root: unescape(root),
-            })
+    text.lines().rev().find_map(|line| {
+        let (left, right) = line.split_once(" - ")?;
+        if right.split(' ').next()? != "cgroup2" {
+            return None;
+        }
+        let mut f = left.split(' ');
+        let root = f.nth(3)?;
+        let mount_point = f.next()?;
+        Some(Hierarchy {
+            mount_point: PathBuf::from(unescape(mount_point)),
+            root: unescape(root),
         })
-        .last()
+    })
 }
 
 /// The cgroup2 hierarchy jnet uses, or an error saying none is mounted.

@@ -113,7 +113,10 @@ pub fn run(target: Target<'_>, argv: &[String], prep: &Prepared) -> Result<i32, 
         Some(ns) => std::thread::scope(|s| {
             s.spawn(|| {
                 nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| OsError::Sys {
-                    op: format!("exec: enter PID namespace {}", target.pidns.unwrap_or(Path::new("?")).display()),
+                    op: format!(
+                        "exec: enter PID namespace {}",
+                        target.pidns.unwrap_or(Path::new("?")).display()
+                    ),
                     source: std::io::Error::from(e),
                 })?;
                 opts::run(&mut cmd, prep.timeout, &what)

@@ -233,7 +233,10 @@ pub fn spawn_init(setup: &InitSetup) -> Result<i32, InitFailure> {
     let mut outer = [0 as libc::c_int; 2];
     // SAFETY: pipe2 fills the two-element array it is given.
     if unsafe { libc::pipe2(outer.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
-        return Err(InitFailure { step: step_name(8), errno: errno() });
+        return Err(InitFailure {
+            step: step_name(8),
+            errno: errno(),
+        });
     }
     // SAFETY: fork in a multi-threaded process: the child only makes
     // async-signal-safe calls (write, unshare, fork, setns, mount, dup2,
@@ -247,7 +250,10 @@ pub fn spawn_init(setup: &InitSetup) -> Result<i32, InitFailure> {
             libc::close(outer[0]);
             libc::close(outer[1]);
         }
-        return Err(InitFailure { step: step_name(1), errno: e });
+        return Err(InitFailure {
+            step: step_name(1),
+            errno: e,
+        });
     }
     if mid == 0 {
         // SAFETY: see the fork above; this is the intermediate child.
@@ -266,11 +272,17 @@ pub fn spawn_init(setup: &InitSetup) -> Result<i32, InitFailure> {
         while libc::waitpid(mid, &mut status, 0) < 0 && errno() == libc::EINTR {}
     }
     if got != buf.len() {
-        return Err(InitFailure { step: step_name(7), errno: libc::EPIPE });
+        return Err(InitFailure {
+            step: step_name(7),
+            errno: libc::EPIPE,
+        });
     }
     let [step, err, pid] = words(&buf);
     if step != 0 {
-        return Err(InitFailure { step: step_name(step), errno: err });
+        return Err(InitFailure {
+            step: step_name(step),
+            errno: err,
+        });
     }
     Ok(pid)
 }
@@ -279,7 +291,12 @@ pub fn spawn_init(setup: &InitSetup) -> Result<i32, InitFailure> {
 ///
 /// # Safety
 /// Only to be called in a freshly forked child; see `spawn_init`.
-unsafe fn intermediate(setup: &InitSetup, out: RawFd, proc_src: *const libc::c_char, proc_dir: *const libc::c_char) -> ! {
+unsafe fn intermediate(
+    setup: &InitSetup,
+    out: RawFd,
+    proc_src: *const libc::c_char,
+    proc_dir: *const libc::c_char,
+) -> ! {
     let fail = |step: i32| -> ! {
         report(out, &[step, errno(), 0]);
         libc::_exit(1)

@@ -148,7 +148,10 @@ fn pids(procs: &Procs) -> Result<BTreeSet<i32>, OsError> {
 }
 
 fn belongs(procs: &Procs, pid: i32) -> bool {
-    procs.cgroup.as_ref().is_some_and(|(_, name)| cgroup::contains(pid, name))
+    procs
+        .cgroup
+        .as_ref()
+        .is_some_and(|(_, name)| cgroup::contains(pid, name))
         || procs.targets.iter().any(|(k, id)| netns::pid_in(pid, *k, *id))
 }
 
