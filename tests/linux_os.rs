@@ -352,7 +352,12 @@ fn jail_lifecycle_exec_and_remove() {
             ],
         )
         .unwrap();
-        let pids = netns::pids_in(&ns_path, netns::NsKind::Net).unwrap();
+        let init = host.init_pid(&name).expect("the jail has an init");
+        let pids: Vec<i32> = netns::pids_in(&ns_path, netns::NsKind::Net)
+            .unwrap()
+            .into_iter()
+            .filter(|p| *p != init)
+            .collect();
         assert_eq!(pids.len(), 1, "the background sleep: {pids:?}");
         let running = host.running_jails().unwrap();
         let names: Vec<(u32, &str)> = running.iter().map(|r| (r.id, r.name.as_str())).collect();
@@ -490,8 +495,12 @@ fn jail_mount_namespace() {
         assert_eq!(host.create_jail(&bg_spec).unwrap(), 2);
         assert_eq!(sh(&bg, "sleep 300 </dev/null >/dev/null 2>&1 &"), 0);
         assert_eq!(sh(&bx, "sleep 300 </dev/null >/dev/null 2>&1 &"), 0);
-        let bg_pids = netns::pids_in(&host.paths.mntns(&bg), netns::NsKind::Mnt).unwrap();
-        let bx_pids = netns::pids_in(&mnt_file, netns::NsKind::Mnt).unwrap();
+        let but_init = |jail: &JailName, v: Vec<i32>| -> Vec<i32> {
+            let init = host.init_pid(jail).expect("the jail has an init");
+            v.into_iter().filter(|p| *p != init).collect()
+        };
+        let bg_pids = but_init(&bg, netns::pids_in(&host.paths.mntns(&bg), netns::NsKind::Mnt).unwrap());
+        let bx_pids = but_init(&bx, netns::pids_in(&mnt_file, netns::NsKind::Mnt).unwrap());
         assert_eq!((bg_pids.len(), bx_pids.len()), (1, 1), "{bg_pids:?} {bx_pids:?}");
         assert_eq!(
             ns_inode(Path::new(&format!("/proc/{}/ns/net", bg_pids[0]))),
@@ -871,5 +880,311 @@ fn jail_exec_settings() {
         let e = host.exec_in_jail_with(&name, &sh("true"), &o).unwrap_err().to_string();
         assert!(e.contains("exec.fib") && e.contains("jail opts"), "{e}");
         host.remove_jail(&name).unwrap();
+    });
+}
+
+/// Waits (bounded) until `pid` is gone or a zombie.
+fn gone(pid: i32) -> bool {
+    for _ in 0..200 {
+        if std::fs::metadata(format!("/proc/{pid}")).is_err() || netns::is_zombie(pid) {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+fn jail_pids(host: &LinuxHost, jail: &JailName) -> Vec<i32> {
+    netns::pids_in(&host.paths.pidns(jail), netns::NsKind::Pid).unwrap()
+}
+
+#[test]
+fn stop_refuses_a_namespace_rebound_to_a_stand_in_for_the_host() {
+    // H8, as reported: /run/netns/jnet-web re-bound (`ip netns attach`) to
+    // the network namespace of unrelated processes. Here a namespace made
+    // by this test (`unshare -n sleep`) stands in for the host's, so the
+    // guard against jnet's and PID 1's namespaces does not catch it: only
+    // the identity recorded at creation does.
+    if !prerequisites(
+        "stop_refuses_a_namespace_rebound_to_a_stand_in_for_the_host",
+        &["sleep", "unshare", "sh"],
+    ) {
+        return;
+    }
+    isolated(|| {
+        use nix::mount::{mount, umount2, MntFlags, MsFlags};
+        let host = LinuxHost::default();
+        let name = j("web");
+        let net = dedicated([10, 77, 0, 5], "jbr7", [10, 77, 0, 1]);
+        host.attach_network(&name, &net).unwrap();
+        let spec = JailSpec {
+            name: name.clone(),
+            path: "/".into(),
+            hostname: None,
+            network: net.clone(),
+            params: vec![],
+        };
+        host.create_jail(&spec).unwrap();
+        assert_eq!(
+            host.exec_in_jail(
+                &name,
+                &[
+                    "sh".into(),
+                    "-c".into(),
+                    "sleep 300 </dev/null >/dev/null 2>&1 &".into()
+                ]
+            )
+            .unwrap(),
+            0
+        );
+        let in_jail = jail_pids(&host, &name);
+        assert_eq!(in_jail.len(), 2, "init and sleep: {in_jail:?}");
+
+        let mut stand_in = std::process::Command::new("unshare")
+            .args(["-n", "sleep", "60"])
+            .spawn()
+            .unwrap();
+        let src = format!("/proc/{}/ns/net", stand_in.id());
+        // unshare(1) forks nothing with -n alone but execs sleep once the
+        // namespace is made; wait for that.
+        while ns_inode(Path::new(&src)) == ns_inode(Path::new("/proc/thread-self/ns/net")) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let file = host.paths.netns(&name);
+        let keep = Path::new("/run/keep-net");
+        std::fs::write(keep, b"").unwrap();
+        mount(Some(&file), keep, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        umount2(&file, MntFlags::MNT_DETACH).unwrap();
+        mount(Some(src.as_str()), &file, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+
+        for err in [
+            host.terminate_jail(&name, Duration::from_millis(100))
+                .unwrap_err()
+                .to_string(),
+            host.remove_jail(&name).unwrap_err().to_string(),
+        ] {
+            assert!(
+                err.contains("jail web")
+                    && err.contains("net namespace")
+                    && err.contains("not net:[")
+                    && err.contains("refusing"),
+                "{err}"
+            );
+        }
+        assert!(
+            stand_in.try_wait().unwrap().is_none(),
+            "a process outside the jail was killed"
+        );
+        for pid in &in_jail {
+            assert!(
+                std::fs::metadata(format!("/proc/{pid}/ns/pid")).is_ok(),
+                "jail process {pid} signalled before the refusal"
+            );
+        }
+        assert!(
+            netns::is_bound(&host.paths.mntns(&name)),
+            "nothing unbound before the refusal"
+        );
+
+        // With the jail's own namespace back, stop goes through.
+        umount2(&file, MntFlags::MNT_DETACH).unwrap();
+        mount(Some(keep), &file, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+        umount2(keep, MntFlags::MNT_DETACH).unwrap();
+        host.terminate_jail(&name, Duration::from_millis(500)).unwrap();
+        host.remove_jail(&name).unwrap();
+        for pid in &in_jail {
+            assert!(gone(*pid), "jail process {pid} survived");
+        }
+        assert!(
+            stand_in.try_wait().unwrap().is_none(),
+            "the stand-in survives the jail's stop"
+        );
+        host.detach_network(&name, &net).unwrap();
+        stand_in.kill().unwrap();
+        stand_in.wait().unwrap();
+    });
+}
+
+#[test]
+fn stop_ends_processes_that_left_the_jails_namespaces_and_cgroup() {
+    // H9 input A: `(sleep &); (unshare -m sleep &)` in an inherit jail: the
+    // second was in a mount namespace of its own and survived the stop. Also
+    // a process that moved itself out of the jail's cgroup: it is still in
+    // the jail's PID namespace, which dies with the jail's init.
+    if !prerequisites(
+        "stop_ends_processes_that_left_the_jails_namespaces_and_cgroup",
+        &["sleep", "unshare", "sh"],
+    ) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let name = j("inh");
+        let spec = JailSpec {
+            name: name.clone(),
+            path: "/".into(),
+            hostname: None,
+            network: JailNetwork::Inherit,
+            params: vec![],
+        };
+        host.create_jail(&spec).unwrap();
+        let h = jnet::os::linux::cgroup::hierarchy().unwrap();
+        let escape = format!("echo $$ > {}/cgroup.procs; exec sleep 303", h.mount_point.display());
+        let script = format!(
+            "(sleep 301 </dev/null >/dev/null 2>&1 &); (unshare -m sleep 302 </dev/null >/dev/null 2>&1 &); \
+             (sh -c '{escape}' </dev/null >/dev/null 2>&1 &)"
+        );
+        assert_eq!(
+            host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(),
+            0
+        );
+        let jail_mnt = ns_id_of(&host.paths.mntns(&name));
+        let jail_cg = h.jail_name(&name);
+        // Wait for all three to be in place.
+        let mut pids = Vec::new();
+        for _ in 0..300 {
+            pids = jail_pids(&host, &name);
+            let left_mnt = pids
+                .iter()
+                .any(|p| ns_id_of(Path::new(&format!("/proc/{p}/ns/mnt"))) != jail_mnt);
+            let left_cg = pids.iter().any(|p| !jnet::os::linux::cgroup::contains(*p, &jail_cg));
+            if pids.len() == 4 && left_mnt && left_cg {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(pids.len(), 4, "init and three sleeps: {pids:?}");
+        let outside_mnt: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| ns_id_of(Path::new(&format!("/proc/{p}/ns/mnt"))) != jail_mnt)
+            .collect();
+        assert_eq!(
+            outside_mnt.len(),
+            1,
+            "the unshare -m sleep is in a mount namespace of its own"
+        );
+        let outside_cg: Vec<i32> = pids
+            .iter()
+            .copied()
+            .filter(|p| !jnet::os::linux::cgroup::contains(*p, &jail_cg))
+            .collect();
+        assert_eq!(outside_cg.len(), 1, "one sleep moved itself out of the jail's cgroup");
+
+        assert!(
+            host.terminate_jail(&name, Duration::from_secs(2)).unwrap(),
+            "SIGTERM ends the sleeps"
+        );
+        host.remove_jail(&name).unwrap();
+        for pid in &pids {
+            assert!(gone(*pid), "jail process {pid} survived the stop");
+        }
+        assert!(!h.jail_dir(&name).exists(), "the jail's cgroup is removed");
+        assert!(!host.paths.pidns(&name).exists());
+    });
+}
+
+fn ns_id_of(p: &Path) -> Option<(u64, u64)> {
+    netns::ns_id(p).ok()
+}
+
+#[test]
+fn a_jails_proc_shows_only_the_jails_processes() {
+    // H9 input B: the jail's /proc listed the host's processes, so a root
+    // process could reach the host's tree through /proc/<pid>/root and
+    // nsenter(1) into the host's mount namespace.
+    if !prerequisites(
+        "a_jails_proc_shows_only_the_jails_processes",
+        &["sh", "sleep", "ls", "cat"],
+    ) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let root = Path::new("/run/proot");
+        make_root(root);
+        let name = j("pj");
+        let spec = JailSpec {
+            name: name.clone(),
+            path: root.into(),
+            hostname: None,
+            network: JailNetwork::Inherit,
+            params: vec![],
+        };
+        host.create_jail(&spec).unwrap();
+        // A host process the jail must not see (pids there are the jail's).
+        let mut host_proc = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        let hp = host_proc.id();
+        let script = format!(
+            "cat /proc/1/comm > /out; ls /proc | grep -c '^[0-9][0-9]*$' >> /out; \
+             test -e /proc/{hp}/root && echo host-visible >> /out; readlink /proc/self >> /out; true"
+        );
+        assert_eq!(
+            host.exec_in_jail(&name, &["sh".into(), "-c".into(), script]).unwrap(),
+            0
+        );
+        let out = std::fs::read_to_string(root.join("out")).unwrap();
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines[0], "jnet-init", "PID 1 of the jail is its init: {out}");
+        let n: usize = lines[1].parse().unwrap();
+        // init, sh, ls, grep: the host has many more.
+        assert!((2..=5).contains(&n), "{n} processes listed in the jail's /proc: {out}");
+        assert!(!out.contains("host-visible"), "{out}");
+        let self_pid: i32 = lines[2].parse().unwrap();
+        assert!(self_pid < 10, "the jail's own pid numbers: {out}");
+        // The same jail seen from the host: the jail's processes have host
+        // pids too, in the jail's PID namespace.
+        let init = host.init_pid(&name).unwrap();
+        assert_eq!(jail_pids(&host, &name), vec![init]);
+        host.remove_jail(&name).unwrap();
+        assert!(gone(init));
+        assert!(host_proc.try_wait().unwrap().is_none(), "the host process is untouched");
+        host_proc.kill().unwrap();
+        host_proc.wait().unwrap();
+    });
+}
+
+#[test]
+fn cgroup_kill_without_cgroup_kill_file() {
+    // Kernels before 5.14 have no cgroup.kill: the processes of the jail's
+    // cgroup are killed one by one through pidfds, forks included.
+    if !prerequisites("cgroup_kill_without_cgroup_kill_file", &["sh", "sleep"]) {
+        return;
+    }
+    isolated(|| {
+        use jnet::os::linux::cgroup;
+        let h = cgroup::hierarchy().unwrap();
+        let jail = j("fallback");
+        let dir = h.jail_dir(&jail);
+        cgroup::create(&dir).unwrap();
+        let name = h.jail_name(&jail);
+        let script = format!(
+            "echo $$ > {}/cgroup.procs; (sleep 304 </dev/null >/dev/null 2>&1 &); exec sleep 305",
+            dir.display()
+        );
+        let mut child = std::process::Command::new("sh").args(["-c", &script]).spawn().unwrap();
+        let mut pids = Vec::new();
+        for _ in 0..300 {
+            pids = cgroup::procs(&dir).unwrap();
+            if pids.len() == 2 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(pids.len(), 2, "{pids:?}");
+        assert!(pids.iter().all(|p| cgroup::contains(*p, &name)));
+        // A bystander outside the cgroup.
+        let mut other = std::process::Command::new("sleep").arg("30").spawn().unwrap();
+        assert_eq!(cgroup::kill_one_by_one(&dir, &name, Duration::from_secs(2)).unwrap(), 2);
+        assert!(cgroup::procs(&dir).unwrap().is_empty());
+        child.wait().unwrap();
+        cgroup::remove(&dir).unwrap();
+        assert!(!dir.exists());
+        assert!(
+            other.try_wait().unwrap().is_none(),
+            "a process outside the cgroup was killed"
+        );
+        other.kill().unwrap();
+        other.wait().unwrap();
     });
 }

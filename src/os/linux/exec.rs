@@ -1,7 +1,12 @@
 //! Running a command inside a jail, like jexec(8): fork, join the jail's
+//! cgroup (before anything else, so all the command forks is in it), its
 //! namespaces (setns(2): network and UTS when the jail has them, then its
 //! mount namespace, whose root is already the jail's path, see `mntns`),
-//! exec, and wait for the exit code. A `root` is only for jails without a
+//! exec, and wait for the exit code. The jail's PID namespace is joined
+//! differently: setns(2) on a PID namespace only decides where the
+//! caller's later children go, so a thread of jnet joins it and forks the
+//! command from there (the command is then in the jail's PID namespace
+//! from its first instruction; jnet's other threads never change). A `root` is only for jails without a
 //! mount namespace (made by an older jnet): chroot there after the setns.
 //!
 //! All namespace files are opened before the fork, in the caller's mount
@@ -20,7 +25,7 @@
 //! consolelog) is inherited. It does not create namespaces.
 
 use std::ffi::CString;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
@@ -39,6 +44,10 @@ pub struct Target<'a> {
     pub utsns: Option<&'a Path>,
     /// Bound mount namespace file; None = the caller's.
     pub mntns: Option<&'a Path>,
+    /// Bound PID namespace file; None = the caller's.
+    pub pidns: Option<&'a Path>,
+    /// The jail's cgroup directory; None = the caller's cgroup.
+    pub cgroup: Option<&'a Path>,
     /// chroot after joining the namespaces; None (or `/`) = none.
     pub root: Option<&'a Path>,
 }
@@ -51,6 +60,22 @@ pub fn run(target: Target<'_>, argv: &[String], prep: &Prepared) -> Result<i32, 
         return Err(OsError::Unsupported("exec: empty command".to_string()));
     };
     // Open before fork: the child may only make plain syscalls.
+    let procs = match target.cgroup {
+        Some(dir) => {
+            let p = dir.join("cgroup.procs");
+            Some(
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&p)
+                    .map_err(|source| OsError::Sys {
+                        op: format!("exec: open {}", p.display()),
+                        source,
+                    })?,
+            )
+        }
+        None => None,
+    };
+    let pidns = target.pidns.map(netns::open).transpose()?;
     let mut files = Vec::new();
     if let Some(p) = target.netns {
         files.push((netns::open(p)?, libc::CLONE_NEWNET));
@@ -75,13 +100,32 @@ pub fn run(target: Target<'_>, argv: &[String], prep: &Prepared) -> Result<i32, 
     opts::apply(&mut cmd, prep)?;
     sys::enter_before_exec(
         &mut cmd,
+        procs.as_ref().map(|f| f.as_raw_fd()),
         files.iter().map(|(f, t)| (f.as_raw_fd(), *t)).collect(),
         root,
         creds,
         cwd,
     );
     tracing::debug!(?argv, ?target, user = ?prep.account.as_ref().map(|a| &a.name), "exec");
-    let code = opts::run(&mut cmd, prep.timeout, &format!("exec {}", argv.join(" ")));
+    let what = format!("exec {}", argv.join(" "));
+    let code = match &pidns {
+        None => opts::run(&mut cmd, prep.timeout, &what),
+        Some(ns) => std::thread::scope(|s| {
+            s.spawn(|| {
+                nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWPID).map_err(|e| OsError::Sys {
+                    op: format!(
+                        "exec: enter PID namespace {}",
+                        target.pidns.unwrap_or(Path::new("?")).display()
+                    ),
+                    source: std::io::Error::from(e),
+                })?;
+                opts::run(&mut cmd, prep.timeout, &what)
+            })
+            .join()
+            .unwrap_or_else(|_| Err(OsError::Unsupported(format!("{what}: the spawning thread panicked"))))
+        }),
+    };
     drop(files);
+    drop(procs);
     code
 }

@@ -61,8 +61,8 @@ pub fn veth_names(jail: &JailName) -> (String, String) {
 pub struct Paths {
     /// iproute2's directory of named network namespaces (`/run/netns`).
     pub netns_dir: PathBuf,
-    /// jnet's run-time state (`/run/jnet`): `bridges/`, `uts/`, `mnt/`,
-    /// `jails/`.
+    /// jnet's run-time state (`/run/jnet`): `bridges/`, `gateways/`,
+    /// `uts/`, `mnt/`, `pid/`, `jails/`.
     pub state_dir: PathBuf,
 }
 
@@ -88,6 +88,10 @@ impl Paths {
     /// Where a jail's mount namespace is bound (`/run/jnet/mnt/<jail>`).
     pub fn mntns(&self, jail: &JailName) -> PathBuf {
         self.state_dir.join("mnt").join(jail.as_str())
+    }
+    /// Where a jail's PID namespace is bound (`/run/jnet/pid/<jail>`).
+    pub fn pidns(&self, jail: &JailName) -> PathBuf {
+        self.state_dir.join("pid").join(jail.as_str())
     }
     pub fn mntns_dir(&self) -> PathBuf {
         self.state_dir.join("mnt")

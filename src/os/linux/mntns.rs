@@ -14,15 +14,18 @@
 //!   can be left by a root process; a detached old root cannot), setns(2)
 //!   into the namespace lands in the jail's root by itself, and so does
 //!   `nsenter --mount=/run/jnet/mnt/<jail>`;
-//! - then, when `<path>/proc` is a directory, a fresh proc is mounted there
+//! - /proc is not mounted here but by the jail's init once it is in the
+//!   jail's PID namespace (see `init`: a proc mount shows the PID namespace
+//!   of the process that mounts it), when `<path>/proc` is a directory
 //!   (nosuid, nodev, noexec). It is optional: a jail without a `/proc`
-//!   directory gets none, as on FreeBSD where procfs in a jail is the admin's
-//!   choice. It shows the host's process list (there is no PID namespace).
+//!   directory gets none, as on FreeBSD where procfs in a jail is the
+//!   admin's choice. A jail rooted at `/` gets one too, over the host's, in
+//!   its own mount namespace only.
 //!
 //! It does not populate the root (no /dev, no /etc): `path` must already
 //! hold what the jail's commands need, as for jail(8).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::unistd::{chdir, pivot_root};
@@ -72,16 +75,5 @@ pub fn setup_root(path: &Path) -> Result<(), NetnsError> {
     pivot_root(".", ".").map_err(nix_err("pivot_root into", path))?;
     umount2(".", MntFlags::MNT_DETACH).map_err(nix_err("detach the old root of", path))?;
     chdir(root).map_err(nix_err("chdir to / of", path))?;
-    let proc = PathBuf::from("/proc");
-    if proc.is_dir() {
-        mount(
-            Some("proc"),
-            &proc,
-            Some("proc"),
-            MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-            None::<&str>,
-        )
-        .map_err(nix_err("mount proc in jail root", &path.join("proc")))?;
-    }
     Ok(())
 }

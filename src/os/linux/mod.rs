@@ -15,9 +15,26 @@
 //!   `path`, with a fresh proc on `<path>/proc` when that directory exists
 //!   (see `mntns`). Besides isolation, it gives inherit jails a namespace of
 //!   their own, so their processes can be found and killed on removal;
-//! - a record `/run/jnet/jails/<jail>` (JSON: id, path, hostname) that makes
-//!   `running_jails` and ids stable; /run is a tmpfs, so it goes on reboot
-//!   together with the namespaces.
+//! - processes: a cgroup v2 `<cgroup2 mount>/jnet/<jail>` (see `cgroup`)
+//!   and a PID namespace whose init is a jnet-made holder process (see
+//!   `init`): every process of the jail, and every one it forks, is in
+//!   both, also after it leaves the jail's mount or network namespace;
+//!   `exec_in_jail` joins them too. The jail's /proc shows only its own
+//!   processes. Stop kills the cgroup (`cgroup.kill`);
+//! - a record `/run/jnet/jails/<jail>` (JSON: id, path, hostname, and the
+//!   identity, device and inode, of every namespace jnet made for the jail,
+//!   the cgroup's path and id, and the init's pid), 0600 in a 0700
+//!   directory, never followed through a symlink. It makes
+//!   `running_jails` and ids stable, and it is what `terminate_jail` and
+//!   `remove_jail` check before they signal anything: a namespace file that
+//!   no longer holds the namespace recorded at creation, or that holds
+//!   jnet's own or PID 1's namespace, is refused with an error naming the
+//!   jail and the namespace (hardening H8). /run is a tmpfs, so the record
+//!   goes on reboot together with the namespaces.
+//!
+//! What this does not give: a user namespace (root in the jail is root on
+//! the host), a seccomp filter, a capability drop, `no_new_privs`; see the
+//! README, "What a Linux jail isolates".
 //!
 //! Firewall: one nft table `inet <anchor_root>`; a jail's chains are those
 //! `nft::owns_chain` accepts (exactly `core::rules::nft::jail_chains`).
@@ -28,7 +45,9 @@
 //! need it).
 
 pub mod addr;
+pub mod cgroup;
 pub mod exec;
+pub mod init;
 pub mod jail;
 pub mod link;
 pub mod listeners;
@@ -36,6 +55,7 @@ pub mod mntns;
 pub mod netlink;
 pub mod netns;
 pub mod nft;
+mod record;
 mod sys;
 mod terminate;
 
@@ -71,7 +91,37 @@ impl Default for LinuxHost {
     }
 }
 
-/// What `create_jail` records about a jail.
+/// The identity of a namespace (its nsfs device and inode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NsId {
+    pub dev: u64,
+    pub ino: u64,
+}
+
+impl NsId {
+    fn of(path: &Path) -> Result<NsId, OsError> {
+        let (dev, ino) = netns::ns_id(path)?;
+        Ok(NsId { dev, ino })
+    }
+    pub fn pair(self) -> (u64, u64) {
+        (self.dev, self.ino)
+    }
+}
+
+/// The cgroup jnet made for a jail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CgroupRecord {
+    /// Its directory.
+    pub dir: PathBuf,
+    /// Its name as /proc/<pid>/cgroup shows it.
+    pub name: String,
+    /// Its cgroup id (the directory's inode).
+    pub id: u64,
+}
+
+/// What `create_jail` records about a jail. The fields after `netns` are
+/// absent from records written by jnet before 0.x's confinement (read as
+/// None: such a jail is stopped with the host-namespace guard only).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JailRecord {
     pub id: u32,
@@ -79,6 +129,36 @@ pub struct JailRecord {
     pub hostname: Option<String>,
     /// Whether the jail has its own network namespace.
     pub netns: bool,
+    #[serde(default)]
+    pub net: Option<NsId>,
+    #[serde(default)]
+    pub uts: Option<NsId>,
+    #[serde(default)]
+    pub mnt: Option<NsId>,
+    #[serde(default)]
+    pub pid: Option<NsId>,
+    #[serde(default)]
+    pub cgroup: Option<CgroupRecord>,
+    /// The pid of the jail's init (see `init`), in jnet's PID namespace.
+    #[serde(default)]
+    pub init: Option<i32>,
+}
+
+impl JailRecord {
+    /// The identity recorded for the jail's namespace of `kind`.
+    pub fn ns(&self, kind: NsKind) -> Option<NsId> {
+        match kind {
+            NsKind::Net => self.net,
+            NsKind::Uts => self.uts,
+            NsKind::Mnt => self.mnt,
+            NsKind::Pid => self.pid,
+        }
+    }
+    /// Whether this record carries identities (written by a jnet that
+    /// confines jails), so a namespace it does not list is not jnet's.
+    pub fn confined(&self) -> bool {
+        self.cgroup.is_some()
+    }
 }
 
 fn sys_err(op: String) -> impl FnOnce(std::io::Error) -> OsError {
@@ -94,8 +174,13 @@ impl LinuxHost {
     }
 
     fn read_record(&self, jail: &str) -> Option<JailRecord> {
-        let text = fs::read_to_string(self.paths.state_dir.join("jails").join(jail)).ok()?;
-        serde_json::from_str(&text).ok()
+        record::read(&self.paths.state_dir.join("jails").join(jail))
+    }
+
+    /// The pid (in jnet's PID namespace) of the init of running jail
+    /// `jail`, when it has one (see `init`).
+    pub fn init_pid(&self, jail: &JailName) -> Option<i32> {
+        self.read_record(jail.as_str()).and_then(|r| r.init)
     }
 
     fn records(&self) -> Vec<(String, JailRecord)> {
@@ -262,23 +347,60 @@ impl Host for LinuxHost {
             });
         }
         // Namespace files this call bound, removed again when a later step
-        // fails, so a failed create leaves nothing behind.
+        // fails, so a failed create leaves nothing behind; likewise the
+        // cgroup (killed, which ends the init, then removed).
         let mut made: Vec<PathBuf> = Vec::new();
+        let mut made_cgroup: Option<(PathBuf, String)> = None;
         let result = self.create_namespaces(spec, &mut made).and_then(|own_netns| {
+            let (dir, name, cg_id) = {
+                let h = cgroup::hierarchy()?;
+                let dir = h.jail_dir(&spec.name);
+                let id = cgroup::create(&dir)?;
+                (dir, h.jail_name(&spec.name), id)
+            };
+            made_cgroup = Some((dir.clone(), name.clone()));
+            let ns = self.netns_if_bound(&spec.name);
+            let uts = self.paths.utsns(&spec.name);
+            let uts = netns::is_bound(&uts).then_some(uts);
+            let mnt = self.paths.mntns(&spec.name);
+            let init_pid = init::start(
+                spec.name.as_str(),
+                init::Joins {
+                    cgroup: &dir,
+                    netns: ns.as_deref(),
+                    utsns: uts.as_deref(),
+                    mntns: &mnt,
+                    mount_proc: spec.path.join("proc").is_dir(),
+                },
+            )?;
+            let pid_file = self.paths.pidns(&spec.name);
+            if netns::bind_existing(Path::new(&format!("/proc/{init_pid}/ns/pid")), &pid_file, NsKind::Pid)? {
+                made.push(pid_file.clone());
+            }
+            // why: the pid was read from the init itself, but confirm the
+            // namespace bound is that of a process in the jail's cgroup.
+            if !cgroup::contains(init_pid, &name) || !netns::pid_in(init_pid, NsKind::Pid, netns::ns_id(&pid_file)?) {
+                return Err(OsError::Sys {
+                    op: format!("jail {}: init process {init_pid}", spec.name),
+                    source: std::io::Error::other("is not in the jail's cgroup and PID namespace"),
+                });
+            }
             let used: std::collections::BTreeSet<u32> = self.records().into_iter().map(|(_, r)| r.id).collect();
             let id = (1..).find(|i| !used.contains(i)).unwrap_or(u32::MAX);
+            let id_of = |p: Option<&Path>| p.map(NsId::of).transpose();
             let record = JailRecord {
                 id,
                 path: spec.path.clone(),
                 hostname: spec.hostname.clone(),
                 netns: own_netns,
+                net: id_of(ns.as_deref())?,
+                uts: id_of(uts.as_deref())?,
+                mnt: Some(NsId::of(&mnt)?),
+                pid: Some(NsId::of(&pid_file)?),
+                cgroup: Some(CgroupRecord { dir, name, id: cg_id }),
+                init: Some(init_pid),
             };
-            let path = self.paths.record(&spec.name);
-            if let Some(dir) = path.parent() {
-                fs::create_dir_all(dir).map_err(sys_err(format!("create {}", dir.display())))?;
-            }
-            let text = serde_json::to_string(&record).unwrap_or_default();
-            fs::write(&path, text).map_err(sys_err(format!("write {}", path.display())))?;
+            record::write(&self.paths.record(&spec.name), &record)?;
             Ok(id)
         });
         match result {
@@ -288,6 +410,12 @@ impl Host for LinuxHost {
             }
             Err(e) => {
                 tracing::warn!(jail = %spec.name, error = %e, "create failed, undoing");
+                if let Some((dir, name)) = &made_cgroup {
+                    let undo = cgroup::kill(dir, name, Duration::from_secs(2)).and_then(|_| cgroup::remove(dir));
+                    if let Err(e2) = undo {
+                        tracing::warn!(jail = %spec.name, error = %e2, "undo of a failed create failed");
+                    }
+                }
                 for p in made.iter().rev() {
                     if let Err(e2) = netns::delete_bound(p) {
                         tracing::warn!(jail = %spec.name, error = %e2, "undo of a failed create failed");
@@ -299,39 +427,30 @@ impl Host for LinuxHost {
     }
 
     fn terminate_jail(&self, jail: &JailName, timeout: Duration) -> Result<bool, OsError> {
-        terminate::terminate(&self.paths, jail, timeout)
+        let record = self.read_record(jail.as_str());
+        let procs = terminate::verify(&self.paths, jail, record.as_ref())?;
+        terminate::terminate(jail, &procs, timeout)
     }
 
     fn remove_jail(&self, jail: &JailName) -> Result<(), OsError> {
-        let wait = Duration::from_secs(2);
-        let ns = self.paths.netns(jail);
-        let uts = self.paths.utsns(jail);
-        let mnt = self.paths.mntns(jail);
-        // why all three: a dedicated jail's processes share its network
-        // namespace, but an inherit jail's are only told apart by its mount
-        // (and, with a hostname, UTS) namespace.
-        // why: a namespace file re-bound to the host's own namespace (`ip
-        // netns attach`, a mistake) would make "the jail's processes" every
-        // process of the host, jnet's caller included (H8). Refuse before
-        // killing anything.
-        for (path, kind) in [(&ns, NsKind::Net), (&uts, NsKind::Uts), (&mnt, NsKind::Mnt)] {
-            if netns::is_bound(path) && terminate::is_host_namespace(path, kind) {
-                return Err(OsError::Unsupported(format!(
-                    "jail {jail}: {} is bound to the host's own {kind:?} namespace, not one jnet made; \
-                     refusing to kill its processes (unmount it to clean up by hand)",
-                    path.display()
-                )));
+        let record = self.read_record(jail.as_str());
+        // why first, before anything is signalled or unbound: a namespace
+        // file re-bound to another namespace (`ip netns attach`, a mistake)
+        // would otherwise make "the jail's processes" someone else's (H8).
+        let procs = terminate::verify(&self.paths, jail, record.as_ref())?;
+        terminate::kill(jail, &procs, Duration::from_secs(2))?;
+        for p in [
+            self.paths.pidns(jail),
+            self.paths.mntns(jail),
+            self.paths.utsns(jail),
+            self.paths.netns(jail),
+        ] {
+            // A namespace file that is not the jail's (see `verify`) is
+            // left alone.
+            if !procs.skipped.contains(&p) {
+                netns::delete_bound(&p)?;
             }
         }
-        for (path, kind) in [(&ns, NsKind::Net), (&uts, NsKind::Uts), (&mnt, NsKind::Mnt)] {
-            if netns::is_bound(path) {
-                let n = netns::kill_all(path, kind, wait)?;
-                tracing::debug!(%jail, ?kind, killed = n, "processes in jail namespace killed");
-            }
-        }
-        netns::delete_bound(&mnt)?;
-        netns::delete_bound(&uts)?;
-        netns::delete_bound(&ns)?;
         let rec = self.paths.record(jail);
         match fs::remove_file(&rec) {
             Ok(()) => {}
@@ -358,10 +477,32 @@ impl Host for LinuxHost {
         }
         let uts = self.paths.utsns(jail);
         let uts = netns::is_bound(&uts).then_some(uts);
+        let pid_file = self.paths.pidns(jail);
+        let confined = match &record {
+            Some(JailRecord {
+                cgroup: Some(cg),
+                pid: Some(pid),
+                init: Some(init),
+                ..
+            }) => {
+                // why: once a PID namespace's init is gone nothing can be
+                // forked into it (ENOMEM from fork); say what happened.
+                if !netns::pid_in(*init, NsKind::Pid, pid.pair()) {
+                    return Err(OsError::Unsupported(format!(
+                        "jail {jail}: its init process (pid {init}) is gone, so nothing can run in its PID \
+                         namespace; stop and start the jail again"
+                    )));
+                }
+                Some(cg.dir.clone())
+            }
+            _ => None,
+        };
         let target = exec::Target {
             netns: ns.as_deref(),
             utsns: uts.as_deref(),
             mntns: mnt.as_deref(),
+            pidns: confined.as_ref().map(|_| pid_file.as_path()),
+            cgroup: confined.as_deref(),
             // The mount namespace is already rooted at the jail's path; a
             // jail without one (made by an older jnet) gets the chroot.
             root: match mnt {

@@ -8,9 +8,12 @@
 //!
 //! Everything that enters a namespace does so in a thread of its own
 //! (setns(2) only changes the calling thread), so the caller's threads never
-//! change namespace. Also: listing and killing the processes whose network,
-//! UTS or mount namespace is a given one (by nsfs inode, as in
-//! namespaces(7)). This module does not create links or addresses (see
+//! change namespace. A PID namespace is not made here (it only exists once
+//! its init is forked, see `init`), but bound here with `bind_existing`.
+//! Also: listing and killing the processes whose network, UTS, mount or PID
+//! namespace is a given one (by nsfs device and inode, as in
+//! namespaces(7)); the kill goes through pidfds, re-checking the namespace
+//! after the pidfd is open, so a reused pid is never signalled. This module does not create links or addresses (see
 //! `link` and `addr`) nor decide what a jail's mount namespace holds (see
 //! `mntns`).
 
@@ -24,7 +27,6 @@ use std::time::{Duration, Instant};
 
 use nix::mount::{mount, umount2, MntFlags, MsFlags};
 use nix::sched::{sched_getaffinity, sched_setaffinity, setns, unshare, CloneFlags, CpuSet};
-use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
 /// A failed namespace operation, naming the namespace file.
@@ -79,6 +81,8 @@ pub enum NsKind {
     Uts,
     /// A mount namespace (mount_namespaces(7)).
     Mnt,
+    /// A PID namespace (pid_namespaces(7)); see `bind_existing`.
+    Pid,
 }
 
 impl NsKind {
@@ -87,6 +91,7 @@ impl NsKind {
             NsKind::Net => CloneFlags::CLONE_NEWNET,
             NsKind::Uts => CloneFlags::CLONE_NEWUTS,
             NsKind::Mnt => CloneFlags::CLONE_NEWNS,
+            NsKind::Pid => CloneFlags::CLONE_NEWPID,
         }
     }
     pub fn proc_name(self) -> &'static str {
@@ -94,6 +99,7 @@ impl NsKind {
             NsKind::Net => "net",
             NsKind::Uts => "uts",
             NsKind::Mnt => "mnt",
+            NsKind::Pid => "pid",
         }
     }
 }
@@ -121,7 +127,7 @@ fn prepare_dir(dir: &Path, kind: NsKind) -> Result<(), NetnsError> {
     fs::create_dir_all(dir).map_err(io_err("create directory", dir))?;
     let (propagation, op) = match kind {
         NsKind::Mnt => (MsFlags::MS_PRIVATE, "make private"),
-        NsKind::Net | NsKind::Uts => (MsFlags::MS_SHARED | MsFlags::MS_REC, "make shared"),
+        NsKind::Net | NsKind::Uts | NsKind::Pid => (MsFlags::MS_SHARED | MsFlags::MS_REC, "make shared"),
     };
     match mount(None::<&str>, dir, None::<&str>, propagation, None::<&str>) {
         Ok(()) => Ok(()),
@@ -195,6 +201,15 @@ pub fn create_bound(
     if is_bound(path) {
         return Ok(false);
     }
+    if kind == NsKind::Pid {
+        // why: unshare(CLONE_NEWPID) only takes effect for children; the
+        // thread's own /proc/.../ns/pid would still be the caller's.
+        return Err(NetnsError::Io {
+            op: "create (a PID namespace is made by forking its init, see `init`)",
+            path: path.to_path_buf(),
+            source: io::Error::from(io::ErrorKind::Unsupported),
+        });
+    }
     let dir = path.parent().unwrap_or(Path::new("/"));
     prepare_dir(dir, kind)?;
     // A leftover empty file (from a crash between create and mount) is
@@ -210,7 +225,7 @@ pub fn create_bound(
     let panicked = || NetnsError::Panicked(path.to_path_buf());
     let cpus = match kind {
         NsKind::Mnt => attempts(),
-        NsKind::Net | NsKind::Uts => vec![None],
+        NsKind::Net | NsKind::Uts | NsKind::Pid => vec![None],
     };
     let result = std::thread::scope(|s| {
         let (tid_tx, tid_rx) = mpsc::channel::<Result<i32, NetnsError>>();
@@ -303,6 +318,30 @@ pub fn delete_bound(path: &Path) -> Result<bool, NetnsError> {
     Ok(true)
 }
 
+/// Binds the existing namespace `source` (a /proc/<pid>/ns/<kind> link) on
+/// `path`, creating the file. Returns false when `path` already holds a
+/// namespace. Not for mount namespaces (see `create_bound`).
+pub fn bind_existing(source: &Path, path: &Path, kind: NsKind) -> Result<bool, NetnsError> {
+    if is_bound(path) {
+        return Ok(false);
+    }
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    prepare_dir(dir, kind)?;
+    OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o444)
+        .open(path)
+        .map_err(io_err("create", path))?;
+    if let Err(e) = mount(Some(source), path, None::<&str>, MsFlags::MS_BIND, None::<&str>) {
+        let _ = fs::remove_file(path);
+        return Err(nix_err("bind-mount namespace on", path)(e));
+    }
+    tracing::info!(path = %path.display(), ?kind, "namespace bound");
+    Ok(true)
+}
+
 /// Opens a bound namespace file (for setns or IFLA_NET_NS_FD).
 pub fn open(path: &Path) -> Result<File, NetnsError> {
     File::open(path).map_err(io_err("open namespace", path))
@@ -329,47 +368,80 @@ pub fn ns_id(path: &Path) -> Result<(u64, u64), NetnsError> {
     Ok((m.dev(), m.ino()))
 }
 
-/// Pids of the processes whose `kind` namespace (`net`, `uts`, `mnt`) is the one
-/// bound on `path` (read from /proc/<pid>/ns/<kind>; processes that exit
-/// meanwhile are skipped). Costs one stat per process on the host.
+/// Pids of the processes whose `kind` namespace (`net`, `uts`, `mnt`,
+/// `pid`) is the one bound on `path` (read from /proc/<pid>/ns/<kind>;
+/// processes that exit meanwhile are skipped). Costs one stat per process on
+/// the host.
 pub fn pids_in(path: &Path, kind: NsKind) -> Result<Vec<i32>, NetnsError> {
     let target = ns_id(path)?;
+    pids_in_any(&[(kind, target)])
+}
+
+/// Whether process `pid`'s `kind` namespace has identity `id`.
+pub fn pid_in(pid: i32, kind: NsKind, id: (u64, u64)) -> bool {
+    fs::metadata(format!("/proc/{pid}/ns/{}", kind.proc_name()))
+        .map(|m| (m.dev(), m.ino()) == id)
+        .unwrap_or(false)
+}
+
+/// Whether `pid` has exited and waits for its parent (state Z in
+/// /proc/<pid>/stat; the state follows the last `)`, since the command name
+/// may hold one). A zombie keeps its PID namespace link but runs nothing
+/// and cannot be signalled away; a jail's init, once killed, is one until
+/// the host's init reaps it.
+pub fn is_zombie(pid: i32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|t| t.rsplit_once(')').map(|(_, rest)| rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+/// Pids of the live (not zombie) processes in any of the namespaces
+/// `targets` (kind and identity), in one walk of /proc. Sorted.
+pub fn pids_in_any(targets: &[(NsKind, (u64, u64))]) -> Result<Vec<i32>, NetnsError> {
     let proc = Path::new("/proc");
     let mut out = Vec::new();
+    if targets.is_empty() {
+        return Ok(out);
+    }
     for entry in fs::read_dir(proc).map_err(io_err("read", proc))?.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
             continue;
         };
-        if let Ok(m) = fs::metadata(entry.path().join("ns").join(kind.proc_name())) {
-            if (m.dev(), m.ino()) == target {
-                out.push(pid);
-            }
+        if targets.iter().any(|(kind, id)| pid_in(pid, *kind, *id)) && !is_zombie(pid) {
+            out.push(pid);
         }
     }
     out.sort_unstable();
     Ok(out)
 }
 
-/// Sends SIGKILL to every process in the `kind` namespace bound on `path`
-/// (never to the calling process) and waits up to `wait` for them to be
-/// gone. Returns how many processes were signalled.
-pub fn kill_all(path: &Path, kind: NsKind, wait: Duration) -> Result<usize, NetnsError> {
+/// Sends SIGKILL to every process in any of the namespaces `targets`
+/// (never to the calling process nor to the pids in `spare`) and waits up
+/// to `wait` for them to be gone. Each is signalled through a pidfd and
+/// only when, with the pidfd open, it is still in one of the namespaces.
+/// Returns how many processes were signalled. The caller checks that the
+/// namespaces are a jail's (see `LinuxHost::remove_jail`).
+pub fn kill_all_in(targets: &[(NsKind, (u64, u64))], spare: &[i32], wait: Duration) -> Result<usize, NetnsError> {
     let me = std::process::id() as i32;
     let deadline = Instant::now() + wait;
     let mut signalled = std::collections::BTreeSet::new();
     loop {
-        let pids: Vec<i32> = pids_in(path, kind)?.into_iter().filter(|p| *p != me).collect();
+        let pids: Vec<i32> = pids_in_any(targets)?
+            .into_iter()
+            .filter(|p| *p != me && !spare.contains(p))
+            .collect();
         if pids.is_empty() {
             return Ok(signalled.len());
         }
         for pid in &pids {
-            // ESRCH: it exited meanwhile, which is what we want.
-            if kill(Pid::from_raw(*pid), Signal::SIGKILL).is_ok() {
+            let belongs = |p: i32| targets.iter().any(|(k, id)| pid_in(p, *k, *id));
+            if super::cgroup::signal_checked(*pid, libc::SIGKILL, belongs) {
                 signalled.insert(*pid);
             }
         }
         if Instant::now() >= deadline {
-            tracing::warn!(path = %path.display(), ?pids, "processes still in namespace after SIGKILL");
+            tracing::warn!(?pids, "processes still in the jail's namespaces after SIGKILL");
             return Ok(signalled.len());
         }
         std::thread::sleep(Duration::from_millis(10));
