@@ -127,12 +127,27 @@ const MOUNT_PARAMS: &[&str] = &["mount", "mount.fstab", "mount.devfs", "mount.fd
 /// different life than `service jail start` does, so a start is refused
 /// instead of ignoring them (F9). The exec.* settings other than exec.fib
 /// are done on every platform (see `os::exec`).
+///
+/// VNET is refused on every platform: jnet's dedicated address is an alias
+/// on the host's stack, and the kernel refuses address restrictions on a
+/// VNET jail (sys/kern/kern_jail.c `kern_jail_set`: "vnet jails cannot
+/// have IP address restrictions"), while an inherit jail would get a
+/// stack of its own instead of the host's. `vnet = inherit` is the
+/// default (the parent's stack) and passes.
 fn unsupported(j: &JailDef, support: Support) -> Vec<(String, String)> {
-    let refused = |k: &str| (!support.mounts && MOUNT_PARAMS.contains(&k)) || (!support.fib && k == "exec.fib");
+    let refused = |k: &str| {
+        (!support.mounts && MOUNT_PARAMS.contains(&k))
+            || (!support.fib && k == "exec.fib")
+            || k == "vnet"
+            || k == "vnet.interface"
+    };
+    let vnet_inherit = |k: &str, v: &Value| k == "vnet" && matches!(v, Value::Str(s) if s == "inherit");
     let mut out: Vec<(String, String)> = j
         .params
         .iter()
-        .filter(|(k, v)| refused(k) && !matches!(v, Value::Bool(false)) && j.get_bool(k) != Some(false))
+        .filter(|(k, v)| {
+            refused(k) && !vnet_inherit(k, v) && !matches!(v, Value::Bool(false)) && j.get_bool(k) != Some(false)
+        })
         .map(|(k, _)| {
             let at = j
                 .param_location(k)
@@ -404,6 +419,25 @@ mod tests {
         std::fs::write(&p, "w { stop.timeout = soon; }\n").unwrap();
         let e = read(&p).unwrap_err().to_string();
         assert!(e.contains("stop.timeout") && e.contains("jail w"), "{e}");
+    }
+
+    #[test]
+    fn vnet_is_refused_on_every_platform_unless_inherited() {
+        let (_d, p) =
+            write("a { vnet; }\nb { vnet = new;\n vnet.interface = epair0b; }\nc { vnet = inherit; }\nd { novnet; }\n");
+        for support in [LINUX, FREEBSD] {
+            let j = read_for(&p, support).unwrap();
+            let names = |i: usize| j[i].unsupported.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>();
+            assert_eq!(names(0), ["vnet"]);
+            assert_eq!(names(1), ["vnet", "vnet.interface"]);
+            assert!(j[1].unsupported[1].1.ends_with("jail.conf:3"), "{:?}", j[1].unsupported);
+            assert!(
+                names(2).is_empty() && names(3).is_empty(),
+                "{:?} {:?}",
+                names(2),
+                names(3)
+            );
+        }
     }
 
     #[test]
