@@ -50,11 +50,14 @@ fn header(o: &mut String, name: &str, help: &str) {
     let _ = writeln!(o, "# TYPE {name} gauge");
 }
 
+/// A per-pool gauge: metric name, HELP text, and the value it reads.
+type Gauge = (&'static str, &'static str, fn(&PoolReport) -> u64);
+
 /// The whole exposition, one family after the other, each with its HELP
 /// and TYPE lines.
 pub fn render(i: &Input) -> String {
     let mut o = String::new();
-    let per_pool: [(&str, &str, fn(&PoolReport) -> u64); 4] = [
+    let per_pool: [Gauge; 4] = [
         ("jnet_pool_size", "Addresses the pool can hand out.", |p| p.size),
         (
             "jnet_pool_used",
