@@ -69,10 +69,7 @@ pub fn check(pool: &Pool, taken: &RangeSet, a: Ipv4Addr) -> Result<(), Refusal> 
 
 /// The lowest assignable address of `pool` not in `taken`, deterministic.
 pub fn lowest_free(pool: &Pool, taken: &RangeSet) -> Option<Ipv4Addr> {
-    pool.assignable
-        .iter_ranges()
-        .find_map(|r| taken.first_gap(r.start, r.end))
-        .map(Ipv4Addr::from)
+    pool.assignable.lowest_not_in(taken).map(Ipv4Addr::from)
 }
 
 /// Usage figures of one pool: assignable size and how many of those are
