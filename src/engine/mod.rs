@@ -4,6 +4,10 @@
 
 pub mod addresses;
 pub mod desired;
+// why: test support only; the binary never builds it (issue 9 A7). Unit
+// tests get it through cfg(test), integration tests and benches through
+// the `test-hooks` feature their dev-dependency on jnet enables.
+#[cfg(any(test, feature = "test-hooks"))]
 pub mod fake_host;
 pub mod firewall;
 pub mod host;
