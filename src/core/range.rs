@@ -40,37 +40,29 @@ pub trait Unit: Copy + Ord + Hash + fmt::Debug + Default + Send + Sync + 'static
     fn diff(lo: Self, hi: Self) -> u128;
 }
 
-impl Unit for u32 {
-    type Addr = Ipv4Addr;
-    const FAMILY: &'static str = "IPv4";
-    const MIN: Self = 0;
-    const MAX: Self = u32::MAX;
-    fn succ(self) -> Self {
-        self + 1
-    }
-    fn pred(self) -> Self {
-        self - 1
-    }
-    fn diff(lo: Self, hi: Self) -> u128 {
-        u128::from(hi - lo)
-    }
+// why a macro: the two families differ only in the integer, the address
+// type and the name; the arithmetic is the same.
+macro_rules! unit {
+    ($int:ty, $addr:ty, $family:literal) => {
+        impl Unit for $int {
+            type Addr = $addr;
+            const FAMILY: &'static str = $family;
+            const MIN: Self = 0;
+            const MAX: Self = <$int>::MAX;
+            fn succ(self) -> Self {
+                self + 1
+            }
+            fn pred(self) -> Self {
+                self - 1
+            }
+            fn diff(lo: Self, hi: Self) -> u128 {
+                u128::from(hi - lo)
+            }
+        }
+    };
 }
-
-impl Unit for u128 {
-    type Addr = Ipv6Addr;
-    const FAMILY: &'static str = "IPv6";
-    const MIN: Self = 0;
-    const MAX: Self = u128::MAX;
-    fn succ(self) -> Self {
-        self + 1
-    }
-    fn pred(self) -> Self {
-        self - 1
-    }
-    fn diff(lo: Self, hi: Self) -> u128 {
-        hi - lo
-    }
-}
+unit!(u32, Ipv4Addr, "IPv4");
+unit!(u128, Ipv6Addr, "IPv6");
 
 /// An inclusive range of addresses, `start <= end`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
