@@ -12,6 +12,7 @@ pub mod depend;
 pub mod jailconf;
 pub mod lifecycle;
 pub mod listeners;
+pub mod model;
 pub mod names;
 pub mod plan;
 pub mod ports;

@@ -25,8 +25,8 @@
 
 use std::fmt;
 
+use crate::core::model::{ExecOptions, JailNetwork, JailSpec, MountEntry};
 use crate::core::names::JailName;
-use crate::os::{ExecOptions, JailNetwork, JailSpec, MountEntry};
 
 /// The jail.conf(5) `exec.*` command lists of one jail, the exec.* settings
 /// they run with, and jail(8)'s mounts around them. Host hooks run with

@@ -42,50 +42,7 @@ use std::time::{Duration, Instant};
 
 use crate::os::OsError;
 
-/// The exec.* settings of one jail (jail.conf), shared by all its commands.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ExecOptions {
-    /// `exec.clean`: start from an empty environment.
-    pub clean: bool,
-    /// `exec.jail_user`: the account in-jail commands run as.
-    pub jail_user: Option<String>,
-    /// `exec.system_user`: the account host commands run as.
-    pub system_user: Option<String>,
-    /// `exec.system_jail_user`: look `jail_user` up on the host.
-    pub system_jail_user: bool,
-    /// `exec.fib`: the routing table of in-jail commands (FreeBSD setfib(2)).
-    pub fib: Option<u32>,
-    /// `exec.consolelog`: the host file in-jail commands' stdout and stderr
-    /// are appended to.
-    pub consolelog: Option<PathBuf>,
-    /// `exec.timeout`: how long a command may run (None or 0: no limit).
-    pub timeout: Option<Duration>,
-}
-
-impl ExecOptions {
-    /// The account a command runs as (None: jnet's own).
-    pub fn user_for(&self, in_jail: bool) -> Option<&str> {
-        if in_jail {
-            self.jail_user.as_deref()
-        } else {
-            self.system_user.as_deref()
-        }
-    }
-
-    /// Whether the account of an in-jail (or host) command is looked up in
-    /// the jail's files.
-    pub fn lookup_in_jail(&self, in_jail: bool) -> bool {
-        in_jail && !self.system_jail_user
-    }
-
-    pub fn consolelog_for(&self, in_jail: bool) -> Option<&Path> {
-        self.consolelog.as_deref().filter(|_| in_jail)
-    }
-
-    pub fn fib_for(&self, in_jail: bool) -> Option<u32> {
-        self.fib.filter(|_| in_jail)
-    }
-}
+pub use crate::core::model::ExecOptions;
 
 /// A passwd(5) account with the groups initgroups(3) would give it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -54,62 +54,12 @@ pub fn mentions_permission(stderr: &str) -> bool {
     s.contains("operation not permitted") || s.contains("permission denied") || s.contains("must be root")
 }
 
-use std::net::{IpAddr, Ipv4Addr};
-use std::path::PathBuf;
-
-pub use exec::ExecOptions;
-pub use mount::MountEntry;
-
 use crate::core::listeners::{ForeignRedirect, Listener};
-use crate::core::names::{IfName, JailName};
+use crate::core::names::JailName;
 
-/// An address configured on an interface.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct IfAddr {
-    pub interface: String,
-    pub address: IpAddr,
-    pub prefix: u8,
-}
-
-/// The network side of one jail, as the engine asks the host to set it up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JailNetwork {
-    /// Shares the host's addresses and stack (ip4=inherit).
-    Inherit,
-    /// A dedicated IPv4 address. FreeBSD: an alias on `interface` (/32 when
-    /// the address lies inside a subnet already on it, else `prefix`).
-    /// Linux: a netns with a veth pair, the host side enslaved to the bridge
-    /// `interface` which holds `gateway`.
-    Dedicated {
-        address: Ipv4Addr,
-        prefix: u8,
-        interface: IfName,
-        gateway: Option<Ipv4Addr>,
-    },
-}
-
-/// What the engine asks the host to create.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JailSpec {
-    pub name: JailName,
-    /// Root directory; `/` means the host's root.
-    pub path: PathBuf,
-    pub hostname: Option<String>,
-    pub network: JailNetwork,
-    /// Extra jail(2) parameters from jail.conf (allow.*, etc.), already
-    /// validated as `name=value` pairs.
-    pub params: Vec<(String, String)>,
-}
-
-/// A jail the host reports as running.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RunningJail {
-    /// jid on FreeBSD; a stable small id on Linux.
-    pub id: u32,
-    pub name: String,
-    pub addresses: Vec<IpAddr>,
-    pub path: PathBuf,
-}
+// why re-exported: the model types live in core (the planner must not
+// depend on an adapter); adapters and the engine name them through `os`.
+pub use crate::core::model::{ExecOptions, IfAddr, JailNetwork, JailSpec, MountEntry, RunningJail};
 
 /// Everything the engine needs from the host, at the level of intent.
 /// Implemented by `linux::LinuxHost` and `freebsd::FreeBsdHost`, and by a

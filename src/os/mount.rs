@@ -36,49 +36,7 @@ pub const UMOUNT: &str = "/sbin/umount";
 /// `case IP_MOUNT_DEVFS`: `ruleset = "4"; /* devfsrules_jail */`).
 pub const DEFAULT_DEVFS_RULESET: u32 = 4;
 
-/// One filesystem jail(8) would mount for a jail.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MountEntry {
-    /// Where it comes from, for messages: `mount.devfs`, `mount
-    /// (/etc/jail.conf:7)`, `mount.fstab /etc/fstab.www:3`.
-    pub source: String,
-    pub spec: String,
-    /// The mount point (absolute).
-    pub file: PathBuf,
-    pub vfstype: String,
-    /// `-o` options (fstab's fourth field; `ruleset=N` for devfs).
-    pub options: Option<String>,
-    /// One of jail(8)'s own mounts (devfs, fdescfs, procfs), unmounted
-    /// without `-t` as command.c does.
-    pub builtin: bool,
-    /// The jail's root: no symbolic link is allowed below it on the way to
-    /// `file` ([`symlink_below`]).
-    pub root: PathBuf,
-}
-
-impl MountEntry {
-    /// mount(8)'s arguments (without the program).
-    pub fn mount_args(&self) -> Vec<String> {
-        let mut v = vec!["-t".to_string(), self.vfstype.clone()];
-        if let Some(o) = &self.options {
-            v.push("-o".into());
-            v.push(o.clone());
-        }
-        v.push(self.spec.clone());
-        v.push(self.file.display().to_string());
-        v
-    }
-
-    /// umount(8)'s arguments (without the program).
-    pub fn umount_args(&self) -> Vec<String> {
-        let file = self.file.display().to_string();
-        if self.builtin {
-            vec![file]
-        } else {
-            vec!["-t".into(), self.vfstype.clone(), file]
-        }
-    }
-}
+pub use crate::core::model::MountEntry;
 
 /// Decodes strunvis(3)-style octal escapes (`\040`) and `\\`; any other
 /// escape is refused rather than guessed.

@@ -1,0 +1,152 @@
+//! The model types the host adapters work on: what the engine asks a host
+//! to create ([`JailSpec`] with its [`JailNetwork`], the exec settings
+//! [`ExecOptions`] and the mounts [`MountEntry`]) and what a host reports
+//! ([`IfAddr`], [`RunningJail`]). They live in core so that the pure
+//! planner depends on no adapter; `os` implements its traits over them and
+//! re-exports them.
+//!
+//! Data and pure helpers only: running commands, mounting and reading the
+//! host are `os`'s.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::core::names::{IfName, JailName};
+
+/// An address configured on an interface.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfAddr {
+    pub interface: String,
+    pub address: IpAddr,
+    pub prefix: u8,
+}
+
+/// The network side of one jail, as the engine asks the host to set it up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JailNetwork {
+    /// Shares the host's addresses and stack (ip4=inherit).
+    Inherit,
+    /// A dedicated IPv4 address. FreeBSD: an alias on `interface` (/32 when
+    /// the address lies inside a subnet already on it, else `prefix`).
+    /// Linux: a netns with a veth pair, the host side enslaved to the bridge
+    /// `interface` which holds `gateway`.
+    Dedicated {
+        address: Ipv4Addr,
+        prefix: u8,
+        interface: IfName,
+        gateway: Option<Ipv4Addr>,
+    },
+}
+
+/// What the engine asks the host to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailSpec {
+    pub name: JailName,
+    /// Root directory; `/` means the host's root.
+    pub path: PathBuf,
+    pub hostname: Option<String>,
+    pub network: JailNetwork,
+    /// Extra jail(2) parameters from jail.conf (allow.*, etc.), already
+    /// validated as `name=value` pairs.
+    pub params: Vec<(String, String)>,
+}
+
+/// A jail the host reports as running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningJail {
+    /// jid on FreeBSD; a stable small id on Linux.
+    pub id: u32,
+    pub name: String,
+    pub addresses: Vec<IpAddr>,
+    pub path: PathBuf,
+}
+
+/// The exec.* settings of one jail (jail.conf), shared by all its commands.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// `exec.clean`: start from an empty environment.
+    pub clean: bool,
+    /// `exec.jail_user`: the account in-jail commands run as.
+    pub jail_user: Option<String>,
+    /// `exec.system_user`: the account host commands run as.
+    pub system_user: Option<String>,
+    /// `exec.system_jail_user`: look `jail_user` up on the host.
+    pub system_jail_user: bool,
+    /// `exec.fib`: the routing table of in-jail commands (FreeBSD setfib(2)).
+    pub fib: Option<u32>,
+    /// `exec.consolelog`: the host file in-jail commands' stdout and stderr
+    /// are appended to.
+    pub consolelog: Option<PathBuf>,
+    /// `exec.timeout`: how long a command may run (None or 0: no limit).
+    pub timeout: Option<Duration>,
+}
+
+impl ExecOptions {
+    /// The account a command runs as (None: jnet's own).
+    pub fn user_for(&self, in_jail: bool) -> Option<&str> {
+        if in_jail {
+            self.jail_user.as_deref()
+        } else {
+            self.system_user.as_deref()
+        }
+    }
+
+    /// Whether the account of an in-jail (or host) command is looked up in
+    /// the jail's files.
+    pub fn lookup_in_jail(&self, in_jail: bool) -> bool {
+        in_jail && !self.system_jail_user
+    }
+
+    pub fn consolelog_for(&self, in_jail: bool) -> Option<&Path> {
+        self.consolelog.as_deref().filter(|_| in_jail)
+    }
+
+    pub fn fib_for(&self, in_jail: bool) -> Option<u32> {
+        self.fib.filter(|_| in_jail)
+    }
+}
+
+/// One filesystem jail(8) would mount for a jail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MountEntry {
+    /// Where it comes from, for messages: `mount.devfs`, `mount
+    /// (/etc/jail.conf:7)`, `mount.fstab /etc/fstab.www:3`.
+    pub source: String,
+    pub spec: String,
+    /// The mount point (absolute).
+    pub file: PathBuf,
+    pub vfstype: String,
+    /// `-o` options (fstab's fourth field; `ruleset=N` for devfs).
+    pub options: Option<String>,
+    /// One of jail(8)'s own mounts (devfs, fdescfs, procfs), unmounted
+    /// without `-t` as command.c does.
+    pub builtin: bool,
+    /// The jail's root: no symbolic link is allowed below it on the way to
+    /// `file` ([`symlink_below`]).
+    pub root: PathBuf,
+}
+
+impl MountEntry {
+    /// mount(8)'s arguments (without the program).
+    pub fn mount_args(&self) -> Vec<String> {
+        let mut v = vec!["-t".to_string(), self.vfstype.clone()];
+        if let Some(o) = &self.options {
+            v.push("-o".into());
+            v.push(o.clone());
+        }
+        v.push(self.spec.clone());
+        v.push(self.file.display().to_string());
+        v
+    }
+
+    /// umount(8)'s arguments (without the program).
+    pub fn umount_args(&self) -> Vec<String> {
+        let file = self.file.display().to_string();
+        if self.builtin {
+            vec![file]
+        } else {
+            vec!["-t".into(), self.vfstype.clone(), file]
+        }
+    }
+}
