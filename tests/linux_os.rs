@@ -82,6 +82,77 @@ fn address_add_list_delete_is_idempotent() {
     });
 }
 
+/// Issue 9 B6 groundwork: an IPv6 address jnet adds is usable at once (no
+/// duplicate address detection, so exec.start can bind it immediately), a
+/// default IPv6 route reaches beyond the jail's prefix, and IPv6
+/// forwarding is switched per namespace. A child namespace stands in for
+/// the jail; everything exists only inside the test's own namespaces.
+#[test]
+fn ipv6_address_without_dad_default_route_and_forwarding() {
+    if !prerequisites("ipv6_address_without_dad_default_route_and_forwarding", &[]) {
+        return;
+    }
+    isolated(|| {
+        use jnet::os::linux::sysctl;
+        let mut rt = link::route_socket().unwrap();
+        link::set_up(&mut rt, "lo", true).unwrap();
+        link::create_veth(&mut rt, "jt6h", "jt6j").unwrap();
+        let child = PathBuf::from("/run/netns/jnet-t6");
+        netns::create_bound(&child, netns::NsKind::Net, || Ok(())).unwrap();
+        let fd = netns::open(&child).unwrap();
+        link::move_to_netns(&mut rt, "jt6j", std::os::fd::AsFd::as_fd(&fd)).unwrap();
+        let gw: IpAddr = "2001:db8:6::1".parse().unwrap();
+        let jail_a: IpAddr = "2001:db8:6::5".parse().unwrap();
+        // Beyond the jail's /64: reachable from the jail only by its default route.
+        let far: IpAddr = "2001:db8:7::1".parse().unwrap();
+        assert!(addr::add(&mut rt, "jt6h", gw, 64).unwrap());
+        assert!(addr::add(&mut rt, "lo", far, 128).unwrap());
+        link::set_up(&mut rt, "jt6h", true).unwrap();
+        let before = sysctl::ipv6_forwarding().unwrap();
+
+        let (l, was, now) = netns::run_in(&child, || {
+            let mut rt = link::route_socket().unwrap();
+            link::set_up(&mut rt, "lo", true).unwrap();
+            assert!(addr::add(&mut rt, "jt6j", jail_a, 64).unwrap());
+            assert!(
+                !addr::add(&mut rt, "jt6j", jail_a, 64).unwrap(),
+                "second add is already so"
+            );
+            link::set_up(&mut rt, "jt6j", true).unwrap();
+            link::set_default_route_via(&mut rt, gw).unwrap();
+            // why bind at once: a tentative (DAD) address refuses bind(2)
+            // with EADDRNOTAVAIL; with IFA_F_NODAD it is usable now.
+            let l = TcpListener::bind(SocketAddr::new(jail_a, 8080)).expect("bind the fresh IPv6 address at once");
+            let was = sysctl::set_ipv6_forwarding(true).unwrap();
+            (l, was, sysctl::ipv6_forwarding().unwrap())
+        })
+        .unwrap();
+        assert!(!was && now, "forwarding switched on in the child namespace");
+        assert_eq!(
+            sysctl::ipv6_forwarding().unwrap(),
+            before,
+            "the test namespace is untouched"
+        );
+
+        // Test namespace -> jail over the /64.
+        let t = serve_once(l);
+        ping_pong(SocketAddr::new(jail_a, 8080));
+        t.join().unwrap();
+        // Jail -> beyond its prefix, through the default route via the gateway.
+        let far_l = TcpListener::bind(SocketAddr::new(far, 8081)).unwrap();
+        let t = serve_once(far_l);
+        netns::run_in(&child, || ping_pong(SocketAddr::new(far, 8081))).unwrap();
+        t.join().unwrap();
+
+        assert!(addr::del(&mut rt, "jt6h", gw, 64).unwrap());
+        assert!(
+            !addr::del(&mut rt, "jt6h", gw, 64).unwrap(),
+            "second delete is already so"
+        );
+        assert!(link::delete(&mut rt, "jt6h").unwrap());
+    });
+}
+
 /// Accepts one connection on `l` and echoes one line back, in a thread.
 fn serve_once(l: TcpListener) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {

@@ -9,7 +9,7 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL};
-use netlink_packet_route::address::{AddressAttribute, AddressMessage};
+use netlink_packet_route::address::{AddressAttribute, AddressFlags, AddressMessage};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
 
 use super::link;
@@ -56,24 +56,36 @@ pub fn list(sock: &mut NlSocket) -> Result<Vec<IfAddr>, NetlinkError> {
     Ok(out)
 }
 
-fn v4_message(index: u32, address: Ipv4Addr, prefix: u8) -> AddressMessage {
+fn message(index: u32, address: IpAddr, prefix: u8) -> AddressMessage {
     let mut m = AddressMessage::default();
-    m.header.family = AddressFamily::Inet;
+    m.header.family = match address {
+        IpAddr::V4(_) => AddressFamily::Inet,
+        IpAddr::V6(_) => AddressFamily::Inet6,
+    };
     m.header.prefix_len = prefix;
     m.header.index = index;
-    m.attributes.push(AddressAttribute::Local(IpAddr::V4(address)));
-    m.attributes.push(AddressAttribute::Address(IpAddr::V4(address)));
+    m.attributes.push(AddressAttribute::Local(address));
+    m.attributes.push(AddressAttribute::Address(address));
+    if address.is_ipv6() {
+        // why: without IFA_F_NODAD a new IPv6 address stays "tentative"
+        // for the duplicate address detection (about a second, RFC 4862
+        // 5.4) and cannot be bound or used as a source meanwhile, so a jail
+        // whose exec.start binds it would fail. jnet's allocator already
+        // guarantees the address is unique in its pool.
+        m.attributes.push(AddressAttribute::Flags(AddressFlags::Nodad));
+    }
     m
 }
 
-/// Adds `address/prefix` to `interface`. Returns false when it was already
-/// there (EEXIST), true when added.
-pub fn add_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
+/// Adds `address/prefix` (either family) to `interface`; an IPv6 address
+/// is usable at once (no duplicate address detection). Returns false when
+/// it was already there (EEXIST), true when added.
+pub fn add(sock: &mut NlSocket, interface: &str, address: IpAddr, prefix: u8) -> Result<bool, NetlinkError> {
     let index = link::require_index(sock, interface)?;
     let op = format!("add {address}/{prefix} to {interface}");
     match sock.request(
         &op,
-        RouteNetlinkMessage::NewAddress(v4_message(index, address, prefix)),
+        RouteNetlinkMessage::NewAddress(message(index, address, prefix)),
         NLM_F_CREATE | NLM_F_EXCL,
     ) {
         Ok(_) => {
@@ -85,18 +97,15 @@ pub fn add_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u
     }
 }
 
-/// Removes `address/prefix` from `interface`. Returns false when it was not
-/// there (EADDRNOTAVAIL, or the interface is gone), true when removed.
-pub fn del_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
+/// Removes `address/prefix` (either family) from `interface`. Returns false
+/// when it was not there (EADDRNOTAVAIL, or the interface is gone), true
+/// when removed.
+pub fn del(sock: &mut NlSocket, interface: &str, address: IpAddr, prefix: u8) -> Result<bool, NetlinkError> {
     let Some(index) = link::index(sock, interface)? else {
         return Ok(false);
     };
     let op = format!("delete {address}/{prefix} from {interface}");
-    match sock.request(
-        &op,
-        RouteNetlinkMessage::DelAddress(v4_message(index, address, prefix)),
-        0,
-    ) {
+    match sock.request(&op, RouteNetlinkMessage::DelAddress(message(index, address, prefix)), 0) {
         Ok(_) => {
             tracing::debug!(%address, prefix, interface, "address deleted");
             Ok(true)
@@ -104,4 +113,14 @@ pub fn del_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u
         Err(e) if e.raw_os_error() == Some(libc::EADDRNOTAVAIL) => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// [`add`] of an IPv4 address.
+pub fn add_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
+    add(sock, interface, IpAddr::V4(address), prefix)
+}
+
+/// [`del`] of an IPv4 address.
+pub fn del_v4(sock: &mut NlSocket, interface: &str, address: Ipv4Addr, prefix: u8) -> Result<bool, NetlinkError> {
+    del(sock, interface, IpAddr::V4(address), prefix)
 }

@@ -6,7 +6,7 @@
 //! (both at most 15 bytes); this module does not validate them again, the
 //! kernel refuses anything longer. It never touches a link it was not named.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_core::{NLM_F_CREATE, NLM_F_DUMP, NLM_F_EXCL, NLM_F_REPLACE};
@@ -220,21 +220,31 @@ pub fn delete(sock: &mut NlSocket, name: &str) -> Result<bool, NetlinkError> {
     }
 }
 
-/// Sets (or replaces) the IPv4 default route via `gateway`.
-pub fn set_default_route(sock: &mut NlSocket, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
+/// Sets (or replaces) the default route of `gateway`'s family via
+/// `gateway` (IPv4 `0.0.0.0/0`, IPv6 `::/0`).
+pub fn set_default_route_via(sock: &mut NlSocket, gateway: IpAddr) -> Result<(), NetlinkError> {
     let mut m = RouteMessage::default();
-    m.header.address_family = AddressFamily::Inet;
+    let (family, via) = match gateway {
+        IpAddr::V4(g) => (AddressFamily::Inet, RouteAddress::Inet(g)),
+        IpAddr::V6(g) => (AddressFamily::Inet6, RouteAddress::Inet6(g)),
+    };
+    m.header.address_family = family;
     m.header.table = RouteHeader::RT_TABLE_MAIN;
     m.header.protocol = RouteProtocol::Boot;
     m.header.scope = RouteScope::Universe;
     m.header.kind = RouteType::Unicast;
-    m.attributes.push(RouteAttribute::Gateway(RouteAddress::Inet(gateway)));
+    m.attributes.push(RouteAttribute::Gateway(via));
     sock.request(
         &format!("default route via {gateway}"),
         RouteNetlinkMessage::NewRoute(m),
         NLM_F_CREATE | NLM_F_REPLACE,
     )?;
     Ok(())
+}
+
+/// Sets (or replaces) the IPv4 default route via `gateway`.
+pub fn set_default_route(sock: &mut NlSocket, gateway: Ipv4Addr) -> Result<(), NetlinkError> {
+    set_default_route_via(sock, IpAddr::V4(gateway))
 }
 
 /// Opens an rtnetlink socket in the calling thread's network namespace.

@@ -57,6 +57,7 @@ pub mod netns;
 pub mod nft;
 mod record;
 mod sys;
+pub mod sysctl;
 mod terminate;
 
 use std::fs;
