@@ -1,6 +1,6 @@
 //! Every `unsafe` call of the FreeBSD adapter: jail_set(2), jail_get(2),
 //! jail_remove(2), jail_attach(2) and setfib(2) in a forked child, and the SIOCAIFADDR /
-//! SIOCDIFADDR ioctls of netintro(4). Each wrapper takes memory built and
+//! SIOCDIFADDR ioctls of netintro(4) and their IPv6 forms. Each wrapper takes memory built and
 //! owned by safe code (`params`, `iov`, `ifreq`) and returns `Errno`; it decides
 //! nothing else. Layouts the kernel reads are checked against libc's
 //! declarations at compile time.
@@ -30,6 +30,11 @@ const _: () = assert!(size_of::<libc::sockaddr_in>() == plan::SOCKADDR_IN_LEN);
 const _: () = assert!(size_of::<libc::sockaddr>() == plan::SOCKADDR_IN_LEN);
 const _: () = assert!(offset_of!(libc::sockaddr_in, sin_addr) == 4);
 const _: () = assert!(libc::AF_INET == plan::AF_INET as libc::c_int);
+const _: () = assert!(libc::AF_INET6 == plan::AF_INET6 as libc::c_int);
+const _: () = assert!(size_of::<libc::sockaddr_in6>() == plan::SOCKADDR_IN6_LEN);
+const _: () = assert!(offset_of!(libc::sockaddr_in6, sin6_addr) == 8);
+const _: () = assert!(offset_of!(libc::sockaddr_in6, sin6_scope_id) == 24);
+const _: () = assert!(size_of::<libc::time_t>() == 8);
 const _: () = assert!(libc::IFNAMSIZ as usize == plan::IFNAMSIZ);
 const _: () = assert!(libc::JAIL_SYS_NEW == JAIL_SYS_NEW);
 const _: () = assert!(libc::JAIL_SYS_INHERIT == JAIL_SYS_INHERIT);
@@ -105,6 +110,16 @@ pub fn add_inet_address(fd: BorrowedFd<'_>, req: &[u8; plan::IN_ALIASREQ_LEN]) -
 /// SIOCDIFADDR on an AF_INET datagram socket.
 pub fn delete_inet_address(fd: BorrowedFd<'_>, req: &[u8; plan::IFREQ_LEN]) -> Result<(), Errno> {
     ioctl_in(fd, plan::SIOCDIFADDR, &IoctlBuf(*req))
+}
+
+/// SIOCAIFADDR_IN6 on an AF_INET6 datagram socket.
+pub fn add_inet6_address(fd: BorrowedFd<'_>, req: &[u8; plan::IN6_ALIASREQ_LEN]) -> Result<(), Errno> {
+    ioctl_in(fd, plan::SIOCAIFADDR_IN6, &IoctlBuf(*req))
+}
+
+/// SIOCDIFADDR_IN6 on an AF_INET6 datagram socket.
+pub fn delete_inet6_address(fd: BorrowedFd<'_>, req: &[u8; plan::IN6_IFREQ_LEN]) -> Result<(), Errno> {
+    ioctl_in(fd, plan::SIOCDIFADDR_IN6, &IoctlBuf(*req))
 }
 
 extern "C" {
