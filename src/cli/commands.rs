@@ -21,13 +21,15 @@ use crate::engine::report;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::{self, IfAddr};
-use crate::store::{JailRecord, Mode, Store};
+use crate::store::postgres::BackendKind;
+use crate::store::{Backend, FleetStore, JailRecord, Mode, Store};
 
 /// Everything a command may need, loaded lazily where it costs.
 pub struct Session {
     pub config_path: PathBuf,
     pub config: Config,
-    pub store: Store,
+    /// The file store, or the fleet backend when `[store]` says postgres.
+    pub store: Box<dyn Backend>,
     pub profiles: Profiles,
     conf_jails: OnceCell<Vec<ConfJail>>,
 }
@@ -45,7 +47,11 @@ impl Session {
                 cli.lock_timeout
             ))
         })?;
-        let store = Store::new(state, lock_timeout);
+        let local = Store::new(state, lock_timeout);
+        let store: Box<dyn Backend> = match config.store.backend {
+            BackendKind::File => Box::new(local),
+            BackendKind::Postgres => Box::new(FleetStore::new(local, config.store.clone(), config.pools.clone())),
+        };
         let profiles = Profiles::new(&sources::config_dir(&config_path));
         Ok(Session {
             config_path,
@@ -108,7 +114,9 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
             stop: false,
             format,
         } => crate::cli::plan_all::plan_all(&s, format.format),
-        Command::Plan { jail: None, stop: true, .. } => Err(Error::data("plan --stop needs a jail")),
+        Command::Plan {
+            jail: None, stop: true, ..
+        } => Err(Error::data("plan --stop needs a jail")),
         Command::Exec { jail, argv } => {
             require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
         }
@@ -372,7 +380,10 @@ fn import(s: &Session) -> Result<ExitStatus> {
     };
     let jails = s.conf_jails()?;
     let host = os::stack_interface_addresses();
-    let observed = Observed { jail_conf: jails, host: &host };
+    let observed = Observed {
+        jail_conf: jails,
+        host: &host,
+    };
     let res = addresses::import(&s.config, &s.store, jails, &observed)?;
     let (mut added, mut updated, mut same) = (0, 0, 0);
     for r in &res {

@@ -16,7 +16,7 @@ use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb}
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::{Host, JailNetwork, OsError};
 use crate::store::inventory::RecordBasis;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// The pre-start port check. An error means "conflict, refuse the start";
 /// its message is shown to the user.
@@ -103,13 +103,13 @@ impl Observation {
 
 pub struct Engine<'a> {
     host: &'a dyn Host,
-    store: &'a Store,
+    store: &'a dyn Backend,
     checker: &'a dyn PortChecker,
     basis: Option<RecordBasis>,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(host: &'a dyn Host, store: &'a Store, checker: &'a dyn PortChecker) -> Self {
+    pub fn new(host: &'a dyn Host, store: &'a dyn Backend, checker: &'a dyn PortChecker) -> Self {
         Engine {
             host,
             store,
@@ -148,7 +148,10 @@ impl<'a> Engine<'a> {
             JailNetwork::Dedicated { address, .. } => {
                 let a = IpAddr::V4(*address);
                 let in_jail = rj.is_some_and(|r| r.addresses.contains(&a));
-                let ours = matches!(phase, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed);
+                let ours = matches!(
+                    phase,
+                    Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
+                );
                 let on_host = if in_jail {
                     None
                 } else {
@@ -227,7 +230,9 @@ impl<'a> Engine<'a> {
             if let Some(b) = basis {
                 if r.basis() != *b {
                     let mode = r.mode.as_str();
-                    let what = r.address.map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
+                    let what = r
+                        .address
+                        .map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
                     return Err(Error::Changed {
                         jail: jail.to_string(),
                         what,
@@ -542,7 +547,7 @@ mod tests {
     use crate::core::plan::ExecHooks;
     use crate::engine::fake_host::FakeHost;
     use crate::os::JailSpec;
-    use crate::store::JailRecord;
+    use crate::store::{JailRecord, Store};
     use std::cell::RefCell;
     use std::path::PathBuf;
     use std::time::Duration;
@@ -681,7 +686,10 @@ mod tests {
         let e = Engine::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
         e.start(&jn("www"), &desired(true)).unwrap();
         let e = Engine::new(&f.host, &f.store, &c).with_basis(basis);
-        assert_eq!(e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(), ExitStatus::TempFail);
+        assert_eq!(
+            e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(),
+            ExitStatus::TempFail
+        );
         assert_eq!(phase(&f).0, Phase::Running);
     }
 
@@ -701,11 +709,17 @@ mod tests {
         let d = desired(true);
         let err = e.start(&jn("www"), &d).unwrap_err();
         assert_eq!(err.exit_status(), ExitStatus::DataErr, "{err}");
-        assert!(err.to_string().contains("host interface em0 and jnet did not add it"), "{err}");
+        assert!(
+            err.to_string().contains("host interface em0 and jnet did not add it"),
+            "{err}"
+        );
         assert!(f.host.take_calls().is_empty());
         assert!(e.plan(Verb::Start, &d).is_err());
         let stop = e.plan(Verb::Stop, &d).unwrap();
-        assert!(!stop.steps.iter().any(|s| s.action == Action::DetachNetwork), "{stop:?}");
+        assert!(
+            !stop.steps.iter().any(|s| s.action == Action::DetachNetwork),
+            "{stop:?}"
+        );
         e.stop(&jn("www"), &d).unwrap();
         assert!(!f.host.take_calls().iter().any(|c| c.starts_with("detach")));
         assert_eq!(f.host.snapshot().host_addresses.len(), 1);

@@ -79,9 +79,12 @@ pub struct LeaseFilter<'a> {
 
 /// Inside an operation: a driver error (classified, maybe retried after a
 /// reconnect) or a decision of ours (returned as is).
-enum OpErr {
+pub(crate) enum OpErr {
     Pg(postgres::Error),
     App(PgError),
+    /// A decision of the engine's, inside a fleet transaction
+    /// ([`PgStore::run_jnet`]); returned as is.
+    Jnet(crate::error::Error),
 }
 
 impl From<postgres::Error> for OpErr {
@@ -90,7 +93,25 @@ impl From<postgres::Error> for OpErr {
     }
 }
 
-type Op<T> = std::result::Result<T, OpErr>;
+pub(crate) type Op<T> = std::result::Result<T, OpErr>;
+
+/// What [`PgStore::run_any`] failed with.
+enum Fail {
+    Pg(PgError),
+    Jnet(crate::error::Error),
+}
+
+/// pg_advisory_xact_lock key of the fleet's leases ("jnetls" in ASCII):
+/// every transaction that changes leases takes it first, so allocations
+/// across the fleet run one after the other (each holds it for about a
+/// millisecond).
+const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
+
+/// Takes [`LEASE_LOCK`] for the rest of `tx`; waits at most `lock_timeout`.
+pub(crate) fn lock_leases(tx: &mut postgres::Transaction<'_>) -> Op<()> {
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK])?;
+    Ok(())
+}
 
 pub struct PgStore {
     cfg: StoreConfig,
@@ -111,7 +132,7 @@ impl std::fmt::Debug for PgStore {
 
 /// A lease from a row of `pool, address, host, jail`, the column order of
 /// every lease query here.
-fn lease_of(r: &postgres::Row) -> Op<Lease> {
+pub(crate) fn lease_of(r: &postgres::Row) -> Op<Lease> {
     let pool: String = r.get(0);
     Ok(Lease {
         address: v4(r.get(1), &pool)?,
@@ -121,7 +142,7 @@ fn lease_of(r: &postgres::Row) -> Op<Lease> {
     })
 }
 
-fn v4(a: IpAddr, pool: &str) -> Op<Ipv4Addr> {
+pub(crate) fn v4(a: IpAddr, pool: &str) -> Op<Ipv4Addr> {
     match a {
         IpAddr::V4(a) => Ok(a),
         IpAddr::V6(a) => Err(OpErr::App(PgError::new(
@@ -163,6 +184,7 @@ impl PgStore {
                 secret.as_deref(),
             )),
             Err(OpErr::Pg(e)) => Err(op_error(&desc, "migrating the schema", e, secret.as_deref())),
+            Err(OpErr::Jnet(e)) => Err(PgError::new(PgErrorKind::Schema, e.to_string(), secret.as_deref())),
         }
     }
 
@@ -181,6 +203,7 @@ impl PgStore {
             Ok(()) => {}
             Err(OpErr::App(e)) => return Err(self.named(e)),
             Err(OpErr::Pg(e)) => return Err(op_error(&self.desc, "checking the schema", e, self.secret.as_deref())),
+            Err(OpErr::Jnet(e)) => return Err(self.named(PgError::new(PgErrorKind::Schema, e.to_string(), None))),
         }
         Ok(self.client.insert(c))
     }
@@ -197,17 +220,45 @@ impl PgStore {
     /// once more when `f` fails because it was lost meanwhile (a server
     /// restart). `f` must be safe to run twice: every operation here is
     /// one transaction that is idempotent or rolled back.
-    fn run<T>(&mut self, what: &str, mut f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, PgError> {
+    fn run<T>(&mut self, what: &str, f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, PgError> {
+        match self.run_any(what, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::Pg(e)) => Err(e),
+            Err(Fail::Jnet(e)) => Err(PgError::new(
+                PgErrorKind::Refused,
+                e.to_string(),
+                self.secret.as_deref(),
+            )),
+        }
+    }
+
+    /// [`PgStore::run`] for a closure that may fail with the engine's
+    /// own error ([`OpErr::Jnet`]), which is returned unchanged; store
+    /// errors become [`crate::error::Error`] with their exit codes.
+    pub(crate) fn run_jnet<T>(
+        &mut self,
+        what: &str,
+        f: impl FnMut(&mut Client, &str) -> Op<T>,
+    ) -> crate::error::Result<T> {
+        match self.run_any(what, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::Pg(e)) => Err(e.into()),
+            Err(Fail::Jnet(e)) => Err(e),
+        }
+    }
+
+    fn run_any<T>(&mut self, what: &str, mut f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, Fail> {
         let host = self.cfg.host_id.clone();
         for attempt in 0..2 {
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 self.client = None;
-                self.connect()?;
+                self.connect().map_err(Fail::Pg)?;
             }
             let c = self.client.as_mut().expect("connected above");
             match f(c, &host) {
                 Ok(v) => return Ok(v),
-                Err(OpErr::App(e)) => return Err(self.named(e)),
+                Err(OpErr::App(e)) => return Err(Fail::Pg(self.named(e))),
+                Err(OpErr::Jnet(e)) => return Err(Fail::Jnet(e)),
                 Err(OpErr::Pg(e)) => {
                     let lost = c.is_closed() || e.is_closed() || is_connection_loss(&e);
                     if lost && attempt == 0 {
@@ -218,7 +269,7 @@ impl PgStore {
                     if lost {
                         self.client = None;
                     }
-                    return Err(op_error(&self.desc, what, e, self.secret.as_deref()));
+                    return Err(Fail::Pg(op_error(&self.desc, what, e, self.secret.as_deref())));
                 }
             }
         }
@@ -431,7 +482,8 @@ impl PgStore {
 /// Creates the pool's row when missing and locks it for this transaction:
 /// every allocator of the pool, on every host, queues here. A pool already
 /// recorded with another network is refused (hosts disagree on the plan).
-fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> Op<()> {
+pub(crate) fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> Op<()> {
+    lock_leases(tx)?;
     tx.execute(
         "INSERT INTO jnet_pools (name, network) VALUES ($1, $2::text::cidr) ON CONFLICT (name) DO NOTHING",
         &[&name, &network],
@@ -454,7 +506,7 @@ fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> O
     Ok(())
 }
 
-fn seen(tx: &mut postgres::Transaction<'_>, host: &str) -> Op<()> {
+pub(crate) fn seen(tx: &mut postgres::Transaction<'_>, host: &str) -> Op<()> {
     tx.execute(
         "INSERT INTO jnet_hosts (host, last_seen) VALUES ($1, now()) \
          ON CONFLICT (host) DO UPDATE SET last_seen = excluded.last_seen",
