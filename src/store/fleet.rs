@@ -342,6 +342,9 @@ impl FleetStore {
         f: &mut dyn FnMut(&mut Inventory, &mut ::postgres::Transaction<'_>, &str) -> Op<()>,
     ) -> Result<()> {
         let pools = &self.pools;
+        // why first: a store that is down or refuses the login fails here,
+        // before the local lock is taken or anything local is created.
+        self.pg(|_| Ok(()))?;
         self.local.update(|inv| {
             let base = inv.clone();
             let done = self.pg(|pg| {

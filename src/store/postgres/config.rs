@@ -76,6 +76,8 @@ pub struct StoreConfig {
     /// This host's name in the shared leases; default the host name.
     pub host_id: String,
     pub timeouts: Timeouts,
+    /// Reports flag a host not seen for longer than this (seconds).
+    pub stale_after_secs: u64,
 }
 
 const KEYS: &[&str] = &[
@@ -87,6 +89,7 @@ const KEYS: &[&str] = &[
     "lock_timeout_ms",
     "statement_timeout_ms",
     "idle_in_transaction_timeout_ms",
+    "stale_after_secs",
 ];
 
 fn cfg_err(file: &str, msg: impl fmt::Display) -> PgError {
@@ -189,12 +192,23 @@ impl StoreConfig {
             statement_ms: ms("statement_timeout_ms", d.statement_ms)?,
             idle_in_transaction_ms: ms("idle_in_transaction_timeout_ms", d.idle_in_transaction_ms)?,
         };
+        let stale_after_secs = match t.get("stale_after_secs") {
+            None => 86_400,
+            Some(toml::Value::Integer(n)) if (1..=315_360_000).contains(n) => *n as u64,
+            Some(_) => {
+                return Err(cfg_err(
+                    file,
+                    "stale_after_secs must be an integer from 1 to 315360000 (seconds)",
+                ))
+            }
+        };
         let c = StoreConfig {
             backend,
             url,
             password_file,
             host_id,
             timeouts,
+            stale_after_secs,
         };
         if backend == BackendKind::Postgres {
             let Some(url) = &c.url else {
