@@ -130,7 +130,11 @@ impl StoreConfig {
 
     pub fn from_table(file: &str, t: &toml::Table) -> Result<Self, PgError> {
         if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(cfg_err(file, format!("unknown key {k:?} (known: {})", KEYS.join(", "))));
+            let known: Vec<String> = KEYS.iter().map(|k| format!("`{k}`")).collect();
+            return Err(cfg_err(
+                file,
+                format!("unknown key {k:?}, expected one of {}", known.join(", ")),
+            ));
         }
         let string = |k: &str| -> Result<Option<String>, PgError> {
             match t.get(k) {
