@@ -315,3 +315,308 @@ fn down_server_refused_login_and_timeouts_have_their_exit_codes() {
     pg.start_server();
     assert!(ok(&a.cfg, &["assign", "www", "--pool", "lan"]).contains("already 10.77.0.1"));
 }
+
+/// Spawns `jnet -c cfg args` (stdout/stderr captured).
+fn spawn(cfg: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Child {
+    let mut c = std::process::Command::new(binary::BIN);
+    c.arg("-c")
+        .arg(cfg)
+        .args(args)
+        .env_remove("JNET_CONFIG")
+        .env_remove("JNET_STATE_DIR")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.spawn().unwrap()
+}
+
+/// The leased addresses' last octets, sorted; panics on a duplicate.
+fn octets(pg: &Pg) -> Vec<u8> {
+    let mut v: Vec<u8> = leases(pg)
+        .iter()
+        .map(|(_, _, a)| a.parse::<std::net::Ipv4Addr>().unwrap().octets()[3])
+        .collect();
+    let n = v.len();
+    v.sort();
+    v.dedup();
+    assert_eq!(v.len(), n, "an address is leased twice");
+    v
+}
+
+/// Each host's view (`jnet inventory`) agrees with the database: the
+/// host's pool records are exactly its leases.
+fn views_agree(pg: &Pg, hosts: &[(&Host, &str)]) {
+    let db = leases(pg);
+    for (h, id) in hosts {
+        let inv = json(&h.cfg, &["inventory", "--format", "json", "--host", id]);
+        let mut mine: Vec<(String, String, String)> = inv["assignments"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["host"].as_str().unwrap().to_string(),
+                    r["jail"].as_str().unwrap().to_string(),
+                    r["address"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        mine.sort();
+        let mut want: Vec<_> = db.iter().filter(|l| l.0 == *id).cloned().collect();
+        want.sort();
+        assert_eq!(mine, want, "host {id}");
+    }
+}
+
+#[test]
+fn two_hosts_with_24_concurrent_assigns_each_get_distinct_contiguous_addresses() {
+    let Some(pg) = Pg::start("concurrent_assigns") else {
+        return;
+    };
+    let url = pg.url("jnet");
+    let (a, b) = (
+        host(&url, "hosta", "lock_timeout_ms = 60000\n"),
+        host(&url, "hostb", "lock_timeout_ms = 60000\n"),
+    );
+    // A static lease first, so "lowest free" starts above a hole: .1 is
+    // free, .2 is taken.
+    ok(&b.cfg, &["assign", "fixed", "10.77.0.2"]);
+    let mut kids = vec![];
+    for i in 0..24 {
+        for (h, id) in [(&a, "a"), (&b, "b")] {
+            let jail = format!("{id}{i}");
+            kids.push((
+                jail.clone(),
+                spawn(&h.cfg, &["--lock-timeout", "60", "assign", &jail, "--pool", "lan"], &[]),
+            ));
+        }
+    }
+    for (jail, k) in kids {
+        let o = k.wait_with_output().unwrap();
+        assert!(o.status.success(), "{jail}: {}", stderr(&o));
+    }
+    let got = octets(&pg);
+    assert_eq!(
+        got,
+        (1..=49).collect::<Vec<u8>>(),
+        "distinct and contiguous from the lowest free"
+    );
+    views_agree(&pg, &[(&a, "hosta"), (&b, "hostb")]);
+}
+
+#[test]
+fn sigkilled_clients_leave_no_partial_lease_and_a_retry_gets_the_same_address() {
+    let Some(pg) = Pg::start("sigkill") else {
+        return;
+    };
+    let url = pg.url("jnet");
+    let (a, b) = (host(&url, "hosta", ""), host(&url, "hostb", ""));
+    ok(&a.cfg, &["store", "migrate"]);
+    // Seeded delays; the write pause (test hook) holds each process
+    // between its database commit and its local write, so kills land
+    // before, inside and after that window.
+    let mut seed: u64 = 0x5eed_1234_abcd_0001;
+    let mut rnd = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let mut jails = vec![];
+    for round in 0..6 {
+        let mut kids = vec![];
+        for (h, id) in [(&a, "a"), (&b, "b")] {
+            for i in 0..4 {
+                let jail = format!("{id}{round}x{i}");
+                let child = spawn(
+                    &h.cfg,
+                    &["assign", &jail, "--pool", "lan"],
+                    &[("JNET_TEST_WRITE_PAUSE_MS", "150")],
+                );
+                kids.push((h, jail, child, rnd() % 400));
+            }
+        }
+        let t0 = std::time::Instant::now();
+        kids.sort_by_key(|k| k.3);
+        for (h, jail, mut child, at) in kids {
+            let wait = std::time::Duration::from_millis(at).saturating_sub(t0.elapsed());
+            std::thread::sleep(wait);
+            let _ = child.kill();
+            let _ = child.wait();
+            jails.push((h, jail));
+        }
+    }
+    // No lease is half there: each jail has at most one, no address twice,
+    // and each host's view agrees with the database.
+    let before = leases(&pg);
+    let mut names: Vec<_> = before.iter().map(|l| (l.0.clone(), l.1.clone())).collect();
+    names.sort();
+    let n = names.len();
+    names.dedup();
+    assert_eq!(names.len(), n, "a jail with two leases");
+    octets(&pg);
+    views_agree(&pg, &[(&a, "hosta"), (&b, "hostb")]);
+    // Rerunning every killed assign returns the lease a killed run
+    // committed, and gives the others the lowest free addresses.
+    for (h, jail) in &jails {
+        ok(&h.cfg, &["assign", jail, "--pool", "lan"]);
+    }
+    for l in &before {
+        assert!(leases(&pg).contains(l), "{l:?} changed on retry");
+    }
+    assert_eq!(octets(&pg), (1..=jails.len() as u8).collect::<Vec<u8>>());
+    views_agree(&pg, &[(&a, "hosta"), (&b, "hostb")]);
+    eprintln!("{} of {} killed assigns had committed", before.len(), jails.len());
+}
+
+#[test]
+fn a_server_restart_during_a_run_is_survived() {
+    let Some(pg) = Pg::start("restart") else {
+        return;
+    };
+    let url = pg.url("jnet");
+    let (a, b) = (host(&url, "hosta", ""), host(&url, "hostb", ""));
+    ok(&a.cfg, &["store", "migrate"]);
+    let run = |h: &Host, id: &str| {
+        let cfg = h.cfg.clone();
+        let id = id.to_string();
+        std::thread::spawn(move || {
+            let mut failed = vec![];
+            for i in 0..20 {
+                let jail = format!("{id}{i}");
+                let o = jnet(&cfg, &["assign", &jail, "--pool", "lan"]);
+                match code(&o) {
+                    0 => {}
+                    // Down at that moment: refused cleanly, retried below.
+                    69 => failed.push(jail),
+                    c => panic!("{jail}: exit {c}: {}", stderr(&o)),
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            failed
+        })
+    };
+    let (ta, tb) = (run(&a, "a"), run(&b, "b"));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    pg.restart();
+    let failed: Vec<(&Host, String)> = ta
+        .join()
+        .unwrap()
+        .into_iter()
+        .map(|j| (&a, j))
+        .chain(tb.join().unwrap().into_iter().map(|j| (&b, j)))
+        .collect();
+    for (h, jail) in &failed {
+        ok(&h.cfg, &["assign", jail, "--pool", "lan"]);
+    }
+    assert_eq!(octets(&pg), (1..=40).collect::<Vec<u8>>());
+    views_agree(&pg, &[(&a, "hosta"), (&b, "hostb")]);
+    eprintln!("{} assigns met the server down and were rerun", failed.len());
+}
+
+/// A TCP proxy on 127.0.0.1 to the server's Unix socket that, once armed,
+/// forwards the client's COMMIT, drops the server's answer and cuts the
+/// connection: the commit happened, the client cannot know it.
+struct CutAfterCommit {
+    port: u16,
+    armed: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cuts: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl CutAfterCommit {
+    fn start(sock: PathBuf) -> Self {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        use std::sync::Arc;
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let armed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let cuts = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (arm, cut) = (armed.clone(), cuts.clone());
+        std::thread::spawn(move || {
+            for c in l.incoming() {
+                let Ok(client) = c else { return };
+                let Ok(server) = std::os::unix::net::UnixStream::connect(&sock) else {
+                    continue;
+                };
+                let dropping = Arc::new(std::sync::atomic::AtomicBool::new(false));
+                let (mut c_in, mut s_out) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let (mut s_in, mut c_out) = (server, client);
+                let (d1, d2) = (dropping.clone(), dropping);
+                let (arm, cut) = (arm.clone(), cut.clone());
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = s_in.read(&mut buf) {
+                        if n == 0 || d2.load(Ordering::SeqCst) || c_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = c_out.shutdown(std::net::Shutdown::Both);
+                });
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n) = c_in.read(&mut buf) {
+                        if n == 0 {
+                            break;
+                        }
+                        let commit = buf[..n].windows(6).any(|w| w == b"COMMIT");
+                        if commit && arm.swap(false, Ordering::SeqCst) {
+                            d1.store(true, Ordering::SeqCst);
+                            cut.fetch_add(1, Ordering::SeqCst);
+                            let _ = s_out.write_all(&buf[..n]);
+                            // The answer is dropped (above); the server
+                            // has the COMMIT and commits; cut the client.
+                            std::thread::sleep(std::time::Duration::from_millis(300));
+                            let _ = c_in.shutdown(std::net::Shutdown::Both);
+                            break;
+                        }
+                        if s_out.write_all(&buf[..n]).is_err() {
+                            break;
+                        }
+                    }
+                    let _ = s_out.shutdown(std::net::Shutdown::Both);
+                });
+            }
+        });
+        CutAfterCommit { port, armed, cuts }
+    }
+}
+
+#[test]
+fn an_ambiguous_commit_is_retried_to_the_same_lease() {
+    use std::sync::atomic::Ordering;
+    let Some(pg) = Pg::start("ambiguous_commit") else {
+        return;
+    };
+    let proxy = CutAfterCommit::start(pg.dir.path().join(".s.PGSQL.5432"));
+    let url = format!(
+        "host=127.0.0.1 port={} dbname=jnet user=jnet sslmode=disable",
+        proxy.port
+    );
+    let a = host(&url, "hosta", "");
+    ok(&a.cfg, &["assign", "first", "--pool", "lan"]);
+    proxy.armed.store(true, Ordering::SeqCst);
+    let o = jnet(&a.cfg, &["-v", "assign", "www", "--pool", "lan"]);
+    assert_eq!(
+        proxy.cuts.load(Ordering::SeqCst),
+        1,
+        "the proxy cut a commit: {}",
+        stderr(&o)
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("connection lost, reconnecting"), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("10.77.0.2"), "{out}");
+    assert_eq!(
+        leases(&pg),
+        [
+            ("hosta".into(), "first".into(), "10.77.0.1".into()),
+            ("hosta".into(), "www".into(), "10.77.0.2".into())
+        ],
+        "one lease, not two"
+    );
+    // The local record was written by the retry.
+    assert!(ok(&a.cfg, &["list"]).contains("10.77.0.2"));
+}
