@@ -218,9 +218,26 @@ fn schema_migrate_and_a_newer_schema_is_refused() {
         return;
     };
     let a = host(&pg.url("jnet"), "hosta", "");
-    assert!(ok(&a.cfg, &["store", "migrate"]).contains("migrated from version 0 to 1"));
+    assert!(ok(&a.cfg, &["store", "migrate"]).contains("migrated from version 0 to 2"));
     assert!(ok(&a.cfg, &["store", "migrate"]).contains("nothing to do"));
     ok(&a.cfg, &["assign", "www", "--pool", "lan"]);
+    // A database of the previous version (1, without the address index)
+    // is refused until migrated, then upgraded in place.
+    pg.client("jnet", "jnet")
+        .batch_execute("DROP INDEX jnet_leases_address; UPDATE jnet_schema SET version = 1")
+        .unwrap();
+    let o = jnet(&a.cfg, &["assign", "db", "--pool", "lan"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("older than this jnet's (2); run `jnet store migrate`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(ok(&a.cfg, &["store", "migrate"]).contains("migrated from version 1 to 2"));
+    assert!(
+        ok(&a.cfg, &["list"]).contains("10.77.0.1"),
+        "the lease survived the migration"
+    );
     let before = snapshot(&a.state);
     pg.client("jnet", "jnet")
         .batch_execute("UPDATE jnet_schema SET version = 99")
@@ -233,7 +250,7 @@ fn schema_migrate_and_a_newer_schema_is_refused() {
         let o = jnet(&a.cfg, args);
         assert_eq!(code(&o), 78, "{args:?}: {}", stderr(&o));
         assert!(
-            stderr(&o).contains("schema is version 99, newer than this jnet knows (1); upgrade jnet"),
+            stderr(&o).contains("schema is version 99, newer than this jnet knows (2); upgrade jnet"),
             "{}",
             stderr(&o)
         );

@@ -48,6 +48,8 @@ use std::collections::BTreeMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Mutex;
 
+use ::postgres::types::Type;
+
 use crate::core::config::Pool;
 use crate::core::names::{JailName, PoolName};
 use crate::core::range::{Ipv4Range, RangeSet};
@@ -82,9 +84,9 @@ impl std::fmt::Debug for FleetStore {
 type Mine = BTreeMap<String, (String, Ipv4Addr)>;
 
 fn mine_of(tx: &mut impl ::postgres::GenericClient, host: &str) -> Op<Vec<Lease>> {
-    let rows = tx.query(
+    let rows = tx.query_typed(
         "SELECT pool, address, host, jail FROM jnet_leases WHERE host = $1 ORDER BY pool, address",
-        &[&host],
+        &[(&host, Type::TEXT)],
     )?;
     rows.iter().map(postgres::lease_of).collect()
 }
@@ -159,9 +161,9 @@ fn sync(
 ) -> Op<()> {
     for l in have {
         if want.get(&l.jail) != Some(&(l.pool.clone(), l.address)) {
-            tx.execute(
+            tx.query_typed(
                 "DELETE FROM jnet_leases WHERE pool = $1 AND host = $2 AND jail = $3",
-                &[&l.pool, &host, &l.jail],
+                &[(&l.pool, Type::TEXT), (&host, Type::TEXT), (&l.jail, Type::TEXT)],
             )?;
         }
     }
@@ -173,9 +175,9 @@ fn sync(
             continue;
         }
         ensure_pool(tx, pool, pools)?;
-        if let Some(row) = tx.query_opt(
+        if let Some(row) = tx.query_typed_opt(
             "SELECT pool, host, jail FROM jnet_leases WHERE address = $1 LIMIT 1",
-            &[&IpAddr::V4(*a)],
+            &[(&IpAddr::V4(*a), Type::INET)],
         )? {
             let (p, h, j): (String, String, String) = (row.get(0), row.get(1), row.get(2));
             return Err(refused(format!(
@@ -183,9 +185,14 @@ fn sync(
                  give jail {jail} another address (jnet assign) or release it (jnet release {jail})"
             )));
         }
-        tx.execute(
+        tx.query_typed(
             "INSERT INTO jnet_leases (pool, address, host, jail) VALUES ($1, $2, $3, $4)",
-            &[pool, &IpAddr::V4(*a), &host, jail],
+            &[
+                (pool, Type::TEXT),
+                (&IpAddr::V4(*a), Type::INET),
+                (&host, Type::TEXT),
+                (jail, Type::TEXT),
+            ],
         )?;
         tracing::info!(%pool, address = %a, host, %jail, "leased");
     }
@@ -197,7 +204,10 @@ fn sync(
 fn ensure_pool(tx: &mut ::postgres::Transaction<'_>, name: &str, pools: &BTreeMap<PoolName, Pool>) -> Op<()> {
     let conf = PoolName::new(name).ok().and_then(|n| pools.get(&n));
     let stored: Option<String> = tx
-        .query_opt("SELECT network::text FROM jnet_pools WHERE name = $1", &[&name])?
+        .query_typed_opt(
+            "SELECT network::text FROM jnet_pools WHERE name = $1",
+            &[(&name, Type::TEXT)],
+        )?
         .map(|r| r.get(0));
     match (stored, conf) {
         (Some(s), Some(p)) if s != p.network.to_string() => Err(refused(format!(
@@ -206,9 +216,9 @@ fn ensure_pool(tx: &mut ::postgres::Transaction<'_>, name: &str, pools: &BTreeMa
         ))),
         (Some(_), _) => Ok(()),
         (None, Some(p)) => {
-            tx.execute(
+            tx.query_typed(
                 "INSERT INTO jnet_pools (name, network) VALUES ($1, $2::text::cidr) ON CONFLICT (name) DO NOTHING",
-                &[&name, &p.network.to_string()],
+                &[(&name, Type::TEXT), (&p.network.to_string(), Type::TEXT)],
             )?;
             Ok(())
         }
@@ -238,12 +248,12 @@ impl FleetView<'_, '_> {
 
     /// Other hosts' leased addresses in `r`.
     fn others_in(&mut self, r: Ipv4Range) -> Result<RangeSet> {
-        let rows = self.tx.query(
+        let rows = self.tx.query_typed(
             "SELECT address FROM jnet_leases WHERE host <> $1 AND address >= $2 AND address <= $3",
             &[
-                &self.host,
-                &IpAddr::V4(Ipv4Addr::from(r.start)),
-                &IpAddr::V4(Ipv4Addr::from(r.end)),
+                (&self.host, Type::TEXT),
+                (&IpAddr::V4(Ipv4Addr::from(r.start)), Type::INET),
+                (&IpAddr::V4(Ipv4Addr::from(r.end)), Type::INET),
             ],
         );
         let rows = rows.map_err(|e| self.failed(e))?;
@@ -257,6 +267,28 @@ impl FleetView<'_, '_> {
     }
 }
 
+impl FleetView<'_, '_> {
+    /// The first address in `c..=end` that no other host leases, by the
+    /// server: `c` itself when free, else one past the first lease from
+    /// `c` on whose successor is not leased (an index scan in address
+    /// order that stops at the first hole).
+    fn first_unleased(&mut self, c: u32, end: u32) -> Result<Option<u32>> {
+        let (ca, ea) = (IpAddr::V4(Ipv4Addr::from(c)), IpAddr::V4(Ipv4Addr::from(end)));
+        let row = self.tx.query_typed_one(
+            "SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM jnet_leases WHERE address = $2 AND host <> $1) THEN $2 \
+             ELSE (SELECT a + 1 FROM (SELECT address AS a, lead(address) OVER (ORDER BY address) AS nx \
+                   FROM jnet_leases WHERE address >= $2 AND address <= $3 AND host <> $1) s \
+                   WHERE nx IS NULL OR nx > a + 1 ORDER BY a LIMIT 1) END",
+            &[(&self.host, Type::TEXT), (&ca, Type::INET), (&ea, Type::INET)],
+        );
+        let row = row.map_err(|e| self.failed(e))?;
+        match row.get::<_, Option<IpAddr>>(0) {
+            Some(IpAddr::V4(x)) if u32::from(x) <= end && u32::from(x) >= c => Ok(Some(u32::from(x))),
+            _ => Ok(None),
+        }
+    }
+}
+
 impl View for FleetView<'_, '_> {
     fn record(&mut self, jail: &JailName) -> Result<Option<JailRecord>> {
         self.full.record(jail)
@@ -266,9 +298,9 @@ impl View for FleetView<'_, '_> {
         if let Some(j) = self.full.holder_of(a, except)? {
             return Ok(Some(j));
         }
-        let row = self.tx.query_opt(
+        let row = self.tx.query_typed_opt(
             "SELECT host, jail FROM jnet_leases WHERE host <> $1 AND address = $2 LIMIT 1",
-            &[&self.host, &IpAddr::V4(a)],
+            &[(&self.host, Type::TEXT), (&IpAddr::V4(a), Type::INET)],
         );
         let row = row.map_err(|e| self.failed(e))?;
         match row {
@@ -290,14 +322,35 @@ impl View for FleetView<'_, '_> {
         Ok(s)
     }
 
+    /// The lowest address of `assignable` that neither this host's records
+    /// nor `also_taken` nor another host's lease holds. The candidate is
+    /// found locally (the pure allocator over this host's records and the
+    /// extra exclusions), then the server answers "the first address from
+    /// the candidate on that no other host leases" with one indexed query
+    /// (no transfer of the pool's leases); when that is not the candidate,
+    /// the search goes on from there. Each round moves strictly up, so it
+    /// ends; with few local exclusions it takes one or two.
     fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
-        let mut also = also_taken.clone();
-        for r in assignable.iter_ranges() {
-            for x in self.others_in(r)?.iter_ranges() {
-                also.insert(x);
+        let mut taken = also_taken.clone();
+        for a in self.full.inv.jails.values().filter_map(|j| j.address) {
+            taken.insert_addr(a);
+        }
+        let mut from: u32 = 0;
+        loop {
+            let Some((c, end)) = assignable
+                .iter_ranges()
+                .filter(|r| r.end >= from)
+                .find_map(|r| taken.first_gap(r.start.max(from), r.end).map(|c| (c, r.end)))
+            else {
+                return Ok(None);
+            };
+            match self.first_unleased(c, end)? {
+                Some(x) if x == c => return Ok(Some(Ipv4Addr::from(c))),
+                Some(x) => from = x,
+                None if end == u32::MAX => return Ok(None),
+                None => from = end + 1,
             }
         }
-        self.full.lowest_free(assignable, &also)
     }
 
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()> {

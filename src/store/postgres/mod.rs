@@ -109,7 +109,10 @@ const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
 
 /// Takes [`LEASE_LOCK`] for the rest of `tx`; waits at most `lock_timeout`.
 pub(crate) fn lock_leases(tx: &mut postgres::Transaction<'_>) -> Op<()> {
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK])?;
+    tx.query_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&LEASE_LOCK, postgres::types::Type::INT8)],
+    )?;
     Ok(())
 }
 
@@ -507,10 +510,10 @@ pub(crate) fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network:
 }
 
 pub(crate) fn seen(tx: &mut postgres::Transaction<'_>, host: &str) -> Op<()> {
-    tx.execute(
+    tx.query_typed(
         "INSERT INTO jnet_hosts (host, last_seen) VALUES ($1, now()) \
          ON CONFLICT (host) DO UPDATE SET last_seen = excluded.last_seen",
-        &[&host],
+        &[(&host, postgres::types::Type::TEXT)],
     )?;
     Ok(())
 }
