@@ -224,7 +224,7 @@ fn schema_migrate_and_a_newer_schema_is_refused() {
     // A database of the previous version (1, without the address index)
     // is refused until migrated, then upgraded in place.
     pg.client("jnet", "jnet")
-        .batch_execute("DROP INDEX jnet_leases_address; UPDATE jnet_schema SET version = 1")
+        .batch_execute("DROP INDEX jnet_leases_address; DROP TABLE jnet_hints; UPDATE jnet_schema SET version = 1")
         .unwrap();
     let o = jnet(&a.cfg, &["assign", "db", "--pool", "lan"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));

@@ -159,14 +159,17 @@ fn sync(
     want: &Mine,
     pools: &BTreeMap<PoolName, Pool>,
 ) -> Op<()> {
+    let mut gone = vec![];
     for l in have {
         if want.get(&l.jail) != Some(&(l.pool.clone(), l.address)) {
             tx.query_typed(
                 "DELETE FROM jnet_leases WHERE pool = $1 AND host = $2 AND jail = $3",
                 &[(&l.pool, Type::TEXT), (&host, Type::TEXT), (&l.jail, Type::TEXT)],
             )?;
+            gone.push(l.address);
         }
     }
+    postgres::lower_hints(tx, &gone)?;
     for (jail, (pool, a)) in want {
         if have
             .iter()
@@ -234,6 +237,9 @@ struct FleetView<'a, 'b> {
     full: FullView<'a>,
     tx: &'a mut ::postgres::Transaction<'b>,
     host: &'a str,
+    /// This host's leases in the table when the transaction began (a
+    /// hint's leased prefix may hold some this update has released).
+    mine: RangeSet,
     /// The driver error behind a failed call, so the transaction can be
     /// classified (and retried after a lost connection) as a store error.
     pg_err: Option<::postgres::Error>,
@@ -268,6 +274,26 @@ impl FleetView<'_, '_> {
 }
 
 impl FleetView<'_, '_> {
+    /// The low water mark of the range starting at `start`, if any.
+    fn hint(&mut self, start: u32) -> Result<Option<u64>> {
+        let row = self.tx.query_typed_opt(
+            "SELECT low FROM jnet_hints WHERE range_start = $1",
+            &[(&i64::from(start), Type::INT8)],
+        );
+        let row = row.map_err(|e| self.failed(e))?;
+        Ok(row.map(|r| r.get::<_, i64>(0).max(0) as u64))
+    }
+
+    fn set_hint(&mut self, start: u32, low: u64) -> Result<()> {
+        let r = self.tx.query_typed(
+            "INSERT INTO jnet_hints (range_start, low) VALUES ($1, $2) \
+             ON CONFLICT (range_start) DO UPDATE SET low = excluded.low",
+            &[(&i64::from(start), Type::INT8), (&(low as i64), Type::INT8)],
+        );
+        r.map_err(|e| self.failed(e))?;
+        Ok(())
+    }
+
     /// The first address in `c..=end` that no other host leases, by the
     /// server: `c` itself when free, else one past the first lease from
     /// `c` on whose successor is not leased (an index scan in address
@@ -323,34 +349,62 @@ impl View for FleetView<'_, '_> {
     }
 
     /// The lowest address of `assignable` that neither this host's records
-    /// nor `also_taken` nor another host's lease holds. The candidate is
-    /// found locally (the pure allocator over this host's records and the
-    /// extra exclusions), then the server answers "the first address from
-    /// the candidate on that no other host leases" with one indexed query
-    /// (no transfer of the pool's leases); when that is not the candidate,
-    /// the search goes on from there. Each round moves strictly up, so it
-    /// ends; with few local exclusions it takes one or two.
+    /// nor `also_taken` nor another host's lease holds. Per range, the
+    /// search starts at the range's low water mark (`jnet_hints`: below it
+    /// every address is leased, so only this host's leases released in
+    /// this update can be free there); a candidate is found locally (the
+    /// pure allocator's gap search over this host's records and the extra
+    /// exclusions), then the server answers "the first address from the
+    /// candidate on that no other host leases" with one indexed query (no
+    /// transfer of the pool's leases). Each round moves strictly up, so it
+    /// ends; with the mark in place it takes one round.
     fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
         let mut taken = also_taken.clone();
         for a in self.full.inv.jails.values().filter_map(|j| j.address) {
             taken.insert_addr(a);
         }
-        let mut from: u32 = 0;
-        loop {
-            let Some((c, end)) = assignable
-                .iter_ranges()
-                .filter(|r| r.end >= from)
-                .find_map(|r| taken.first_gap(r.start.max(from), r.end).map(|c| (c, r.end)))
-            else {
-                return Ok(None);
+        for r in assignable.iter_ranges() {
+            let low = self.hint(r.start)?;
+            // Released in this update below the mark: free, and lowest.
+            if let Some(l) = low.filter(|l| *l > u64::from(r.start)) {
+                let top = (l - 1).min(u64::from(r.end)) as u32;
+                for m in self.mine.iter_ranges() {
+                    let (s, e) = (m.start.max(r.start), m.end.min(top));
+                    if s <= e {
+                        if let Some(y) = taken.first_gap(s, e) {
+                            return Ok(Some(Ipv4Addr::from(y)));
+                        }
+                    }
+                }
+            }
+            // `frontier`: every address of r.start..frontier is leased.
+            let mut frontier = match low {
+                Some(l) if l > u64::from(r.end) => continue,
+                Some(l) => (l as u32).max(r.start),
+                None => r.start,
             };
-            match self.first_unleased(c, end)? {
-                Some(x) if x == c => return Ok(Some(Ipv4Addr::from(c))),
-                Some(x) => from = x,
-                None if end == u32::MAX => return Ok(None),
-                None => from = end + 1,
+            let mut from = frontier;
+            loop {
+                let Some(c) = taken.first_gap(from, r.end) else {
+                    break;
+                };
+                let x = self.first_unleased(c, r.end)?;
+                if c == frontier {
+                    // [frontier, x) is leased by other hosts: raise the mark.
+                    let to = x.map_or(u64::from(r.end) + 1, u64::from);
+                    if to > u64::from(c) {
+                        self.set_hint(r.start, to)?;
+                        frontier = to.min(u64::from(u32::MAX)) as u32;
+                    }
+                }
+                match x {
+                    Some(x) if x == c || !taken.contains(x) => return Ok(Some(Ipv4Addr::from(x))),
+                    Some(x) => from = x,
+                    None => break,
+                }
             }
         }
+        Ok(None)
     }
 
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()> {
@@ -392,7 +446,7 @@ impl FleetStore {
     fn transact(
         &self,
         what: &str,
-        f: &mut dyn FnMut(&mut Inventory, &mut ::postgres::Transaction<'_>, &str) -> Op<()>,
+        f: &mut dyn FnMut(&mut Inventory, &mut ::postgres::Transaction<'_>, &str, &RangeSet) -> Op<()>,
     ) -> Result<()> {
         let pools = &self.pools;
         // why first: a store that is down or refuses the login fails here,
@@ -407,7 +461,11 @@ impl FleetStore {
                     let have = mine_of(&mut tx, host)?;
                     let mut work = base.clone();
                     overlay(&mut work, &have, pools);
-                    f(&mut work, &mut tx, host)?;
+                    let mut mine = RangeSet::new();
+                    for l in &have {
+                        mine.insert_addr(l.address);
+                    }
+                    f(&mut work, &mut tx, host, &mine)?;
                     sync(&mut tx, host, &have, &wanted(&work), pools)?;
                     postgres::seen(&mut tx, host)?;
                     tx.commit()?;
@@ -429,17 +487,18 @@ impl Backend for FleetStore {
     }
 
     fn update_inventory(&self, f: &mut dyn FnMut(&mut Inventory) -> Result<()>) -> Result<()> {
-        self.transact("updating this host's leases", &mut |inv, _, _| {
+        self.transact("updating this host's leases", &mut |inv, _, _, _| {
             f(inv).map_err(OpErr::Jnet)
         })
     }
 
     fn update_leases(&self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()> {
-        self.transact("updating this host's leases", &mut |inv, tx, host| {
+        self.transact("updating this host's leases", &mut |inv, tx, host, mine| {
             let mut v = FleetView {
                 full: FullView { inv, changed: false },
                 tx,
                 host,
+                mine: mine.clone(),
                 pg_err: None,
             };
             let r = f(&mut v);
@@ -496,6 +555,12 @@ mod conformance_pg {
     /// directory) and local store for the same `dir`, as two jnet
     /// processes on one host would have.
     pub fn make(dir: &Path, lock_timeout: Duration) -> FleetStore {
+        make_host(dir, lock_timeout, "h1")
+    }
+
+    /// Host `host` of the fleet of `dir`'s schema, with a local store of
+    /// its own.
+    fn make_host(dir: &Path, lock_timeout: Duration, host: &str) -> FleetStore {
         let pg = server().expect("checked by the test");
         let schema: String = dir
             .file_name()
@@ -510,7 +575,7 @@ mod conformance_pg {
             .batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {schema}"))
             .unwrap();
         let text = format!(
-            "[store]\nbackend = \"postgres\"\nhost_id = \"h1\"\nlock_timeout_ms = {}\n\
+            "[store]\nbackend = \"postgres\"\nhost_id = \"{host}\"\nlock_timeout_ms = {}\n\
              url = \"host={} port=5432 dbname=jnet user=jnet options=-csearch_path={schema}\"\n",
             lock_timeout.as_millis().max(1),
             pg.sock()
@@ -521,7 +586,74 @@ mod conformance_pg {
             "[host]\nexternal_interface=\"em0\"\n[pools.lan]\nnetwork=\"10.0.0.0/24\"\ninterface=\"em0\"\n",
         )
         .unwrap();
-        FleetStore::new(Store::new(dir.join("state"), lock_timeout), cfg, conf.pools)
+        FleetStore::new(
+            Store::new(dir.join(format!("state-{host}")), lock_timeout),
+            cfg,
+            conf.pools,
+        )
+    }
+
+    /// The allocator's rounds: this host's records, the caller's
+    /// exclusions and another host's leases interleave, and the answer is
+    /// the lowest address none of them holds.
+    #[test]
+    fn lowest_free_skips_local_records_extra_exclusions_and_other_hosts_leases() {
+        use crate::core::range::RangeSet;
+        use crate::store::{Backend, JailRecord};
+        use std::net::Ipv4Addr;
+        if server().is_none() {
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let t = Duration::from_secs(5);
+        let (a, b) = (make_host(d.path(), t, "ha"), make_host(d.path(), t, "hb"));
+        let ip = |x: u8| Ipv4Addr::new(10, 0, 0, x);
+        let lan = || Some(crate::core::names::PoolName::new("lan").unwrap());
+        let rec = |x: u8| JailRecord::dedicated(ip(x), lan(), None);
+        let jn = |s: &str| crate::core::names::JailName::new(s).unwrap();
+        // hb leases .1 .2 .5 .7; ha holds .3 and (outside every pool) .6.
+        (&b as &dyn Backend)
+            .update(|inv| {
+                for (j, x) in [("b1", 1), ("b2", 2), ("b5", 5), ("b7", 7)] {
+                    inv.jails.insert(jn(j), rec(x));
+                }
+                Ok(())
+            })
+            .unwrap();
+        (&a as &dyn Backend)
+            .update(|inv| {
+                inv.jails.insert(jn("a3"), rec(3));
+                inv.jails.insert(jn("a6"), JailRecord::dedicated(ip(6), None, None));
+                Ok(())
+            })
+            .unwrap();
+        let mut pool = RangeSet::new();
+        pool.insert(crate::core::range::Ipv4Range {
+            start: u32::from(ip(1)),
+            end: u32::from(ip(254)),
+        });
+        let mut also = RangeSet::new();
+        also.insert_addr(ip(4));
+        also.insert_addr(ip(8));
+        let got = (&a as &dyn Backend)
+            .update_view(|v| v.lowest_free(&pool, &also))
+            .unwrap();
+        assert_eq!(got, Some(ip(9)));
+        // hb sees ha's .3 as taken and its own .1 .2 as its own records.
+        let got = (&b as &dyn Backend)
+            .update_view(|v| v.lowest_free(&pool, &RangeSet::new()))
+            .unwrap();
+        assert_eq!(got, Some(ip(4)));
+        // A full pool from the candidate on: none.
+        let mut small = RangeSet::new();
+        small.insert(crate::core::range::Ipv4Range {
+            start: u32::from(ip(1)),
+            end: u32::from(ip(3)),
+        });
+        let got = (&a as &dyn Backend)
+            .update_view(|v| v.lowest_free(&small, &RangeSet::new()))
+            .unwrap();
+        assert_eq!(got, None);
     }
 
     macro_rules! fleet_conformance {

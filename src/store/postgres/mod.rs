@@ -107,6 +107,24 @@ enum Fail {
 /// millisecond).
 const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
 
+/// Keeps the low water marks of `jnet_hints` true after `gone` were
+/// deleted: a mark above a deleted address comes down to it. Needs the
+/// lease lock (a search raises marks under it).
+pub(crate) fn lower_hints(tx: &mut postgres::Transaction<'_>, gone: &[Ipv4Addr]) -> Op<()> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let nums: Vec<i64> = gone.iter().map(|a| i64::from(u32::from(*a))).collect();
+    tx.query_typed(
+        "UPDATE jnet_hints h SET low = sub.m FROM \
+         (SELECT h2.range_start, min(x) AS m FROM jnet_hints h2, unnest($1::bigint[]) x \
+          WHERE x >= h2.range_start AND x < h2.low GROUP BY h2.range_start) sub \
+         WHERE h.range_start = sub.range_start",
+        &[(&nums, postgres::types::Type::INT8_ARRAY)],
+    )?;
+    Ok(())
+}
+
 /// Takes [`LEASE_LOCK`] for the rest of `tx`; waits at most `lock_timeout`.
 pub(crate) fn lock_leases(tx: &mut postgres::Transaction<'_>) -> Op<()> {
     tx.query_typed(
@@ -370,6 +388,7 @@ impl PgStore {
     pub fn release_address(&mut self, pool: &str, address: Ipv4Addr) -> Result<Option<Lease>, PgError> {
         self.run(&format!("releasing {address} of pool {pool}"), |c, host| {
             let mut tx = c.transaction()?;
+            lock_leases(&mut tx)?;
             let row = tx.query_opt(
                 "SELECT host, jail FROM jnet_leases WHERE pool = $1 AND address = $2 FOR UPDATE",
                 &[&pool, &IpAddr::V4(address)],
@@ -392,6 +411,7 @@ impl PgStore {
                 "DELETE FROM jnet_leases WHERE pool = $1 AND address = $2",
                 &[&pool, &IpAddr::V4(address)],
             )?;
+            lower_hints(&mut tx, &[address])?;
             seen(&mut tx, host)?;
             tx.commit()?;
             Ok(Some(Lease {
@@ -524,6 +544,7 @@ fn delete(
     host: Option<&str>,
     jail: Option<&str>,
 ) -> Op<Vec<Lease>> {
+    lock_leases(tx)?;
     let rows = tx.query(
         "DELETE FROM jnet_leases WHERE ($1::text IS NULL OR pool = $1) AND host = $2 \
          AND ($3::text IS NULL OR jail = $3) RETURNING pool, address, host, jail",
@@ -531,6 +552,7 @@ fn delete(
     )?;
     let mut out = rows.iter().map(lease_of).collect::<Op<Vec<_>>>()?;
     out.sort();
+    lower_hints(tx, &out.iter().map(|l| l.address).collect::<Vec<_>>())?;
     Ok(out)
 }
 

@@ -50,8 +50,16 @@ const MIGRATIONS: &[&str] = &[
      INSERT INTO jnet_schema (version) VALUES (0);",
     // 1 -> 2: the allocator's lookups by address across pools and hosts
     // (first unleased address from a candidate on, holder of an address)
-    // scan this index instead of the table.
-    "CREATE INDEX jnet_leases_address ON jnet_leases (address);",
+    // scan this index instead of the table; jnet_hints keeps, per range
+    // of assignable addresses (by its first address, as a number), a low
+    // water mark: every address from range_start up to low (excluded) is
+    // leased, so a search need not walk the dense prefix again. Lowered by
+    // every delete, raised by searches, both under the lease lock.
+    "CREATE INDEX jnet_leases_address ON jnet_leases (address);
+     CREATE TABLE jnet_hints (
+         range_start bigint PRIMARY KEY,
+         low bigint NOT NULL
+     );",
 ];
 
 fn version(c: &mut impl postgres::GenericClient) -> Result<Option<u32>, postgres::Error> {
