@@ -637,3 +637,37 @@ fn an_ambiguous_commit_is_retried_to_the_same_lease() {
     // The local record was written by the retry.
     assert!(ok(&a.cfg, &["list"]).contains("10.77.0.2"));
 }
+
+#[test]
+fn tls_when_the_url_asks_verified_against_ca_file() {
+    let Some(mut pg) = Pg::start("tls") else {
+        return;
+    };
+    let ca = pg.listen_tls();
+    let tcp = |mode: &str| format!("host=127.0.0.1 port={} dbname=jnet user=jnet sslmode={mode}", pg.port);
+    // Verified against the test's CA: works, and the session is TLS.
+    let a = host(&tcp("require"), "hosta", &format!("ca_file = \"{}\"\n", ca.display()));
+    assert!(ok(&a.cfg, &["assign", "www", "--pool", "lan"]).contains("10.77.0.1"));
+    // The server takes TCP only over TLS (hostssl; plain host lines
+    // reject, see the sslmode=disable case below): that was TLS.
+    // Not trusted (the system roots do not know the test CA): 69, naming
+    // the store and the certificate problem; nothing written locally.
+    let b = host(&tcp("require"), "hostb", "");
+    let o = jnet(&b.cfg, &["assign", "www", "--pool", "lan"]);
+    assert_eq!(code(&o), 69, "{}", stderr(&o));
+    assert!(stderr(&o).contains("postgres store host=127.0.0.1"), "{}", stderr(&o));
+    assert!(stderr(&o).to_lowercase().contains("certificate"), "{}", stderr(&o));
+    assert_eq!(snapshot(&b.state), vec![]);
+    // In clear, the server (hostssl only) refuses: jnet never falls back
+    // silently, and without sslmode=require it does not try TLS.
+    let c = host(&tcp("disable"), "hostc", "");
+    let o = jnet(&c.cfg, &["assign", "www", "--pool", "lan"]);
+    assert_eq!(code(&o), 69, "{}", stderr(&o));
+    let d = host(
+        &format!("host=127.0.0.1 port={} dbname=jnet user=jnet", pg.port),
+        "hostd",
+        "",
+    );
+    let o = jnet(&d.cfg, &["assign", "www", "--pool", "lan"]);
+    assert_eq!(code(&o), 69, "{}", stderr(&o));
+}

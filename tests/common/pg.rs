@@ -30,6 +30,10 @@ pub struct Pg {
     pub dir: tempfile::TempDir,
     bin: PathBuf,
     as_postgres: bool,
+    /// The server's port (Unix socket name and, with [`Pg::listen_tls`], TCP).
+    pub port: u16,
+    /// `listen_addresses`: empty (Unix socket only) unless TLS is on.
+    listen: String,
 }
 
 impl Pg {
@@ -52,7 +56,13 @@ impl Pg {
                 .unwrap_or_else(|| panic!("running as root but there is no postgres user to run the server"));
             std::os::unix::fs::chown(dir.path(), Some(u.uid.as_raw()), Some(u.gid.as_raw())).unwrap();
         }
-        let pg = Pg { dir, bin, as_postgres };
+        let pg = Pg {
+            dir,
+            bin,
+            as_postgres,
+            port: 5432,
+            listen: String::new(),
+        };
         let data = pg.data();
         pg.run(
             "initdb",
@@ -117,7 +127,12 @@ impl Pg {
 
     pub fn start_server(&self) {
         let log = self.dir.path().join("log").display().to_string();
-        let opts = format!("-k {} -c listen_addresses= -p 5432 -c fsync=off", self.sock());
+        let opts = format!(
+            "-k {} -c listen_addresses={} -p {} -c fsync=off",
+            self.sock(),
+            self.listen,
+            self.port
+        );
         self.run("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-o", &opts, "start"]);
     }
 
@@ -131,14 +146,14 @@ impl Pg {
     }
 
     pub fn url(&self, user: &str) -> String {
-        format!("host={} port=5432 dbname={user} user={user}", self.sock())
+        format!("host={} port={} dbname={user} user={user}", self.sock(), self.port)
     }
 
     /// A plain session of the test itself (superuser or a role).
     pub fn client(&self, user: &str, db: &str) -> postgres::Client {
         postgres::Config::new()
             .host_path(self.dir.path())
-            .port(5432)
+            .port(self.port)
             .user(user)
             .dbname(db)
             .connect(postgres::NoTls)
@@ -147,6 +162,107 @@ impl Pg {
 }
 
 impl Pg {
+    /// Restarts the server with TLS on 127.0.0.1 (a free port, also the
+    /// Unix socket's) and plain TCP refused: makes a CA and a server
+    /// certificate for IP 127.0.0.1 with openssl(1) in `<dir>/tls`;
+    /// returns the CA's PEM file.
+    pub fn listen_tls(&mut self) -> PathBuf {
+        let tls = self.dir.path().join("tls");
+        std::fs::create_dir_all(&tls).unwrap();
+        let ossl = |args: &[&str]| {
+            let o = Command::new("openssl")
+                .args(args)
+                .current_dir(&tls)
+                .output()
+                .expect("openssl(1)");
+            assert!(
+                o.status.success(),
+                "openssl {args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        };
+        ossl(&[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=jnet test CA",
+        ]);
+        ossl(&[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        std::fs::write(tls.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+        ossl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.pem",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+        ]);
+        if self.as_postgres {
+            let u = nix::unistd::User::from_name("postgres").unwrap().unwrap();
+            for f in ["server.key", "server.pem"] {
+                std::os::unix::fs::chown(tls.join(f), Some(u.uid.as_raw()), Some(u.gid.as_raw())).unwrap();
+            }
+        }
+        std::fs::set_permissions(
+            tls.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .unwrap();
+        let conf = self.dir.path().join("data/postgresql.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap();
+        text += &format!(
+            "\nssl = on\nssl_cert_file = '{}'\nssl_key_file = '{}'\n",
+            tls.join("server.pem").display(),
+            tls.join("server.key").display()
+        );
+        std::fs::write(&conf, text).unwrap();
+        let hba = self.dir.path().join("data/pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).unwrap();
+        std::fs::write(
+            &hba,
+            format!("hostssl all all 127.0.0.1/32 trust\nhost all all 127.0.0.1/32 reject\n{text}"),
+        )
+        .unwrap();
+        self.stop();
+        self.port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        self.listen = "127.0.0.1".into();
+        self.start_server();
+        tls.join("ca.pem")
+    }
+
     /// For a server kept in a static (never dropped): a watcher process
     /// stops it and removes its directory once this test process is gone.
     pub fn stop_when_this_process_exits(&self) {

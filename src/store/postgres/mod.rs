@@ -25,12 +25,14 @@
 //! - **Reconnect.** A lost connection (server restart) is reopened once
 //!   per call and the call retried; every call is safe to retry.
 //!
-//! What it does not do (yet): keep jail runtime state (phase, jid stay
-//! local to each host), TLS, implement the `store::Backend` trait (the
-//! methods here map onto it: read leases = [`PgStore::leases`], the one
-//! atomic allocate = [`PgStore::assign`], release = [`PgStore::release`],
-//! jail lock = [`PgStore::lock_jail`]),
-//! or decide pool membership of requested addresses (the engine does).
+//! - **TLS when asked.** `sslmode=require` connects through rustls (ring)
+//!   and verifies the server's certificate chain and name against
+//!   `ca_file` or the system's roots; otherwise the session is in clear.
+//!
+//! What it does not do: keep jail runtime state (phase, jid stay local to
+//! each host; [`crate::store::FleetStore`] composes this with the local
+//! file store into a `store::Backend`), or decide pool membership of
+//! requested addresses (the engine does).
 
 pub mod config;
 pub mod error;
@@ -40,6 +42,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::core::alloc;
 use crate::core::config::Pool;
@@ -137,6 +140,7 @@ pub(crate) fn lock_leases(tx: &mut postgres::Transaction<'_>) -> Op<()> {
 pub struct PgStore {
     cfg: StoreConfig,
     pc: postgres::Config,
+    tls: Option<MakeRustlsConnect>,
     secret: Option<String>,
     desc: String,
     client: Option<Client>,
@@ -180,9 +184,11 @@ impl PgStore {
     /// run the migration).
     pub fn open(cfg: &StoreConfig) -> Result<Self, PgError> {
         let (pc, secret) = cfg.pg_config()?;
+        let desc = config::describe_pg(&pc);
         let mut s = PgStore {
             cfg: cfg.clone(),
-            desc: config::describe_pg(&pc),
+            tls: tls_connector(cfg, &pc, &desc)?,
+            desc,
             pc,
             secret,
             client: None,
@@ -196,7 +202,8 @@ impl PgStore {
     pub fn migrate(cfg: &StoreConfig) -> Result<(u32, u32), PgError> {
         let (pc, secret) = cfg.pg_config()?;
         let desc = config::describe_pg(&pc);
-        let mut c = connect_raw(&pc, &cfg.timeouts, &desc, secret.as_deref())?;
+        let tls = tls_connector(cfg, &pc, &desc)?;
+        let mut c = connect_raw(&pc, &cfg.timeouts, &desc, secret.as_deref(), tls.as_ref())?;
         match schema::migrate(&mut c) {
             Ok(v) => Ok(v),
             Err(OpErr::App(e)) => Err(PgError::new(
@@ -219,7 +226,13 @@ impl PgStore {
     }
 
     fn connect(&mut self) -> Result<&mut Client, PgError> {
-        let mut c = connect_raw(&self.pc, &self.cfg.timeouts, &self.desc, self.secret.as_deref())?;
+        let mut c = connect_raw(
+            &self.pc,
+            &self.cfg.timeouts,
+            &self.desc,
+            self.secret.as_deref(),
+            self.tls.as_ref(),
+        )?;
         match schema::check(&mut c) {
             Ok(()) => {}
             Err(OpErr::App(e)) => return Err(self.named(e)),
@@ -477,7 +490,13 @@ impl PgStore {
     /// then [`PgErrorKind::Timeout`]. The key is per (host, jail): jail
     /// runtime is local to each host, so hosts never contend for it.
     pub fn lock_jail(&self, jail: &JailName) -> Result<JailLock, PgError> {
-        let mut c = connect_raw(&self.pc, &self.cfg.timeouts, &self.desc, self.secret.as_deref())?;
+        let mut c = connect_raw(
+            &self.pc,
+            &self.cfg.timeouts,
+            &self.desc,
+            self.secret.as_deref(),
+            self.tls.as_ref(),
+        )?;
         let key = format!("jnet jail {} {}", self.cfg.host_id, jail.as_str());
         c.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .map_err(|e| {
@@ -556,10 +575,72 @@ fn delete(
     Ok(out)
 }
 
-/// Opens a session and sets its limits. Any failure here, refused
-/// connection or refused login alike, is [`PgErrorKind::Unavailable`].
-fn connect_raw(pc: &postgres::Config, t: &Timeouts, desc: &str, secret: Option<&str>) -> Result<Client, PgError> {
-    let mut c = pc.connect(NoTls).map_err(|e| {
+/// The TLS connector when the URL asks for TLS (`sslmode=require`): rustls
+/// with ring, TLS 1.2 and 1.3, verifying the chain and the server's name
+/// (or IP address) against `ca_file`'s certificates or the system's roots.
+fn tls_connector(cfg: &StoreConfig, pc: &postgres::Config, desc: &str) -> Result<Option<MakeRustlsConnect>, PgError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    if !matches!(pc.get_ssl_mode(), postgres::config::SslMode::Require) {
+        return Ok(None);
+    }
+    let err = |m: String| PgError::new(PgErrorKind::Config, format!("{desc}: TLS: {m}"), None);
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.ca_file {
+        Some(p) => {
+            let certs = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| err(format!("ca_file {}: {e}", p.display())))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(err(format!("ca_file {}: no usable CA certificate", p.display())));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(err(
+                    "no trusted CA certificates in the system store; set [store] ca_file".into(),
+                ));
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(tls)))
+}
+
+/// Opens a session with its limits (`lock_timeout`, `statement_timeout`,
+/// `idle_in_transaction_session_timeout`, passed in the startup packet so
+/// they cost no round trip), over TLS when `tls` is given. Any failure
+/// here, refused connection, failed TLS handshake or refused login alike,
+/// is [`PgErrorKind::Unavailable`].
+fn connect_raw(
+    pc: &postgres::Config,
+    t: &Timeouts,
+    desc: &str,
+    secret: Option<&str>,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<Client, PgError> {
+    let mut pc = pc.clone();
+    let limits = format!(
+        "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        t.lock_ms, t.statement_ms, t.idle_in_transaction_ms
+    );
+    let options = match pc.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {limits}"),
+        _ => limits,
+    };
+    pc.options(&options);
+    let c = match tls {
+        Some(tls) => pc.connect(tls.clone()),
+        None => pc.connect(NoTls),
+    };
+    c.map_err(|e| {
         let kind = match e.code() {
             Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                 "login refused"
@@ -571,14 +652,7 @@ fn connect_raw(pc: &postgres::Config, t: &Timeouts, desc: &str, secret: Option<&
             format!("{desc}: {kind}: {}", detail(&e)),
             secret,
         )
-    })?;
-    // why: SET takes no bind parameters; the values are integers we built.
-    c.batch_execute(&format!(
-        "SET lock_timeout = {}; SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {};",
-        t.lock_ms, t.statement_ms, t.idle_in_transaction_ms
-    ))
-    .map_err(|e| op_error(desc, "setting session limits", e, secret))?;
-    Ok(c)
+    })
 }
 
 fn detail(e: &postgres::Error) -> String {
