@@ -8,7 +8,6 @@ use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
@@ -17,165 +16,22 @@ use jnet::core::range::RangeSet;
 use jnet::error::ExitStatus;
 use jnet::store::postgres::{LeaseFilter, PgErrorKind, PgStore, StoreConfig, SCHEMA_VERSION};
 
-const PASSWORD: &str = "Sekr1t-pw-7f3a9c";
+#[path = "common/pg.rs"]
+mod pg;
+use pg::{Pg, PASSWORD};
 
-fn ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| v == "true")
+trait PgExt {
+    fn cfg(&self, host: &str, extra: &str) -> StoreConfig;
+    fn store(&self, host: &str) -> PgStore;
 }
 
-fn bindir() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = glob::glob("/usr/lib/postgresql/*/bin").ok()?.flatten().collect();
-    dirs.sort();
-    dirs.push("/usr/local/bin".into());
-    dirs.into_iter()
-        .rev()
-        .find(|d| d.join("initdb").is_file() && d.join("pg_ctl").is_file())
-}
-
-/// A PostgreSQL server of this test; stopped and removed on drop.
-struct Pg {
-    dir: tempfile::TempDir,
-    bin: PathBuf,
-    as_postgres: bool,
-}
-
-impl Pg {
-    /// `None` (after saying so) when PostgreSQL is missing outside CI.
-    fn start(test: &str) -> Option<Pg> {
-        let Some(bin) = bindir() else {
-            let msg =
-                "PostgreSQL is not installed (no initdb/pg_ctl under /usr/lib/postgresql/*/bin or /usr/local/bin)";
-            assert!(!ci(), "CI=true: {msg}; .ci/run installs the postgresql package");
-            eprintln!("SKIP {test}: {msg}");
-            return None;
-        };
-        let as_postgres = nix::unistd::geteuid().is_root();
-        let dir = tempfile::Builder::new().prefix("jnet-pg").tempdir_in("/tmp").unwrap();
-        if as_postgres {
-            // why: the server refuses to run as root; it runs as the
-            // postgres user, which must own its directory.
-            let u = nix::unistd::User::from_name("postgres")
-                .unwrap()
-                .unwrap_or_else(|| panic!("running as root but there is no postgres user to run the server"));
-            std::os::unix::fs::chown(dir.path(), Some(u.uid.as_raw()), Some(u.gid.as_raw())).unwrap();
-        }
-        let pg = Pg { dir, bin, as_postgres };
-        let data = pg.data();
-        pg.run(
-            "initdb",
-            &[
-                "-D",
-                &data,
-                "-U",
-                "postgres",
-                "-A",
-                "trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-                "--no-instructions",
-            ],
-        );
-        // The password user authenticates with SCRAM; everyone else is
-        // trusted (only this socket, only this test).
-        let hba = pg.dir.path().join("data/pg_hba.conf");
-        std::fs::write(&hba, "local all jpw scram-sha-256\nlocal all all trust\n").unwrap();
-        pg.start_server();
-        let mut c = pg.client("postgres", "postgres");
-        // One statement each: CREATE DATABASE cannot run in the implicit
-        // transaction of a multi-statement batch.
-        for sql in [
-            "CREATE ROLE jnet LOGIN".to_string(),
-            "CREATE DATABASE jnet OWNER jnet".to_string(),
-            format!("CREATE ROLE jpw LOGIN PASSWORD '{PASSWORD}'"),
-            "CREATE DATABASE jpw OWNER jpw".to_string(),
-        ] {
-            c.batch_execute(&sql).unwrap();
-        }
-        Some(pg)
-    }
-
-    fn data(&self) -> String {
-        self.dir.path().join("data").display().to_string()
-    }
-
-    fn sock(&self) -> String {
-        self.dir.path().display().to_string()
-    }
-
-    fn run(&self, tool: &str, args: &[&str]) {
-        let exe = self.bin.join(tool);
-        let mut cmd = if self.as_postgres {
-            let mut c = Command::new("runuser");
-            c.args(["-u", "postgres", "--"]).arg(&exe);
-            c
-        } else {
-            Command::new(&exe)
-        };
-        let out = cmd.args(args).output().unwrap_or_else(|e| panic!("{tool}: {e}"));
-        assert!(
-            out.status.success(),
-            "{tool} {args:?}: {}\n{}\n{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    fn start_server(&self) {
-        let log = self.dir.path().join("log").display().to_string();
-        let opts = format!("-k {} -c listen_addresses= -p 5432 -c fsync=off", self.sock());
-        self.run("pg_ctl", &["-D", &self.data(), "-l", &log, "-w", "-o", &opts, "start"]);
-    }
-
-    fn stop(&self) {
-        self.run("pg_ctl", &["-D", &self.data(), "-w", "-m", "fast", "stop"]);
-    }
-
-    fn restart(&self) {
-        self.stop();
-        self.start_server();
-    }
-
-    fn url(&self, user: &str) -> String {
-        format!("host={} port=5432 dbname={user} user={user}", self.sock())
-    }
-
-    /// A plain session of the test itself (superuser or a role).
-    fn client(&self, user: &str, db: &str) -> postgres::Client {
-        postgres::Config::new()
-            .host_path(self.dir.path())
-            .port(5432)
-            .user(user)
-            .dbname(db)
-            .connect(postgres::NoTls)
-            .unwrap()
-    }
-
+impl PgExt for Pg {
     fn cfg(&self, host: &str, extra: &str) -> StoreConfig {
         store_cfg(&self.url("jnet"), host, extra)
     }
 
     fn store(&self, host: &str) -> PgStore {
         PgStore::open(&self.cfg(host, "")).unwrap()
-    }
-}
-
-impl Drop for Pg {
-    fn drop(&mut self) {
-        let exe = self.bin.join("pg_ctl");
-        let data = self.data();
-        let args = ["-D", data.as_str(), "-w", "-m", "immediate", "stop"];
-        // Best effort: the server may already be stopped by the test.
-        let _ = if self.as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(args)
-                .output()
-        } else {
-            Command::new(&exe).args(args).output()
-        };
     }
 }
 
@@ -409,8 +265,9 @@ fn schema_is_created_once_and_a_newer_one_is_refused() {
     assert_eq!(e.kind, PgErrorKind::Schema, "{e}");
     assert_eq!(e.exit_status(), ExitStatus::Config);
     assert!(
-        e.message()
-            .contains("schema is version 99, newer than this jnet knows (1)"),
+        e.message().contains(&format!(
+            "schema is version 99, newer than this jnet knows ({SCHEMA_VERSION})"
+        )),
         "{e}"
     );
     assert!(e.message().starts_with("postgres store host="), "{e}");

@@ -356,6 +356,11 @@ fn every_key_of_jnet_toml_and_profiles_is_in_jnet_toml_5_with_its_default() {
             err(parse_config("j", &format!("{host}[jails.w]\nbogus = 1\n"))),
         ),
         (
+            "[store]",
+            ".Ss The [store] table",
+            err(parse_config("j", &format!("{host}[store]\nbogus = 1\n"))),
+        ),
+        (
             "profile",
             ".Sh PROFILES",
             parse_profile("p", "p.toml", "bogus = 1\n").unwrap_err().to_string(),

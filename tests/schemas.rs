@@ -431,6 +431,57 @@ fn shapes_the_example_cannot_produce_validate_too() {
         message: "stray".into(),
     };
     assert_valid("inventory", Some("drift"), &serde_json::to_value(drift).unwrap());
+    // Shared pools (issue 11): another host's lease (no phase), the hosts
+    // with their stale flags, per-host counts of a pool.
+    let other = jnet::engine::report::Assignment {
+        jail: "db".into(),
+        host: "jailhost08".into(),
+        mode: jnet::store::Mode::Dedicated,
+        address: Some("192.0.2.11".parse().unwrap()),
+        pool: Some("lan".into()),
+        interface: Some("vtnet0".into()),
+        phase: None,
+        ports: vec![],
+        expose: vec![],
+    };
+    assert_valid("inventory", Some("assignment"), &serde_json::to_value(&other).unwrap());
+    let host = jnet::engine::report::HostReport {
+        host: "jailhost08".into(),
+        last_seen: 1.7e9,
+        age_secs: 90_000.0,
+        stale: true,
+        leases: 1,
+    };
+    let pool = jnet::engine::report::PoolReport {
+        name: "lan".into(),
+        network: "192.0.2.0/24".into(),
+        interface: "vtnet0".into(),
+        size: 253,
+        used: 2,
+        reserved: 0,
+        free: 251,
+        utilisation: 0.79,
+        nat: false,
+        hosts: Some(
+            ["jailhost07", "jailhost08"]
+                .map(|h| jnet::engine::report::PoolHost {
+                    host: h.into(),
+                    leases: 1,
+                })
+                .into(),
+        ),
+    };
+    assert_valid(
+        "pools",
+        None,
+        &json!({"pools": [serde_json::to_value(&pool).unwrap()], "hosts": [serde_json::to_value(&host).unwrap()]}),
+    );
+    assert_valid(
+        "inventory",
+        None,
+        &json!({"pools": [serde_json::to_value(&pool).unwrap()], "assignments": [serde_json::to_value(&other).unwrap()],
+            "drift": [], "hosts": [serde_json::to_value(&host).unwrap()]}),
+    );
     let row = json!({"id": 3, "name": "www", "addresses": ["192.0.2.10"], "state": "running", "ports": ["tcp/80"]});
     assert_valid("status", None, &json!({ "jails": [row] }));
     let unmanaged = json!({"id": 4, "name": "old", "addresses": [], "state": "unmanaged", "ports": []});
@@ -439,7 +490,7 @@ fn shapes_the_example_cannot_produce_validate_too() {
 
 #[test]
 fn the_validator_rejects_what_the_schemas_forbid() {
-    let good = json!({"jails": [{"jail": "www", "mode": "dedicated", "address": "192.0.2.10", "pool": "lan",
+    let good = json!({"jails": [{"jail": "www", "host": "h1", "mode": "dedicated", "address": "192.0.2.10", "pool": "lan",
         "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": []}]});
     assert_valid("list", None, &good);
     let mut cases: BTreeMap<&str, Value> = BTreeMap::new();

@@ -51,6 +51,28 @@ pub struct PoolsFormatArg {
     /// Output format
     #[arg(long, value_enum, default_value_t = PoolsFormat::Table)]
     pub format: PoolsFormat,
+    /// With shared pools: only this host's leases in the per-host figures
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InventoryArgs {
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// With shared pools: only the assignments of this host
+    #[arg(long, value_name = "HOST")]
+    pub host: Option<String>,
+}
+
+/// `jnet store ...`: the shared store itself.
+#[derive(Debug, Subcommand)]
+pub enum StoreCommand {
+    /// Upgrade the database schema to this jnet's version
+    Migrate,
+    /// Record this host as alive in the shared store (for a periodic job)
+    Touch,
 }
 
 #[derive(Debug, Args)]
@@ -65,13 +87,19 @@ pub enum Command {
     /// Give a jail a dedicated address, an address from a pool, or the host's (inherit)
     Assign(AssignArgs),
     /// Forget a jail's address (the address returns to its pool)
-    Release { jail: String },
+    Release {
+        /// The jail (with --host: every jail of that host when omitted)
+        jail: Option<String>,
+        /// Operator reclaim: release the shared leases of HOST (a dead host)
+        #[arg(long, value_name = "HOST")]
+        host: Option<String>,
+    },
     /// Jails with mode, address, pool, interface, state and declared ports
     List(FormatArg),
     /// Pool usage: network, size, used, free, utilisation
     Pools(PoolsFormatArg),
     /// Pools, every assignment, and drift between the inventory and the host
-    Inventory(FormatArg),
+    Inventory(InventoryArgs),
     /// Take the jails and ip4 settings of jail.conf into the inventory
     Import,
     /// Pre-start port-collision check (exit 1 on conflicts)
@@ -116,6 +144,9 @@ pub enum Command {
     Hook { phase: HookPhaseArg, jail: String },
     /// Print a jail.conf fragment with the jail's network parameters and hook lines
     JailConf { jail: String },
+    /// The shared lease store ([store] backend = "postgres")
+    #[command(subcommand)]
+    Store(StoreCommand),
     /// Print a shell completion script on stdout (needs no configuration)
     Completions {
         shell: crate::cli::completions::CompletionShell,

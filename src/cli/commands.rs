@@ -21,13 +21,15 @@ use crate::engine::report;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::{self, IfAddr};
-use crate::store::{JailRecord, Mode, Store};
+use crate::store::postgres::BackendKind;
+use crate::store::{Backend, FleetStore, JailRecord, Mode, Store};
 
 /// Everything a command may need, loaded lazily where it costs.
 pub struct Session {
     pub config_path: PathBuf,
     pub config: Config,
-    pub store: Store,
+    /// The file store, or the fleet backend when `[store]` says postgres.
+    pub store: Box<dyn Backend>,
     pub profiles: Profiles,
     conf_jails: OnceCell<Vec<ConfJail>>,
 }
@@ -45,7 +47,11 @@ impl Session {
                 cli.lock_timeout
             ))
         })?;
-        let store = Store::new(state, lock_timeout);
+        let local = Store::new(state, lock_timeout);
+        let store: Box<dyn Backend> = match config.store.backend {
+            BackendKind::File => Box::new(local),
+            BackendKind::Postgres => Box::new(FleetStore::new(local, config.store.clone(), config.pools.clone())),
+        };
         let profiles = Profiles::new(&sources::config_dir(&config_path));
         Ok(Session {
             config_path,
@@ -68,6 +74,18 @@ impl Session {
         Ok(self.conf_jails.get_or_init(|| v))
     }
 
+    /// This host's id: `[store] host_id`, else the host name.
+    pub fn host_id(&self) -> String {
+        if !self.config.store.host_id.is_empty() {
+            return self.config.store.host_id.clone();
+        }
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+        if let Ok(Ok(h)) = nix::unistd::gethostname().map(|h| h.into_string()) {
+            return h;
+        }
+        "localhost".to_string()
+    }
+
     fn ports_of(&self, inv: &crate::store::Inventory) -> Result<BTreeMap<JailName, Vec<String>>> {
         report::declared_ports(&self.config, inv, &self.profiles)
     }
@@ -83,10 +101,17 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
     let s = Session::open(cli)?;
     match &cli.command {
         Command::Assign(a) => assign(&s, a),
-        Command::Release { jail } => release(&s, jail),
+        Command::Release { jail, host: None } => match jail {
+            Some(j) => release(&s, j),
+            None => Err(Error::data(
+                "release needs a jail (or --host HOST to reclaim a dead host's leases)",
+            )),
+        },
+        Command::Release { jail, host: Some(h) } => crate::cli::fleet::release_host(&s, h, jail.as_deref()),
+        Command::Store(c) => crate::cli::fleet::store(&s, c),
         Command::List(f) => list(&s, f.format),
-        Command::Pools(f) => pools(&s, f.format),
-        Command::Inventory(f) => inventory(&s, f.format),
+        Command::Pools(f) => pools(&s, f.format, f.host.as_deref()),
+        Command::Inventory(f) => inventory(&s, f.format, f.host.as_deref()),
         Command::Import => import(&s),
         Command::Check(a) => check(&s, a),
         Command::Expose(a) => crate::cli::firewall::expose(&s, a),
@@ -200,7 +225,7 @@ fn assignment_cells(r: &report::Assignment) -> Vec<String> {
         opt(&r.address),
         opt(&r.pool),
         opt(&r.interface),
-        r.phase.to_string(),
+        opt(&r.phase),
     ]
 }
 
@@ -211,7 +236,7 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 fn list(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
     let ports = s.ports_of(&inv)?;
-    let rows = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default());
+    let rows = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default(), &s.host_id());
     if format == Format::Json {
         #[derive(Serialize)]
         struct Out<'a> {
@@ -238,10 +263,39 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
     Ok(ExitStatus::Ok)
 }
 
-fn pool_rows(s: &Session) -> Result<(Vec<report::PoolReport>, Vec<IfAddr>)> {
-    let inv = s.store.read()?;
+/// Pool usage: this host's inventory, plus with shared pools every other
+/// host's leases (and the per-host counts).
+fn pool_rows(
+    s: &Session,
+    inv: &crate::store::Inventory,
+    fleet: Option<&crate::cli::fleet::FleetData>,
+    only: Option<&str>,
+) -> Result<(Vec<report::PoolReport>, Vec<IfAddr>)> {
     let host = os::stack_interface_addresses();
-    Ok((report::pools(&s.config, &inv, s.conf_jails()?, &host), host))
+    let mut held = inv.taken();
+    if let Some(d) = fleet {
+        for l in &d.leases {
+            held.insert_addr(l.address);
+        }
+    }
+    let mut rows = report::pools_held(&s.config, &held, s.conf_jails()?, &host);
+    if let Some(d) = fleet {
+        crate::cli::fleet::add_pool_hosts(&mut rows, d, only);
+    }
+    Ok((rows, host))
+}
+
+fn check_only(s: &Session, only: Option<&str>) -> Result<()> {
+    if let Some(h) = only {
+        crate::cli::fleet::check_host(h)?;
+        if s.store.fleet().is_none() && h != s.host_id() {
+            return Err(Error::data(format!(
+                "--host {h}: this host ({}) uses the file store and knows only its own jails",
+                s.host_id()
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn print_pools(rows: &[report::PoolReport]) {
@@ -272,20 +326,28 @@ fn print_pools(rows: &[report::PoolReport]) {
     t.print();
 }
 
-fn pools(s: &Session, format: PoolsFormat) -> Result<ExitStatus> {
-    let (rows, host) = pool_rows(s)?;
+fn pools(s: &Session, format: PoolsFormat, only: Option<&str>) -> Result<ExitStatus> {
+    check_only(s, only)?;
+    let inv = s.store.read()?;
+    let fleet = crate::cli::fleet::data(s)?;
+    let (rows, host) = pool_rows(s, &inv, fleet.as_ref(), only)?;
+    let hosts = fleet.as_ref().map(|d| crate::cli::fleet::host_reports(s, d, only));
     match format {
         PoolsFormat::Json => {
             #[derive(Serialize)]
             struct Out<'a> {
                 pools: &'a [report::PoolReport],
+                #[serde(skip_serializing_if = "Option::is_none")]
+                hosts: Option<&'a [report::HostReport]>,
             }
-            print_json(&Out { pools: &rows })?;
+            print_json(&Out {
+                pools: &rows,
+                hosts: hosts.as_deref(),
+            })?;
         }
         PoolsFormat::Prometheus => {
             // why the same sources as `inventory`: the drift gauges must
             // agree with `jnet inventory --format json`.
-            let inv = s.store.read()?;
             let phases: Vec<_> = inv.jails.values().map(|r| r.phase).collect();
             let drift = report::drift(&s.config, &inv, &[host, jail_stack_addresses()].concat());
             print!(
@@ -297,7 +359,13 @@ fn pools(s: &Session, format: PoolsFormat) -> Result<ExitStatus> {
                 })
             );
         }
-        PoolsFormat::Table => print_pools(&rows),
+        PoolsFormat::Table => {
+            print_pools(&rows);
+            if let Some(h) = &hosts {
+                println!();
+                crate::cli::fleet::print_hosts(h);
+            }
+        }
     }
     Ok(ExitStatus::Ok)
 }
@@ -327,25 +395,49 @@ fn jail_stack_addresses() -> Vec<IfAddr> {
     }
 }
 
-fn inventory(s: &Session, format: Format) -> Result<ExitStatus> {
+fn inventory(s: &Session, format: Format, only: Option<&str>) -> Result<ExitStatus> {
+    check_only(s, only)?;
     let inv = s.store.read()?;
-    let host = os::stack_interface_addresses();
+    let fleet = crate::cli::fleet::data(s)?;
+    let (pools, host) = pool_rows(s, &inv, fleet.as_ref(), only)?;
     let ports = s.ports_of(&inv)?;
+    let me = s.host_id();
+    let mut assignments = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default(), &me);
+    if let Some(d) = &fleet {
+        assignments.extend(crate::cli::fleet::other_assignments(s, d, &me));
+    }
+    assignments.retain(|a| only.is_none_or(|h| h == a.host));
     let rep = report::InventoryReport {
-        pools: report::pools(&s.config, &inv, s.conf_jails()?, &host),
-        assignments: report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default()),
+        pools,
+        assignments,
+        // why this host only: drift compares records with this host's
+        // interfaces; other hosts' jails are not here to compare.
         drift: report::drift(&s.config, &inv, &[host, jail_stack_addresses()].concat()),
+        hosts: fleet.as_ref().map(|d| crate::cli::fleet::host_reports(s, d, only)),
     };
     if format == Format::Json {
         return print_json(&rep);
     }
     print_pools(&rep.pools);
     println!();
-    let mut t = Table::new(&["JAIL", "MODE", "ADDRESS", "POOL", "INTERFACE", "STATE"]);
+    let fleet_mode = rep.hosts.is_some();
+    let mut head = vec!["JAIL", "MODE", "ADDRESS", "POOL", "INTERFACE", "STATE"];
+    if fleet_mode {
+        head.push("HOST");
+    }
+    let mut t = Table::new(&head);
     for r in &rep.assignments {
-        t.row(assignment_cells(r));
+        let mut cells = assignment_cells(r);
+        if fleet_mode {
+            cells.push(r.host.clone());
+        }
+        t.row(cells);
     }
     t.print();
+    if let Some(h) = &rep.hosts {
+        println!();
+        crate::cli::fleet::print_hosts(h);
+    }
     if rep.drift.is_empty() {
         println!("\nno drift: the inventory matches the host");
     } else {

@@ -125,6 +125,7 @@ mod tests {
             free: size - used - 1,
             utilisation: 0.0,
             nat: false,
+            hosts: None,
         }
     }
 

@@ -6,6 +6,7 @@ pub mod args;
 pub mod commands;
 pub mod completions;
 pub mod firewall;
+pub mod fleet;
 pub mod lifecycle;
 pub mod metrics;
 pub mod output;

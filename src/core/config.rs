@@ -84,6 +84,8 @@ struct RawConfig {
     pools: BTreeMap<Spanned<String>, Spanned<RawPool>>,
     #[serde(default)]
     jails: BTreeMap<Spanned<String>, Spanned<RawJail>>,
+    /// Validated by `store::postgres::StoreConfig` (issue 11).
+    store: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Deserialize)]
@@ -224,6 +226,8 @@ pub struct Config {
     pub host: HostConfig,
     pub pools: BTreeMap<PoolName, Pool>,
     pub jails: BTreeMap<JailName, JailConfig>,
+    /// `[store]`: which backend keeps the leases (default the file).
+    pub store: crate::store::postgres::StoreConfig,
 }
 
 impl Config {
@@ -351,11 +355,22 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
             },
         );
     }
+    let store = match &raw.store {
+        None => crate::store::postgres::StoreConfig::from_table(file, &toml::Table::new()),
+        Some(t) => crate::store::postgres::StoreConfig::from_table(file, t.get_ref()),
+    }
+    .map_err(|e| {
+        let span = raw.store.as_ref().map_or(0..0, |t| t.span());
+        let msg = e.message();
+        let msg = msg.strip_prefix(&format!("{file}: ")).unwrap_or(msg);
+        loc.at(span, msg.to_string())
+    })?;
     Ok(Config {
         file: file.to_string(),
         host,
         pools,
         jails,
+        store,
     })
 }
 

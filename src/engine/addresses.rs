@@ -17,7 +17,7 @@ use crate::core::range::RangeSet;
 use crate::engine::jails_conf::ConfJail;
 use crate::error::{Error, Result};
 use crate::os::IfAddr;
-use crate::store::{JailRecord, Mode, Store, View};
+use crate::store::{Backend, JailRecord, Mode, View};
 
 /// What `jnet assign` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,7 +123,7 @@ fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
 /// store's index turns out inconsistent, so it only reads its inputs.
 pub fn assign(
     config: &Config,
-    store: &Store,
+    store: &dyn Backend,
     jail: &JailName,
     req: &AssignRequest,
     observed: &Observed,
@@ -202,7 +202,7 @@ pub fn assign(
 
 /// Forgets `jail`'s networking; releasing a jail jnet does not know is a
 /// no-op (`Ok(None)`).
-pub fn release(store: &Store, jail: &JailName) -> Result<Option<JailRecord>> {
+pub fn release(store: &dyn Backend, jail: &JailName) -> Result<Option<JailRecord>> {
     store.update_view(|inv: &mut dyn View| {
         let Some(cur) = inv.record(jail)? else {
             return Ok(None);
@@ -235,7 +235,7 @@ pub enum Imported {
 /// ([`address_refusal`]) is skipped with the reason. All or nothing
 /// otherwise: a bad name or an address another jail holds in the inventory
 /// fails the whole import.
-pub fn import(config: &Config, store: &Store, jails: &[ConfJail], observed: &Observed) -> Result<Vec<Imported>> {
+pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed: &Observed) -> Result<Vec<Imported>> {
     store.update(|inv| {
         let mut out = vec![];
         for c in jails {
@@ -300,6 +300,7 @@ pub fn import(config: &Config, store: &Store, jails: &[ConfJail], observed: &Obs
 mod tests {
     use super::*;
     use crate::core::config::parse_config;
+    use crate::store::Store;
     use std::time::Duration;
 
     fn setup() -> (Config, Store, tempfile::TempDir) {

@@ -22,7 +22,7 @@ use crate::engine::portcheck;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, Result};
 use crate::os::{Host, JailNetwork, JailSpec};
-use crate::store::{Inventory, JailRecord, Mode, Store};
+use crate::store::{Backend, Inventory, JailRecord, Mode};
 
 /// Everything desired state is built from, already loaded.
 pub struct Context<'a> {
@@ -127,7 +127,7 @@ pub fn render_rules(ctx: &Context, jail: &JailName) -> Result<Option<String>> {
 /// must be those of the inventory as it is when the check runs (after the
 /// verb's compare-and-set of its phase), not of the read the desired state
 /// was built from before the locks were taken (H4).
-pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host, store: &'a Store) -> Box<dyn PortChecker + 'a> {
+pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host, store: &'a dyn Backend) -> Box<dyn PortChecker + 'a> {
     Box::new(LiveChecker {
         config: ctx.config,
         profiles: ctx.profiles,
@@ -139,7 +139,7 @@ pub fn port_checker<'a>(ctx: &Context<'a>, host: &'a dyn Host, store: &'a Store)
 struct LiveChecker<'a> {
     config: &'a Config,
     profiles: &'a Profiles,
-    store: &'a Store,
+    store: &'a dyn Backend,
     host: &'a dyn Host,
 }
 

@@ -16,7 +16,7 @@ use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb}
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::{Host, JailNetwork, OsError};
 use crate::store::inventory::RecordBasis;
-use crate::store::Store;
+use crate::store::Backend;
 
 /// The pre-start port check. An error means "conflict, refuse the start";
 /// its message is shown to the user.
@@ -103,13 +103,13 @@ impl Observation {
 
 pub struct Engine<'a> {
     host: &'a dyn Host,
-    store: &'a Store,
+    store: &'a dyn Backend,
     checker: &'a dyn PortChecker,
     basis: Option<RecordBasis>,
 }
 
 impl<'a> Engine<'a> {
-    pub fn new(host: &'a dyn Host, store: &'a Store, checker: &'a dyn PortChecker) -> Self {
+    pub fn new(host: &'a dyn Host, store: &'a dyn Backend, checker: &'a dyn PortChecker) -> Self {
         Engine {
             host,
             store,
@@ -547,7 +547,7 @@ mod tests {
     use crate::core::plan::ExecHooks;
     use crate::engine::fake_host::FakeHost;
     use crate::os::JailSpec;
-    use crate::store::JailRecord;
+    use crate::store::{JailRecord, Store};
     use std::cell::RefCell;
     use std::path::PathBuf;
     use std::time::Duration;

@@ -31,16 +31,31 @@ pub struct PoolReport {
     /// `used / size`, in percent.
     pub utilisation: f64,
     pub nat: bool,
+    /// With shared pools: leases of this pool per host (`used` counts
+    /// every host's).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<PoolHost>>,
+}
+
+/// One host's leases in a shared pool.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct PoolHost {
+    pub host: String,
+    pub leases: u64,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Assignment {
     pub jail: String,
+    /// The host whose jail it is (this host's id, or another host of the
+    /// fleet for a shared pool's lease).
+    pub host: String,
     pub mode: Mode,
     pub address: Option<Ipv4Addr>,
     pub pool: Option<String>,
     pub interface: Option<String>,
-    pub phase: Phase,
+    /// `None` for another host's jail: runtime state stays on its host.
+    pub phase: Option<Phase>,
     pub ports: Vec<String>,
     pub expose: Vec<String>,
 }
@@ -69,21 +84,40 @@ pub struct InventoryReport {
     pub pools: Vec<PoolReport>,
     pub assignments: Vec<Assignment>,
     pub drift: Vec<Drift>,
+    /// With shared pools: every host of the fleet and when it last wrote.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hosts: Option<Vec<HostReport>>,
+}
+
+/// A host of the fleet as the shared store last saw it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HostReport {
+    pub host: String,
+    /// Seconds since the epoch of its last write.
+    pub last_seen: f64,
+    /// Seconds between that and the store's clock now.
+    pub age_secs: f64,
+    /// Not seen for longer than `[store] stale_after_secs`; its leases
+    /// stay until an operator reclaims them (`jnet release --host`).
+    pub stale: bool,
+    /// Leases it holds.
+    pub leases: u64,
 }
 
 /// Declared ports of a jail from config + profile, as text.
 pub type PortsOf<'a> = dyn Fn(&JailName) -> Vec<String> + 'a;
 
-pub fn assignments(inv: &Inventory, ports: &PortsOf) -> Vec<Assignment> {
+pub fn assignments(inv: &Inventory, ports: &PortsOf, host: &str) -> Vec<Assignment> {
     inv.jails
         .iter()
         .map(|(n, r)| Assignment {
             jail: n.to_string(),
+            host: host.to_string(),
             mode: r.mode,
             address: r.address,
             pool: r.pool.as_ref().map(|p| p.to_string()),
             interface: r.interface.as_ref().map(|i| i.to_string()),
-            phase: r.phase,
+            phase: Some(r.phase),
             ports: ports(n),
             expose: r.exposes.iter().map(|e| e.to_string()).collect(),
         })
@@ -91,7 +125,12 @@ pub fn assignments(inv: &Inventory, ports: &PortsOf) -> Vec<Assignment> {
 }
 
 pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[IfAddr]) -> Vec<PoolReport> {
-    let held = inv.taken();
+    pools_held(config, &inv.taken(), jail_conf, host)
+}
+
+/// [`pools`] with `held` the addresses jails hold (with shared pools:
+/// every host's leases, not only this host's inventory).
+pub fn pools_held(config: &Config, held: &RangeSet, jail_conf: &[ConfJail], host: &[IfAddr]) -> Vec<PoolReport> {
     let mut outside = RangeSet::new();
     for c in jail_conf {
         for (_, a) in &c.addrs {
@@ -107,7 +146,7 @@ pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[I
         .pools
         .values()
         .map(|p| {
-            let (size, used) = alloc::usage(p, &held);
+            let (size, used) = alloc::usage(p, held);
             let mut all = held.clone();
             for r in outside.iter_ranges() {
                 all.insert(r);
@@ -127,6 +166,7 @@ pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[I
                     (used as f64 * 10000.0 / size as f64).round() / 100.0
                 },
                 nat: p.nat,
+                hosts: None,
             }
         })
         .collect()

@@ -6,6 +6,8 @@
 //! Backends:
 //! - [`file`]: the journaled text file under `<state dir>` with an flock,
 //!   the default for one host ([`Store`]).
+//! - [`fleet`]: pool leases shared by several hosts in PostgreSQL
+//!   ([`postgres`]), the rest in the local file store ([`FleetStore`]).
 //!
 //! What every backend guarantees (and [`conformance`] tests):
 //!
@@ -43,6 +45,7 @@
 #[macro_use]
 pub mod conformance;
 pub mod file;
+pub mod fleet;
 pub mod inventory;
 pub mod postgres;
 pub mod view;
@@ -52,6 +55,7 @@ use crate::core::names::JailName;
 use crate::error::{Error, Result};
 
 pub use file::Store;
+pub use fleet::FleetStore;
 pub use inventory::{Inventory, JailRecord, Mode};
 pub use view::View;
 
@@ -116,6 +120,12 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
     /// Takes the lifecycle lock of `jail` (see the module docs).
     fn lock_jail(&self, jail: &JailName) -> Result<JailLock>;
 
+    /// The fleet backend behind this one, for the reports and verbs that
+    /// only exist with shared pools (other hosts' leases, reclaim).
+    fn fleet(&self) -> Option<&FleetStore> {
+        None
+    }
+
     /// Compare-and-set of a jail's phase (H3): sets `to` (and `jid`) only
     /// if the current phase is one of `from`, in one atomic update.
     fn set_phase_if(&self, jail: &JailName, from: &[Phase], to: Phase, jid: Option<u32>) -> Result<PhaseChange> {
@@ -134,6 +144,29 @@ pub trait Backend: std::fmt::Debug + Send + Sync {
             Ok(())
         })?;
         Ok(out)
+    }
+}
+
+/// So that a `Box<dyn Backend>` chosen at run time is used as the engine's
+/// `&dyn Backend` unchanged.
+impl<B: Backend + ?Sized> Backend for Box<B> {
+    fn read(&self) -> Result<Inventory> {
+        (**self).read()
+    }
+    fn update_inventory(&self, f: &mut dyn FnMut(&mut Inventory) -> Result<()>) -> Result<()> {
+        (**self).update_inventory(f)
+    }
+    fn update_leases(&self, f: &mut dyn FnMut(&mut dyn View) -> Result<()>) -> Result<()> {
+        (**self).update_leases(f)
+    }
+    fn lock_jail(&self, jail: &JailName) -> Result<JailLock> {
+        (**self).lock_jail(jail)
+    }
+    fn fleet(&self) -> Option<&FleetStore> {
+        (**self).fleet()
+    }
+    fn set_phase_if(&self, jail: &JailName, from: &[Phase], to: Phase, jid: Option<u32>) -> Result<PhaseChange> {
+        (**self).set_phase_if(jail, from, to, jid)
     }
 }
 

@@ -4,9 +4,12 @@
 //! happens at connect time ([`StoreConfig::pg_config`]), so a config
 //! check never needs the secret.
 //!
-//! Not done here: wiring into `core::config` (the engine still builds the
-//! file store), TLS (a URL asking for `sslmode=require` is refused until a
-//! TLS connector is built in, rather than silently connecting in clear).
+//! TLS: a URL with `sslmode=require` connects through rustls and always
+//! verifies the server's certificate chain and name (what libpq calls
+//! verify-full), against `ca_file` or the system's trust store; without
+//! it the connection is in clear (`prefer` is taken as `disable`: jnet
+//! never tries TLS it was not asked for, and never falls back from TLS it
+//! was asked for).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -73,20 +76,27 @@ pub struct StoreConfig {
     /// libpq key=value string or `postgresql://` URL; required for postgres.
     pub url: Option<SecretUrl>,
     pub password_file: Option<PathBuf>,
+    /// PEM certificates of the CAs to trust for TLS instead of the
+    /// system's.
+    pub ca_file: Option<PathBuf>,
     /// This host's name in the shared leases; default the host name.
     pub host_id: String,
     pub timeouts: Timeouts,
+    /// Reports flag a host not seen for longer than this (seconds).
+    pub stale_after_secs: u64,
 }
 
 const KEYS: &[&str] = &[
     "backend",
     "url",
     "password_file",
+    "ca_file",
     "host_id",
     "connect_timeout_ms",
     "lock_timeout_ms",
     "statement_timeout_ms",
     "idle_in_transaction_timeout_ms",
+    "stale_after_secs",
 ];
 
 fn cfg_err(file: &str, msg: impl fmt::Display) -> PgError {
@@ -127,7 +137,11 @@ impl StoreConfig {
 
     pub fn from_table(file: &str, t: &toml::Table) -> Result<Self, PgError> {
         if let Some(k) = t.keys().find(|k| !KEYS.contains(&k.as_str())) {
-            return Err(cfg_err(file, format!("unknown key {k:?} (known: {})", KEYS.join(", "))));
+            let known: Vec<String> = KEYS.iter().map(|k| format!("`{k}`")).collect();
+            return Err(cfg_err(
+                file,
+                format!("unknown key {k:?}, expected one of {}", known.join(", ")),
+            ));
         }
         let string = |k: &str| -> Result<Option<String>, PgError> {
             match t.get(k) {
@@ -158,21 +172,25 @@ impl StoreConfig {
         };
         let url = string("url")?.map(SecretUrl);
         let password_file = string("password_file")?.map(PathBuf::from);
-        if let Some(p) = &password_file {
-            if !p.is_absolute() {
-                return Err(cfg_err(
-                    file,
-                    format!("password_file {} must be an absolute path", p.display()),
-                ));
+        let ca_file = string("ca_file")?.map(PathBuf::from);
+        for (k, p) in [("password_file", &password_file), ("ca_file", &ca_file)] {
+            if let Some(p) = p {
+                if !p.is_absolute() {
+                    return Err(cfg_err(file, format!("{k} {} must be an absolute path", p.display())));
+                }
             }
         }
-        let host_id = match string("host_id")? {
-            Some(h) => h,
-            None => {
+        let explicit = string("host_id")?;
+        let host_id = match (&explicit, backend) {
+            (Some(h), _) => h.clone(),
+            (None, BackendKind::Postgres) => {
                 default_host_id().ok_or_else(|| cfg_err(file, "host_id is not set and the host name is unknown"))?
             }
+            // why: the file backend never uses it; an odd host name must
+            // not make a config without [store] fail.
+            (None, BackendKind::File) => String::new(),
         };
-        if !valid_host_id(&host_id) {
+        if (explicit.is_some() || backend == BackendKind::Postgres) && !valid_host_id(&host_id) {
             return Err(cfg_err(
                 file,
                 format!("host_id {host_id:?} must be 1-253 letters, digits, '.', '-' or '_'"),
@@ -185,12 +203,24 @@ impl StoreConfig {
             statement_ms: ms("statement_timeout_ms", d.statement_ms)?,
             idle_in_transaction_ms: ms("idle_in_transaction_timeout_ms", d.idle_in_transaction_ms)?,
         };
+        let stale_after_secs = match t.get("stale_after_secs") {
+            None => 86_400,
+            Some(toml::Value::Integer(n)) if (1..=315_360_000).contains(n) => *n as u64,
+            Some(_) => {
+                return Err(cfg_err(
+                    file,
+                    "stale_after_secs must be an integer from 1 to 315360000 (seconds)",
+                ))
+            }
+        };
         let c = StoreConfig {
             backend,
             url,
             password_file,
+            ca_file,
             host_id,
             timeouts,
+            stale_after_secs,
         };
         if backend == BackendKind::Postgres {
             let Some(url) = &c.url else {
@@ -204,10 +234,15 @@ impl StoreConfig {
                     "url is not a valid key=value connection string or postgresql:// URL",
                 )
             })?;
-            if matches!(pc.get_ssl_mode(), postgres::config::SslMode::Require) {
+            let tcp = pc
+                .get_hosts()
+                .iter()
+                .any(|h| matches!(h, postgres::config::Host::Tcp(_)));
+            if matches!(pc.get_ssl_mode(), postgres::config::SslMode::Require) && !tcp {
                 return Err(cfg_err(
                     file,
-                    "url asks for TLS (sslmode=require), which this jnet does not support yet",
+                    "url asks for TLS (sslmode=require) but names only Unix sockets, which carry no TLS; \
+                     give host=NAME of the database server",
                 ));
             }
             if pc.get_hosts().is_empty() {
@@ -216,8 +251,11 @@ impl StoreConfig {
                     "url names no host (host=/var/run/postgresql or host=db.example)",
                 ));
             }
-        } else if c.url.is_some() || c.password_file.is_some() {
-            return Err(cfg_err(file, "url and password_file need backend = \"postgres\""));
+        } else if c.url.is_some() || c.password_file.is_some() || c.ca_file.is_some() {
+            return Err(cfg_err(
+                file,
+                "url, password_file and ca_file need backend = \"postgres\"",
+            ));
         }
         Ok(c)
     }
@@ -356,13 +394,18 @@ mod tests {
                 "absolute",
             ),
             ("[store]\nurl=\"host=/x\"\n", "need backend"),
+            ("[store]\nca_file=\"/x.pem\"\n", "need backend"),
             (
                 "[store]\nbackend=\"postgres\"\nurl=\"host=/x\"\nlock_timeout_ms=0\n",
                 "lock_timeout_ms",
             ),
             (
-                "[store]\nbackend=\"postgres\"\nurl=\"host=db sslmode=require password=Hunter2pw\"\n",
-                "sslmode=require",
+                "[store]\nbackend=\"postgres\"\nurl=\"host=/var/run/postgresql sslmode=require password=Hunter2pw\"\n",
+                "only Unix sockets",
+            ),
+            (
+                "[store]\nbackend=\"postgres\"\nurl=\"host=db\"\nca_file=\"ca.pem\"\n",
+                "ca_file ca.pem must be an absolute path",
             ),
             (
                 "[store]\nbackend=\"postgres\"\nurl=\"host='unterminated password=Hunter2pw\"\n",
@@ -376,6 +419,15 @@ mod tests {
             assert!(!e.message().contains("Hunter2pw"), "{e}");
             assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
         }
+    }
+
+    #[test]
+    fn tls_is_accepted_for_a_tcp_host() {
+        let c = parse(
+            "[store]\nbackend=\"postgres\"\nurl=\"host=db.example sslmode=require\"\nca_file=\"/etc/jnet/ca.pem\"\n",
+        )
+        .unwrap();
+        assert_eq!(c.ca_file.as_deref(), Some(std::path::Path::new("/etc/jnet/ca.pem")));
     }
 
     #[test]

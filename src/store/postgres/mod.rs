@@ -25,12 +25,14 @@
 //! - **Reconnect.** A lost connection (server restart) is reopened once
 //!   per call and the call retried; every call is safe to retry.
 //!
-//! What it does not do (yet): keep jail runtime state (phase, jid stay
-//! local to each host), TLS, implement the `store::Backend` trait (the
-//! methods here map onto it: read leases = [`PgStore::leases`], the one
-//! atomic allocate = [`PgStore::assign`], release = [`PgStore::release`],
-//! jail lock = [`PgStore::lock_jail`]),
-//! or decide pool membership of requested addresses (the engine does).
+//! - **TLS when asked.** `sslmode=require` connects through rustls (ring)
+//!   and verifies the server's certificate chain and name against
+//!   `ca_file` or the system's roots; otherwise the session is in clear.
+//!
+//! What it does not do: keep jail runtime state (phase, jid stay local to
+//! each host; [`crate::store::FleetStore`] composes this with the local
+//! file store into a `store::Backend`), or decide pool membership of
+//! requested addresses (the engine does).
 
 pub mod config;
 pub mod error;
@@ -40,6 +42,7 @@ use std::net::{IpAddr, Ipv4Addr};
 
 use postgres::error::SqlState;
 use postgres::{Client, NoTls};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::core::alloc;
 use crate::core::config::Pool;
@@ -79,9 +82,12 @@ pub struct LeaseFilter<'a> {
 
 /// Inside an operation: a driver error (classified, maybe retried after a
 /// reconnect) or a decision of ours (returned as is).
-enum OpErr {
+pub(crate) enum OpErr {
     Pg(postgres::Error),
     App(PgError),
+    /// A decision of the engine's, inside a fleet transaction
+    /// ([`PgStore::run_jnet`]); returned as is.
+    Jnet(crate::error::Error),
 }
 
 impl From<postgres::Error> for OpErr {
@@ -90,11 +96,51 @@ impl From<postgres::Error> for OpErr {
     }
 }
 
-type Op<T> = std::result::Result<T, OpErr>;
+pub(crate) type Op<T> = std::result::Result<T, OpErr>;
+
+/// What [`PgStore::run_any`] failed with.
+enum Fail {
+    Pg(PgError),
+    Jnet(crate::error::Error),
+}
+
+/// pg_advisory_xact_lock key of the fleet's leases ("jnetls" in ASCII):
+/// every transaction that changes leases takes it first, so allocations
+/// across the fleet run one after the other (each holds it for about a
+/// millisecond).
+const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
+
+/// Keeps the low water marks of `jnet_hints` true after `gone` were
+/// deleted: a mark above a deleted address comes down to it. Needs the
+/// lease lock (a search raises marks under it).
+pub(crate) fn lower_hints(tx: &mut postgres::Transaction<'_>, gone: &[Ipv4Addr]) -> Op<()> {
+    if gone.is_empty() {
+        return Ok(());
+    }
+    let nums: Vec<i64> = gone.iter().map(|a| i64::from(u32::from(*a))).collect();
+    tx.query_typed(
+        "UPDATE jnet_hints h SET low = sub.m FROM \
+         (SELECT h2.range_start, min(x) AS m FROM jnet_hints h2, unnest($1::bigint[]) x \
+          WHERE x >= h2.range_start AND x < h2.low GROUP BY h2.range_start) sub \
+         WHERE h.range_start = sub.range_start",
+        &[(&nums, postgres::types::Type::INT8_ARRAY)],
+    )?;
+    Ok(())
+}
+
+/// Takes [`LEASE_LOCK`] for the rest of `tx`; waits at most `lock_timeout`.
+pub(crate) fn lock_leases(tx: &mut postgres::Transaction<'_>) -> Op<()> {
+    tx.query_typed(
+        "SELECT pg_advisory_xact_lock($1)",
+        &[(&LEASE_LOCK, postgres::types::Type::INT8)],
+    )?;
+    Ok(())
+}
 
 pub struct PgStore {
     cfg: StoreConfig,
     pc: postgres::Config,
+    tls: Option<MakeRustlsConnect>,
     secret: Option<String>,
     desc: String,
     client: Option<Client>,
@@ -111,7 +157,7 @@ impl std::fmt::Debug for PgStore {
 
 /// A lease from a row of `pool, address, host, jail`, the column order of
 /// every lease query here.
-fn lease_of(r: &postgres::Row) -> Op<Lease> {
+pub(crate) fn lease_of(r: &postgres::Row) -> Op<Lease> {
     let pool: String = r.get(0);
     Ok(Lease {
         address: v4(r.get(1), &pool)?,
@@ -121,7 +167,7 @@ fn lease_of(r: &postgres::Row) -> Op<Lease> {
     })
 }
 
-fn v4(a: IpAddr, pool: &str) -> Op<Ipv4Addr> {
+pub(crate) fn v4(a: IpAddr, pool: &str) -> Op<Ipv4Addr> {
     match a {
         IpAddr::V4(a) => Ok(a),
         IpAddr::V6(a) => Err(OpErr::App(PgError::new(
@@ -138,9 +184,11 @@ impl PgStore {
     /// run the migration).
     pub fn open(cfg: &StoreConfig) -> Result<Self, PgError> {
         let (pc, secret) = cfg.pg_config()?;
+        let desc = config::describe_pg(&pc);
         let mut s = PgStore {
             cfg: cfg.clone(),
-            desc: config::describe_pg(&pc),
+            tls: tls_connector(cfg, &pc, &desc)?,
+            desc,
             pc,
             secret,
             client: None,
@@ -154,7 +202,8 @@ impl PgStore {
     pub fn migrate(cfg: &StoreConfig) -> Result<(u32, u32), PgError> {
         let (pc, secret) = cfg.pg_config()?;
         let desc = config::describe_pg(&pc);
-        let mut c = connect_raw(&pc, &cfg.timeouts, &desc, secret.as_deref())?;
+        let tls = tls_connector(cfg, &pc, &desc)?;
+        let mut c = connect_raw(&pc, &cfg.timeouts, &desc, secret.as_deref(), tls.as_ref())?;
         match schema::migrate(&mut c) {
             Ok(v) => Ok(v),
             Err(OpErr::App(e)) => Err(PgError::new(
@@ -163,6 +212,7 @@ impl PgStore {
                 secret.as_deref(),
             )),
             Err(OpErr::Pg(e)) => Err(op_error(&desc, "migrating the schema", e, secret.as_deref())),
+            Err(OpErr::Jnet(e)) => Err(PgError::new(PgErrorKind::Schema, e.to_string(), secret.as_deref())),
         }
     }
 
@@ -176,11 +226,18 @@ impl PgStore {
     }
 
     fn connect(&mut self) -> Result<&mut Client, PgError> {
-        let mut c = connect_raw(&self.pc, &self.cfg.timeouts, &self.desc, self.secret.as_deref())?;
+        let mut c = connect_raw(
+            &self.pc,
+            &self.cfg.timeouts,
+            &self.desc,
+            self.secret.as_deref(),
+            self.tls.as_ref(),
+        )?;
         match schema::check(&mut c) {
             Ok(()) => {}
             Err(OpErr::App(e)) => return Err(self.named(e)),
             Err(OpErr::Pg(e)) => return Err(op_error(&self.desc, "checking the schema", e, self.secret.as_deref())),
+            Err(OpErr::Jnet(e)) => return Err(self.named(PgError::new(PgErrorKind::Schema, e.to_string(), None))),
         }
         Ok(self.client.insert(c))
     }
@@ -197,17 +254,45 @@ impl PgStore {
     /// once more when `f` fails because it was lost meanwhile (a server
     /// restart). `f` must be safe to run twice: every operation here is
     /// one transaction that is idempotent or rolled back.
-    fn run<T>(&mut self, what: &str, mut f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, PgError> {
+    fn run<T>(&mut self, what: &str, f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, PgError> {
+        match self.run_any(what, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::Pg(e)) => Err(e),
+            Err(Fail::Jnet(e)) => Err(PgError::new(
+                PgErrorKind::Refused,
+                e.to_string(),
+                self.secret.as_deref(),
+            )),
+        }
+    }
+
+    /// [`PgStore::run`] for a closure that may fail with the engine's
+    /// own error ([`OpErr::Jnet`]), which is returned unchanged; store
+    /// errors become [`crate::error::Error`] with their exit codes.
+    pub(crate) fn run_jnet<T>(
+        &mut self,
+        what: &str,
+        f: impl FnMut(&mut Client, &str) -> Op<T>,
+    ) -> crate::error::Result<T> {
+        match self.run_any(what, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::Pg(e)) => Err(e.into()),
+            Err(Fail::Jnet(e)) => Err(e),
+        }
+    }
+
+    fn run_any<T>(&mut self, what: &str, mut f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, Fail> {
         let host = self.cfg.host_id.clone();
         for attempt in 0..2 {
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 self.client = None;
-                self.connect()?;
+                self.connect().map_err(Fail::Pg)?;
             }
             let c = self.client.as_mut().expect("connected above");
             match f(c, &host) {
                 Ok(v) => return Ok(v),
-                Err(OpErr::App(e)) => return Err(self.named(e)),
+                Err(OpErr::App(e)) => return Err(Fail::Pg(self.named(e))),
+                Err(OpErr::Jnet(e)) => return Err(Fail::Jnet(e)),
                 Err(OpErr::Pg(e)) => {
                     let lost = c.is_closed() || e.is_closed() || is_connection_loss(&e);
                     if lost && attempt == 0 {
@@ -218,7 +303,7 @@ impl PgStore {
                     if lost {
                         self.client = None;
                     }
-                    return Err(op_error(&self.desc, what, e, self.secret.as_deref()));
+                    return Err(Fail::Pg(op_error(&self.desc, what, e, self.secret.as_deref())));
                 }
             }
         }
@@ -316,6 +401,7 @@ impl PgStore {
     pub fn release_address(&mut self, pool: &str, address: Ipv4Addr) -> Result<Option<Lease>, PgError> {
         self.run(&format!("releasing {address} of pool {pool}"), |c, host| {
             let mut tx = c.transaction()?;
+            lock_leases(&mut tx)?;
             let row = tx.query_opt(
                 "SELECT host, jail FROM jnet_leases WHERE pool = $1 AND address = $2 FOR UPDATE",
                 &[&pool, &IpAddr::V4(address)],
@@ -338,6 +424,7 @@ impl PgStore {
                 "DELETE FROM jnet_leases WHERE pool = $1 AND address = $2",
                 &[&pool, &IpAddr::V4(address)],
             )?;
+            lower_hints(&mut tx, &[address])?;
             seen(&mut tx, host)?;
             tx.commit()?;
             Ok(Some(Lease {
@@ -403,7 +490,13 @@ impl PgStore {
     /// then [`PgErrorKind::Timeout`]. The key is per (host, jail): jail
     /// runtime is local to each host, so hosts never contend for it.
     pub fn lock_jail(&self, jail: &JailName) -> Result<JailLock, PgError> {
-        let mut c = connect_raw(&self.pc, &self.cfg.timeouts, &self.desc, self.secret.as_deref())?;
+        let mut c = connect_raw(
+            &self.pc,
+            &self.cfg.timeouts,
+            &self.desc,
+            self.secret.as_deref(),
+            self.tls.as_ref(),
+        )?;
         let key = format!("jnet jail {} {}", self.cfg.host_id, jail.as_str());
         c.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .map_err(|e| {
@@ -431,7 +524,8 @@ impl PgStore {
 /// Creates the pool's row when missing and locks it for this transaction:
 /// every allocator of the pool, on every host, queues here. A pool already
 /// recorded with another network is refused (hosts disagree on the plan).
-fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> Op<()> {
+pub(crate) fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> Op<()> {
+    lock_leases(tx)?;
     tx.execute(
         "INSERT INTO jnet_pools (name, network) VALUES ($1, $2::text::cidr) ON CONFLICT (name) DO NOTHING",
         &[&name, &network],
@@ -454,11 +548,11 @@ fn lock_pool(tx: &mut postgres::Transaction<'_>, name: &str, network: &str) -> O
     Ok(())
 }
 
-fn seen(tx: &mut postgres::Transaction<'_>, host: &str) -> Op<()> {
-    tx.execute(
+pub(crate) fn seen(tx: &mut postgres::Transaction<'_>, host: &str) -> Op<()> {
+    tx.query_typed(
         "INSERT INTO jnet_hosts (host, last_seen) VALUES ($1, now()) \
          ON CONFLICT (host) DO UPDATE SET last_seen = excluded.last_seen",
-        &[&host],
+        &[(&host, postgres::types::Type::TEXT)],
     )?;
     Ok(())
 }
@@ -469,6 +563,7 @@ fn delete(
     host: Option<&str>,
     jail: Option<&str>,
 ) -> Op<Vec<Lease>> {
+    lock_leases(tx)?;
     let rows = tx.query(
         "DELETE FROM jnet_leases WHERE ($1::text IS NULL OR pool = $1) AND host = $2 \
          AND ($3::text IS NULL OR jail = $3) RETURNING pool, address, host, jail",
@@ -476,13 +571,76 @@ fn delete(
     )?;
     let mut out = rows.iter().map(lease_of).collect::<Op<Vec<_>>>()?;
     out.sort();
+    lower_hints(tx, &out.iter().map(|l| l.address).collect::<Vec<_>>())?;
     Ok(out)
 }
 
-/// Opens a session and sets its limits. Any failure here, refused
-/// connection or refused login alike, is [`PgErrorKind::Unavailable`].
-fn connect_raw(pc: &postgres::Config, t: &Timeouts, desc: &str, secret: Option<&str>) -> Result<Client, PgError> {
-    let mut c = pc.connect(NoTls).map_err(|e| {
+/// The TLS connector when the URL asks for TLS (`sslmode=require`): rustls
+/// with ring, TLS 1.2 and 1.3, verifying the chain and the server's name
+/// (or IP address) against `ca_file`'s certificates or the system's roots.
+fn tls_connector(cfg: &StoreConfig, pc: &postgres::Config, desc: &str) -> Result<Option<MakeRustlsConnect>, PgError> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    if !matches!(pc.get_ssl_mode(), postgres::config::SslMode::Require) {
+        return Ok(None);
+    }
+    let err = |m: String| PgError::new(PgErrorKind::Config, format!("{desc}: TLS: {m}"), None);
+    let mut roots = rustls::RootCertStore::empty();
+    match &cfg.ca_file {
+        Some(p) => {
+            let certs = CertificateDer::pem_file_iter(p)
+                .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| err(format!("ca_file {}: {e}", p.display())))?;
+            let (added, _) = roots.add_parsable_certificates(certs);
+            if added == 0 {
+                return Err(err(format!("ca_file {}: no usable CA certificate", p.display())));
+            }
+        }
+        None => {
+            let found = rustls_native_certs::load_native_certs();
+            roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err(err(
+                    "no trusted CA certificates in the system store; set [store] ca_file".into(),
+                ));
+            }
+        }
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| err(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(Some(MakeRustlsConnect::new(tls)))
+}
+
+/// Opens a session with its limits (`lock_timeout`, `statement_timeout`,
+/// `idle_in_transaction_session_timeout`, passed in the startup packet so
+/// they cost no round trip), over TLS when `tls` is given. Any failure
+/// here, refused connection, failed TLS handshake or refused login alike,
+/// is [`PgErrorKind::Unavailable`].
+fn connect_raw(
+    pc: &postgres::Config,
+    t: &Timeouts,
+    desc: &str,
+    secret: Option<&str>,
+    tls: Option<&MakeRustlsConnect>,
+) -> Result<Client, PgError> {
+    let mut pc = pc.clone();
+    let limits = format!(
+        "-c lock_timeout={} -c statement_timeout={} -c idle_in_transaction_session_timeout={}",
+        t.lock_ms, t.statement_ms, t.idle_in_transaction_ms
+    );
+    let options = match pc.get_options() {
+        Some(o) if !o.is_empty() => format!("{o} {limits}"),
+        _ => limits,
+    };
+    pc.options(&options);
+    let c = match tls {
+        Some(tls) => pc.connect(tls.clone()),
+        None => pc.connect(NoTls),
+    };
+    c.map_err(|e| {
         let kind = match e.code() {
             Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
                 "login refused"
@@ -494,14 +652,7 @@ fn connect_raw(pc: &postgres::Config, t: &Timeouts, desc: &str, secret: Option<&
             format!("{desc}: {kind}: {}", detail(&e)),
             secret,
         )
-    })?;
-    // why: SET takes no bind parameters; the values are integers we built.
-    c.batch_execute(&format!(
-        "SET lock_timeout = {}; SET statement_timeout = {}; SET idle_in_transaction_session_timeout = {};",
-        t.lock_ms, t.statement_ms, t.idle_in_transaction_ms
-    ))
-    .map_err(|e| op_error(desc, "setting session limits", e, secret))?;
-    Ok(c)
+    })
 }
 
 fn detail(e: &postgres::Error) -> String {

@@ -16,7 +16,7 @@ use super::error::{PgError, PgErrorKind};
 use super::{Op, OpErr};
 
 /// The schema version this jnet reads and writes.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// pg_advisory_xact_lock key for schema changes ("jnet" in ASCII).
 const SCHEMA_LOCK: i64 = 0x6a6e_6574;
@@ -48,6 +48,18 @@ const MIGRATIONS: &[&str] = &[
      );
      CREATE INDEX jnet_leases_host ON jnet_leases (host, jail);
      INSERT INTO jnet_schema (version) VALUES (0);",
+    // 1 -> 2: the allocator's lookups by address across pools and hosts
+    // (first unleased address from a candidate on, holder of an address)
+    // scan this index instead of the table; jnet_hints keeps, per range
+    // of assignable addresses (by its first address, as a number), a low
+    // water mark: every address from range_start up to low (excluded) is
+    // leased, so a search need not walk the dense prefix again. Lowered by
+    // every delete, raised by searches, both under the lease lock.
+    "CREATE INDEX jnet_leases_address ON jnet_leases (address);
+     CREATE TABLE jnet_hints (
+         range_start bigint PRIMARY KEY,
+         low bigint NOT NULL
+     );",
 ];
 
 fn version(c: &mut impl postgres::GenericClient) -> Result<Option<u32>, postgres::Error> {
@@ -79,10 +91,26 @@ fn too_new(v: u32) -> OpErr {
     ))
 }
 
+/// The version in one round trip when the schema exists (every connect
+/// but the first); `None` when it does not.
+fn version_fast(c: &mut Client) -> Result<Option<u32>, postgres::Error> {
+    match c.simple_query("SELECT version FROM jnet_schema") {
+        Ok(msgs) => {
+            let v = msgs.iter().find_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(r) => r.get(0).and_then(|v| v.parse::<i64>().ok()),
+                _ => None,
+            });
+            Ok(Some(v.unwrap_or(0).clamp(0, u32::MAX as i64) as u32))
+        }
+        Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// On connect: create the schema when there is none, accept the current
 /// version, refuse any other.
 pub(super) fn check(c: &mut Client) -> Op<()> {
-    match version(c)? {
+    match version_fast(c)? {
         Some(v) if v == SCHEMA_VERSION => Ok(()),
         Some(v) if v > SCHEMA_VERSION => Err(too_new(v)),
         Some(v) => Err(OpErr::App(PgError::new(
