@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod lifecycle;
 pub mod output;
 pub mod metrics;
+pub mod multi;
 pub mod plan_all;
 
 pub use args::Cli;

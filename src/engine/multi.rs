@@ -269,7 +269,7 @@ pub fn drive(graph: &Graph<String>, walk: &Walk, mut op: impl FnMut(&str, Step) 
     let targets: BTreeSet<&String> = walk.targets.iter().collect();
     let mut done: BTreeMap<String, JailOutcome> = BTreeMap::new();
     let mut ran: Vec<String> = Vec::new();
-    let mut record = |jail: &str, r: Result<Outcome>, done: &mut BTreeMap<String, JailOutcome>| {
+    let record = |jail: &str, r: Result<Outcome>, done: &mut BTreeMap<String, JailOutcome>| {
         let (outcome, steps, error, status) = match r {
             Ok(Outcome::Done(steps)) => (None, steps, None, None),
             Ok(Outcome::AlreadyRunning) => (Some(JailResult::AlreadyRunning), vec![], None, None),
