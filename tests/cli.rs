@@ -136,9 +136,22 @@ fn assign_release_and_reports() {
         .find(|j| j["jail"] == "www")
         .unwrap();
     assert_eq!(www["ports"], serde_json::json!(["tcp/80", "tcp/443", "udp/53"]));
+    // Exposures declared in the profile are listed, with their origin.
+    assert_eq!(
+        www["exposures"],
+        serde_json::json!([
+            {"expose": "tcp/80", "origin": "profile", "source": "web"},
+            {"expose": "tcp/443", "origin": "profile", "source": "web"},
+        ])
+    );
+    assert_eq!(www["expose"], serde_json::json!([]));
     let table = e.ok(&["list"]);
     assert!(table.lines().next().unwrap().starts_with("JAIL"), "{table}");
     assert!(table.contains("www    dedicated  192.0.2.10"), "{table}");
+    assert!(
+        table.contains("tcp/80 (profile web),tcp/443 (profile web)"),
+        "{table}"
+    );
 
     assert_eq!(
         e.ok(&["release", "www"]),
@@ -305,6 +318,43 @@ fn concurrent_exposes_of_one_host_port_admit_exactly_one() {
     // The inventory holds each host port once, and check agrees.
     let o = e.run(&["check"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// `jnet list` names where each exposure comes from: the jail's own
+/// jnet.toml entry, its profile, or `jnet expose`.
+#[test]
+fn list_shows_every_exposure_with_its_origin() {
+    let e = Env::with_config(&format!(
+        "{CONFIG}\n[jails.api]\nprofile = \"web\"\nexpose = [\"tcp/8080:80\", \"tcp/80\"]\n"
+    ));
+    e.ok(&["assign", "api", "--pool", "lan"]);
+    e.ok(&["expose", "api", "tcp/9090:90"]);
+    let list = e.json(&["list", "--format", "json"]);
+    let api = &list["jails"][0];
+    assert_eq!(api["jail"], "api");
+    let rows: Vec<String> = api["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| format!("{} {} {}", x["expose"], x["origin"], x["source"]))
+        .collect();
+    let toml = e.path("jnet.toml").display().to_string();
+    assert_eq!(
+        rows,
+        [
+            // Declared in both: the jail's own entry is named.
+            format!(r#""tcp/80" "config" "{toml}:21""#),
+            r#""tcp/443" "profile" "web""#.to_string(),
+            format!(r#""tcp/8080:80" "config" "{toml}:21""#),
+            r#""tcp/9090:90" "expose" "jnet expose""#.to_string(),
+        ]
+    );
+    assert_eq!(api["expose"], serde_json::json!(["tcp/9090:90"]));
+    let table = e.ok(&["list"]);
+    assert!(
+        table.contains("tcp/80 (config),tcp/443 (profile web),tcp/8080:80 (config),tcp/9090:90 (expose)"),
+        "{table}"
+    );
 }
 
 /// `pools --format prometheus` carries exactly the numbers of the JSON

@@ -440,7 +440,8 @@ fn shapes_the_example_cannot_produce_validate_too() {
 #[test]
 fn the_validator_rejects_what_the_schemas_forbid() {
     let good = json!({"jails": [{"jail": "www", "mode": "dedicated", "address": "192.0.2.10", "pool": "lan",
-        "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": []}]});
+        "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": [],
+        "exposures": [{"expose": "tcp/80", "origin": "profile", "source": "web"}]}]});
     assert_valid("list", None, &good);
     let mut cases: BTreeMap<&str, Value> = BTreeMap::new();
     let mut v = good.clone();

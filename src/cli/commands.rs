@@ -224,11 +224,21 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 fn list(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
     let ports = s.ports_of(&inv)?;
-    let rows = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default());
+    let mut origins = report::exposures(&s.config, &inv, &s.profiles)?;
+    let rows: Vec<ListRow> = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default())
+        .into_iter()
+        .map(|a| ListRow {
+            exposures: JailName::new(&a.jail)
+                .ok()
+                .and_then(|n| origins.remove(&n))
+                .unwrap_or_default(),
+            a,
+        })
+        .collect();
     if format == Format::Json {
         #[derive(Serialize)]
         struct Out<'a> {
-            jails: &'a [report::Assignment],
+            jails: &'a [ListRow],
         }
         return print_json(&Out { jails: &rows });
     }
@@ -240,15 +250,25 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
         "INTERFACE",
         "STATE",
         "PORTS",
-        "EXPOSE",
+        "EXPOSE (ORIGIN)",
     ]);
     for r in &rows {
-        let mut cells = assignment_cells(r);
-        cells.extend([r.ports.join(","), r.expose.join(",")]);
+        let mut cells = assignment_cells(&r.a);
+        let expose: Vec<String> = r.exposures.iter().map(report::ExposeRow::cell).collect();
+        cells.extend([r.a.ports.join(","), expose.join(",")]);
         t.row(cells);
     }
     t.print();
     Ok(ExitStatus::Ok)
+}
+
+/// One row of `jnet list` (schemas/list.schema.json): the assignment plus
+/// every exposure with its origin (`expose` keeps only `jnet expose`'s).
+#[derive(Serialize)]
+struct ListRow {
+    #[serde(flatten)]
+    a: report::Assignment,
+    exposures: Vec<report::ExposeRow>,
 }
 
 fn pool_rows(s: &Session) -> Result<(Vec<report::PoolReport>, Vec<IfAddr>)> {
