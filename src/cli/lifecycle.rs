@@ -55,6 +55,9 @@ pub fn plan(s: &Session, jail: &str, stop: bool, format: Format) -> Result<ExitS
             })?;
         } else {
             print!("{}", p.render(d));
+            if let Some(note) = crate::cli::multi::depend_note(s, j, stop) {
+                println!("{note}");
+            }
         }
         Ok(ExitStatus::Ok)
     })

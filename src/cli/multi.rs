@@ -149,6 +149,25 @@ fn failure_message(summary: &Summary) -> String {
     m
 }
 
+/// For the text plan of one jail: the other jails its start (stop) would
+/// take along by jail.conf depend, or None.
+pub fn depend_note(s: &Session, jail: &crate::core::names::JailName, stop: bool) -> Option<String> {
+    let verb = if stop { Verb::Stop } else { Verb::Start };
+    let (_, w) = sources(s).ok()?.walk(verb, &Targets::Named(vec![jail.clone()])).ok()?;
+    let order = if stop { &w.stop } else { &w.start };
+    let others: Vec<&str> = order.iter().filter(|j| j.as_str() != jail.as_str()).map(String::as_str).collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "# jnet {verb} {jail} also {}s, first (jail.conf depend): {}; see: jnet plan{} {}",
+        verb,
+        others.join(", "),
+        if stop { " --stop" } else { "" },
+        order.join(" ")
+    ))
+}
+
 /// `jnet plan JAIL JAIL... | --all [--stop] [--format json]`
 /// (schemas/plan-multi.schema.json).
 pub fn plan(s: &Session, jails: &[String], all: bool, stop: bool, format: Format) -> Result<ExitStatus> {

@@ -1,0 +1,162 @@
+//! Verbs over several jails, end to end on Linux as root, inside the test's
+//! own network and mount namespace (tests/common/netns.rs): `jnet start
+//! --all` brings up jails in jail.conf `depend` order and `stop --all`
+//! takes them down in reverse, as jail(8) orders them (usr.sbin/jail/state.c
+//! `dep_setup`/`dep_done`, freebsd-src 20a9e238). The order is observed
+//! through exec.poststart / exec.prestop hooks (run on the host by
+//! /bin/sh) appending to a file in the test's temp dir. Also: the boot
+//! forms (`start --all`, `pf reload --all`) are quiet and idempotent, and a
+//! failing jail skips its dependents while independent ones still start.
+#![cfg(target_os = "linux")]
+
+#[path = "common/binary.rs"]
+mod binary;
+#[path = "common/netns.rs"]
+mod test_netns;
+
+use std::path::{Path, PathBuf};
+
+use binary::{jnet, ok};
+use test_netns::{isolated, prerequisites};
+
+/// jnet.toml and jail.conf: web (dedicated, pool lan) depends on db
+/// (inherit); dep depends on bad, whose exec.prestart fails when the file
+/// `fail` exists in `dir`.
+fn setup(dir: &Path) -> PathBuf {
+    let order = dir.join("order");
+    let log = |what: &str| format!("echo {what} >> {}", order.display());
+    let fail = dir.join("fail");
+    std::fs::write(
+        dir.join("jail.conf"),
+        format!(
+            "web {{\n\tdepend = db;\n\texec.poststart = \"{}\";\n\texec.prestop = \"{}\";\n}}\n\
+             db {{\n\texec.poststart = \"{}\";\n\texec.prestop = \"{}\";\n}}\n\
+             bad {{\n\texec.prestart = \"test ! -e {}\";\n}}\n\
+             dep {{\n\tdepend = bad;\n\texec.poststart = \"{}\";\n}}\n",
+            log("start-web"),
+            log("stop-web"),
+            log("start-db"),
+            log("stop-db"),
+            fail.display(),
+            log("start-dep"),
+        ),
+    )
+    .unwrap();
+    let cfg = dir.join("jnet.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[host]\nexternal_interface = \"lo\"\nstate_dir = \"{}\"\njail_conf = \"{}\"\n\n\
+             [pools.lan]\nnetwork = \"10.78.0.0/24\"\ninterface = \"jnbr1\"\ngateway = \"10.78.0.1\"\n",
+            dir.join("state").display(),
+            dir.join("jail.conf").display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+fn order(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("order")).unwrap_or_default()
+}
+
+#[test]
+fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
+    if !prerequisites(
+        "start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent",
+        &["sh", "nft"],
+    ) {
+        return;
+    }
+    isolated(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cfg = setup(d);
+        ok(&cfg, &["assign", "web", "--pool", "lan"]);
+        ok(&cfg, &["assign", "db", "--inherit"]);
+
+        // Boot: quiet on success, dependencies first.
+        assert_eq!(ok(&cfg, &["start", "--all"]), "");
+        assert_eq!(order(d), "start-db\nstart-web\n");
+        // Again (a second boot script, a retry): nothing to do, still quiet.
+        assert_eq!(ok(&cfg, &["start", "--all"]), "");
+        assert_eq!(order(d), "start-db\nstart-web\n", "nothing started twice");
+        let v = ok(&cfg, &["-v", "start", "--all"]);
+        assert!(v.contains("db: already running") && v.contains("web: already running"), "{v}");
+        // pf reload --all at boot: quiet, idempotent.
+        assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
+        assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
+        let status = ok(&cfg, &["status", "--all"]);
+        assert!(
+            status.lines().filter(|l| l.contains("running")).count() == 2,
+            "{status}"
+        );
+
+        // Reverse order: web (which needs db) goes first.
+        assert_eq!(ok(&cfg, &["stop", "--all"]), "");
+        assert_eq!(order(d), "start-db\nstart-web\nstop-web\nstop-db\n");
+        assert_eq!(ok(&cfg, &["stop", "--all"]), "", "stopping stopped jails is fine");
+
+        // Naming one jail pulls in what it needs (start) or what needs it
+        // (stop), and says so.
+        std::fs::remove_file(d.join("order")).unwrap();
+        let out = ok(&cfg, &["start", "web"]);
+        assert!(out.ends_with("start: 2 jail(s): 2 started\n"), "{out}");
+        let out = ok(&cfg, &["stop", "db"]);
+        let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with("  ")).collect();
+        assert_eq!(lines, ["web: stopped", "db: stopped", "stop: 2 jail(s): 2 stopped"], "{out}");
+        assert_eq!(order(d), "start-db\nstart-web\nstop-web\nstop-db\n");
+
+        // A failing jail: what depends on it is skipped, the rest starts,
+        // the exit status is non-zero and the summary names each outcome.
+        ok(&cfg, &["assign", "bad", "--inherit"]);
+        ok(&cfg, &["assign", "dep", "--inherit"]);
+        std::fs::write(d.join("fail"), "").unwrap();
+        std::fs::remove_file(d.join("order")).unwrap();
+        let o = jnet(&cfg, &["start", "--all"]);
+        let out = String::from_utf8_lossy(&o.stdout);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_ne!(o.status.code(), Some(0), "{out}{err}");
+        assert!(out.contains("bad: start failed: "), "{out}");
+        assert!(out.contains("dep: skipped: bad did not start"), "{out}");
+        assert!(
+            out.contains("start: 4 jail(s): 2 started, 1 failed (bad), 1 skipped (dep)"),
+            "{out}"
+        );
+        assert!(err.contains("start: 1 of 4 jail(s) failed (bad); skipped because of them: dep"), "{err}");
+        assert_eq!(order(d), "start-db\nstart-web\n");
+        // Fixed: the retry starts only what is missing.
+        std::fs::remove_file(d.join("fail")).unwrap();
+        assert_eq!(ok(&cfg, &["start", "--all"]), "");
+        assert_eq!(order(d), "start-db\nstart-web\nstart-dep\n");
+        assert_eq!(ok(&cfg, &["stop", "--all"]), "");
+        let status = ok(&cfg, &["status"]);
+        assert!(!status.contains("running"), "{status}");
+    });
+}
+
+#[test]
+fn a_depend_loop_is_refused_before_anything_runs() {
+    if !prerequisites("a_depend_loop_is_refused_before_anything_runs", &["sh"]) {
+        return;
+    }
+    isolated(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let cfg = setup(d);
+        // db now depends on web too: a loop.
+        let conf = std::fs::read_to_string(d.join("jail.conf"))
+            .unwrap()
+            .replace("db {\n", "db {\n\tdepend = web;\n");
+        std::fs::write(d.join("jail.conf"), conf).unwrap();
+        ok(&cfg, &["assign", "web", "--pool", "lan"]);
+        ok(&cfg, &["assign", "db", "--inherit"]);
+        let o = jnet(&cfg, &["start", "--all"]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(65), "{err}");
+        assert!(err.contains("dependency loop: db -> web -> db"), "{err}");
+        assert_eq!(order(d), "", "nothing ran");
+        let status = ok(&cfg, &["status"]);
+        assert!(!status.contains("running"), "{status}");
+    });
+}
