@@ -148,10 +148,7 @@ fn assign_release_and_reports() {
     let table = e.ok(&["list"]);
     assert!(table.lines().next().unwrap().starts_with("JAIL"), "{table}");
     assert!(table.contains("www    dedicated  192.0.2.10"), "{table}");
-    assert!(
-        table.contains("tcp/80 (profile web),tcp/443 (profile web)"),
-        "{table}"
-    );
+    assert!(table.contains("tcp/80 (profile web),tcp/443 (profile web)"), "{table}");
 
     assert_eq!(
         e.ok(&["release", "www"]),
@@ -692,7 +689,12 @@ fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
         e.ok(&["assign", j, "--inherit"]);
     }
     // Usage: a verb needs jails or --all, not both.
-    for args in [&["start"][..], &["stop", "www", "--all"], &["restart"], &["status", "www", "--all"]] {
+    for args in [
+        &["start"][..],
+        &["stop", "www", "--all"],
+        &["restart"],
+        &["status", "www", "--all"],
+    ] {
         let o = e.run(args);
         assert_eq!(o.status.code(), Some(64), "{args:?}");
     }
@@ -703,12 +705,23 @@ fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|j| format!("{}{}", j["jail"].as_str().unwrap(), if j["target"] == true { "*" } else { "" }))
+        .map(|j| {
+            format!(
+                "{}{}",
+                j["jail"].as_str().unwrap(),
+                if j["target"] == true { "*" } else { "" }
+            )
+        })
         .collect();
     assert_eq!(walk, ["mail*", "base", "db", "www*"]);
     assert_eq!(p["verb"], "start");
     let p = e.json(&["plan", "--all", "--stop", "--format", "json"]);
-    let walk: Vec<&str> = p["jails"].as_array().unwrap().iter().map(|j| j["jail"].as_str().unwrap()).collect();
+    let walk: Vec<&str> = p["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jail"].as_str().unwrap())
+        .collect();
     assert_eq!(walk, ["mail", "www", "db", "base"]);
     let text = e.ok(&["plan", "www", "mail"]);
     assert!(text.starts_with("# start mail\n"), "{text}");
@@ -734,7 +747,10 @@ fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
     // An undefined name: refused with the jail.conf line.
     std::fs::write(e.path("jail.conf"), "www { depend = nosuch; }\n").unwrap();
     let err = e.fails(&["plan", "www", "mail"], 65);
-    assert!(err.contains("jail.conf:1: jail www depends on undefined jail nosuch"), "{err}");
+    assert!(
+        err.contains("jail.conf:1: jail www depends on undefined jail nosuch"),
+        "{err}"
+    );
     // Without root the lifecycle verbs refuse before reading anything.
     if !nix::unistd::Uid::effective().is_root() {
         let err = e.fails(&["start", "--all"], 77);

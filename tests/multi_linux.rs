@@ -82,7 +82,10 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
         assert_eq!(ok(&cfg, &["start", "--all"]), "");
         assert_eq!(order(d), "start-db\nstart-web\n", "nothing started twice");
         let v = ok(&cfg, &["-v", "start", "--all"]);
-        assert!(v.contains("db: already running") && v.contains("web: already running"), "{v}");
+        assert!(
+            v.contains("db: already running") && v.contains("web: already running"),
+            "{v}"
+        );
         // pf reload --all at boot: quiet, idempotent.
         assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
         assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
@@ -104,7 +107,11 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
         assert!(out.ends_with("start: 2 jail(s): 2 started\n"), "{out}");
         let out = ok(&cfg, &["stop", "db"]);
         let lines: Vec<&str> = out.lines().filter(|l| !l.starts_with("  ")).collect();
-        assert_eq!(lines, ["web: stopped", "db: stopped", "stop: 2 jail(s): 2 stopped"], "{out}");
+        assert_eq!(
+            lines,
+            ["web: stopped", "db: stopped", "stop: 2 jail(s): 2 stopped"],
+            "{out}"
+        );
         assert_eq!(order(d), "start-db\nstart-web\nstop-web\nstop-db\n");
 
         // A failing jail: what depends on it is skipped, the rest starts,
@@ -123,7 +130,10 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
             out.contains("start: 4 jail(s): 2 started, 1 failed (bad), 1 skipped (dep)"),
             "{out}"
         );
-        assert!(err.contains("start: 1 of 4 jail(s) failed (bad); skipped because of them: dep"), "{err}");
+        assert!(
+            err.contains("start: 1 of 4 jail(s) failed (bad); skipped because of them: dep"),
+            "{err}"
+        );
         assert_eq!(order(d), "start-db\nstart-web\n");
         // Fixed: the retry starts only what is missing.
         std::fs::remove_file(d.join("fail")).unwrap();

@@ -350,14 +350,21 @@ fn plan_reports_validate_against_their_schemas() {
     assert!(!one["steps"].as_array().unwrap().is_empty(), "{one}");
     assert_valid("plan", None, &ex.json(&["plan", "www", "--stop"]));
     // Several jails, or --all: each in the walk's order (plan-multi).
-    for args in [&["plan", "www", "db"][..], &["plan", "--all"], &["plan", "--all", "--stop"]] {
+    for args in [
+        &["plan", "www", "db"][..],
+        &["plan", "--all"],
+        &["plan", "--all", "--stop"],
+    ] {
         let multi = ex.json(args);
         assert_valid("plan-multi", None, &multi);
         let jails = multi["jails"].as_array().unwrap();
         assert!(jails.len() >= 2, "{args:?}: {multi}");
         // Nothing runs in the example: a stop has nothing to do.
         let stop = args.contains(&"--stop");
-        assert!(stop || jails.iter().any(|j| !j["steps"].as_array().unwrap().is_empty()), "{multi}");
+        assert!(
+            stop || jails.iter().any(|j| !j["steps"].as_array().unwrap().is_empty()),
+            "{multi}"
+        );
     }
     let all = ex.json(&["plan"]);
     assert_valid("plan-all", None, &all);

@@ -72,7 +72,10 @@ fn finish(summary: &Summary, quiet: bool) -> Result<ExitStatus> {
     if let ([j], Some(status)) = (summary.jails.as_slice(), first) {
         return Err(Error::Step {
             status,
-            message: j.error.clone().unwrap_or_else(|| format!("{} {}: failed", summary.verb, j.jail)),
+            message: j
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("{} {}: failed", summary.verb, j.jail)),
         });
     }
     if !quiet || first.is_some() {
@@ -155,7 +158,11 @@ pub fn depend_note(s: &Session, jail: &crate::core::names::JailName, stop: bool)
     let verb = if stop { Verb::Stop } else { Verb::Start };
     let (_, w) = sources(s).ok()?.walk(verb, &Targets::Named(vec![jail.clone()])).ok()?;
     let order = if stop { &w.stop } else { &w.start };
-    let others: Vec<&str> = order.iter().filter(|j| j.as_str() != jail.as_str()).map(String::as_str).collect();
+    let others: Vec<&str> = order
+        .iter()
+        .filter(|j| j.as_str() != jail.as_str())
+        .map(String::as_str)
+        .collect();
     if others.is_empty() {
         return None;
     }
@@ -211,7 +218,12 @@ pub fn plan(s: &Session, jails: &[String], all: bool, stop: bool, format: Format
         })?;
     } else {
         for (j, text) in &report.jails {
-            println!("# {} {}{}", report.verb, j.jail, if j.target { "" } else { " (depend)" });
+            println!(
+                "# {} {}{}",
+                report.verb,
+                j.jail,
+                if j.target { "" } else { " (depend)" }
+            );
             match (text, &j.error, &j.skipped_because) {
                 (Some(t), _, _) => print!("{t}"),
                 (None, Some(e), _) => println!("cannot plan: {}", printable(e)),
@@ -296,6 +308,9 @@ mod tests {
             jails: vec![one],
         };
         let e = finish(&s, false).unwrap_err();
-        assert_eq!((e.exit_status(), e.to_string()), (ExitStatus::Findings, "start www: step x failed".into()));
+        assert_eq!(
+            (e.exit_status(), e.to_string()),
+            (ExitStatus::Findings, "start www: step x failed".into())
+        );
     }
 }

@@ -9,9 +9,9 @@ use std::path::Path;
 use ipnetwork::Ipv4Network;
 
 use crate::core::config::Config;
+use crate::core::names::JailName;
 use crate::core::rules::ir::{JailRules, NatTarget};
 use crate::core::rules::{nft, pf};
-use crate::core::names::JailName;
 use crate::engine::jails::JailView;
 use crate::error::{Error, Result};
 use crate::os::{Host, OsError};
@@ -214,8 +214,10 @@ mod tests {
         let mut inv = Inventory::default();
         inv.jails
             .insert(jn("up"), JailRecord::dedicated("10.0.0.5".parse().unwrap(), None, None));
-        inv.jails
-            .insert(jn("down"), JailRecord::dedicated("10.0.0.6".parse().unwrap(), None, None));
+        inv.jails.insert(
+            jn("down"),
+            JailRecord::dedicated("10.0.0.6".parse().unwrap(), None, None),
+        );
         inv.jails.insert(jn("bare"), JailRecord::inherit());
         // jnet.toml names it, but it has no address: not jnet's anchor yet.
         let c = {
@@ -252,13 +254,18 @@ mod tests {
                 ("up".to_string(), Reloaded::Loaded(1)),
             ]
         );
-        assert_eq!(host.take_calls(), ["flush_rules bare", "flush_rules down", "load_rules up"]);
+        assert_eq!(
+            host.take_calls(),
+            ["flush_rules bare", "flush_rules down", "load_rules up"]
+        );
         let st = host.snapshot();
         assert!(st.rules.contains_key(&jn("noaddr")), "not jnet's: untouched");
         assert!(!st.rules.contains_key(&jn("down")));
         // Again: the same rules, nothing stale left.
         let again = reload_all(&host, &c, &tmpl, &views).unwrap();
-        assert!(again.iter().any(|(j, r)| j.as_str() == "down" && r.as_ref().ok() == Some(&Reloaded::Idle)));
+        assert!(again
+            .iter()
+            .any(|(j, r)| j.as_str() == "down" && r.as_ref().ok() == Some(&Reloaded::Idle)));
         assert_eq!(host.snapshot(), st);
         // A failing jail does not stop the others.
         host.fail_on("load_rules up");

@@ -87,7 +87,10 @@ pub fn graph(conf_jails: &[ConfJail], config: &Config, inv: &Inventory) -> Resul
         nodes.entry(n.to_string()).or_default();
     }
     for c in conf_jails {
-        nodes.entry(c.name.clone()).or_default().extend(c.depend.iter().cloned());
+        nodes
+            .entry(c.name.clone())
+            .or_default()
+            .extend(c.depend.iter().cloned());
     }
     Graph::new(nodes).map_err(|e| refusal(conf_jails, e))
 }
@@ -274,7 +277,12 @@ pub fn drive(graph: &Graph<String>, walk: &Walk, mut op: impl FnMut(&str, Step) 
             Ok(Outcome::Done(steps)) => (None, steps, None, None),
             Ok(Outcome::AlreadyRunning) => (Some(JailResult::AlreadyRunning), vec![], None, None),
             Ok(Outcome::AlreadyStopped) => (Some(JailResult::AlreadyStopped), vec![], None, None),
-            Err(e) => (Some(JailResult::Failed), vec![], Some(e.to_string()), Some(e.exit_status())),
+            Err(e) => (
+                Some(JailResult::Failed),
+                vec![],
+                Some(e.to_string()),
+                Some(e.exit_status()),
+            ),
         };
         let ok = outcome.as_ref().is_none_or(JailResult::ok);
         let e = done.entry(jail.to_string()).or_insert_with(|| JailOutcome {

@@ -130,7 +130,12 @@ fn all_starts_in_dependency_order_stops_in_reverse_and_is_idempotent() {
     let s = f.run(Verb::Start, &[]).unwrap();
     assert_eq!(
         f.lifecycle_calls(),
-        ["create_jail base", "create_jail db", "create_jail mail", "create_jail www"]
+        [
+            "create_jail base",
+            "create_jail db",
+            "create_jail mail",
+            "create_jail www"
+        ]
     );
     assert!(s.ok());
     // Again: everything is running already, nothing is done, success.
@@ -142,7 +147,12 @@ fn all_starts_in_dependency_order_stops_in_reverse_and_is_idempotent() {
     let s = f.run(Verb::Stop, &[]).unwrap();
     assert_eq!(
         f.lifecycle_calls(),
-        ["remove_jail mail", "remove_jail www", "remove_jail db", "remove_jail base"]
+        [
+            "remove_jail mail",
+            "remove_jail www",
+            "remove_jail db",
+            "remove_jail base"
+        ]
     );
     assert!(s.jails.iter().all(|j| j.outcome == JailResult::Stopped), "{s:?}");
     let again = f.run(Verb::Stop, &[]).unwrap();
@@ -175,7 +185,10 @@ fn a_failed_start_skips_its_dependents_and_spares_independent_jails() {
     assert!(!s.ok());
     assert!(s.first_error().is_some_and(|c| c != ExitStatus::Ok));
     let db = &s.jails[1];
-    assert!(db.error.as_deref().is_some_and(|e| e.contains("create_jail db")), "{db:?}");
+    assert!(
+        db.error.as_deref().is_some_and(|e| e.contains("create_jail db")),
+        "{db:?}"
+    );
     assert_eq!(s.line(), "start: 4 jail(s): 2 started, 1 failed (db), 1 skipped (www)");
     // www was never attempted; db was undone.
     let calls = f.lifecycle_calls();
@@ -210,7 +223,10 @@ fn a_loop_is_refused_before_anything_runs_naming_its_jails() {
 fn an_undefined_dependency_is_refused_with_its_location() {
     let f = Fixture::new(&["www"], &[("www", &["nosuch"])]);
     let e = f.run(Verb::Start, &["www"]).unwrap_err().to_string();
-    assert!(e.contains("jail.conf:3: jail www depends on undefined jail nosuch"), "{e}");
+    assert!(
+        e.contains("jail.conf:3: jail www depends on undefined jail nosuch"),
+        "{e}"
+    );
     assert!(f.host.take_calls().is_empty());
     let f = Fixture::new(&["www"], &[]);
     let e = f.run(Verb::Start, &["other"]).unwrap_err().to_string();
@@ -231,7 +247,10 @@ fn restart_stops_dependents_first_and_starts_them_again_after() {
     assert_eq!(outcomes(&s), ["www restarted", "db restarted", "base already running"]);
     // A jail nothing depends on: what it needs is checked, and left be.
     let s = f.run(Verb::Restart, &["www"]).unwrap();
-    assert_eq!(outcomes(&s), ["www restarted", "base already running", "db already running"]);
+    assert_eq!(
+        outcomes(&s),
+        ["www restarted", "base already running", "db already running"]
+    );
     assert_eq!(f.lifecycle_calls(), ["remove_jail www", "create_jail www"]);
     // One with neither dependencies nor dependents restarts under one
     // hold of its lock.
@@ -254,7 +273,10 @@ fn a_jail_not_in_the_inventory_fails_and_its_dependents_are_skipped() {
     });
     let s = f.run(Verb::Start, &["www"]).unwrap();
     assert_eq!(outcomes(&s), ["db failed", "www skipped because db"]);
-    assert!(s.jails[0].error.as_deref().is_some_and(|e| e.contains("not in the inventory")));
+    assert!(s.jails[0]
+        .error
+        .as_deref()
+        .is_some_and(|e| e.contains("not in the inventory")));
 }
 
 #[test]
@@ -264,7 +286,9 @@ fn plans_follow_the_walk_without_applying_anything() {
     let p = f.sources().plan(&f.host, false, &t).unwrap();
     let names: Vec<&str> = p.iter().map(|x| x.jail.as_str()).collect();
     assert_eq!(names, ["base", "db", "www"]);
-    assert!(p.iter().all(|x| matches!(&x.plan, Ok(Ok((pl, _))) if !pl.steps.is_empty())));
+    assert!(p
+        .iter()
+        .all(|x| matches!(&x.plan, Ok(Ok((pl, _))) if !pl.steps.is_empty())));
     assert!(f.lifecycle_calls().is_empty());
     let p = f.sources().plan(&f.host, true, &Targets::All).unwrap();
     let names: Vec<&str> = p.iter().map(|x| x.jail.as_str()).collect();
