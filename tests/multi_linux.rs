@@ -86,6 +86,15 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
             v.contains("db: already running") && v.contains("web: already running"),
             "{v}"
         );
+        // JSON (schemas/lifecycle.schema.json): every jail, in walk order.
+        let j: serde_json::Value = serde_json::from_str(&ok(&cfg, &["start", "--all", "--format", "json"])).unwrap();
+        let got: Vec<String> = j["jails"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| format!("{} {}", x["jail"].as_str().unwrap(), x["outcome"].as_str().unwrap()))
+            .collect();
+        assert_eq!(got, ["db already-running", "web already-running"], "{j}");
         // pf reload --all at boot: quiet, idempotent.
         assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
         assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");

@@ -374,6 +374,42 @@ fn plan_reports_validate_against_their_schemas() {
     assert!(jails.iter().any(|j| j["firewall"].is_object()), "{all}");
 }
 
+/// start/stop/restart --format json need root and a host; their summary is
+/// validated from jnet's own type, every outcome included.
+#[test]
+fn lifecycle_summaries_validate() {
+    use jnet::engine::multi::{JailOutcome, JailResult, Summary, Verb};
+    let o = |jail: &str, outcome: JailResult| JailOutcome {
+        jail: jail.into(),
+        outcome,
+        target: true,
+        steps: vec!["create jail www (path /)".into()],
+        because: None,
+        error: None,
+        status: None,
+    };
+    let all = [
+        JailResult::Started,
+        JailResult::Stopped,
+        JailResult::Restarted,
+        JailResult::AlreadyRunning,
+        JailResult::AlreadyStopped,
+        JailResult::Failed,
+        JailResult::Skipped,
+    ];
+    for verb in [Verb::Start, Verb::Stop, Verb::Restart] {
+        let mut jails: Vec<JailOutcome> = all.iter().map(|r| o("www", r.clone())).collect();
+        jails[5].error = Some("start www: step create jail failed".into());
+        jails[6].because = Some("db".into());
+        jails[6].target = false;
+        let v = serde_json::to_value(Summary { verb, jails }).unwrap();
+        assert_valid("lifecycle", None, &v);
+    }
+    let bad = json!({"verb": "start", "jails": [{"jail": "www", "outcome": "exploded", "target": true,
+        "steps": [], "because": null, "error": null}]});
+    assert!(!errors("lifecycle", None, &bad).is_empty());
+}
+
 #[test]
 fn shapes_the_example_cannot_produce_validate_too() {
     use jnet::core::check::{Conflict, Other, Severity};
@@ -499,7 +535,7 @@ fn every_schema_file_is_used_and_well_formed() {
         .collect();
     names.sort();
     let mut known: Vec<&str> = REPORTS.iter().map(|(_, n)| *n).collect();
-    known.extend(["plan", "plan-all", "plan-multi"]);
+    known.extend(["plan", "plan-all", "plan-multi", "lifecycle"]);
     for n in &names {
         assert!(
             known.contains(&n.as_str()),

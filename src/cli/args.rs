@@ -138,6 +138,9 @@ pub struct JailsArgs {
     /// Every jail that has an address in the inventory; quiet on success unless -v
     #[arg(long, conflicts_with = "jails")]
     pub all: bool,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]

@@ -60,12 +60,21 @@ pub fn lifecycle(s: &Session, verb: Verb, a: &JailsArgs) -> Result<ExitStatus> {
     let src = sources(s)?;
     let host = system_host()?;
     let summary = src.run(host.as_ref(), verb, &t)?;
+    if a.format == Format::Json {
+        print_json(&summary)?;
+        return finish_as(&summary, true, true);
+    }
     finish(&summary, a.all && s.verbose == 0)
 }
 
 /// Prints `summary` (unless `quiet` and all went well) and turns it into
 /// the exit status.
 fn finish(summary: &Summary, quiet: bool) -> Result<ExitStatus> {
+    finish_as(summary, quiet, false)
+}
+
+/// [`finish`]; `json`: the summary was printed as JSON already.
+fn finish_as(summary: &Summary, quiet: bool, json: bool) -> Result<ExitStatus> {
     let first = summary.first_error();
     // One jail that failed: its own error, exactly as a one-jail verb
     // always reported it (message and exit status).
@@ -78,8 +87,10 @@ fn finish(summary: &Summary, quiet: bool) -> Result<ExitStatus> {
                 .unwrap_or_else(|| format!("{} {}: failed", summary.verb, j.jail)),
         });
     }
-    if !quiet || first.is_some() {
-        print!("{}", text(summary, first.is_none() || !quiet));
+    if !quiet {
+        print!("{}", text(summary, true));
+    } else if first.is_some() && !json {
+        print!("{}", text(summary, false));
     }
     match first {
         None => Ok(ExitStatus::Ok),

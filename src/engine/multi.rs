@@ -481,7 +481,45 @@ impl Sources<'_> {
     /// Runs `verb` over `targets` on `host` (see the module doc).
     pub fn run(&self, host: &dyn Host, verb: Verb, targets: &Targets) -> Result<Summary> {
         let (g, w) = self.walk(verb, targets)?;
-        Ok(drive(&g, &w, |j, step| self.run_one(host, j, step)))
+        Ok(drive(&g, &w, |j, step| {
+            if !w.targets.iter().any(|t| t == j) {
+                if let Some(r) = self.foreign(host, j, step) {
+                    return r;
+                }
+            }
+            self.run_one(host, j, step)
+        }))
+    }
+
+    /// A jail pulled in by `depend` that jnet does not manage (in jail.conf
+    /// or jnet.toml, without an address in the inventory): jnet cannot
+    /// start or stop it, but what it waits for may already be so, e.g. a
+    /// jail `service jail` runs. Running for a start, or not running for a
+    /// stop, lets the walk go on; otherwise the jail fails, saying why.
+    /// None when the jail is jnet's (the lifecycle handles it).
+    fn foreign(&self, host: &dyn Host, jail: &str, step: Step) -> Option<Result<Outcome>> {
+        let managed = JailName::new(jail)
+            .ok()
+            .and_then(|n| self.store.read().ok().map(|inv| inv.jails.contains_key(&n)));
+        if managed != Some(false) {
+            return None;
+        }
+        let running = match host.running_jails() {
+            Ok(r) => r.iter().any(|r| r.name == jail && r.id != 0),
+            Err(e) => return Some(Err(e.into())),
+        };
+        Some(match (step, running) {
+            (Step::Start, true) => Ok(Outcome::AlreadyRunning),
+            (Step::Stop, false) => Ok(Outcome::AlreadyStopped),
+            (Step::Start | Step::Restart, false) => Err(Error::data(format!(
+                "jail {jail} is needed (jail.conf depend) but has no address in jnet's inventory and is not \
+                 running: start it with jail(8), or give it an address (jnet assign {jail} ...)"
+            ))),
+            (Step::Stop | Step::Restart, true) => Err(Error::data(format!(
+                "jail {jail} depends on a jail being stopped but is not jnet's (no address in the inventory) \
+                 and is running: stop it with jail(8) first"
+            ))),
+        })
     }
 }
 

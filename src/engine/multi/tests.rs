@@ -263,7 +263,7 @@ fn restart_stops_dependents_first_and_starts_them_again_after() {
 }
 
 #[test]
-fn a_jail_not_in_the_inventory_fails_and_its_dependents_are_skipped() {
+fn a_dependency_jnet_does_not_manage_must_already_be_so() {
     // db is in jail.conf only: jnet cannot start it.
     let mut f = Fixture::new(&["www"], &[("www", &["db"])]);
     f.conf.push(ConfJail {
@@ -273,10 +273,65 @@ fn a_jail_not_in_the_inventory_fails_and_its_dependents_are_skipped() {
     });
     let s = f.run(Verb::Start, &["www"]).unwrap();
     assert_eq!(outcomes(&s), ["db failed", "www skipped because db"]);
-    assert!(s.jails[0]
-        .error
-        .as_deref()
-        .is_some_and(|e| e.contains("not in the inventory")));
+    assert!(
+        s.jails[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("start it with jail(8)")),
+        "{s:?}"
+    );
+    // Running already (jail(8) started it): the walk goes on.
+    spec_create(&f.host, "db");
+    f.host.take_calls();
+    let s = f.run(Verb::Start, &["www"]).unwrap();
+    assert_eq!(outcomes(&s), ["db already running", "www started"]);
+    // Stopping db's dependents is jnet's part; db itself is not touched...
+    // but naming db as a target is refused: it is not in the inventory.
+    let s = f.run(Verb::Stop, &["www"]).unwrap();
+    assert_eq!(outcomes(&s), ["www stopped"]);
+    let s = f.run(Verb::Stop, &["db"]).unwrap();
+    assert_eq!(outcomes(&s), ["www already stopped", "db failed"]);
+    assert!(
+        s.jails[1]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("not in the inventory")),
+        "{s:?}"
+    );
+    assert!(f.host.snapshot().jails.contains_key(&JailName::new("db").unwrap()));
+    // A running dependent jnet does not manage blocks the stop of what it needs.
+    let mut f = Fixture::new(&["db"], &[]);
+    f.conf.push(ConfJail {
+        name: "app".into(),
+        location: "jail.conf:9".into(),
+        depend: vec!["db".into()],
+        ..Default::default()
+    });
+    f.run(Verb::Start, &["db"]).unwrap();
+    let s = f.run(Verb::Stop, &["db"]).unwrap();
+    assert_eq!(outcomes(&s), ["app already stopped", "db stopped"]);
+    spec_create(&f.host, "app");
+    f.run(Verb::Start, &["db"]).unwrap();
+    let s = f.run(Verb::Stop, &["db"]).unwrap();
+    assert_eq!(outcomes(&s), ["app failed", "db skipped because app"]);
+    assert!(
+        s.jails[0]
+            .error
+            .as_deref()
+            .is_some_and(|e| e.contains("stop it with jail(8) first")),
+        "{s:?}"
+    );
+}
+
+fn spec_create(host: &FakeHost, name: &str) {
+    let spec = crate::os::JailSpec {
+        name: JailName::new(name).unwrap(),
+        path: "/".into(),
+        hostname: None,
+        network: crate::os::JailNetwork::Inherit,
+        params: vec![],
+    };
+    crate::os::Host::create_jail(host, &spec).unwrap();
 }
 
 #[test]
