@@ -138,24 +138,27 @@ pub fn text(summary: &Summary, steps: bool) -> String {
     out
 }
 
-/// The error `main` prints on stderr after a walk with failures.
+/// The error `main` prints on stderr after a walk with failures: each
+/// failed jail with its error, then the jails skipped because of them.
 fn failure_message(summary: &Summary) -> String {
-    let names = |k: JailResult| -> Vec<&str> {
-        summary
-            .jails
-            .iter()
-            .filter(|j| j.outcome == k)
-            .map(|j| j.jail.as_str())
-            .collect()
-    };
-    let failed = names(JailResult::Failed);
-    let skipped = names(JailResult::Skipped);
+    let failed: Vec<String> = summary
+        .jails
+        .iter()
+        .filter(|j| j.outcome == JailResult::Failed)
+        .map(|j| format!("{}: {}", j.jail, j.error.as_deref().unwrap_or("unknown error")))
+        .collect();
+    let skipped: Vec<&str> = summary
+        .jails
+        .iter()
+        .filter(|j| j.outcome == JailResult::Skipped)
+        .map(|j| j.jail.as_str())
+        .collect();
     let mut m = format!(
-        "{}: {} of {} jail(s) failed ({})",
+        "{}: {} of {} jail(s) failed: {}",
         summary.verb,
         failed.len(),
         summary.jails.len(),
-        failed.join(", ")
+        failed.join("; ")
     );
     if !skipped.is_empty() {
         m.push_str(&format!("; skipped because of them: {}", skipped.join(", ")));
@@ -301,7 +304,7 @@ mod tests {
         assert_eq!(e.exit_status(), ExitStatus::Unavailable);
         assert_eq!(
             e.to_string(),
-            "start: 1 of 3 jail(s) failed (db); skipped because of them: www"
+            "start: 1 of 3 jail(s) failed: db: start db: step create failed; skipped because of them: www"
         );
         // Quiet and all well: nothing printed, exit 0.
         let ok = Summary {
