@@ -351,11 +351,8 @@ pub fn drive(graph: &Graph<String>, walk: &Walk, mut op: impl FnMut(&str, Step) 
                 ok
             });
             note_skips(&res, &mut done, &targets);
-            for j in &walk.start {
-                if !ran.contains(j) {
-                    ran.push(j.clone());
-                }
-            }
+            let seen: BTreeSet<String> = ran.iter().cloned().collect();
+            ran.extend(walk.start.iter().filter(|j| !seen.contains(*j)).cloned());
         }
     }
     Summary {
@@ -458,6 +455,7 @@ impl Sources<'_> {
         } else {
             (&w.start, Direction::Start, PlanVerb::Start)
         };
+        let named: BTreeSet<&str> = w.targets.iter().map(String::as_str).collect();
         let mut plans: BTreeMap<String, Result<(Plan, Desired)>> = BTreeMap::new();
         let res = depend::run(&g, order, dir, |j| {
             let r = self.plan_one(host, j, pverb);
@@ -468,7 +466,7 @@ impl Sources<'_> {
         Ok(res
             .into_iter()
             .map(|(jail, o)| Planned {
-                target: w.targets.contains(&jail),
+                target: named.contains(jail.as_str()),
                 plan: match o {
                     depend::Outcome::Skipped { because } => Err(because),
                     _ => Ok(plans.remove(&jail).unwrap_or_else(|| Err(Error::data("not planned")))),
@@ -481,8 +479,9 @@ impl Sources<'_> {
     /// Runs `verb` over `targets` on `host` (see the module doc).
     pub fn run(&self, host: &dyn Host, verb: Verb, targets: &Targets) -> Result<Summary> {
         let (g, w) = self.walk(verb, targets)?;
+        let named: BTreeSet<&str> = w.targets.iter().map(String::as_str).collect();
         Ok(drive(&g, &w, |j, step| {
-            if !w.targets.iter().any(|t| t == j) {
+            if !named.contains(j) {
                 if let Some(r) = self.foreign(host, j, step) {
                     return r;
                 }
