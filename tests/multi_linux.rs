@@ -47,13 +47,27 @@ fn setup(dir: &Path) -> PathBuf {
         &cfg,
         format!(
             "[host]\nexternal_interface = \"lo\"\nstate_dir = \"{}\"\njail_conf = \"{}\"\n\n\
-             [pools.lan]\nnetwork = \"10.78.0.0/24\"\ninterface = \"jnbr1\"\ngateway = \"10.78.0.1\"\n",
+             [pools.lan]\nnetwork = \"10.78.0.0/24\"\ninterface = \"jnbr1\"\ngateway = \"10.78.0.1\"\n\n\
+             [jails.web]\nexpose = [\"tcp/8080:80\"]\n",
             dir.join("state").display(),
             dir.join("jail.conf").display()
         ),
     )
     .unwrap();
     cfg
+}
+
+/// The chains of nft table `inet <table>`, empty when it does not exist.
+fn chains(table: &str) -> Vec<String> {
+    let o = std::process::Command::new("nft")
+        .args(["list", "table", "inet", table])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("chain "))
+        .map(|c| c.trim_end_matches(" {").to_string())
+        .collect()
 }
 
 fn order(dir: &Path) -> String {
@@ -109,10 +123,45 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
             "{status}"
         );
 
+        // Restart of db: web (which needs it) down first, up again after.
+        let out = ok(&cfg, &["restart", "db"]);
+        assert!(out.ends_with("restart: 2 jail(s): 2 restarted\n"), "{out}");
+        assert_eq!(
+            order(d),
+            "start-db\nstart-web\nstop-web\nstop-db\nstart-db\nstart-web\n"
+        );
+        std::fs::write(d.join("order"), "start-db\nstart-web\n").unwrap();
+
         // Reverse order: web (which needs db) goes first.
         assert_eq!(ok(&cfg, &["stop", "--all"]), "");
         assert_eq!(order(d), "start-db\nstart-web\nstop-web\nstop-db\n");
         assert_eq!(ok(&cfg, &["stop", "--all"]), "", "stopping stopped jails is fine");
+
+        // Stale rules of a stopped jail (loaded by hand) are flushed by
+        // pf reload --all; a table jnet does not own is left alone.
+        assert!(chains("jnet").iter().all(|c| !c.starts_with("jail_web_")));
+        ok(&cfg, &["pf", "reload", "web"]);
+        assert!(chains("jnet").iter().any(|c| c.starts_with("jail_web_")), "{:?}", chains("jnet"));
+        let foreign = "table inet other {\n chain keep {\n  type nat hook prerouting priority -100;\n }\n}\n";
+        let mut c = std::process::Command::new("nft")
+            .args(["-f", "-"])
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::io::Write::write_all(c.stdin.as_mut().unwrap(), foreign.as_bytes()).unwrap();
+        assert!(c.wait().unwrap().success());
+        let v = ok(&cfg, &["-v", "pf", "reload", "--all"]);
+        assert_eq!(
+            v,
+            "web: not running; stale rules in jnet/web flushed\nno running jails; no rules loaded\n"
+        );
+        assert!(chains("jnet").iter().all(|c| !c.starts_with("jail_web_")), "{:?}", chains("jnet"));
+        assert_eq!(chains("other"), ["keep"]);
+        assert_eq!(
+            ok(&cfg, &["-v", "pf", "reload", "--all"]),
+            "no running jails; no rules loaded\n",
+            "nothing stale left"
+        );
 
         // Naming one jail pulls in what it needs (start) or what needs it
         // (stop), and says so.

@@ -269,7 +269,7 @@ fn reload_all(s: &Session, host: &dyn Host, inv: &crate::store::Inventory) -> Re
         }
     }
     if verbose && loaded == 0 && failed.is_empty() {
-        println!("no running jails; nothing to reload");
+        println!("no running jails; no rules loaded");
     }
     let Some(status) = failed.first().map(|(_, e)| e.exit_status()) else {
         return Ok(ExitStatus::Ok);
