@@ -108,7 +108,7 @@ fn refusal(conf_jails: &[ConfJail], e: DependError<String>) -> Error {
         DependError::Undefined { jail, .. } => Error::data(format!("{}{e} (jail.conf depend)", at(jail))),
         DependError::Cycle(_) => Error::data(format!("jail.conf depend: {e}; nothing was done")),
         DependError::Unknown(j) => Error::data(format!(
-            "jail {j} is neither in the inventory, nor in jnet.toml, nor in jail.conf"
+            "jail {j} is not in the inventory (give it an address first: jnet assign), nor in jnet.toml or jail.conf"
         )),
     }
 }
