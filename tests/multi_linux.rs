@@ -97,7 +97,11 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
         for args in [&["start", "--all"][..], &["pf", "reload", "--all"]] {
             let o = jnet(&cfg, args);
             assert_eq!(o.status.code(), Some(0), "{args:?}");
-            assert_eq!((o.stdout.as_slice(), o.stderr.as_slice()), (&b""[..], &b""[..]), "{args:?}");
+            assert_eq!(
+                (o.stdout.as_slice(), o.stderr.as_slice()),
+                (&b""[..], &b""[..]),
+                "{args:?}"
+            );
         }
         assert_eq!(order(d), "start-db\nstart-web\n", "nothing started twice");
         let v = ok(&cfg, &["-v", "start", "--all"]);
@@ -141,7 +145,11 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
         // pf reload --all; a table jnet does not own is left alone.
         assert!(chains("jnet").iter().all(|c| !c.starts_with("jail_web_")));
         ok(&cfg, &["pf", "reload", "web"]);
-        assert!(chains("jnet").iter().any(|c| c.starts_with("jail_web_")), "{:?}", chains("jnet"));
+        assert!(
+            chains("jnet").iter().any(|c| c.starts_with("jail_web_")),
+            "{:?}",
+            chains("jnet")
+        );
         let foreign = "table inet other {\n chain keep {\n  type nat hook prerouting priority -100;\n }\n}\n";
         let mut c = std::process::Command::new("nft")
             .args(["-f", "-"])
@@ -155,7 +163,11 @@ fn start_all_in_depend_order_stop_all_in_reverse_quiet_and_idempotent() {
             v,
             "web: not running; stale rules in jnet/web flushed\nno running jails; no rules loaded\n"
         );
-        assert!(chains("jnet").iter().all(|c| !c.starts_with("jail_web_")), "{:?}", chains("jnet"));
+        assert!(
+            chains("jnet").iter().all(|c| !c.starts_with("jail_web_")),
+            "{:?}",
+            chains("jnet")
+        );
         assert_eq!(chains("other"), ["keep"]);
         assert_eq!(
             ok(&cfg, &["-v", "pf", "reload", "--all"]),

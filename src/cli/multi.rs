@@ -106,7 +106,10 @@ fn finish_as(summary: &Summary, quiet: bool, json: bool) -> Result<ExitStatus> {
 pub fn text(summary: &Summary, steps: bool) -> String {
     let mut out = String::new();
     if summary.jails.is_empty() {
-        return format!("{}: no jails with an address in the inventory; nothing to do\n", summary.verb);
+        return format!(
+            "{}: no jails with an address in the inventory; nothing to do\n",
+            summary.verb
+        );
     }
     for j in &summary.jails {
         if steps {

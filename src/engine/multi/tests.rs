@@ -230,7 +230,10 @@ fn an_undefined_dependency_is_refused_with_its_location() {
     assert!(f.host.take_calls().is_empty());
     let f = Fixture::new(&["www"], &[]);
     let e = f.run(Verb::Start, &["other"]).unwrap_err().to_string();
-    assert!(e.contains("jail other is not in the inventory (give it an address first"), "{e}");
+    assert!(
+        e.contains("jail other is not in the inventory (give it an address first"),
+        "{e}"
+    );
 }
 
 #[test]
