@@ -407,7 +407,10 @@ fn import(s: &Session) -> Result<ExitStatus> {
     };
     let jails = s.conf_jails()?;
     let host = os::stack_interface_addresses();
-    let observed = Observed { jail_conf: jails, host: &host };
+    let observed = Observed {
+        jail_conf: jails,
+        host: &host,
+    };
     let res = addresses::import(&s.config, &s.store, jails, &observed)?;
     let (mut added, mut updated, mut same) = (0, 0, 0);
     for r in &res {

@@ -7,9 +7,9 @@ pub mod commands;
 pub mod completions;
 pub mod firewall;
 pub mod lifecycle;
-pub mod output;
 pub mod metrics;
 pub mod multi;
+pub mod output;
 pub mod plan_all;
 
 pub use args::Cli;

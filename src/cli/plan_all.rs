@@ -218,7 +218,9 @@ fn build(s: &Session) -> Result<PlanAll> {
         // jail.conf may hold names jnet cannot manage; those are listed, not planned.
         match JailName::new(&c.name) {
             Ok(n) => names.push(n),
-            Err(e) => out.unmanaged.push(format!("{}: {e}; jnet does not manage it", c.location)),
+            Err(e) => out
+                .unmanaged
+                .push(format!("{}: {e}; jnet does not manage it", c.location)),
         }
     }
     names.sort();
@@ -282,7 +284,11 @@ fn build(s: &Session) -> Result<PlanAll> {
                 .iter()
                 .filter(|c| &c.jail == n)
                 .map(|c| Finding {
-                    severity: if c.severity == Severity::Error { "error" } else { "warning" },
+                    severity: if c.severity == Severity::Error {
+                        "error"
+                    } else {
+                        "warning"
+                    },
                     message: c.message.clone(),
                 })
                 .collect();
