@@ -136,9 +136,19 @@ fn assign_release_and_reports() {
         .find(|j| j["jail"] == "www")
         .unwrap();
     assert_eq!(www["ports"], serde_json::json!(["tcp/80", "tcp/443", "udp/53"]));
+    // Exposures declared in the profile are listed, with their origin.
+    assert_eq!(
+        www["exposures"],
+        serde_json::json!([
+            {"expose": "tcp/80", "origin": "profile", "source": "web"},
+            {"expose": "tcp/443", "origin": "profile", "source": "web"},
+        ])
+    );
+    assert_eq!(www["expose"], serde_json::json!([]));
     let table = e.ok(&["list"]);
     assert!(table.lines().next().unwrap().starts_with("JAIL"), "{table}");
     assert!(table.contains("www    dedicated  192.0.2.10"), "{table}");
+    assert!(table.contains("tcp/80 (profile web),tcp/443 (profile web)"), "{table}");
 
     assert_eq!(
         e.ok(&["release", "www"]),
@@ -308,6 +318,43 @@ fn concurrent_exposes_of_one_host_port_admit_exactly_one() {
     // The inventory holds each host port once, and check agrees.
     let o = e.run(&["check"]);
     assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stdout));
+}
+
+/// `jnet list` names where each exposure comes from: the jail's own
+/// jnet.toml entry, its profile, or `jnet expose`.
+#[test]
+fn list_shows_every_exposure_with_its_origin() {
+    let e = Env::with_config(&format!(
+        "{CONFIG}\n[jails.api]\nprofile = \"web\"\nexpose = [\"tcp/8080:80\", \"tcp/80\"]\n"
+    ));
+    e.ok(&["assign", "api", "--pool", "lan"]);
+    e.ok(&["expose", "api", "tcp/9090:90"]);
+    let list = e.json(&["list", "--format", "json"]);
+    let api = &list["jails"][0];
+    assert_eq!(api["jail"], "api");
+    let rows: Vec<String> = api["exposures"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| format!("{} {} {}", x["expose"], x["origin"], x["source"]))
+        .collect();
+    let toml = e.path("jnet.toml").display().to_string();
+    assert_eq!(
+        rows,
+        [
+            // Declared in both: the jail's own entry is named.
+            format!(r#""tcp/80" "config" "{toml}:21""#),
+            r#""tcp/443" "profile" "web""#.to_string(),
+            format!(r#""tcp/8080:80" "config" "{toml}:21""#),
+            r#""tcp/9090:90" "expose" "jnet expose""#.to_string(),
+        ]
+    );
+    assert_eq!(api["expose"], serde_json::json!(["tcp/9090:90"]));
+    let table = e.ok(&["list"]);
+    assert!(
+        table.contains("tcp/80 (config),tcp/443 (profile web),tcp/8080:80 (config),tcp/9090:90 (expose)"),
+        "{table}"
+    );
 }
 
 /// `pools --format prometheus` carries exactly the numbers of the JSON
@@ -624,4 +671,92 @@ fn lock_timeouts_a_duration_cannot_hold_are_refused_not_a_panic() {
         assert!(err.contains("--lock-timeout"), "{v}: {err}");
     }
     e.ok(&["--lock-timeout", "1e9", "list"]);
+}
+
+/// Several jails and `--all`: argument shapes, the depend walk of `plan`,
+/// and a loop refused before anything runs.
+#[test]
+fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
+    let e = Env::with_config(&format!("{CONFIG}\n"));
+    let text = std::fs::read_to_string(e.path("jnet.toml")).unwrap().replace(
+        "state_dir = \"state\"",
+        "state_dir = \"state\"\njail_conf = \"jail.conf\"",
+    );
+    std::fs::write(e.path("jnet.toml"), text).unwrap();
+    std::fs::write(
+        e.path("jail.conf"),
+        "www { depend = db; }\ndb { depend = base; }\nbase { }\nmail { }\n",
+    )
+    .unwrap();
+    for j in ["www", "db", "base", "mail"] {
+        e.ok(&["assign", j, "--inherit"]);
+    }
+    // Usage: a verb needs jails or --all, not both.
+    for args in [
+        &["start"][..],
+        &["stop", "www", "--all"],
+        &["restart"],
+        &["status", "www", "--all"],
+    ] {
+        let o = e.run(args);
+        assert_eq!(o.status.code(), Some(64), "{args:?}");
+    }
+    assert!(e.fails(&["plan", "--stop"], 65).contains("needs jails or --all"));
+    // plan walks like start: dependencies first, pulled-in jails marked.
+    let p = e.json(&["plan", "www", "mail", "--format", "json"]);
+    let walk: Vec<String> = p["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            format!(
+                "{}{}",
+                j["jail"].as_str().unwrap(),
+                if j["target"] == true { "*" } else { "" }
+            )
+        })
+        .collect();
+    assert_eq!(walk, ["mail*", "base", "db", "www*"]);
+    assert_eq!(p["verb"], "start");
+    let p = e.json(&["plan", "--all", "--stop", "--format", "json"]);
+    let walk: Vec<&str> = p["jails"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["jail"].as_str().unwrap())
+        .collect();
+    assert_eq!(walk, ["mail", "www", "db", "base"]);
+    let text = e.ok(&["plan", "www", "mail"]);
+    assert!(text.starts_with("# start mail\n"), "{text}");
+    assert!(text.contains("# start base (depend)\n"), "{text}");
+    // One jail: its own plan, with a note on what start would take along.
+    let one = e.ok(&["plan", "www"]);
+    assert!(
+        one.contains("# jnet start www also starts, first (jail.conf depend): base, db; see: jnet plan base db www"),
+        "{one}"
+    );
+    // check and status take --all too.
+    let o = e.run(&["check", "--all"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+
+    // A loop: refused, naming its jails, before anything runs.
+    std::fs::write(
+        e.path("jail.conf"),
+        "www { depend = db; }\ndb { depend = www; }\nbase { }\nmail { }\n",
+    )
+    .unwrap();
+    let err = e.fails(&["plan", "--all"], 65);
+    assert!(err.contains("dependency loop: db -> www -> db"), "{err}");
+    // An undefined name: refused with the jail.conf line.
+    std::fs::write(e.path("jail.conf"), "www { depend = nosuch; }\n").unwrap();
+    let err = e.fails(&["plan", "www", "mail"], 65);
+    assert!(
+        err.contains("jail.conf:1: jail www depends on undefined jail nosuch"),
+        "{err}"
+    );
+    // Without root the lifecycle verbs refuse before reading anything.
+    if !nix::unistd::Uid::effective().is_root() {
+        let err = e.fails(&["start", "--all"], 77);
+        assert!(err.contains("jnet start --all: permission denied"), "{err}");
+    }
 }

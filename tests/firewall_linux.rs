@@ -208,8 +208,10 @@ fn expose_flush_reload_unexpose_nat_with_real_traffic() {
         assert_eq!(anchor_state(&cfg, "web"), "in-sync");
         ok(&cfg, &["pf", "flush", "web"]);
         assert_unreachable("192.0.2.1:8080", "after the second pf flush");
+        // --all is quiet on success (boot from rc.d) unless -v.
+        assert_eq!(ok(&cfg, &["pf", "reload", "--all"]), "");
         assert_eq!(
-            ok(&cfg, &["pf", "reload", "--all"]),
+            ok(&cfg, &["-v", "pf", "reload", "--all"]),
             "web: loaded 1 rule(s) into jnet/web\n"
         );
         assert_eq!(fetch("192.0.2.1:8080").unwrap(), "hello from web\n");

@@ -32,7 +32,7 @@ fn rc_script_passes_sh_n() {
     let o = Command::new("sh").arg("-n").arg(&script).output().unwrap();
     assert!(o.status.success(), "sh -n: {}", String::from_utf8_lossy(&o.stderr));
     // A broken copy must fail, or the check above proves nothing.
-    std::fs::write(&script, rc_script("/usr/local").replace("\tdone\n", "\n")).unwrap();
+    std::fs::write(&script, rc_script("/usr/local").replace("\tesac\n", "\n")).unwrap();
     assert!(!Command::new("sh")
         .arg("-n")
         .arg(&script)
@@ -130,14 +130,21 @@ fn rc_start_restores_anchors_then_starts_listed_jails_and_stop_reverses() {
     assert_eq!(r.status, 0);
     assert_eq!(
         r.calls,
-        [
-            format!("{cfg} pf reload --all"),
-            format!("{cfg} start www"),
-            format!("{cfg} start db")
-        ]
+        [format!("{cfg} pf reload --all"), format!("{cfg} start www db")]
     );
     let r = run_rc("stop", conf, 0);
-    assert_eq!(r.calls, [format!("{cfg} stop db"), format!("{cfg} stop www")]);
+    assert_eq!(r.calls, [format!("{cfg} stop db www")]);
+    // ALL: every jail of the inventory, jnet orders them.
+    let all = "jnet_enable=YES\njnet_config=/etc/j.toml\njnet_jails=ALL\n";
+    let r = run_rc("start", all, 0);
+    assert_eq!(
+        (r.status, r.calls),
+        (0, vec![format!("{cfg} pf reload --all"), format!("{cfg} start --all")])
+    );
+    let r = run_rc("stop", all, 0);
+    assert_eq!((r.status, r.calls), (0, vec![format!("{cfg} stop --all")]));
+    // A failing start fails the rc command.
+    assert_ne!(run_rc("start", all, 70).status, 0);
     // The hook for rc.d/pf's *_postcmd.
     let r = run_rc("quietreload", conf, 0);
     assert_eq!((r.status, r.calls), (0, vec![format!("{cfg} pf reload --all")]));

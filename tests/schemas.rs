@@ -349,12 +349,65 @@ fn plan_reports_validate_against_their_schemas() {
     assert_valid("plan", None, &one);
     assert!(!one["steps"].as_array().unwrap().is_empty(), "{one}");
     assert_valid("plan", None, &ex.json(&["plan", "www", "--stop"]));
+    // Several jails, or --all: each in the walk's order (plan-multi).
+    for args in [
+        &["plan", "www", "db"][..],
+        &["plan", "--all"],
+        &["plan", "--all", "--stop"],
+    ] {
+        let multi = ex.json(args);
+        assert_valid("plan-multi", None, &multi);
+        let jails = multi["jails"].as_array().unwrap();
+        assert!(jails.len() >= 2, "{args:?}: {multi}");
+        // Nothing runs in the example: a stop has nothing to do.
+        let stop = args.contains(&"--stop");
+        assert!(
+            stop || jails.iter().any(|j| !j["steps"].as_array().unwrap().is_empty()),
+            "{multi}"
+        );
+    }
     let all = ex.json(&["plan"]);
     assert_valid("plan-all", None, &all);
     // Both modes and a firewall anchor, or the validation proves little.
     let jails = all["jails"].as_array().unwrap();
     assert!(jails.iter().any(|j| j["mode"] == "inherit") && jails.iter().any(|j| j["mode"] == "dedicated"));
     assert!(jails.iter().any(|j| j["firewall"].is_object()), "{all}");
+}
+
+/// start/stop/restart --format json need root and a host; their summary is
+/// validated from jnet's own type, every outcome included.
+#[test]
+fn lifecycle_summaries_validate() {
+    use jnet::engine::multi::{JailOutcome, JailResult, Summary, Verb};
+    let o = |jail: &str, outcome: JailResult| JailOutcome {
+        jail: jail.into(),
+        outcome,
+        target: true,
+        steps: vec!["create jail www (path /)".into()],
+        because: None,
+        error: None,
+        status: None,
+    };
+    let all = [
+        JailResult::Started,
+        JailResult::Stopped,
+        JailResult::Restarted,
+        JailResult::AlreadyRunning,
+        JailResult::AlreadyStopped,
+        JailResult::Failed,
+        JailResult::Skipped,
+    ];
+    for verb in [Verb::Start, Verb::Stop, Verb::Restart] {
+        let mut jails: Vec<JailOutcome> = all.iter().map(|r| o("www", r.clone())).collect();
+        jails[5].error = Some("start www: step create jail failed".into());
+        jails[6].because = Some("db".into());
+        jails[6].target = false;
+        let v = serde_json::to_value(Summary { verb, jails }).unwrap();
+        assert_valid("lifecycle", None, &v);
+    }
+    let bad = json!({"verb": "start", "jails": [{"jail": "www", "outcome": "exploded", "target": true,
+        "steps": [], "because": null, "error": null}]});
+    assert!(!errors("lifecycle", None, &bad).is_empty());
 }
 
 #[test]
@@ -491,7 +544,8 @@ fn shapes_the_example_cannot_produce_validate_too() {
 #[test]
 fn the_validator_rejects_what_the_schemas_forbid() {
     let good = json!({"jails": [{"jail": "www", "host": "h1", "mode": "dedicated", "address": "192.0.2.10", "pool": "lan",
-        "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": []}]});
+        "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": [],
+        "exposures": [{"expose": "tcp/80", "origin": "profile", "source": "web"}]}]});
     assert_valid("list", None, &good);
     let mut cases: BTreeMap<&str, Value> = BTreeMap::new();
     let mut v = good.clone();
@@ -532,7 +586,7 @@ fn every_schema_file_is_used_and_well_formed() {
         .collect();
     names.sort();
     let mut known: Vec<&str> = REPORTS.iter().map(|(_, n)| *n).collect();
-    known.extend(["plan", "plan-all"]);
+    known.extend(["plan", "plan-all", "plan-multi", "lifecycle"]);
     for n in &names {
         assert!(
             known.contains(&n.as_str()),

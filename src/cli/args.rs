@@ -111,22 +111,29 @@ pub enum Command {
     /// Firewall anchors (pf on FreeBSD, nft on Linux)
     #[command(subcommand)]
     Pf(PfCommand),
-    /// Start a jail: port check, address, create, exec.*, firewall rules
-    Start { jail: String },
-    /// Stop a jail: exec.prestop/stop, remove, flush rules, remove address
-    Stop { jail: String },
-    /// Stop, then start a jail
-    Restart { jail: String },
+    /// Start jails: port check, address, create, exec.*, firewall rules (jail.conf depend order)
+    Start(JailsArgs),
+    /// Stop jails: exec.prestop/stop, remove, flush rules, remove address (dependents first)
+    Stop(JailsArgs),
+    /// Stop, then start jails (dependents stopped first, started again after)
+    Restart(JailsArgs),
     /// Running jails (like jls): id, name, address, state, ports
     Status {
-        jail: Option<String>,
+        /// Jails to show (default: those running or between states)
+        jails: Vec<String>,
+        /// Every jail of the inventory
+        #[arg(long, conflicts_with = "jails")]
+        all: bool,
         #[command(flatten)]
         format: FormatArg,
     },
     /// Print the steps a start (or --stop) would take, without doing them
     Plan {
-        /// The jail to plan (default: every jail, with address previews)
-        jail: Option<String>,
+        /// The jails to plan, in depend order (default: every jail, with address previews)
+        jails: Vec<String>,
+        /// Plan every jail of the inventory, in depend order
+        #[arg(long, conflicts_with = "jails")]
+        all: bool,
         /// Plan a stop instead of a start
         #[arg(long)]
         stop: bool,
@@ -151,6 +158,20 @@ pub enum Command {
     Completions {
         shell: crate::cli::completions::CompletionShell,
     },
+}
+
+/// The jails of a lifecycle verb: names, or `--all`.
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("targets").required(true).args(["jails", "all"]))]
+pub struct JailsArgs {
+    /// Jails, run in jail.conf depend order (dependencies pulled in)
+    pub jails: Vec<String>,
+    /// Every jail that has an address in the inventory; quiet on success unless -v
+    #[arg(long, conflicts_with = "jails")]
+    pub all: bool,
+    /// Output format of the summary
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 #[derive(Debug, Args)]
@@ -182,6 +203,7 @@ pub enum PfCommand {
     Reload {
         #[arg(conflicts_with = "all")]
         jail: Option<String>,
+        /// Every jail the host reports running; stale anchors of jnet's other jails are flushed; quiet unless -v
         #[arg(long)]
         all: bool,
     },
@@ -195,6 +217,9 @@ pub enum PfCommand {
 pub struct CheckArgs {
     /// Jails to check (default: every jail in the inventory)
     pub jails: Vec<String>,
+    /// Every jail in the inventory (the same as naming none)
+    #[arg(long, conflicts_with = "jails")]
+    pub all: bool,
     /// Exit 1 on warnings too
     #[arg(long)]
     pub strict: bool,

@@ -17,6 +17,7 @@ use crate::core::config::Config;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::engine::addresses::{self, AssignRequest, Imported, Observed, Outcome};
 use crate::engine::jails_conf::{self, ConfJail};
+use crate::engine::multi::Verb;
 use crate::engine::report;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, ExitStatus, Result};
@@ -31,6 +32,8 @@ pub struct Session {
     /// The file store, or the fleet backend when `[store]` says postgres.
     pub store: Box<dyn Backend>,
     pub profiles: Profiles,
+    /// `-v` count: quiet verbs (`--all`) print on success only when > 0.
+    pub verbose: u8,
     conf_jails: OnceCell<Vec<ConfJail>>,
 }
 
@@ -58,6 +61,7 @@ impl Session {
             config,
             store,
             profiles,
+            verbose: cli.verbose,
             conf_jails: OnceCell::new(),
         })
     }
@@ -117,25 +121,34 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         Command::Expose(a) => crate::cli::firewall::expose(&s, a),
         Command::Unexpose { jail, spec } => crate::cli::firewall::unexpose(&s, jail, spec),
         Command::Pf(c) => crate::cli::firewall::pf(&s, c),
-        Command::Start { jail } => require_root(&format!("jnet start {jail}")).and_then(|_| lifecycle::start(&s, jail)),
-        Command::Stop { jail } => require_root(&format!("jnet stop {jail}")).and_then(|_| lifecycle::stop(&s, jail)),
-        Command::Restart { jail } => {
-            require_root(&format!("jnet restart {jail}")).and_then(|_| lifecycle::restart(&s, jail))
-        }
-        Command::Status { jail, format } => lifecycle::status(&s, jail.as_deref(), format.format),
+        Command::Start(t) => crate::cli::multi::lifecycle(&s, Verb::Start, t),
+        Command::Stop(t) => crate::cli::multi::lifecycle(&s, Verb::Stop, t),
+        Command::Restart(t) => crate::cli::multi::lifecycle(&s, Verb::Restart, t),
+        Command::Status { jails, all, format } => lifecycle::status(&s, jails, *all, format.format),
         Command::Plan {
-            jail: Some(jail),
+            jails,
+            all: false,
             stop,
             format,
-        } => lifecycle::plan(&s, jail, *stop, format.format),
+        } if jails.len() == 1 => lifecycle::plan(&s, &jails[0], *stop, format.format),
         Command::Plan {
-            jail: None,
+            jails,
+            all: false,
             stop: false,
             format,
-        } => crate::cli::plan_all::plan_all(&s, format.format),
+        } if jails.is_empty() => crate::cli::plan_all::plan_all(&s, format.format),
         Command::Plan {
-            jail: None, stop: true, ..
-        } => Err(Error::data("plan --stop needs a jail")),
+            jails,
+            all: false,
+            stop: true,
+            ..
+        } if jails.is_empty() => Err(Error::data("plan --stop needs jails or --all")),
+        Command::Plan {
+            jails,
+            all,
+            stop,
+            format,
+        } => crate::cli::multi::plan(&s, jails, *all, *stop, format.format),
         Command::Exec { jail, argv } => {
             require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
         }
@@ -236,11 +249,21 @@ fn opt<T: ToString>(v: &Option<T>) -> String {
 fn list(s: &Session, format: Format) -> Result<ExitStatus> {
     let inv = s.store.read()?;
     let ports = s.ports_of(&inv)?;
-    let rows = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default(), &s.host_id());
+    let mut origins = report::exposures(&s.config, &inv, &s.profiles)?;
+    let rows: Vec<ListRow> = report::assignments(&inv, &|n| ports.get(n).cloned().unwrap_or_default(), &s.host_id())
+        .into_iter()
+        .map(|a| ListRow {
+            exposures: JailName::new(&a.jail)
+                .ok()
+                .and_then(|n| origins.remove(&n))
+                .unwrap_or_default(),
+            a,
+        })
+        .collect();
     if format == Format::Json {
         #[derive(Serialize)]
         struct Out<'a> {
-            jails: &'a [report::Assignment],
+            jails: &'a [ListRow],
         }
         return print_json(&Out { jails: &rows });
     }
@@ -252,15 +275,25 @@ fn list(s: &Session, format: Format) -> Result<ExitStatus> {
         "INTERFACE",
         "STATE",
         "PORTS",
-        "EXPOSE",
+        "EXPOSE (ORIGIN)",
     ]);
     for r in &rows {
-        let mut cells = assignment_cells(r);
-        cells.extend([r.ports.join(","), r.expose.join(",")]);
+        let mut cells = assignment_cells(&r.a);
+        let expose: Vec<String> = r.exposures.iter().map(report::ExposeRow::cell).collect();
+        cells.extend([r.a.ports.join(","), expose.join(",")]);
         t.row(cells);
     }
     t.print();
     Ok(ExitStatus::Ok)
+}
+
+/// One row of `jnet list` (schemas/list.schema.json): the assignment plus
+/// every exposure with its origin (`expose` keeps only `jnet expose`'s).
+#[derive(Serialize)]
+struct ListRow {
+    #[serde(flatten)]
+    a: report::Assignment,
+    exposures: Vec<report::ExposeRow>,
 }
 
 /// Pool usage: this host's inventory, plus with shared pools every other
@@ -532,6 +565,7 @@ pub fn check_jails(s: &Session, jails: &[JailName], strict: bool, format: Format
 }
 
 fn check(s: &Session, a: &CheckArgs) -> Result<ExitStatus> {
+    // why `--all` is naming none: the check analyses every jail together.
     let jails = a.jails.iter().map(|j| jail_name(j)).collect::<Result<Vec<_>>>()?;
     check_jails(s, &jails, a.strict, a.format)
 }

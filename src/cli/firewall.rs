@@ -30,19 +30,8 @@ fn syntax(a: Option<SyntaxArg>) -> Syntax {
 /// Renders `v`'s rules in the native syntax and loads them, or flushes the
 /// jail's rules when it needs none.
 fn apply(s: &Session, host: &dyn Host, v: &JailView) -> Result<usize> {
-    let anchor = &s.config.host.anchor;
-    match firewall::jail_rules(&s.config, v)? {
-        Some(rules) => {
-            let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
-            let text = firewall::render(Syntax::native(), &rules, anchor, &tmpl)?;
-            host.load_rules(anchor, &v.name, &text)?;
-            Ok(rules.redirects.len() + rules.nats.len())
-        }
-        None => {
-            host.flush_rules(anchor, &v.name)?;
-            Ok(0)
-        }
-    }
+    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
+    firewall::load(host, &s.config, &tmpl, v)
 }
 
 fn dedicated_view(s: &Session, jail: &JailName) -> Result<JailView> {
@@ -232,28 +221,72 @@ fn render(s: &Session, jail: Option<&str>, syn: Syntax) -> Result<ExitStatus> {
 
 fn reload(s: &Session, jail: Option<&str>, all: bool) -> Result<ExitStatus> {
     let inv = s.store.read()?;
-    let targets: Vec<JailView> = match (jail, all) {
-        (Some(j), false) => vec![jails::view(&s.config, &inv, &s.profiles, &jail_name(j)?)?],
-        (None, true) => jails::views(&s.config, &inv, &s.profiles)?
-            .into_values()
-            .filter(|v| v.record.as_ref().is_some_and(|r| r.phase == Phase::Running))
-            .collect(),
-        _ => return Err(Error::data("give a jail or --all")),
-    };
-    let host = system_host()?;
     let anchor = &s.config.host.anchor;
-    for v in &targets {
-        let n = apply(s, host.as_ref(), v)?;
-        if n == 0 {
-            println!("{}: no rules; {anchor}/{} flushed", v.name, v.name);
-        } else {
-            println!("{}: loaded {n} rule(s) into {anchor}/{}", v.name, v.name);
+    let host = system_host()?;
+    match (jail, all) {
+        (Some(j), false) => {
+            let v = jails::view(&s.config, &inv, &s.profiles, &jail_name(j)?)?;
+            let n = apply(s, host.as_ref(), &v)?;
+            if n == 0 {
+                println!("{}: no rules; {anchor}/{} flushed", v.name, v.name);
+            } else {
+                println!("{}: loaded {n} rule(s) into {anchor}/{}", v.name, v.name);
+            }
+            Ok(ExitStatus::Ok)
+        }
+        (None, true) => reload_all(s, host.as_ref(), &inv),
+        _ => Err(Error::data("give a jail or --all")),
+    }
+}
+
+/// `jnet pf reload --all` (see `engine::firewall::reload_all`): quiet on
+/// success unless -v, every failure named, exit status of the first.
+fn reload_all(s: &Session, host: &dyn Host, inv: &crate::store::Inventory) -> Result<ExitStatus> {
+    let anchor = &s.config.host.anchor;
+    let views = jails::views(&s.config, inv, &s.profiles)?;
+    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
+    let res = firewall::reload_all(host, &s.config, &tmpl, &views)?;
+    let verbose = s.verbose > 0;
+    let mut failed: Vec<(String, Error)> = Vec::new();
+    let mut loaded = 0;
+    for (j, r) in res {
+        match r {
+            Ok(firewall::Reloaded::Loaded(n)) => {
+                loaded += 1;
+                if verbose {
+                    println!("{j}: loaded {n} rule(s) into {anchor}/{j}");
+                }
+            }
+            Ok(firewall::Reloaded::NoRules) => {
+                loaded += 1;
+                if verbose {
+                    println!("{j}: running, no rules; {anchor}/{j} flushed");
+                }
+            }
+            Ok(firewall::Reloaded::FlushedStale) => {
+                if verbose {
+                    println!("{j}: not running; stale rules in {anchor}/{j} flushed");
+                }
+            }
+            Ok(firewall::Reloaded::Idle) => {}
+            Err(e) => failed.push((j.to_string(), e)),
         }
     }
-    if targets.is_empty() {
-        println!("no running jails; nothing to reload");
+    if verbose && loaded == 0 && failed.is_empty() {
+        println!("no running jails; no rules loaded");
     }
-    Ok(ExitStatus::Ok)
+    let Some(status) = failed.first().map(|(_, e)| e.exit_status()) else {
+        return Ok(ExitStatus::Ok);
+    };
+    let each: Vec<String> = failed.iter().map(|(j, e)| format!("{j}: {e}")).collect();
+    Err(Error::Step {
+        status,
+        message: format!(
+            "pf reload --all: {} jail(s) failed (the others were reloaded): {}",
+            failed.len(),
+            each.join("; ")
+        ),
+    })
 }
 
 #[derive(Serialize)]

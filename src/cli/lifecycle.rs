@@ -44,40 +44,6 @@ fn with_engine<T>(s: &Session, jail: &str, f: impl FnOnce(&Engine, &JailName, &D
     f(&engine, &jail, &d)
 }
 
-fn report(jail: &JailName, verb: &str, out: &Outcome) {
-    match out {
-        Outcome::AlreadyRunning => println!("{jail}: already running; nothing changed"),
-        Outcome::AlreadyStopped => println!("{jail}: already stopped; nothing changed"),
-        Outcome::Done(steps) => {
-            for st in steps {
-                println!("  {st}");
-            }
-            println!("{jail}: {verb}");
-        }
-    }
-}
-
-pub fn start(s: &Session, jail: &str) -> Result<ExitStatus> {
-    with_engine(s, jail, |e, j, d| {
-        report(j, "started", &e.start(j, d)?);
-        Ok(ExitStatus::Ok)
-    })
-}
-
-pub fn stop(s: &Session, jail: &str) -> Result<ExitStatus> {
-    with_engine(s, jail, |e, j, d| {
-        report(j, "stopped", &e.stop(j, d)?);
-        Ok(ExitStatus::Ok)
-    })
-}
-
-pub fn restart(s: &Session, jail: &str) -> Result<ExitStatus> {
-    with_engine(s, jail, |e, j, d| {
-        report(j, "restarted", &e.restart(j, d)?);
-        Ok(ExitStatus::Ok)
-    })
-}
-
 pub fn plan(s: &Session, jail: &str, stop: bool, format: Format) -> Result<ExitStatus> {
     with_engine(s, jail, |e, j, d| {
         let p = e.plan(if stop { Verb::Stop } else { Verb::Start }, d)?;
@@ -89,6 +55,9 @@ pub fn plan(s: &Session, jail: &str, stop: bool, format: Format) -> Result<ExitS
             })?;
         } else {
             print!("{}", p.render(d));
+            if let Some(note) = crate::cli::multi::depend_note(s, j, stop) {
+                println!("{note}");
+            }
         }
         Ok(ExitStatus::Ok)
     })
@@ -178,7 +147,7 @@ fn status_rows(
     running: &[crate::os::RunningJail],
     inv: &Inventory,
     ports: &BTreeMap<JailName, Vec<String>>,
-    only: Option<&JailName>,
+    only: &StatusFilter,
 ) -> Vec<StatusRow> {
     let mut rows: BTreeMap<String, StatusRow> = BTreeMap::new();
     for r in running {
@@ -213,21 +182,38 @@ fn status_rows(
     }
     rows.into_values()
         .filter(|r| match only {
-            Some(j) => r.name == j.as_str(),
+            StatusFilter::Named(v) => v.iter().any(|j| r.name == j.as_str()),
+            StatusFilter::All => r.state != "unmanaged" || r.id.is_some(),
             // Without a jail: what is up or in between, like jls.
-            None => r.id.is_some() || !matches!(r.state.as_str(), "stopped" | "defined"),
+            StatusFilter::Active => r.id.is_some() || !matches!(r.state.as_str(), "stopped" | "defined"),
         })
         .collect()
 }
 
-pub fn status(s: &Session, jail: Option<&str>, format: Format) -> Result<ExitStatus> {
-    let only = jail.map(jail_name).transpose()?;
+/// Which rows `jnet status` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum StatusFilter {
+    /// Running or between states (no jail named).
+    Active,
+    /// Every jail of the inventory, plus running jails jnet does not manage.
+    All,
+    /// These jails.
+    Named(Vec<JailName>),
+}
+
+pub fn status(s: &Session, jails: &[String], all: bool, format: Format) -> Result<ExitStatus> {
+    let names = jails.iter().map(|j| jail_name(j)).collect::<Result<Vec<_>>>()?;
+    let only = match (all, names.is_empty()) {
+        (true, _) => StatusFilter::All,
+        (false, true) => StatusFilter::Active,
+        (false, false) => StatusFilter::Named(names.clone()),
+    };
     let host = system_host()?;
     let running = host.running_jails()?;
     let inv = s.store.read()?;
     let ports = crate::engine::report::declared_ports(&s.config, &inv, &s.profiles)?;
-    let rows = status_rows(&running, &inv, &ports, only.as_ref());
-    if let (Some(j), true) = (&only, rows.is_empty()) {
+    let rows = status_rows(&running, &inv, &ports, &only);
+    if let Some(j) = names.iter().find(|j| !rows.iter().any(|r| r.name == j.as_str())) {
         return Err(Error::data(format!("jail {j} is neither running nor in the inventory")));
     }
     if format == Format::Json {
@@ -403,7 +389,7 @@ mod tests {
             },
         ];
         let ports = BTreeMap::from([(JailName::new("www").unwrap(), vec!["tcp/80".to_string()])]);
-        let rows = status_rows(&running, &inv, &ports, None);
+        let rows = status_rows(&running, &inv, &ports, &StatusFilter::Active);
         let text: Vec<String> = rows
             .iter()
             .map(|r| {
@@ -426,7 +412,15 @@ mod tests {
             ]
         );
         let idle = JailName::new("idle").unwrap();
-        let rows = status_rows(&running, &inv, &ports, Some(&idle));
+        let rows = status_rows(&running, &inv, &ports, &StatusFilter::Named(vec![idle.clone()]));
         assert_eq!((rows.len(), rows[0].state.as_str()), (1, "defined"));
+        let www = JailName::new("www").unwrap();
+        let rows = status_rows(&running, &inv, &ports, &StatusFilter::Named(vec![www, idle]));
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["idle", "www"]);
+        // --all: every inventory jail, stopped ones too, and running others.
+        let rows = status_rows(&running, &inv, &ports, &StatusFilter::All);
+        let names: Vec<&str> = rows.iter().map(|r| r.name.as_str()).collect();
+        assert_eq!(names, ["db", "idle", "other", "www"]);
     }
 }

@@ -9,6 +9,7 @@ pub mod firewall;
 pub mod fleet;
 pub mod lifecycle;
 pub mod metrics;
+pub mod multi;
 pub mod output;
 pub mod plan_all;
 

@@ -3,15 +3,18 @@
 //! nft (one script for the jail's chains). Loading and flushing go through
 //! the `Host`; comparing with what is loaded is `core::rules::drift`.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 
 use ipnetwork::Ipv4Network;
 
 use crate::core::config::Config;
+use crate::core::names::JailName;
 use crate::core::rules::ir::{JailRules, NatTarget};
 use crate::core::rules::{nft, pf};
 use crate::engine::jails::JailView;
 use crate::error::{Error, Result};
+use crate::os::{Host, OsError};
 use crate::store::Mode;
 
 pub use crate::core::rules::drift::{State, Syntax};
@@ -70,6 +73,84 @@ pub fn render(syntax: Syntax, rules: &JailRules, anchor_root: &str, template: &p
     }
 }
 
+/// Loads `v`'s rules in the native syntax, or flushes the jail's own
+/// anchor (chains on nft) when it needs none. Returns the number of rules.
+pub fn load(host: &dyn Host, config: &Config, template: &pf::PfTemplate, v: &JailView) -> Result<usize> {
+    let anchor = &config.host.anchor;
+    match jail_rules(config, v)? {
+        Some(rules) => {
+            let text = render(Syntax::native(), &rules, anchor, template)?;
+            host.load_rules(anchor, &v.name, &text)?;
+            Ok(rules.redirects.len() + rules.nats.len())
+        }
+        None => {
+            host.flush_rules(anchor, &v.name)?;
+            Ok(0)
+        }
+    }
+}
+
+/// What `jnet pf reload --all` did with one jail's anchor.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reloaded {
+    /// Running: its rules were loaded (how many).
+    Loaded(usize),
+    /// Running and needs no rules; its anchor was flushed.
+    NoRules,
+    /// Not running, yet rules were loaded for it: flushed (stale).
+    FlushedStale,
+    /// Not running and nothing loaded: left alone.
+    Idle,
+}
+
+/// `jnet pf reload --all`, safe at boot and after `service pf reload`:
+/// every jail of the inventory that the host reports running gets its
+/// rules loaded, and a jail that is not running has whatever is still
+/// loaded under its anchor flushed. Only the anchors `anchor_root/<jail>`
+/// of jails in `views` with an inventory record are looked at: anchors
+/// jnet does not own (other roots, jails it does not manage) are never
+/// touched. Idempotent: a second run loads the same rules again. One
+/// jail's failure does not stop the others; each has its own result.
+pub fn reload_all(
+    host: &dyn Host,
+    config: &Config,
+    template: &pf::PfTemplate,
+    views: &BTreeMap<JailName, JailView>,
+) -> Result<Vec<(JailName, Result<Reloaded>)>> {
+    // why the host, not the inventory phase: at boot the inventory may
+    // still say "running" for jails the reboot took down, and rules for
+    // them would redirect traffic to addresses nobody holds.
+    let running: BTreeSet<String> = host
+        .running_jails()?
+        .into_iter()
+        .filter(|r| r.id != 0)
+        .map(|r| r.name)
+        .collect();
+    let anchor = &config.host.anchor;
+    let mut out = Vec::new();
+    for (name, v) in views {
+        if v.record.is_none() {
+            continue;
+        }
+        let r = if running.contains(name.as_str()) {
+            load(host, config, template, v).map(|n| if n == 0 { Reloaded::NoRules } else { Reloaded::Loaded(n) })
+        } else {
+            match host.loaded_rules(anchor, name) {
+                Ok(Some(text)) if !text.trim().is_empty() => host
+                    .flush_rules(anchor, name)
+                    .map(|()| Reloaded::FlushedStale)
+                    .map_err(Error::from),
+                Ok(_) => Ok(Reloaded::Idle),
+                // No firewall tool: nothing can be loaded for it.
+                Err(OsError::Missing(_)) => Ok(Reloaded::Idle),
+                Err(e) => Err(e.into()),
+            }
+        };
+        out.push((name.clone(), r));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -114,5 +195,82 @@ mod tests {
         .unwrap();
         let e = jail_rules(&c, &view(&c, &inv)).unwrap_err().to_string();
         assert!(e.contains("inherit") && e.contains("tcp/8080:80"), "{e}");
+    }
+
+    /// Boot and `service pf reload`: running jails get their rules, stale
+    /// anchors of stopped jails are flushed, anchors jnet does not own are
+    /// never touched, and a second run changes nothing.
+    #[test]
+    fn reload_all_loads_running_jails_flushes_stale_ones_and_nothing_else() {
+        use crate::engine::fake_host::FakeHost;
+        use crate::os::JailSpec;
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[jails.up]\nexpose=[\"tcp/80\"]\n\
+             [jails.down]\nexpose=[\"tcp/81\"]\n[jails.bare]\n",
+        )
+        .unwrap();
+        let jn = |s: &str| JailName::new(s).unwrap();
+        let mut inv = Inventory::default();
+        inv.jails
+            .insert(jn("up"), JailRecord::dedicated("10.0.0.5".parse().unwrap(), None, None));
+        inv.jails.insert(
+            jn("down"),
+            JailRecord::dedicated("10.0.0.6".parse().unwrap(), None, None),
+        );
+        inv.jails.insert(jn("bare"), JailRecord::inherit());
+        // jnet.toml names it, but it has no address: not jnet's anchor yet.
+        let c = {
+            let mut c = c;
+            let mut extra = c.jails[&jn("bare")].clone();
+            extra.name = jn("noaddr");
+            c.jails.insert(jn("noaddr"), extra);
+            c
+        };
+        let profiles = crate::engine::sources::Profiles::new(Path::new("/nonexistent"));
+        let views = crate::engine::jails::views(&c, &inv, &profiles).unwrap();
+        let host = FakeHost::new();
+        let spec = |n: &str| JailSpec {
+            name: jn(n),
+            path: "/".into(),
+            hostname: None,
+            network: crate::os::JailNetwork::Inherit,
+            params: vec![],
+        };
+        host.create_jail(&spec("up")).unwrap();
+        host.create_jail(&spec("bare")).unwrap();
+        // Left over from before a reboot, and another tool's anchor.
+        host.load_rules("jnet", &jn("down"), "rdr stale\n").unwrap();
+        host.load_rules("jnet", &jn("noaddr"), "someone else's\n").unwrap();
+        host.take_calls();
+        let tmpl = pf::PfTemplate::embedded();
+        let res = reload_all(&host, &c, &tmpl, &views).unwrap();
+        let res: Vec<(String, Reloaded)> = res.into_iter().map(|(j, r)| (j.to_string(), r.unwrap())).collect();
+        assert_eq!(
+            res,
+            [
+                ("bare".to_string(), Reloaded::NoRules),
+                ("down".to_string(), Reloaded::FlushedStale),
+                ("up".to_string(), Reloaded::Loaded(1)),
+            ]
+        );
+        assert_eq!(
+            host.take_calls(),
+            ["flush_rules bare", "flush_rules down", "load_rules up"]
+        );
+        let st = host.snapshot();
+        assert!(st.rules.contains_key(&jn("noaddr")), "not jnet's: untouched");
+        assert!(!st.rules.contains_key(&jn("down")));
+        // Again: the same rules, nothing stale left.
+        let again = reload_all(&host, &c, &tmpl, &views).unwrap();
+        assert!(again
+            .iter()
+            .any(|(j, r)| j.as_str() == "down" && r.as_ref().ok() == Some(&Reloaded::Idle)));
+        assert_eq!(host.snapshot(), st);
+        // A failing jail does not stop the others.
+        host.fail_on("load_rules up");
+        let res = reload_all(&host, &c, &tmpl, &views).unwrap();
+        assert!(res.iter().any(|(j, r)| j.as_str() == "up" && r.is_err()));
+        assert!(res.iter().any(|(j, r)| j.as_str() == "bare" && r.is_ok()));
     }
 }

@@ -41,6 +41,10 @@ pub struct ConfJail {
     pub unsupported: Vec<(String, String)>,
     /// `persist` (jail(8): keep the jail when its last process exits).
     pub persist: bool,
+    /// `depend`: the jails this one needs running first, one name per
+    /// value, as jail(8) reads it (usr.sbin/jail/state.c `dep_setup` looks
+    /// each value up as a jail name; freebsd-src 20a9e238).
+    pub depend: Vec<String>,
     /// Other jail(2) parameters jnet passes through (`allow.*`, ...), as
     /// `name=value` pairs; boolean parameters set without a value are
     /// `("allow.raw_sockets", "true")`.
@@ -92,6 +96,12 @@ pub fn read_for(path: &std::path::Path, support: Support) -> Result<Vec<ConfJail
                 stop_timeout: stop_timeout(j)?,
                 unsupported: unsupported(j, support),
                 persist: j.get_bool("persist").unwrap_or(false),
+                depend: j
+                    .get_list("depend")
+                    .into_iter()
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+                    .collect(),
                 exec: ExecHooks {
                     prepare: j.exec("prepare"),
                     prestart: j.exec("prestart"),

@@ -15,6 +15,7 @@ pub mod jailconf_fs;
 pub mod jails;
 pub mod jails_conf;
 pub mod lifecycle;
+pub mod multi;
 pub mod portcheck;
 pub mod report;
 pub mod sources;

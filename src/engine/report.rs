@@ -234,6 +234,80 @@ pub fn declared_ports(
         .collect())
 }
 
+/// Where an exposure of `jnet list` comes from.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ExposeOrigin {
+    /// The jail's own `[jails.<name>] expose` in jnet.toml.
+    Config,
+    /// The jail's profile (`profiles/<name>.toml`).
+    Profile,
+    /// Added with `jnet expose` (kept in the inventory).
+    Expose,
+}
+
+/// One exposure of a jail with its origin.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ExposeRow {
+    pub expose: String,
+    pub origin: ExposeOrigin,
+    /// `file:line` of the jail's entry (config), the profile's name
+    /// (profile), or `jnet expose`.
+    pub source: String,
+}
+
+impl ExposeRow {
+    /// `tcp/80 (config)`, `tcp/443 (profile web)`, `tcp/8080 (expose)`.
+    pub fn cell(&self) -> String {
+        match self.origin {
+            ExposeOrigin::Config => format!("{} (config)", self.expose),
+            ExposeOrigin::Profile => format!("{} (profile {})", self.expose, self.source),
+            ExposeOrigin::Expose => format!("{} (expose)", self.expose),
+        }
+    }
+}
+
+/// Every exposure of each jail (jnet.toml, its profile, `jnet expose`), in
+/// the order the firewall rules take them, each with where it comes from.
+/// An exposure declared in several places is listed once, with the first
+/// of jail entry, profile, inventory that has it.
+pub fn exposures(
+    config: &Config,
+    inv: &Inventory,
+    profiles: &crate::engine::sources::Profiles,
+) -> crate::error::Result<BTreeMap<JailName, Vec<ExposeRow>>> {
+    let views = crate::engine::jails::views(config, inv, profiles)?;
+    let mut out = BTreeMap::new();
+    for (n, v) in views {
+        let entry = config.jails.get(&n);
+        let own = entry.map(|j| j.settings.expose.as_slice()).unwrap_or(&[]);
+        let profile = entry.and_then(|j| j.profile.clone());
+        let rows = v
+            .exposures
+            .iter()
+            .map(|e| {
+                let (origin, source) = if own.contains(e) {
+                    (
+                        ExposeOrigin::Config,
+                        v.location.clone().unwrap_or_else(|| config.file.clone()),
+                    )
+                } else if v.settings.expose.contains(e) {
+                    (ExposeOrigin::Profile, profile.clone().unwrap_or_default())
+                } else {
+                    (ExposeOrigin::Expose, "jnet expose".to_string())
+                };
+                ExposeRow {
+                    expose: e.to_string(),
+                    origin,
+                    source,
+                }
+            })
+            .collect();
+        out.insert(n, rows);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

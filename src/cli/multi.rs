@@ -1,0 +1,336 @@
+//! Handlers of the lifecycle verbs over several jails: `start`, `stop`,
+//! `restart JAIL... | --all` and `plan JAIL JAIL... | --all`. They parse the
+//! targets, call `engine::multi` and print its summary; the walk itself
+//! (depend order, skipping, refusals) is the engine's.
+//!
+//! Output: each jail's steps and outcome, in the order the jails ran, and
+//! a summary line when more than one jail was touched. With `--all` a
+//! successful walk prints nothing unless `-v` (an rc.d script at boot wants
+//! silence when all is well); a failure always prints every jail's outcome
+//! and exits with the first failed jail's status.
+
+use serde::Serialize;
+
+use crate::cli::args::{Format, JailsArgs};
+use crate::cli::commands::{jail_name, require_root, Session};
+use crate::cli::lifecycle::StepReport;
+use crate::cli::output::{print_json, printable};
+use crate::engine::host::system_host;
+use crate::engine::multi::{JailResult, Sources, Summary, Targets, Verb};
+use crate::error::{Error, ExitStatus, Result};
+
+fn targets(jails: &[String], all: bool) -> Result<Targets> {
+    if all {
+        return Ok(Targets::All);
+    }
+    if jails.is_empty() {
+        return Err(Error::data("give one or more jails, or --all"));
+    }
+    let mut v = Vec::with_capacity(jails.len());
+    for j in jails {
+        let j = jail_name(j)?;
+        if !v.contains(&j) {
+            v.push(j);
+        }
+    }
+    Ok(Targets::Named(v))
+}
+
+fn sources(s: &Session) -> Result<Sources<'_>> {
+    Ok(Sources {
+        config: &s.config,
+        config_path: &s.config_path,
+        profiles: &s.profiles,
+        store: s.store.as_ref(),
+        conf_jails: s.conf_jails()?,
+    })
+}
+
+/// `jnet start|stop|restart JAIL... | --all`.
+pub fn lifecycle(s: &Session, verb: Verb, a: &JailsArgs) -> Result<ExitStatus> {
+    let t = targets(&a.jails, a.all)?;
+    let what = match &t {
+        Targets::All => format!("jnet {verb} --all"),
+        Targets::Named(v) => format!(
+            "jnet {verb} {}",
+            v.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(" ")
+        ),
+    };
+    require_root(&what)?;
+    let src = sources(s)?;
+    let host = system_host()?;
+    let summary = src.run(host.as_ref(), verb, &t)?;
+    if a.format == Format::Json {
+        print_json(&summary)?;
+        return finish_as(&summary, true, true);
+    }
+    finish(&summary, a.all && s.verbose == 0)
+}
+
+/// Prints `summary` (unless `quiet` and all went well) and turns it into
+/// the exit status.
+fn finish(summary: &Summary, quiet: bool) -> Result<ExitStatus> {
+    finish_as(summary, quiet, false)
+}
+
+/// [`finish`]; `json`: the summary was printed as JSON already.
+fn finish_as(summary: &Summary, quiet: bool, json: bool) -> Result<ExitStatus> {
+    let first = summary.first_error();
+    // One jail that failed: its own error, exactly as a one-jail verb
+    // always reported it (message and exit status).
+    if let ([j], Some(status)) = (summary.jails.as_slice(), first) {
+        return Err(Error::Step {
+            status,
+            message: j
+                .error
+                .clone()
+                .unwrap_or_else(|| format!("{} {}: failed", summary.verb, j.jail)),
+        });
+    }
+    if !quiet {
+        print!("{}", text(summary, true));
+    } else if first.is_some() && !json {
+        print!("{}", text(summary, false));
+    }
+    match first {
+        None => Ok(ExitStatus::Ok),
+        Some(status) => Err(Error::Step {
+            status,
+            message: failure_message(summary),
+        }),
+    }
+}
+
+/// The text report: per jail its steps (when `steps`) and outcome, then
+/// the summary line when more than one jail was touched.
+pub fn text(summary: &Summary, steps: bool) -> String {
+    let mut out = String::new();
+    if summary.jails.is_empty() {
+        return format!(
+            "{}: no jails with an address in the inventory; nothing to do\n",
+            summary.verb
+        );
+    }
+    for j in &summary.jails {
+        if steps {
+            for st in &j.steps {
+                out.push_str(&format!("  {}\n", printable(st)));
+            }
+        }
+        let line = match j.outcome {
+            JailResult::AlreadyRunning => format!("{}: already running; nothing changed", j.jail),
+            JailResult::AlreadyStopped => format!("{}: already stopped; nothing changed", j.jail),
+            JailResult::Failed => format!(
+                "{}: {} failed: {}",
+                j.jail,
+                summary.verb,
+                printable(j.error.as_deref().unwrap_or("unknown error"))
+            ),
+            JailResult::Skipped => format!(
+                "{}: skipped: {} did not {}",
+                j.jail,
+                j.because.as_deref().unwrap_or("a jail it waits for"),
+                summary.verb
+            ),
+            _ => format!("{}: {}", j.jail, j.outcome.as_str()),
+        };
+        out.push_str(&line);
+        out.push('\n');
+    }
+    if summary.jails.len() > 1 {
+        out.push_str(&summary.line());
+        out.push('\n');
+    }
+    out
+}
+
+/// The error `main` prints on stderr after a walk with failures: each
+/// failed jail with its error, then the jails skipped because of them.
+fn failure_message(summary: &Summary) -> String {
+    let failed: Vec<String> = summary
+        .jails
+        .iter()
+        .filter(|j| j.outcome == JailResult::Failed)
+        .map(|j| format!("{}: {}", j.jail, j.error.as_deref().unwrap_or("unknown error")))
+        .collect();
+    let skipped: Vec<&str> = summary
+        .jails
+        .iter()
+        .filter(|j| j.outcome == JailResult::Skipped)
+        .map(|j| j.jail.as_str())
+        .collect();
+    let mut m = format!(
+        "{}: {} of {} jail(s) failed: {}",
+        summary.verb,
+        failed.len(),
+        summary.jails.len(),
+        failed.join("; ")
+    );
+    if !skipped.is_empty() {
+        m.push_str(&format!("; skipped because of them: {}", skipped.join(", ")));
+    }
+    m
+}
+
+/// For the text plan of one jail: the other jails its start (stop) would
+/// take along by jail.conf depend, or None.
+pub fn depend_note(s: &Session, jail: &crate::core::names::JailName, stop: bool) -> Option<String> {
+    let verb = if stop { Verb::Stop } else { Verb::Start };
+    let (_, w) = sources(s).ok()?.walk(verb, &Targets::Named(vec![jail.clone()])).ok()?;
+    let order = if stop { &w.stop } else { &w.start };
+    let others: Vec<&str> = order
+        .iter()
+        .filter(|j| j.as_str() != jail.as_str())
+        .map(String::as_str)
+        .collect();
+    if others.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "# jnet {verb} {jail} also {}s, first (jail.conf depend): {}; see: jnet plan{} {}",
+        verb,
+        others.join(", "),
+        if stop { " --stop" } else { "" },
+        order.join(" ")
+    ))
+}
+
+/// `jnet plan JAIL JAIL... | --all [--stop] [--format json]`
+/// (schemas/plan-multi.schema.json).
+pub fn plan(s: &Session, jails: &[String], all: bool, stop: bool, format: Format) -> Result<ExitStatus> {
+    let t = targets(jails, all)?;
+    let src = sources(s)?;
+    let host = system_host()?;
+    let planned = src.plan(host.as_ref(), stop, &t)?;
+    let report = PlanMulti {
+        verb: if stop { "stop" } else { "start" },
+        jails: planned
+            .into_iter()
+            .map(|p| {
+                let (steps, text, error, because) = match p.plan {
+                    Ok(Ok((plan, d))) => (StepReport::all(&plan, &d), Some(plan.render(&d)), None, None),
+                    Ok(Err(e)) => (vec![], None, Some(e.to_string()), None),
+                    Err(because) => (vec![], None, None, Some(because)),
+                };
+                (
+                    JailPlan {
+                        jail: p.jail,
+                        target: p.target,
+                        steps,
+                        error,
+                        skipped_because: because,
+                    },
+                    text,
+                )
+            })
+            .collect(),
+    };
+    let failed = report.jails.iter().any(|(j, _)| j.error.is_some());
+    if format == Format::Json {
+        #[derive(Serialize)]
+        struct Out<'a> {
+            verb: &'a str,
+            jails: Vec<&'a JailPlan>,
+        }
+        print_json(&Out {
+            verb: report.verb,
+            jails: report.jails.iter().map(|(j, _)| j).collect(),
+        })?;
+    } else {
+        for (j, text) in &report.jails {
+            println!(
+                "# {} {}{}",
+                report.verb,
+                j.jail,
+                if j.target { "" } else { " (depend)" }
+            );
+            match (text, &j.error, &j.skipped_because) {
+                (Some(t), _, _) => print!("{t}"),
+                (None, Some(e), _) => println!("cannot plan: {}", printable(e)),
+                (None, None, Some(b)) => println!("skipped: {b} cannot be planned"),
+                (None, None, None) => {}
+            }
+        }
+    }
+    Ok(if failed { ExitStatus::DataErr } else { ExitStatus::Ok })
+}
+
+struct PlanMulti {
+    verb: &'static str,
+    jails: Vec<(JailPlan, Option<String>)>,
+}
+
+/// One jail of `jnet plan` over several jails.
+#[derive(Debug, Serialize)]
+struct JailPlan {
+    jail: String,
+    /// Named by the command (or --all), not pulled in by depend.
+    target: bool,
+    steps: Vec<StepReport>,
+    /// Why the jail cannot be planned; null when it can.
+    error: Option<String>,
+    /// The jail it waits for that cannot be planned; null otherwise.
+    skipped_because: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::multi::JailOutcome;
+
+    fn o(jail: &str, outcome: JailResult) -> JailOutcome {
+        JailOutcome {
+            jail: jail.into(),
+            outcome,
+            target: true,
+            steps: vec!["create jail".into()],
+            because: None,
+            error: None,
+            status: None,
+        }
+    }
+
+    #[test]
+    fn text_and_exit_of_a_walk() {
+        let mut db = o("db", JailResult::Failed);
+        db.error = Some("start db: step create failed".into());
+        db.status = Some(ExitStatus::Unavailable);
+        let mut www = o("www", JailResult::Skipped);
+        www.because = Some("db".into());
+        let s = Summary {
+            verb: Verb::Start,
+            jails: vec![o("base", JailResult::Started), db, www],
+        };
+        assert_eq!(
+            text(&s, true),
+            "  create jail\nbase: started\n  create jail\ndb: start failed: start db: step create failed\n  \
+             create jail\nwww: skipped: db did not start\nstart: 3 jail(s): 1 started, 1 failed (db), 1 skipped (www)\n"
+        );
+        let e = finish(&s, true).unwrap_err();
+        assert_eq!(e.exit_status(), ExitStatus::Unavailable);
+        assert_eq!(
+            e.to_string(),
+            "start: 1 of 3 jail(s) failed: db: start db: step create failed; skipped because of them: www"
+        );
+        // Quiet and all well: nothing printed, exit 0.
+        let ok = Summary {
+            verb: Verb::Start,
+            jails: vec![o("base", JailResult::AlreadyRunning)],
+        };
+        assert_eq!(finish(&ok, true).unwrap(), ExitStatus::Ok);
+        assert_eq!(text(&ok, false), "base: already running; nothing changed\n");
+        // One jail failing keeps its own message and status.
+        let mut one = o("www", JailResult::Failed);
+        one.error = Some("start www: step x failed".into());
+        one.status = Some(ExitStatus::Findings);
+        let s = Summary {
+            verb: Verb::Start,
+            jails: vec![one],
+        };
+        let e = finish(&s, false).unwrap_err();
+        assert_eq!(
+            (e.exit_status(), e.to_string()),
+            (ExitStatus::Findings, "start www: step x failed".into())
+        );
+    }
+}
