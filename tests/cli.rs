@@ -41,6 +41,15 @@ impl Env {
         std::fs::write(dir.path().join("jnet.toml"), text).unwrap();
         Env { dir }
     }
+    /// The standard config with `jail_conf = "jail.conf"` and that file.
+    fn with_jail_conf(jail_conf: &str) -> Env {
+        let e = Env::with_config(&CONFIG.replace(
+            "state_dir = \"state\"",
+            "state_dir = \"state\"\njail_conf = \"jail.conf\"",
+        ));
+        std::fs::write(e.path("jail.conf"), jail_conf).unwrap();
+        e
+    }
     fn path(&self, p: &str) -> PathBuf {
         self.dir.path().join(p)
     }
@@ -446,17 +455,9 @@ fn killed_writer_leaves_old_or_new_inventory() {
 
 #[test]
 fn jail_conf_statics_and_import() {
-    let e = Env::with_config(&format!("{CONFIG}\n"));
-    let text = std::fs::read_to_string(e.path("jnet.toml")).unwrap().replace(
-        "state_dir = \"state\"",
-        "state_dir = \"state\"\njail_conf = \"jail.conf\"",
-    );
-    std::fs::write(e.path("jnet.toml"), text).unwrap();
-    std::fs::write(
-        e.path("jail.conf"),
+    let e = Env::with_jail_conf(
         "path = \"/jails/$name\";\nold { ip4.addr = \"eth0|192.0.2.10/24\"; }\nweb { ip4 = inherit; }\n",
-    )
-    .unwrap();
+    );
     // An address set in jail.conf is never handed out, even before import.
     assert_eq!(
         e.ok(&["assign", "a", "--pool", "lan"]),
@@ -677,17 +678,7 @@ fn lock_timeouts_a_duration_cannot_hold_are_refused_not_a_panic() {
 /// and a loop refused before anything runs.
 #[test]
 fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
-    let e = Env::with_config(&format!("{CONFIG}\n"));
-    let text = std::fs::read_to_string(e.path("jnet.toml")).unwrap().replace(
-        "state_dir = \"state\"",
-        "state_dir = \"state\"\njail_conf = \"jail.conf\"",
-    );
-    std::fs::write(e.path("jnet.toml"), text).unwrap();
-    std::fs::write(
-        e.path("jail.conf"),
-        "www { depend = db; }\ndb { depend = base; }\nbase { }\nmail { }\n",
-    )
-    .unwrap();
+    let e = Env::with_jail_conf("www { depend = db; }\ndb { depend = base; }\nbase { }\nmail { }\n");
     for j in ["www", "db", "base", "mail"] {
         e.ok(&["assign", j, "--inherit"]);
     }
