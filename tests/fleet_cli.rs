@@ -272,6 +272,20 @@ fn schema_migrate_and_a_newer_schema_is_refused() {
     assert!(ok(&cfg, &["assign", "www", "--pool", "lan"]).contains("10.77.0.1"));
     let o = jnet(&cfg, &["store", "migrate"]);
     assert_eq!(code(&o), 78, "{}", stderr(&o));
+    let o = jnet(&cfg, &["release", "--host", "other"]);
+    assert_eq!(code(&o), 78, "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs shared pools"), "{}", stderr(&o));
+    let o = jnet(&cfg, &["inventory", "--host", "other"]);
+    assert_eq!(code(&o), 65, "{}", stderr(&o));
+    let o = jnet(&cfg, &["release"]);
+    assert_eq!(code(&o), 64, "a jail or --host is required: {}", stderr(&o));
+    // The file backend's JSON names this host on every assignment.
+    let inv = json(&cfg, &["inventory", "--format", "json"]);
+    assert!(
+        inv["assignments"][0]["host"].as_str().is_some_and(|h| !h.is_empty()),
+        "{inv}"
+    );
+    assert!(inv.get("hosts").is_none(), "no fleet, no hosts: {inv}");
 }
 
 #[test]

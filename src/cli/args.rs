@@ -89,6 +89,7 @@ pub enum Command {
     /// Forget a jail's address (the address returns to its pool)
     Release {
         /// The jail (with --host: every jail of that host when omitted)
+        #[arg(required_unless_present = "host")]
         jail: Option<String>,
         /// Operator reclaim: release the shared leases of HOST (a dead host)
         #[arg(long, value_name = "HOST")]

@@ -178,18 +178,11 @@ fn sync(
             continue;
         }
         ensure_pool(tx, pool, pools)?;
-        if let Some(row) = tx.query_typed_opt(
-            "SELECT pool, host, jail FROM jnet_leases WHERE address = $1 LIMIT 1",
-            &[(&IpAddr::V4(*a), Type::INET)],
-        )? {
-            let (p, h, j): (String, String, String) = (row.get(0), row.get(1), row.get(2));
-            return Err(refused(format!(
-                "jail {jail} would hold {a} of pool {pool}, but the store leases it (pool {p}) to jail {j} on host {h}; \
-                 give jail {jail} another address (jnet assign) or release it (jnet release {jail})"
-            )));
-        }
-        tx.query_typed(
-            "INSERT INTO jnet_leases (pool, address, host, jail) VALUES ($1, $2, $3, $4)",
+        // One round trip: inserted unless some lease (any pool, any host)
+        // holds the address; only a refusal asks who holds it.
+        let added = tx.query_typed(
+            "INSERT INTO jnet_leases (pool, address, host, jail) SELECT $1, $2, $3, $4 \
+             WHERE NOT EXISTS (SELECT 1 FROM jnet_leases WHERE address = $2) RETURNING 1",
             &[
                 (pool, Type::TEXT),
                 (&IpAddr::V4(*a), Type::INET),
@@ -197,6 +190,17 @@ fn sync(
                 (jail, Type::TEXT),
             ],
         )?;
+        if added.is_empty() {
+            let row = tx.query_typed_one(
+                "SELECT pool, host, jail FROM jnet_leases WHERE address = $1 LIMIT 1",
+                &[(&IpAddr::V4(*a), Type::INET)],
+            )?;
+            let (p, h, j): (String, String, String) = (row.get(0), row.get(1), row.get(2));
+            return Err(refused(format!(
+                "jail {jail} would hold {a} of pool {pool}, but the store leases it (pool {p}) to jail {j} on host {h}; \
+                 give jail {jail} another address (jnet assign) or release it (jnet release {jail})"
+            )));
+        }
         tracing::info!(%pool, address = %a, host, %jail, "leased");
     }
     Ok(())
@@ -384,10 +388,7 @@ impl View for FleetView<'_, '_> {
                 None => r.start,
             };
             let mut from = frontier;
-            loop {
-                let Some(c) = taken.first_gap(from, r.end) else {
-                    break;
-                };
+            while let Some(c) = taken.first_gap(from, r.end) {
                 let x = self.first_unleased(c, r.end)?;
                 if c == frontier {
                     // [frontier, x) is leased by other hosts: raise the mark.
@@ -481,7 +482,7 @@ impl FleetStore {
 impl Backend for FleetStore {
     fn read(&self) -> Result<Inventory> {
         let mut inv = self.local.read()?;
-        let have = self.pg(|pg| pg.run_jnet("reading this host's leases", |c, host| mine_of(c, host)))?;
+        let have = self.pg(|pg| pg.run_jnet("reading this host's leases", mine_of))?;
         overlay(&mut inv, &have, &self.pools);
         Ok(inv)
     }

@@ -265,6 +265,8 @@ impl Pg {
 
     /// For a server kept in a static (never dropped): a watcher process
     /// stops it and removes its directory once this test process is gone.
+    // why: the watcher must outlive this process, so nobody waits for it.
+    #[allow(clippy::zombie_processes)]
     pub fn stop_when_this_process_exits(&self) {
         let pg_ctl = self.bin.join("pg_ctl").display().to_string();
         let stop = if self.as_postgres {
