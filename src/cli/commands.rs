@@ -108,7 +108,9 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
             stop: false,
             format,
         } => crate::cli::plan_all::plan_all(&s, format.format),
-        Command::Plan { jail: None, stop: true, .. } => Err(Error::data("plan --stop needs a jail")),
+        Command::Plan {
+            jail: None, stop: true, ..
+        } => Err(Error::data("plan --stop needs a jail")),
         Command::Exec { jail, argv } => {
             require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
         }
@@ -372,7 +374,10 @@ fn import(s: &Session) -> Result<ExitStatus> {
     };
     let jails = s.conf_jails()?;
     let host = os::stack_interface_addresses();
-    let observed = Observed { jail_conf: jails, host: &host };
+    let observed = Observed {
+        jail_conf: jails,
+        host: &host,
+    };
     let res = addresses::import(&s.config, &s.store, jails, &observed)?;
     let (mut added, mut updated, mut same) = (0, 0, 0);
     for r in &res {

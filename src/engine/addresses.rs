@@ -100,7 +100,9 @@ pub fn address_refusal(config: &Config, jail: &JailName, a: Ipv4Addr, observed: 
         return Some(format!("{a} is {h}"));
     }
     let pool = config.pool_of(a)?;
-    alloc::check(pool, &RangeSet::new(), a).err().map(|r| r.describe(a, pool))
+    alloc::check(pool, &RangeSet::new(), a)
+        .err()
+        .map(|r| r.describe(a, pool))
 }
 
 fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
@@ -473,7 +475,10 @@ mod tests {
             address: "192.0.2.4".parse().unwrap(),
             prefix: 8,
         }];
-        let observed = Observed { jail_conf: &[], host: &host };
+        let observed = Observed {
+            jail_conf: &[],
+            host: &host,
+        };
         let cases = [
             ("gw", "192.0.2.1", "gateway"),
             ("bcast", "192.0.2.7", "broadcast"),
@@ -521,7 +526,10 @@ mod tests {
         .unwrap();
         let before = st.read().unwrap();
         let r = import(&c, &st, &[conf("legacy", "192.0.2.2")], &NONE).unwrap();
-        assert!(matches!(&r[0], Imported::Skipped(_, why) if why.contains("is running")), "{r:?}");
+        assert!(
+            matches!(&r[0], Imported::Skipped(_, why) if why.contains("is running")),
+            "{r:?}"
+        );
         assert_eq!(st.read().unwrap(), before);
     }
 }

@@ -13,4 +13,5 @@ pub mod jails_conf;
 pub mod lifecycle;
 pub mod portcheck;
 pub mod report;
+pub mod snapshot;
 pub mod sources;
