@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod desired;
+pub mod facts_cache;
 pub mod fake_host;
 pub mod firewall;
 pub mod host;
