@@ -89,7 +89,8 @@ impl Session {
         }
         let v = match &self.facts {
             Some(f) => {
-                let (addrs, jails) = f.conf_addrs(sources::jail_conf_path(&self.config, &self.config_path).as_deref())?;
+                let (addrs, jails) =
+                    f.conf_addrs(sources::jail_conf_path(&self.config, &self.config_path).as_deref())?;
                 if let Some(j) = jails {
                     let _ = self.conf_jails.set(j);
                 }

@@ -230,7 +230,15 @@ impl Out {
         }
     }
     fn stamp(&mut self, s: &Stamp) {
-        for v in [s.dev, s.ino, s.size, s.mtime.0 as u64, s.mtime.1 as u64, s.ctime.0 as u64, s.ctime.1 as u64] {
+        for v in [
+            s.dev,
+            s.ino,
+            s.size,
+            s.mtime.0 as u64,
+            s.mtime.1 as u64,
+            s.ctime.0 as u64,
+            s.ctime.1 as u64,
+        ] {
             self.u64(v);
         }
     }
@@ -521,7 +529,9 @@ pub fn open_config(path: &Path, cli_state_dir: Option<&Path>) -> crate::error::R
     // why not the whole text as UTF-8 yet: on a hit only the `[host]`
     // table is looked at (and the hash says the file is the one that was
     // validated); a miss checks all of it below.
-    let head = host_table_bytes(&bytes).and_then(|h| std::str::from_utf8(h).ok()).unwrap_or("");
+    let head = host_table_bytes(&bytes)
+        .and_then(|h| std::str::from_utf8(h).ok())
+        .unwrap_or("");
     let guess = guess_state_dir(cli_state_dir, head, path);
     if let Some(f) = read(&guess) {
         if f.exe == exe
@@ -834,6 +844,9 @@ mod tests {
             guess_state_dir(Some(Path::new("/s")), "[host]\nstate_dir = \"st\"\n", c),
             PathBuf::from("/s")
         );
-        assert_eq!(guess_state_dir(None, "[host]\n", c), crate::engine::sources::default_state_dir());
+        assert_eq!(
+            guess_state_dir(None, "[host]\n", c),
+            crate::engine::sources::default_state_dir()
+        );
     }
 }

@@ -130,8 +130,7 @@ impl ConfAddrs {
     pub(crate) fn from_parts(text: String, jails: Vec<(u32, u32)>, addrs: Vec<(u32, u32)>) -> Option<ConfAddrs> {
         let mut prev = 0u32;
         for &(mid, end) in &jails {
-            if mid < prev || end < mid || !text.is_char_boundary(mid as usize) || !text.is_char_boundary(end as usize)
-            {
+            if mid < prev || end < mid || !text.is_char_boundary(mid as usize) || !text.is_char_boundary(end as usize) {
                 return None;
             }
             prev = end;
