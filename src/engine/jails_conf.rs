@@ -121,7 +121,7 @@ impl ConfAddrs {
     }
 
     /// The packed parts, for the facts cache.
-    pub(crate) fn parts(&self) -> (&str, &[(u32, u32)], &[(u32, u32)]) {
+    pub(crate) fn parts(&self) -> Packed<'_> {
         (&self.text, &self.jails, &self.addrs)
     }
 
@@ -141,6 +141,9 @@ impl ConfAddrs {
         Some(ConfAddrs { text, jails, addrs })
     }
 }
+
+/// [`ConfAddrs`]' text, jail offsets and addresses.
+pub(crate) type Packed<'a> = (&'a str, &'a [(u32, u32)], &'a [(u32, u32)]);
 
 /// What this platform's lifecycle can do of jail(8)'s userland settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
