@@ -41,6 +41,9 @@ struct Locator<'a> {
     line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
+/// Offsets below which [`Locator::at`] counts lines directly.
+const NEAR: usize = 16 << 10;
+
 impl<'a> Locator<'a> {
     fn new(file: &'a str, text: &'a str) -> Self {
         Locator {
@@ -52,6 +55,18 @@ impl<'a> Locator<'a> {
 
     fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let off = span.start.min(self.text.len());
+        // why: locations near the top (the `[host]` and pool tables of a
+        // config whose jails come after them) need no index of all lines.
+        if self.line_starts.get().is_none() && off < NEAR {
+            let before = &self.text.as_bytes()[..off];
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            return ConfigError {
+                file: self.file.to_string(),
+                line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                column: off - line_start + 1,
+                message: message.into(),
+            };
+        }
         let starts = self.line_starts.get_or_init(|| {
             std::iter::once(0)
                 .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
@@ -851,6 +866,16 @@ expose = ["tcp/80", "tcp/8443:443"]
             let before = &text[..o];
             let line = before.matches('\n').count() + 1;
             let column = o - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let e = loc.at(off..off, "m");
+            assert_eq!((e.line, e.column), (line, column), "offset {off}");
+        }
+        // Past NEAR the index is built; nearer offsets then use it too.
+        let big = "ab\n".repeat(NEAR / 2);
+        let loc = Locator::new("f", &big);
+        for off in [0, 1, 3, 4, NEAR - 1, NEAR, NEAR + 5, big.len() - 1, 7, 2] {
+            let before = &big[..off];
+            let line = before.matches('\n').count() + 1;
+            let column = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             let e = loc.at(off..off, "m");
             assert_eq!((e.line, e.column), (line, column), "offset {off}");
         }

@@ -104,6 +104,21 @@ pub fn parse(text: &str) -> Option<Vec<Table<'_>>> {
     Some(tables)
 }
 
+/// Bytes that end (or spoil) a basic string: the closing quote, an escape,
+/// control characters other than tab.
+const STOP: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = 0;
+    while c < 0x20 {
+        t[c] = c != b'\t' as usize;
+        c += 1;
+    }
+    t[0x7f] = true;
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
 struct Reader<'a> {
     s: &'a [u8],
     text: &'a str,
@@ -184,9 +199,7 @@ impl<'a> Reader<'a> {
             return None; // multi-line string (or an empty one before a quote)
         }
         let body = self.i;
-        let len = self.s[body..]
-            .iter()
-            .position(|&c| c == b'"' || c == b'\\' || (c < 0x20 && c != b'\t') || c == 0x7f)?;
+        let len = self.s[body..].iter().position(|&c| STOP[c as usize])?;
         if self.s[body + len] != b'"' {
             return None;
         }
