@@ -443,7 +443,7 @@ mod fast {
             Val::Array(items, _) => Some(
                 items
                     .iter()
-                    .map(|(s, span)| Spanned::new(span.clone(), s.to_string()))
+                    .map(|(s, span)| Spanned::new(span, s.to_string()))
                     .collect(),
             ),
             _ => None,
