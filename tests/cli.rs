@@ -297,10 +297,7 @@ fn concurrent_exposes_of_one_host_port_admit_exactly_one() {
                     .unwrap()
             })
             .collect();
-        let codes: Vec<Option<i32>> = children
-            .into_iter()
-            .map(|c| c.wait_with_output().unwrap().status.code())
-            .collect();
+        let codes: Vec<Option<i32>> = children.into_iter().map(|c| c.wait_with_output().unwrap().status.code()).collect();
         let mut sorted = codes.clone();
         sorted.sort();
         assert_eq!(sorted, [Some(0), Some(65)], "tcp/{port}: exit codes {codes:?}");

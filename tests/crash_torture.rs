@@ -48,11 +48,7 @@ const JAIL_CONF: &str = "path = \"/jails/$name\";\n\
     s2 { ip4.addr = \"eth0|192.0.2.151/24\"; }\n\
     s3 { ip4.addr = \"eth0|192.0.2.152/24\"; }\n";
 
-const STATIC: [(&str, [u8; 4]); 3] = [
-    ("s1", [192, 0, 2, 150]),
-    ("s2", [192, 0, 2, 151]),
-    ("s3", [192, 0, 2, 152]),
-];
+const STATIC: [(&str, [u8; 4]); 3] = [("s1", [192, 0, 2, 150]), ("s2", [192, 0, 2, 151]), ("s3", [192, 0, 2, 152])];
 
 /// Jail names the commands pick from (and the static ones, which `release`
 /// also removes so that the next `import` has work to do).
@@ -151,11 +147,7 @@ impl Env {
         let inv = Store::new(&self.state, Duration::from_secs(5))
             .read()
             .unwrap_or_else(|e| panic!("DAMAGED INVENTORY {context}: {e}\n{}", dump(&self.state)));
-        let state: State = inv
-            .jails
-            .iter()
-            .map(|(n, r)| (n.as_str().to_string(), r.address))
-            .collect();
+        let state: State = inv.jails.iter().map(|(n, r)| (n.as_str().to_string(), r.address)).collect();
         let mut seen = BTreeMap::new();
         for (jail, a) in &state {
             if let Some(a) = a {
@@ -187,7 +179,9 @@ fn is_new_state(op: &Op, old: &State, now: &State) -> bool {
         Op::Assign(j) => {
             let (mut o, mut n) = (old.clone(), now.clone());
             let (had, got) = (o.remove(j), n.remove(j));
-            o == n && had.is_none() && matches!(got, Some(Some(a)) if lan(a) && !old.values().any(|v| *v == Some(a)))
+            o == n
+                && had.is_none()
+                && matches!(got, Some(Some(a)) if lan(a) && !old.values().any(|v| *v == Some(a)))
         }
         Op::Release(j) => {
             let mut o = old.clone();
@@ -262,10 +256,7 @@ fn sigkill_at_random_points_leaves_old_or_new_inventory() {
         std::thread::sleep(delay);
         let _ = child.kill(); // SIGKILL; an error means it already exited
         let status = child.wait().unwrap();
-        let context = format!(
-            "after kill {i} ({:?}, compact={compact}, {delay:?}, {status:?})",
-            op.args()
-        );
+        let context = format!("after kill {i} ({:?}, compact={compact}, {delay:?}, {status:?})", op.args());
         if status.code().is_some() {
             exited += 1;
             let mut err = String::new();
@@ -357,18 +348,9 @@ fn the_checker_catches_damage_and_wrong_states() {
     let assign = Op::Assign("c".into());
     assert!(is_new_state(&assign, &old, &with(&[("c", a(12))])));
     assert!(!is_new_state(&assign, &old, &old), "no change is not the new state");
-    assert!(
-        !is_new_state(&assign, &old, &with(&[("c", a(10))])),
-        "an address already held"
-    );
-    assert!(
-        !is_new_state(&assign, &old, &with(&[("c", a(201))])),
-        "outside the ranges"
-    );
-    assert!(
-        !is_new_state(&assign, &old, &with(&[("c", a(12)), ("d", a(13))])),
-        "a second change"
-    );
+    assert!(!is_new_state(&assign, &old, &with(&[("c", a(10))])), "an address already held");
+    assert!(!is_new_state(&assign, &old, &with(&[("c", a(201))])), "outside the ranges");
+    assert!(!is_new_state(&assign, &old, &with(&[("c", a(12)), ("d", a(13))])), "a second change");
     let release = Op::Release("a".into());
     let mut gone = old.clone();
     gone.remove("a");
@@ -377,8 +359,5 @@ fn the_checker_catches_damage_and_wrong_states() {
     assert!(!is_new_state(&release, &old, &gone), "released more than asked");
     let all = with(&[("s1", a(150)), ("s2", a(151)), ("s3", a(152))]);
     assert!(is_new_state(&Op::Import, &old, &all));
-    assert!(
-        !is_new_state(&Op::Import, &old, &with(&[("s1", a(150))])),
-        "a partial import"
-    );
+    assert!(!is_new_state(&Op::Import, &old, &with(&[("s1", a(150))])), "a partial import");
 }

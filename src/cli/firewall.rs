@@ -80,11 +80,7 @@ pub fn expose(s: &Session, a: &ExposeArgs) -> Result<ExitStatus> {
     // start or stop of the same jail must not interleave with that.
     let _jail_lock = s.store.lock_jail(&jail)?;
     let host = system_host()?;
-    let scan = portcheck::scan(
-        host.as_ref(),
-        &s.config,
-        &jails::views(&s.config, &s.store.read()?, &s.profiles)?,
-    )?;
+    let scan = portcheck::scan(host.as_ref(), &s.config, &jails::views(&s.config, &s.store.read()?, &s.profiles)?)?;
     // why everything below runs inside the update: the claims and exposures
     // the new one is checked against, and the record it is added to, must be
     // the locked inventory's, or two concurrent exposes of one host port both

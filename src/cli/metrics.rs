@@ -56,11 +56,7 @@ pub fn render(i: &Input) -> String {
     let mut o = String::new();
     let per_pool: [(&str, &str, fn(&PoolReport) -> u64); 4] = [
         ("jnet_pool_size", "Addresses the pool can hand out.", |p| p.size),
-        (
-            "jnet_pool_used",
-            "Pool addresses held by jails in the inventory.",
-            |p| p.used,
-        ),
+        ("jnet_pool_used", "Pool addresses held by jails in the inventory.", |p| p.used),
         (
             "jnet_pool_reserved",
             "Pool addresses held outside the inventory (jail.conf, host interfaces).",
@@ -136,9 +132,10 @@ mod tests {
             let (series, value) = line.rsplit_once(' ').unwrap_or_else(|| panic!("{line:?}"));
             let name = series.split('{').next().unwrap();
             assert!(
-                name.chars()
-                    .enumerate()
-                    .all(|(i, c)| c.is_ascii_alphabetic() || c == '_' || c == ':' || (i > 0 && c.is_ascii_digit())),
+                name.chars().enumerate().all(|(i, c)| c.is_ascii_alphabetic()
+                    || c == '_'
+                    || c == ':'
+                    || (i > 0 && c.is_ascii_digit())),
                 "{line:?}"
             );
             if series.contains('{') {

@@ -7,8 +7,8 @@ pub mod commands;
 pub mod completions;
 pub mod firewall;
 pub mod lifecycle;
-pub mod metrics;
 pub mod output;
+pub mod metrics;
 pub mod plan_all;
 
 pub use args::Cli;

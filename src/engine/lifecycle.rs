@@ -148,10 +148,7 @@ impl<'a> Engine<'a> {
             JailNetwork::Dedicated { address, .. } => {
                 let a = IpAddr::V4(*address);
                 let in_jail = rj.is_some_and(|r| r.addresses.contains(&a));
-                let ours = matches!(
-                    phase,
-                    Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
-                );
+                let ours = matches!(phase, Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed);
                 let on_host = if in_jail {
                     None
                 } else {
@@ -230,9 +227,7 @@ impl<'a> Engine<'a> {
             if let Some(b) = basis {
                 if r.basis() != *b {
                     let mode = r.mode.as_str();
-                    let what = r
-                        .address
-                        .map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
+                    let what = r.address.map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
                     return Err(Error::Changed {
                         jail: jail.to_string(),
                         what,
@@ -686,10 +681,7 @@ mod tests {
         let e = Engine::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
         e.start(&jn("www"), &desired(true)).unwrap();
         let e = Engine::new(&f.host, &f.store, &c).with_basis(basis);
-        assert_eq!(
-            e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(),
-            ExitStatus::TempFail
-        );
+        assert_eq!(e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(), ExitStatus::TempFail);
         assert_eq!(phase(&f).0, Phase::Running);
     }
 
@@ -709,17 +701,11 @@ mod tests {
         let d = desired(true);
         let err = e.start(&jn("www"), &d).unwrap_err();
         assert_eq!(err.exit_status(), ExitStatus::DataErr, "{err}");
-        assert!(
-            err.to_string().contains("host interface em0 and jnet did not add it"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("host interface em0 and jnet did not add it"), "{err}");
         assert!(f.host.take_calls().is_empty());
         assert!(e.plan(Verb::Start, &d).is_err());
         let stop = e.plan(Verb::Stop, &d).unwrap();
-        assert!(
-            !stop.steps.iter().any(|s| s.action == Action::DetachNetwork),
-            "{stop:?}"
-        );
+        assert!(!stop.steps.iter().any(|s| s.action == Action::DetachNetwork), "{stop:?}");
         e.stop(&jn("www"), &d).unwrap();
         assert!(!f.host.take_calls().iter().any(|c| c.starts_with("detach")));
         assert_eq!(f.host.snapshot().host_addresses.len(), 1);
