@@ -141,9 +141,7 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
             stop: false,
             format,
         } => crate::cli::plan_all::plan_all(&s, format.format),
-        Command::Plan {
-            jail: None, stop: true, ..
-        } => Err(Error::data("plan --stop needs a jail")),
+        Command::Plan { jail: None, stop: true, .. } => Err(Error::data("plan --stop needs a jail")),
         Command::Exec { jail, argv } => {
             require_root(&format!("jnet exec {jail}")).and_then(|_| lifecycle::exec(&s, jail, argv))
         }
