@@ -165,7 +165,7 @@ fn fast_assign(c: &mut Criterion) {
     let cfg = parse_config("bench.toml", CONFIG).unwrap();
     let req = AssignRequest::Pool(jnet::core::names::PoolName::new("big").unwrap());
     let obs = Observed {
-        jail_conf: &[],
+        jail_conf: &jnet::engine::jails_conf::ConfAddrs::EMPTY,
         host: &[],
     };
     let jail = JailName::new("newjail").unwrap();

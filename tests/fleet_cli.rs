@@ -212,6 +212,26 @@ fn two_hosts_share_a_pool_and_the_reports_show_the_host_of_each() {
     assert!(!leases(&pg).iter().any(|l| l.1 == "db"));
 }
 
+/// `assign`'s facts cache (engine::facts_cache) never holds a config with
+/// a shared store: every assign of a fleet host reaches the database, none
+/// is answered by the local file store from a cached config.
+#[test]
+fn fleet_assigns_are_never_served_from_the_facts_cache() {
+    let Some(pg) = Pg::start("fleet_assigns_are_never_served_from_the_facts_cache") else {
+        return;
+    };
+    let a = host(&pg.url("jnet"), "hosta", "");
+    for (i, j) in ["c1", "c2", "c3"].iter().enumerate() {
+        let out = ok(&a.cfg, &["assign", j, "--pool", "lan"]);
+        assert!(out.contains(&format!("10.77.0.{}", i + 1)), "{out}");
+    }
+    let want: Vec<(String, String, String)> = (1..=3)
+        .map(|i| ("hosta".to_string(), format!("c{i}"), format!("10.77.0.{i}")))
+        .collect();
+    assert_eq!(leases(&pg), want);
+    assert!(!a.state.join("facts-cache").exists());
+}
+
 #[test]
 fn schema_migrate_and_a_newer_schema_is_refused() {
     let Some(pg) = Pg::start("schema_migrate") else {

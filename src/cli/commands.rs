@@ -16,6 +16,7 @@ use crate::cli::output::{print_json, Table};
 use crate::core::config::Config;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::engine::addresses::{self, AssignRequest, Imported, Observed, Outcome};
+use crate::engine::facts_cache;
 use crate::engine::jails_conf::{self, ConfJail};
 use crate::engine::multi::Verb;
 use crate::engine::report;
@@ -35,12 +36,23 @@ pub struct Session {
     /// `-v` count: quiet verbs (`--all`) print on success only when > 0.
     pub verbose: u8,
     conf_jails: OnceCell<Vec<ConfJail>>,
+    conf_addrs: OnceCell<jails_conf::ConfAddrs>,
+    /// The facts cache, for the commands that use it (`assign`); its
+    /// config has no jails.
+    facts: Option<facts_cache::Session>,
 }
 
 impl Session {
     pub fn open(cli: &Cli) -> Result<Session> {
         let config_path = cli.config.clone().unwrap_or_else(sources::default_config_path);
-        let config = sources::load_config(&config_path)?;
+        // why: `assign` reads neither the config's jails nor jail.conf
+        // beyond its addresses; at 10,000 declared jails parsing them was
+        // all of its time (issue 10). See engine::facts_cache.
+        let (config, facts) = if matches!(cli.command, Command::Assign(_)) {
+            facts_cache::open_config(&config_path, cli.state_dir.as_deref())?
+        } else {
+            (sources::load_config(&config_path)?, None)
+        };
         let state = sources::state_dir(cli.state_dir.as_deref(), &config, &config_path);
         // why try_from: `from_secs_f64` panics on values it cannot hold
         // (1e30, 2^64), which is_finite lets through (H13).
@@ -63,6 +75,8 @@ impl Session {
             profiles,
             verbose: cli.verbose,
             conf_jails: OnceCell::new(),
+            conf_addrs: OnceCell::new(),
+            facts,
         })
     }
 
@@ -88,6 +102,25 @@ impl Session {
             return h;
         }
         "localhost".to_string()
+    }
+
+    /// jail.conf's static addresses (see [`Session::conf_jails`]).
+    pub fn conf_addrs(&self) -> Result<&jails_conf::ConfAddrs> {
+        if let Some(v) = self.conf_addrs.get() {
+            return Ok(v);
+        }
+        let v = match &self.facts {
+            Some(f) => {
+                let (addrs, jails) =
+                    f.conf_addrs(sources::jail_conf_path(&self.config, &self.config_path).as_deref())?;
+                if let Some(j) = jails {
+                    let _ = self.conf_jails.set(j);
+                }
+                addrs
+            }
+            None => jails_conf::ConfAddrs::from_jails(self.conf_jails()?),
+        };
+        Ok(self.conf_addrs.get_or_init(|| v))
     }
 
     fn ports_of(&self, inv: &crate::store::Inventory) -> Result<BTreeMap<JailName, Vec<String>>> {
@@ -205,7 +238,7 @@ fn assign(s: &Session, a: &AssignArgs) -> Result<ExitStatus> {
         _ => os::stack_interface_addresses(),
     };
     let observed = Observed {
-        jail_conf: s.conf_jails()?,
+        jail_conf: s.conf_addrs()?,
         host: &host,
     };
     match addresses::assign(&s.config, &s.store, &jail, &req, &observed)? {
@@ -499,8 +532,9 @@ fn import(s: &Session) -> Result<ExitStatus> {
     };
     let jails = s.conf_jails()?;
     let host = os::stack_interface_addresses();
+    let conf = jails_conf::ConfAddrs::from_jails(jails);
     let observed = Observed {
-        jail_conf: jails,
+        jail_conf: &conf,
         host: &host,
     };
     let res = addresses::import(&s.config, &s.store, jails, &observed)?;

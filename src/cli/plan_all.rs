@@ -10,6 +10,7 @@
 //! Without root the host's jail and firewall state cannot be read: the plan
 //! then assumes nothing is running, and says so.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use serde::Serialize;
@@ -22,21 +23,32 @@ use crate::core::alloc;
 use crate::core::check::Severity;
 use crate::core::names::JailName;
 use crate::core::plan::{self, Observed};
+use crate::core::range::RangeSet;
 use crate::engine::desired::{self, Context};
 use crate::engine::host::system_host;
+use crate::engine::jails_conf::ConfJail;
 use crate::engine::lifecycle::Engine;
+use crate::engine::snapshot::Snapshot;
 use crate::engine::{firewall, jails, portcheck};
 use crate::error::{Error, ExitStatus, Result};
-use crate::store::{Inventory, JailRecord, Mode};
+use crate::store::{JailRecord, Mode};
 
-/// Where a jail's address in the plan comes from.
-fn preview(s: &Session, inv: &Inventory, name: &JailName) -> Result<Option<(JailRecord, String)>> {
-    if let Some(c) = s.conf_jails()?.iter().find(|c| c.name == name.as_str()) {
+/// Where a jail's address in the plan comes from. `conf` indexes jail.conf
+/// by name; `taken` holds every address the inventory (with the previews
+/// made so far), jail.conf and the host's interfaces hold, and gets the
+/// preview's address.
+fn preview(
+    s: &Session,
+    conf: &HashMap<&str, &ConfJail>,
+    taken: &mut RangeSet,
+    name: &JailName,
+) -> Option<(JailRecord, String)> {
+    if let Some(c) = conf.get(name.as_str()) {
         if c.inherit {
-            return Ok(Some((
+            return Some((
                 JailRecord::inherit(),
                 format!("ip4 = inherit in jail.conf ({})", c.location),
-            )));
+            ));
         }
         if let Some((iface, a)) = c.addrs.first() {
             let pool = s.config.pool_of(*a);
@@ -45,33 +57,19 @@ fn preview(s: &Session, inv: &Inventory, name: &JailName) -> Result<Option<(Jail
                 .and_then(|i| crate::core::names::IfName::new(i).ok())
                 .or_else(|| pool.map(|p| p.interface.clone()));
             let rec = JailRecord::dedicated(*a, pool.map(|p| p.name.clone()), iface);
-            return Ok(Some((rec, format!("ip4.addr in jail.conf ({})", c.location))));
+            return Some((rec, format!("ip4.addr in jail.conf ({})", c.location)));
         }
     }
-    let Some(pool) = s
+    let pool = s
         .config
         .jails
         .get(name)
         .and_then(|j| j.pool.as_ref())
-        .and_then(|p| s.config.pools.get(p))
-    else {
-        return Ok(None);
-    };
-    let mut taken = inv.taken();
-    for c in s.conf_jails()? {
-        for (_, a) in &c.addrs {
-            taken.insert_addr(*a);
-        }
-    }
-    for i in crate::os::stack_interface_addresses() {
-        if let IpAddr::V4(a) = i.address {
-            taken.insert_addr(a);
-        }
-    }
-    Ok(alloc::lowest_free(pool, &taken).map(|a| {
-        let rec = JailRecord::dedicated(a, Some(pool.name.clone()), Some(pool.interface.clone()));
-        (rec, format!("lowest free address of pool {}", pool.name))
-    }))
+        .and_then(|p| s.config.pools.get(p))?;
+    let a = alloc::lowest_free(pool, taken)?;
+    taken.insert_addr(a);
+    let rec = JailRecord::dedicated(a, Some(pool.name.clone()), Some(pool.interface.clone()));
+    Some((rec, format!("lowest free address of pool {}", pool.name)))
 }
 
 fn permission(e: &Error) -> bool {
@@ -226,19 +224,38 @@ fn build(s: &Session) -> Result<PlanAll> {
     names.sort();
     names.dedup();
     let mut origin = std::collections::BTreeMap::new();
+    // why built once: per jail, a scan of jail.conf and of the inventory
+    // and a listing of the host's addresses made `plan` quadratic (issue 10).
+    let conf: HashMap<&str, &ConfJail> = s.conf_jails()?.iter().rev().map(|c| (c.name.as_str(), c)).collect();
+    let mut taken = inv.taken();
+    for c in s.conf_jails()? {
+        for (_, a) in &c.addrs {
+            taken.insert_addr(*a);
+        }
+    }
+    for i in crate::os::stack_interface_addresses() {
+        if let IpAddr::V4(a) = i.address {
+            taken.insert_addr(a);
+        }
+    }
     for n in &names {
         if inv.jails.contains_key(n) {
             origin.insert(n.clone(), "in the inventory".to_string());
             continue;
         }
-        if let Some((rec, why)) = preview(s, &inv, n)? {
+        if let Some((rec, why)) = preview(s, &conf, &mut taken, n) {
             inv.jails.insert(n.clone(), rec);
             origin.insert(n.clone(), format!("preview: {why}"));
         }
     }
-    let host = system_host()?;
+    // why a snapshot: the host is observed once for the whole plan (one
+    // listing of addresses, running jails, listeners and the firewall's
+    // rules), not once per jail (issue 10).
+    let real = system_host()?;
+    let snapshot = Snapshot::new(real.as_ref());
+    let host: &dyn crate::os::Host = &snapshot;
     let views = jails::views(&s.config, &inv, &s.profiles)?;
-    let check = match portcheck::run(host.as_ref(), &s.config, &views, &[]) {
+    let check = match portcheck::run(host, &s.config, &views, &[]) {
         Ok(o) => {
             out.notes.extend(o.notes);
             Some(o.report)
@@ -255,8 +272,8 @@ fn build(s: &Session) -> Result<PlanAll> {
         inventory: &inv,
         conf_jails: s.conf_jails()?,
     };
-    let checker = desired::port_checker(&ctx, host.as_ref(), &s.store);
-    let engine = Engine::new(host.as_ref(), &s.store, checker.as_ref());
+    let checker = desired::port_checker(&ctx, host, &s.store);
+    let engine = Engine::new(host, &s.store, checker.as_ref());
     let mut blind = false;
     for n in &names {
         let Some(v) = views.get(n) else { continue };

@@ -41,6 +41,9 @@ struct Locator<'a> {
     line_starts: std::cell::OnceCell<Vec<usize>>,
 }
 
+/// Offsets below which [`Locator::at`] counts lines directly.
+const NEAR: usize = 16 << 10;
+
 impl<'a> Locator<'a> {
     fn new(file: &'a str, text: &'a str) -> Self {
         Locator {
@@ -52,6 +55,18 @@ impl<'a> Locator<'a> {
 
     fn at(&self, span: Range<usize>, message: impl Into<String>) -> ConfigError {
         let off = span.start.min(self.text.len());
+        // why: locations near the top (the `[host]` and pool tables of a
+        // config whose jails come after them) need no index of all lines.
+        if self.line_starts.get().is_none() && off < NEAR {
+            let before = &self.text.as_bytes()[..off];
+            let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+            return ConfigError {
+                file: self.file.to_string(),
+                line: before.iter().filter(|&&b| b == b'\n').count() + 1,
+                column: off - line_start + 1,
+                message: message.into(),
+            };
+        }
         let starts = self.line_starts.get_or_init(|| {
             std::iter::once(0)
                 .chain(self.text.match_indices('\n').map(|(i, _)| i + 1))
@@ -272,9 +287,43 @@ fn settings(
 }
 
 /// Parses and validates the text of a jnet.toml named `file`.
+///
+/// why two readers: the `toml` crate took 30 ms (and its serde mapping as
+/// long again) for 10,000 jails (issue 10). Text in the plain subset of
+/// TOML that jnet.toml files are written in is read by
+/// [`toml_subset`](crate::core::toml_subset) and mapped onto the same raw
+/// shape; anything else, and any text whose validation fails, is read
+/// again by `toml` and validated from scratch, so every error (and every
+/// file:line:column) comes from the one full path. Debug builds (tests,
+/// fuzzing) check that both readers agree on every text the fast one takes.
 pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
+    if let Some((raw, jail_tables)) = fast::raw_config(text) {
+        if let Ok(mut c) = validate_config(file, text, raw) {
+            if let Some(jails) = fast::jails(file, &c.pools, &jail_tables) {
+                c.jails = jails;
+                #[cfg(debug_assertions)]
+                assert_eq!(
+                    parse_config_full(file, text).as_ref(),
+                    Ok(&c),
+                    "fast jnet.toml reader disagrees"
+                );
+                return Ok(c);
+            }
+        }
+    }
+    parse_config_full(file, text)
+}
+
+/// [`parse_config`] through the `toml` crate only.
+fn parse_config_full(file: &str, text: &str) -> Result<Config, ConfigError> {
     let loc = Locator::new(file, text);
     let raw: RawConfig = toml::from_str(text).map_err(|e| loc.toml(e))?;
+    validate_config(file, text, raw)
+}
+
+/// The raw shape (from either reader) validated into a [`Config`].
+fn validate_config(file: &str, text: &str, raw: RawConfig) -> Result<Config, ConfigError> {
+    let loc = Locator::new(file, text);
     let h = raw.host.get_ref();
     let anchor = match &h.anchor {
         Some(a) if !valid_anchor(a.get_ref()) => {
@@ -372,6 +421,201 @@ pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
         jails,
         store,
     })
+}
+
+/// jnet.toml through [`toml_subset`](crate::core::toml_subset) onto
+/// [`RawConfig`]: `None` (read it with `toml` instead) for any table, key or
+/// value type the schema does not have, duplicates, missing required keys,
+/// or text outside the subset. To read a new table fast, add an arm for its
+/// header below; until then such files simply take the full path.
+mod fast {
+    use std::collections::BTreeMap;
+    use std::ops::Range;
+
+    use toml::Spanned;
+
+    use super::{valid_anchor, JailConfig, NetSettings, Pool, RawConfig, RawHost, RawPool};
+    use crate::core::names::{JailName, PoolName};
+    use crate::core::ports::{Expose, PortSpec};
+    use crate::core::toml_subset::{self, Entry, Table, Val};
+
+    fn str_of(v: &Val) -> Option<Spanned<String>> {
+        match v {
+            Val::Str(s, span) => Some(Spanned::new(span.clone(), s.to_string())),
+            _ => None,
+        }
+    }
+
+    fn bool_of(v: &Val) -> Option<bool> {
+        match v {
+            Val::Bool(b, _) => Some(*b),
+            _ => None,
+        }
+    }
+
+    fn list_of(v: &Val) -> Option<Vec<Spanned<String>>> {
+        match v {
+            Val::Array(items, _) => Some(
+                items
+                    .iter()
+                    .map(|(s, span)| Spanned::new(span, s.to_string()))
+                    .collect(),
+            ),
+            _ => None,
+        }
+    }
+
+    /// Sets `slot` once: a second value for the same key gives up.
+    fn once<T>(slot: &mut Option<T>, v: Option<T>) -> Option<()> {
+        if slot.is_some() {
+            return None;
+        }
+        *slot = Some(v?);
+        Some(())
+    }
+
+    fn host(entries: &[Entry]) -> Option<RawHost> {
+        let (mut ext, mut jail_conf, mut state_dir, mut anchor, mut nat_first) = (None, None, None, None, None);
+        for e in entries {
+            match e.key {
+                "external_interface" => once(&mut ext, str_of(&e.value))?,
+                "jail_conf" => once(&mut jail_conf, str_of(&e.value))?,
+                "state_dir" => once(&mut state_dir, str_of(&e.value))?,
+                "anchor" => once(&mut anchor, str_of(&e.value))?,
+                "nat_first_address" => once(&mut nat_first, bool_of(&e.value))?,
+                _ => return None,
+            }
+        }
+        Some(RawHost {
+            external_interface: ext?,
+            jail_conf,
+            state_dir,
+            anchor,
+            nat_first_address: nat_first,
+        })
+    }
+
+    fn pool(entries: &[Entry]) -> Option<RawPool> {
+        let (mut network, mut interface, mut ranges, mut exclude, mut gateway, mut nat) =
+            (None, None, None, None, None, None);
+        for e in entries {
+            match e.key {
+                "network" => once(&mut network, str_of(&e.value))?,
+                "interface" => once(&mut interface, str_of(&e.value))?,
+                "ranges" => once(&mut ranges, list_of(&e.value))?,
+                "exclude" => once(&mut exclude, list_of(&e.value))?,
+                "gateway" => once(&mut gateway, str_of(&e.value))?,
+                "nat" => once(&mut nat, bool_of(&e.value))?,
+                _ => return None,
+            }
+        }
+        Some(RawPool {
+            network: network?,
+            interface: interface?,
+            ranges: ranges.unwrap_or_default(),
+            exclude: exclude.unwrap_or_default(),
+            gateway,
+            nat: nat.unwrap_or(false),
+        })
+    }
+
+    fn insert<T>(map: &mut BTreeMap<Spanned<String>, Spanned<T>>, key: (&str, Range<usize>), v: T) -> Option<()> {
+        let span = key.1.clone();
+        match map.insert(Spanned::new(key.1, key.0.to_string()), Spanned::new(span, v)) {
+            None => Some(()),
+            Some(_) => None, // the same table twice
+        }
+    }
+
+    /// The host and pool tables as [`RawConfig`] (with no jails), and the
+    /// `[jails.*]` tables for [`jails`].
+    pub(super) fn raw_config(text: &str) -> Option<(RawConfig, Vec<Table<'_>>)> {
+        let tables = toml_subset::parse(text)?;
+        let mut host_table = None;
+        let mut pools = BTreeMap::new();
+        let mut jails = Vec::new();
+        for (i, t) in tables.into_iter().enumerate() {
+            match t.header.as_slice() {
+                [] if i == 0 && t.entries.is_empty() => {}
+                [("host", span)] => once(&mut host_table, Some(Spanned::new(span.clone(), host(&t.entries)?)))?,
+                [("pools", _), (name, span)] => insert(&mut pools, (name, span.clone()), pool(&t.entries)?)?,
+                [("jails", _), _] => jails.push(t),
+                _ => return None,
+            }
+        }
+        // why no store: a `[store]` table is outside the subset (the match
+        // above returns None), so such a file takes the full path.
+        let raw = RawConfig {
+            host: host_table?,
+            pools,
+            jails: BTreeMap::new(),
+            store: None,
+        };
+        Some((raw, jails))
+    }
+
+    /// The `[jails.*]` tables validated as `validate_config` does, or None
+    /// at the first thing it would refuse (a bad name, port or exposure, an
+    /// unknown pool, a bad profile name, a duplicate): the full path then
+    /// reports it. why not through [`RawJail`]: its strings and the serde
+    /// shape cost more than the rest of the work for 10,000 jails.
+    pub(super) fn jails(
+        file: &str,
+        pools: &BTreeMap<PoolName, Pool>,
+        tables: &[Table],
+    ) -> Option<BTreeMap<JailName, JailConfig>> {
+        let mut out = BTreeMap::new();
+        for t in tables {
+            let [_, (name, _)] = t.header.as_slice() else {
+                return None;
+            };
+            let jname = JailName::new(name).ok()?;
+            let (mut profile, mut pool, mut ports, mut expose, mut nat) = (None, None, None, None, None);
+            for e in &t.entries {
+                match (e.key, &e.value) {
+                    ("profile", Val::Str(p, _)) if valid_anchor(p) => once(&mut profile, Some(p.to_string()))?,
+                    ("pool", Val::Str(p, _)) => {
+                        let pn = PoolName::new(p).ok()?;
+                        if !pools.contains_key(&pn) {
+                            return None;
+                        }
+                        once(&mut pool, Some(pn))?
+                    }
+                    ("ports", Val::Array(items, _)) => once(
+                        &mut ports,
+                        items
+                            .iter()
+                            .map(|(s, _)| s.parse::<PortSpec>().ok())
+                            .collect::<Option<Vec<_>>>(),
+                    )?,
+                    ("expose", Val::Array(items, _)) => once(
+                        &mut expose,
+                        items
+                            .iter()
+                            .map(|(s, _)| s.parse::<Expose>().ok())
+                            .collect::<Option<Vec<_>>>(),
+                    )?,
+                    ("nat", Val::Bool(b, _)) => once(&mut nat, Some(*b))?,
+                    _ => return None,
+                }
+            }
+            let jail = JailConfig {
+                name: jname.clone(),
+                profile,
+                pool,
+                settings: NetSettings {
+                    ports: ports.unwrap_or_default(),
+                    expose: expose.unwrap_or_default(),
+                    nat,
+                },
+                location: format!("{file}:{}", t.line),
+            };
+            if out.insert(jname, jail).is_some() {
+                return None; // the same table twice
+            }
+        }
+        Some(out)
+    }
 }
 
 /// IPv4 blocks no pool may touch (H18): addresses there cannot be a jail's
@@ -640,6 +884,16 @@ expose = ["tcp/80", "tcp/8443:443"]
             let before = &text[..o];
             let line = before.matches('\n').count() + 1;
             let column = o - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            let e = loc.at(off..off, "m");
+            assert_eq!((e.line, e.column), (line, column), "offset {off}");
+        }
+        // Past NEAR the index is built; nearer offsets then use it too.
+        let big = "ab\n".repeat(NEAR / 2);
+        let loc = Locator::new("f", &big);
+        for off in [0, 1, 3, 4, NEAR - 1, NEAR, NEAR + 5, big.len() - 1, 7, 2] {
+            let before = &big[..off];
+            let line = before.matches('\n').count() + 1;
+            let column = off - before.rfind('\n').map_or(0, |i| i + 1) + 1;
             let e = loc.at(off..off, "m");
             assert_eq!((e.line, e.column), (line, column), "offset {off}");
         }

@@ -18,3 +18,4 @@ pub mod plan;
 pub mod ports;
 pub mod range;
 pub mod rules;
+pub mod toml_subset;

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 
 use crate::core::jailconf::{JailDef, Value};
 use crate::core::plan::ExecHooks;
+use crate::engine::facts_cache::{FileRecord, GlobRecord};
 use crate::error::{Error, Result};
 use crate::os::exec::ExecOptions;
 use crate::os::mount::{self, Builtin, MountEntry};
@@ -51,6 +52,103 @@ pub struct ConfJail {
     pub params: Vec<(String, String)>,
 }
 
+/// What address assignment needs of jail.conf: each jail's name, `file:line`
+/// and static IPv4 addresses ([`ConfJail::addrs`]), packed so that it can
+/// be stored in and read back from the facts cache (`engine::facts_cache`)
+/// without an allocation per jail.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfAddrs {
+    /// Every jail's name then location, back to back.
+    text: String,
+    /// Per jail: end of its name, end of its location in `text` (each
+    /// starts where the previous one ends).
+    jails: Vec<(u32, u32)>,
+    /// (address, index into `jails`), in jail.conf order.
+    addrs: Vec<(u32, u32)>,
+}
+
+impl ConfAddrs {
+    /// No jail.conf.
+    pub const EMPTY: ConfAddrs = ConfAddrs {
+        text: String::new(),
+        jails: Vec::new(),
+        addrs: Vec::new(),
+    };
+
+    pub fn from_jails(jails: &[ConfJail]) -> ConfAddrs {
+        let mut out = ConfAddrs::default();
+        for j in jails {
+            out.push_jail(&j.name, &j.location, j.addrs.iter().map(|(_, a)| *a));
+        }
+        out
+    }
+
+    /// Adds one jail; false (nothing added) when the text would outgrow
+    /// the u32 offsets.
+    pub fn push_jail(&mut self, name: &str, location: &str, addrs: impl IntoIterator<Item = Ipv4Addr>) -> bool {
+        let Ok(end) = u32::try_from(self.text.len() + name.len() + location.len()) else {
+            return false;
+        };
+        let Ok(idx) = u32::try_from(self.jails.len()) else {
+            return false;
+        };
+        self.text.push_str(name);
+        let mid = self.text.len() as u32;
+        self.text.push_str(location);
+        self.jails.push((mid, end));
+        self.addrs.extend(addrs.into_iter().map(|a| (u32::from(a), idx)));
+        true
+    }
+
+    fn jail(&self, idx: u32) -> (&str, &str) {
+        let i = idx as usize;
+        let start = if i == 0 { 0 } else { self.jails[i - 1].1 as usize };
+        let (mid, end) = self.jails[i];
+        (&self.text[start..mid as usize], &self.text[mid as usize..end as usize])
+    }
+
+    /// Every (jail name, location, address), in jail.conf order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str, Ipv4Addr)> + '_ {
+        self.addrs.iter().map(|&(a, j)| {
+            let (name, loc) = self.jail(j);
+            (name, loc, Ipv4Addr::from(a))
+        })
+    }
+
+    /// Number of jails.
+    pub fn len(&self) -> usize {
+        self.jails.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jails.is_empty()
+    }
+
+    /// The packed parts, for the facts cache.
+    pub(crate) fn parts(&self) -> Packed<'_> {
+        (&self.text, &self.jails, &self.addrs)
+    }
+
+    /// Rebuilds from [`ConfAddrs::parts`]; None when they do not fit
+    /// together (a damaged cache).
+    pub(crate) fn from_parts(text: String, jails: Vec<(u32, u32)>, addrs: Vec<(u32, u32)>) -> Option<ConfAddrs> {
+        let mut prev = 0u32;
+        for &(mid, end) in &jails {
+            if mid < prev || end < mid || !text.is_char_boundary(mid as usize) || !text.is_char_boundary(end as usize) {
+                return None;
+            }
+            prev = end;
+        }
+        if prev as usize != text.len() || addrs.iter().any(|&(_, j)| j as usize >= jails.len()) {
+            return None;
+        }
+        Some(ConfAddrs { text, jails, addrs })
+    }
+}
+
+/// [`ConfAddrs`]' text, jail offsets and addresses.
+pub(crate) type Packed<'a> = (&'a str, &'a [(u32, u32)], &'a [(u32, u32)]);
+
 /// What this platform's lifecycle can do of jail(8)'s userland settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Support {
@@ -78,9 +176,75 @@ pub fn read(path: &std::path::Path) -> Result<Vec<ConfJail>> {
 
 /// [`read`] for a platform that can do `support`.
 pub fn read_for(path: &std::path::Path, support: Support) -> Result<Vec<ConfJail>> {
+    read_with(path, support, &crate::engine::jailconf_fs::FsLoader).map(|(jails, _)| jails)
+}
+
+/// The inputs of one jail.conf read, for the facts cache.
+pub type Inputs = (Vec<FileRecord>, Vec<GlobRecord>);
+
+/// [`read`], also recording every file and glob it read (see
+/// `engine::facts_cache`); the record is None when the result may not be
+/// cached: a file changed while it was read, or mount.fstab files (inputs
+/// too) were read.
+pub fn read_recorded(path: &std::path::Path) -> Result<(Vec<ConfJail>, Option<Inputs>)> {
+    let rec = Recording::default();
+    let (jails, fstab) = read_with(path, Support::HOST, &rec)?;
+    let ok = !rec.failed.get() && !fstab;
+    Ok((jails, ok.then(|| (rec.files.take(), rec.globs.take()))))
+}
+
+/// An [`FsLoader`](crate::engine::jailconf_fs::FsLoader) that records what
+/// it read with each file's stamp and hash.
+#[derive(Default)]
+struct Recording {
+    files: std::cell::RefCell<Vec<FileRecord>>,
+    globs: std::cell::RefCell<Vec<GlobRecord>>,
+    /// A file could not be read with its stamp (or changed meanwhile).
+    failed: std::cell::Cell<bool>,
+}
+
+impl crate::core::jailconf::Loader for Recording {
+    fn read(&self, path: &str) -> std::result::Result<String, String> {
+        match crate::engine::facts_cache::read_stamped(std::path::Path::new(path)) {
+            Ok((text, rec)) => {
+                self.files.borrow_mut().push(rec);
+                Ok(text)
+            }
+            // why again through FsLoader: its message is the one jail.conf
+            // errors show without the cache.
+            Err(_) => {
+                self.failed.set(true);
+                crate::engine::jailconf_fs::FsLoader.read(path)
+            }
+        }
+    }
+
+    fn glob(&self, pattern: &str) -> std::result::Result<Vec<String>, String> {
+        let matches = crate::engine::jailconf_fs::FsLoader.glob(pattern)?;
+        self.globs.borrow_mut().push(GlobRecord {
+            pattern: pattern.to_string(),
+            matches: matches.clone(),
+        });
+        Ok(matches)
+    }
+}
+
+/// [`read_for`] through `loader`; also whether any jail names a
+/// mount.fstab that this platform reads.
+fn read_with(
+    path: &std::path::Path,
+    support: Support,
+    loader: &dyn crate::core::jailconf::Loader,
+) -> Result<(Vec<ConfJail>, bool)> {
     use crate::core::jailconf::{self, Ip4Mode};
-    let conf = jailconf::load(&path.display().to_string(), &crate::engine::jailconf_fs::FsLoader)?;
-    conf.jails()
+    let conf = jailconf::load(&path.display().to_string(), loader)?;
+    let fstab = support.mounts
+        && conf
+            .jails()
+            .iter()
+            .any(|j| j.get_list("mount.fstab").iter().any(|f| !f.is_empty()));
+    let jails = conf
+        .jails()
         .iter()
         .map(|j| {
             let mode = j.ip4_mode()?;
@@ -124,7 +288,8 @@ pub fn read_for(path: &std::path::Path, support: Support) -> Result<Vec<ConfJail
                 params: passthrough_params(j),
             })
         })
-        .collect()
+        .collect::<Result<Vec<_>>>()?;
+    Ok((jails, fstab))
 }
 
 /// jail.conf's mount parameters (usr.sbin/jail/command.c `run_command`,

@@ -4,6 +4,7 @@
 
 pub mod addresses;
 pub mod desired;
+pub mod facts_cache;
 // why: test support only; the binary never builds it (issue 9 A7). Unit
 // tests get it through cfg(test), integration tests and benches through
 // the `test-hooks` feature their dev-dependency on jnet enables.
@@ -18,4 +19,5 @@ pub mod lifecycle;
 pub mod multi;
 pub mod portcheck;
 pub mod report;
+pub mod snapshot;
 pub mod sources;

@@ -85,6 +85,16 @@ pub trait Host {
     fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError>;
     /// The jail's currently loaded rules as the firewall lists them.
     fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError>;
+    /// Every jail's loaded rules under `anchor_root`, keyed by jail name,
+    /// each as [`Host::loaded_rules`] would give it, from one listing of the
+    /// firewall; jails with none are absent. `Ok(None)` when this host
+    /// cannot list them at once (the caller asks per jail).
+    fn all_loaded_rules(
+        &self,
+        _anchor_root: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, OsError> {
+        Ok(None)
+    }
     /// Lines the main firewall configuration lacks for jnet's rules to be
     /// evaluated (pf.conf anchor hooks); empty when none are needed.
     fn missing_firewall_hooks(&self, _anchor_root: &str) -> Result<Vec<String>, OsError> {

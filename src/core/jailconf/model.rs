@@ -254,16 +254,32 @@ impl JailDef {
     /// order; empty strings (`exec.start = '';`) are dropped as jail(8)
     /// runs nothing for them.
     pub fn exec(&self, hook: &str) -> Vec<String> {
-        let key = if hook.starts_with("exec.") {
-            hook.to_string()
+        // why the table: a `format!` per hook per jail was a fifth of
+        // reading a 10,000-jail jail.conf (issue 10).
+        const HOOKS: [&str; 9] = [
+            "exec.prepare",
+            "exec.prestart",
+            "exec.created",
+            "exec.start",
+            "exec.poststart",
+            "exec.prestop",
+            "exec.stop",
+            "exec.poststop",
+            "exec.release",
+        ];
+        let key: std::borrow::Cow<str> = if hook.starts_with("exec.") {
+            hook.into()
         } else {
-            format!("exec.{hook}")
+            match HOOKS.iter().find(|k| &k[5..] == hook) {
+                Some(k) => (*k).into(),
+                None => format!("exec.{hook}").into(),
+            }
         };
-        self.get_list(&key)
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect()
+        match self.params.get(key.as_ref()) {
+            Some(Value::Str(s)) if !s.is_empty() => vec![s.clone()],
+            Some(Value::List(l)) => l.iter().filter(|s| !s.is_empty()).cloned().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// Whether the jail has its own network stack: `vnet`, `vnet = new`,

@@ -328,6 +328,13 @@ impl Host for LinuxHost {
         nft::jail_rules(NFT_FAMILY, anchor_root, jail.as_str())
     }
 
+    fn all_loaded_rules(
+        &self,
+        anchor_root: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, OsError> {
+        nft::all_jail_rules(NFT_FAMILY, anchor_root).map(Some)
+    }
+
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError> {
         if let Some(r) = self.read_record(spec.name.as_str()) {
             return Ok(r.id);

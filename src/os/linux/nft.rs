@@ -207,6 +207,52 @@ pub fn jail_rules(family: &str, table: &str, jail: &str) -> Result<Option<String
     Ok(if text.is_empty() { None } else { Some(text) })
 }
 
+/// Every jail's chains in `family table` from one text listing of the
+/// table (`nft list table`), keyed by jail name, each as [`jail_rules`]
+/// gives it (`table ... { chain ... }` per chain, which is what `nft list
+/// chain` prints); empty when the table does not exist.
+pub fn all_jail_rules(family: &str, table: &str) -> Result<std::collections::BTreeMap<String, String>, OsError> {
+    if !table_exists(family, table)? {
+        return Ok(Default::default());
+    }
+    let listing = nft(&["list", "table", family, table], None)?.stdout;
+    Ok(split_jail_chains(family, table, &listing))
+}
+
+/// The jail of a chain jnet's renderer names `jail_<jail>_{dnat,out,snat}`.
+fn chain_owner(chain: &str) -> Option<&str> {
+    let rest = chain.strip_prefix("jail_")?;
+    let jail = ["_dnat", "_out", "_snat"].iter().find_map(|s| rest.strip_suffix(s))?;
+    owns_chain(jail, chain).then_some(jail)
+}
+
+/// Splits a `nft list table` listing into its chains (`chain NAME {` up to
+/// the `}` line at the same indentation) and groups the chains jails own.
+pub fn split_jail_chains(family: &str, table: &str, listing: &str) -> std::collections::BTreeMap<String, String> {
+    let mut out: std::collections::BTreeMap<String, String> = Default::default();
+    let mut lines = listing.lines();
+    while let Some(line) = lines.next() {
+        let t = line.trim_start();
+        let Some(name) = t.strip_prefix("chain ").and_then(|r| r.trim_end().strip_suffix('{')) else {
+            continue;
+        };
+        let indent = &line[..line.len() - t.len()];
+        let mut block = format!("table {family} {table} {{\n{line}\n");
+        for l in lines.by_ref() {
+            block.push_str(l);
+            block.push('\n');
+            if l.strip_prefix(indent).is_some_and(|r| r.trim_end() == "}") {
+                break;
+            }
+        }
+        block.push_str("}\n");
+        if let Some(jail) = chain_owner(name.trim()) {
+            out.entry(jail.to_string()).or_default().push_str(&block);
+        }
+    }
+    out
+}
+
 fn port_ranges(v: &Value) -> Vec<PortRange> {
     let one = |v: &Value| -> Option<PortRange> {
         if let Some(n) = v.as_u64() {
@@ -317,6 +363,28 @@ pub fn foreign_redirects(own_table: &str) -> Result<Vec<ForeignRedirect>, OsErro
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One text listing of the table, split per jail, gives each jail the
+    /// rule lines its own `nft list chain` listings give (both captured
+    /// from nft 1.0.6 in a scratch netns, the table listing cut to two
+    /// jails and a chain no jail owns).
+    #[test]
+    fn table_listing_splits_into_each_jails_chains() {
+        const TABLE: &str = "table inet jnet {\n\tchain jail_j0_snat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.0.2 oifname \"eth0\" masquerade comment \"jnet:j0\"\n\t}\n\n\tchain pre {\n\t\tjump jail_j0_snat\n\t}\n\n\tchain jail_j1_dnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"eth0\" fib daddr type local tcp dport 1027 dnat ip to 10.0.0.3:80 comment \"jnet:j1\"\n\t\tiifname \"eth0\" fib daddr type local udp dport 1025 dnat ip to 10.0.0.3:53 comment \"jnet:j1\"\n\t}\n\n\tchain jail_j1_snat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.0.3 oifname \"eth0\" masquerade comment \"jnet:j1\"\n\t}\n}\n";
+        const J1_CHAINS: &str = "table inet jnet {\n\tchain jail_j1_dnat {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t\tiifname \"eth0\" fib daddr type local tcp dport 1027 dnat ip to 10.0.0.3:80 comment \"jnet:j1\"\n\t\tiifname \"eth0\" fib daddr type local udp dport 1025 dnat ip to 10.0.0.3:53 comment \"jnet:j1\"\n\t}\n}\ntable inet jnet {\n\tchain jail_j1_snat {\n\t\ttype nat hook postrouting priority srcnat; policy accept;\n\t\tip saddr 10.0.0.3 oifname \"eth0\" masquerade comment \"jnet:j1\"\n\t}\n}\n";
+        use crate::core::rules::drift::{rule_lines, Syntax};
+        let split = split_jail_chains("inet", "jnet", TABLE);
+        assert_eq!(split.keys().collect::<Vec<_>>(), ["j0", "j1"]);
+        let mut got = rule_lines(Syntax::Nft, &split["j1"]);
+        let mut want = rule_lines(Syntax::Nft, J1_CHAINS);
+        got.sort();
+        want.sort();
+        assert_eq!(got, want);
+        assert_eq!(want.len(), 3);
+        assert_eq!(rule_lines(Syntax::Nft, &split["j0"]).len(), 1);
+        assert_eq!(chain_owner("jail_web_2_out"), Some("web_2"));
+        assert_eq!(chain_owner("jail_web_x"), None);
+    }
 
     // Captured from nft 1.0.6 (`nft -j list ruleset`) in a scratch netns.
     const RULESET: &str = r#"{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_schema_version": 1}}, {"table": {"family": "ip", "name": "foreign", "handle": 1}}, {"chain": {"family": "ip", "table": "foreign", "name": "pre", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 2, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 8080}}, {"dnat": {"addr": "10.1.1.1", "port": 80}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": "192.0.2.7"}}, {"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"set": [53, {"range": [5000, 5010]}]}}}, {"dnat": {"addr": "10.1.1.2"}}]}}, {"rule": {"family": "ip", "table": "foreign", "chain": "pre", "handle": 6, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": {"set": ["tcp", "udp"]}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "th", "field": "dport"}}, "right": {"range": [9000, 9001]}}}, {"redirect": {"port": 9100}}]}}, {"table": {"family": "inet", "name": "jnet", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "jail_www_dnat", "handle": 1, "type": "nat", "hook": "prerouting", "prio": -100, "policy": "accept"}}, {"chain": {"family": "inet", "table": "jnet", "name": "pre", "handle": 2}}, {"chain": {"family": "inet", "table": "jnet", "name": "jail_www_out", "handle": 3}}, {"rule": {"family": "inet", "table": "jnet", "chain": "jail_www_dnat", "handle": 4, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 81}}, {"dnat": {"family": "ip", "addr": "10.2.2.2"}}]}}, {"rule": {"family": "inet", "table": "jnet", "chain": "pre", "handle": 5, "expr": [{"jump": {"target": "jail_www_out"}}]}}]}"#;
