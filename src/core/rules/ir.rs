@@ -170,10 +170,13 @@ pub(crate) fn pf_range(r: PortRange) -> String {
     }
 }
 
-fn check_label(rule: &str, label: &Option<String>) -> Result<(), RuleError> {
+// why `rule` is a function: the rule's text is needed only in an error,
+// and formatting every rule to validate it was a large share of `pf render`
+// at thousands of jails (issue 10).
+fn check_label(rule: &dyn Fn() -> String, label: &Option<String>) -> Result<(), RuleError> {
     let Some(l) = label else { return Ok(()) };
     let bad = |reason| RuleError::BadLabel {
-        rule: rule.to_string(),
+        rule: rule(),
         label: l.clone(),
         reason,
     };
@@ -191,11 +194,11 @@ fn check_label(rule: &str, label: &Option<String>) -> Result<(), RuleError> {
     Ok(())
 }
 
-fn check_net(rule: &str, n: &Ipv4Network) -> Result<(), RuleError> {
+fn check_net(rule: &dyn Fn() -> String, n: &Ipv4Network) -> Result<(), RuleError> {
     let masked = Ipv4Network::new(n.network(), n.prefix()).expect("prefix already valid");
     if masked.ip() != n.ip() {
         return Err(RuleError::HostBits {
-            rule: rule.to_string(),
+            rule: rule(),
             net: *n,
             masked,
         });
@@ -215,14 +218,14 @@ impl Redirect {
 
     /// Rejects what pfctl(8) or the kernel would refuse or silently mangle.
     pub fn validate(&self) -> Result<(), RuleError> {
-        let rule = self.to_string();
+        let rule = || self.to_string();
         if let Some(t) = self.target_ports {
             // why: pf accepts `port 80:90 -> x port 8080` (all to one port) and
             // a longer target range is cut silently; jnet only emits 1:1 maps,
             // which are what `Expose` promises.
             if t.len() != self.host_ports.len() {
                 return Err(RuleError::RangeMismatch {
-                    rule,
+                    rule: rule(),
                     host: pf_range(self.host_ports),
                     target: pf_range(t),
                 });
@@ -230,13 +233,13 @@ impl Redirect {
         }
         if !unicast(self.target) {
             return Err(RuleError::BadTarget {
-                rule,
+                rule: rule(),
                 addr: self.target,
             });
         }
         if let RdrDest::Address(a) = self.external {
             if !unicast(a) {
-                return Err(RuleError::BadExternal { rule, addr: a });
+                return Err(RuleError::BadExternal { rule: rule(), addr: a });
             }
         }
         if let Some(s) = &self.source {
@@ -269,14 +272,17 @@ impl fmt::Display for Redirect {
 
 impl Nat {
     pub fn validate(&self) -> Result<(), RuleError> {
-        let rule = self.to_string();
+        let rule = || self.to_string();
         check_net(&rule, &self.source)?;
         if let Some(d) = &self.destination {
             check_net(&rule, d)?;
         }
         if let NatTarget::Address { address } = self.translation {
             if !unicast(address) {
-                return Err(RuleError::BadTarget { rule, addr: address });
+                return Err(RuleError::BadTarget {
+                    rule: rule(),
+                    addr: address,
+                });
             }
         }
         check_label(&rule, &self.label)
