@@ -388,15 +388,7 @@ fn lifecycle_summaries_validate() {
         error: None,
         status: None,
     };
-    let all = [
-        JailResult::Started,
-        JailResult::Stopped,
-        JailResult::Restarted,
-        JailResult::AlreadyRunning,
-        JailResult::AlreadyStopped,
-        JailResult::Failed,
-        JailResult::Skipped,
-    ];
+    let all = JailResult::ALL;
     for verb in [Verb::Start, Verb::Stop, Verb::Restart] {
         let mut jails: Vec<JailOutcome> = all.iter().map(|r| o("www", r.clone())).collect();
         jails[5].error = Some("start www: step create jail failed".into());

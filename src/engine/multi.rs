@@ -127,6 +127,17 @@ pub enum JailResult {
 }
 
 impl JailResult {
+    /// Every outcome, in the order the summary line names them.
+    pub const ALL: [JailResult; 7] = [
+        JailResult::Started,
+        JailResult::Stopped,
+        JailResult::Restarted,
+        JailResult::AlreadyRunning,
+        JailResult::AlreadyStopped,
+        JailResult::Failed,
+        JailResult::Skipped,
+    ];
+
     pub fn as_str(&self) -> &'static str {
         match self {
             JailResult::Started => "started",
@@ -185,16 +196,7 @@ impl Summary {
 
     /// `start: 3 jail(s): 1 started, 1 failed (db), 1 skipped (www)`.
     pub fn line(&self) -> String {
-        const ORDER: [JailResult; 7] = [
-            JailResult::Started,
-            JailResult::Stopped,
-            JailResult::Restarted,
-            JailResult::AlreadyRunning,
-            JailResult::AlreadyStopped,
-            JailResult::Failed,
-            JailResult::Skipped,
-        ];
-        let parts: Vec<String> = ORDER
+        let parts: Vec<String> = JailResult::ALL
             .iter()
             .filter_map(|k| {
                 let v: Vec<&str> = self

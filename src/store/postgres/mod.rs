@@ -225,14 +225,19 @@ impl PgStore {
         &self.cfg.host_id
     }
 
-    fn connect(&mut self) -> Result<&mut Client, PgError> {
-        let mut c = connect_raw(
+    /// A new session with this store's settings (timeouts, TLS, secret).
+    fn open_session(&self) -> Result<Client, PgError> {
+        connect_raw(
             &self.pc,
             &self.cfg.timeouts,
             &self.desc,
             self.secret.as_deref(),
             self.tls.as_ref(),
-        )?;
+        )
+    }
+
+    fn connect(&mut self) -> Result<&mut Client, PgError> {
+        let mut c = self.open_session()?;
         match schema::check(&mut c) {
             Ok(()) => {}
             Err(OpErr::App(e)) => return Err(self.named(e)),
@@ -490,13 +495,7 @@ impl PgStore {
     /// then [`PgErrorKind::Timeout`]. The key is per (host, jail): jail
     /// runtime is local to each host, so hosts never contend for it.
     pub fn lock_jail(&self, jail: &JailName) -> Result<JailLock, PgError> {
-        let mut c = connect_raw(
-            &self.pc,
-            &self.cfg.timeouts,
-            &self.desc,
-            self.secret.as_deref(),
-            self.tls.as_ref(),
-        )?;
+        let mut c = self.open_session()?;
         let key = format!("jnet jail {} {}", self.cfg.host_id, jail.as_str());
         c.execute("SELECT pg_advisory_lock(hashtextextended($1, 0))", &[&key])
             .map_err(|e| {
