@@ -10,7 +10,7 @@ use criterion::{criterion_group, criterion_main, Criterion};
 use jnet::core::names::{IfName, JailName};
 use jnet::core::plan::{plan_start, plan_stop, Desired, ExecHooks, Observed};
 use jnet::engine::fake_host::FakeHost;
-use jnet::engine::lifecycle::{Engine, PortChecker};
+use jnet::engine::lifecycle::{Lifecycle, PortChecker};
 use jnet::os::{JailNetwork, JailSpec};
 use jnet::store::{JailRecord, Store};
 
@@ -80,7 +80,7 @@ fn bench(c: &mut Criterion) {
         })
         .unwrap();
     let host = FakeHost::new();
-    let engine = Engine::new(&host, &store, &Free);
+    let engine = Lifecycle::new(&host, &store, &Free);
     c.bench_function(
         "engine start+stop, fake host, 4 exposures (incl. inventory writes)",
         |b| {

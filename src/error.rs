@@ -123,6 +123,12 @@ impl Error {
         }
     }
 
+    /// Whether the host refused for lack of privileges (an observation
+    /// jnet may go without when not root).
+    pub fn is_permission(&self) -> bool {
+        self.exit_status() == ExitStatus::NoPerm
+    }
+
     /// The sysexits(3) code for this error.
     pub fn exit_status(&self) -> ExitStatus {
         match self {

@@ -23,7 +23,7 @@ use binary::{jnet, ok, BIN};
 use jnet::core::lifecycle::Phase;
 use jnet::core::names::{IfName, JailName};
 use jnet::core::plan::{Desired, ExecHooks};
-use jnet::engine::lifecycle::{Engine, PortChecker};
+use jnet::engine::lifecycle::{Lifecycle, PortChecker};
 use jnet::os::linux::{addr, jail, link, netns, LinuxHost};
 use jnet::os::{Host, JailNetwork, JailSpec};
 use jnet::store::{JailRecord, Store};
@@ -263,7 +263,7 @@ fn failed_starts_leave_nothing_behind() {
             })
             .unwrap();
         let host = LinuxHost::default();
-        let engine = Engine::new(&host, &store, &NoConflicts);
+        let engine = Lifecycle::new(&host, &store, &NoConflicts);
         let phase = || store.read().unwrap().jails[&j("app")].phase;
 
         // exec.start fails after leaving a process behind in the jail.

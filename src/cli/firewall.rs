@@ -1,212 +1,41 @@
-//! Handlers for `expose`, `unexpose` and `pf render|reload|flush|status`.
+//! Printing the firewall verbs' reports: `expose`, `unexpose` and `pf
+//! render|reload|status`.
 
-use std::net::Ipv4Addr;
-
-use serde::Serialize;
-
-use crate::cli::args::{ExposeArgs, Format, PfCommand, SyntaxArg};
-use crate::cli::commands::{jail_name, Session};
+use crate::cli::args::Format;
 use crate::cli::output::{print_json, Table};
-use crate::core::check::Severity;
-use crate::core::lifecycle::Phase;
-use crate::core::names::JailName;
-use crate::core::ports::{parse_expose_with_address, Expose, PortRange, Proto};
-use crate::core::rules::drift;
-use crate::engine::firewall::{self, State, Syntax};
-use crate::engine::jails::{self, JailView};
-use crate::engine::{host::system_host, portcheck, sources};
+use crate::engine::api::firewall::{
+    ExposeReport, FirewallStatus, ReloadAllReport, ReloadReport, Rendered, UnexposeReport,
+};
+use crate::engine::firewall::{Reloaded, State};
 use crate::error::{Error, ExitStatus, Result};
-use crate::os::Host;
-use crate::store::Mode;
 
-fn syntax(a: Option<SyntaxArg>) -> Syntax {
-    match a {
-        Some(SyntaxArg::Pf) => Syntax::Pf,
-        Some(SyntaxArg::Nft) => Syntax::Nft,
-        None => Syntax::native(),
-    }
-}
-
-/// Renders `v`'s rules in the native syntax and loads them, or flushes the
-/// jail's rules when it needs none.
-fn apply(s: &Session, host: &dyn Host, v: &JailView) -> Result<usize> {
-    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
-    firewall::load(host, &s.config, &tmpl, v)
-}
-
-fn dedicated_view(s: &Session, jail: &JailName) -> Result<JailView> {
-    let inv = s.store.read()?;
-    let v = jails::view(&s.config, &inv, &s.profiles, jail)?;
-    match v.mode() {
-        Some(Mode::Dedicated) => Ok(v),
-        Some(Mode::Inherit) => Err(Error::data(format!(
-            "jail {jail} shares the host's addresses (inherit): its ports are reachable on the host's addresses \
-             already; exposures need a dedicated address"
-        ))),
-        None => Err(Error::data(format!(
-            "jail {jail} has no address in the inventory; assign one first (jnet assign {jail} --pool P | ADDRESS)"
-        ))),
-    }
-}
-
-pub fn expose(s: &Session, a: &ExposeArgs) -> Result<ExitStatus> {
-    let jail = jail_name(&a.jail)?;
-    let mut e: Expose = a
-        .spec
-        .parse()
-        .map_err(|e: crate::core::ports::PortError| Error::data(e.to_string()))?;
-    if let Some(addr) = &a.address {
-        let ip: Ipv4Addr = addr
-            .parse()
-            .map_err(|_| Error::data(format!("--address {addr:?} is not an IPv4 address")))?;
-        if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-            return Err(Error::data(format!("--address {ip} cannot be an external address")));
-        }
-        e.address = Some(ip);
-    }
-    dedicated_view(s, &jail)?;
-    // why the jail lock: a running jail's rules are reloaded below, and a
-    // start or stop of the same jail must not interleave with that.
-    let _jail_lock = s.store.lock_jail(&jail)?;
-    let host = system_host()?;
-    let scan = portcheck::scan(
-        host.as_ref(),
-        &s.config,
-        &jails::views(&s.config, &s.store.read()?, &s.profiles)?,
-    )?;
-    // why everything below runs inside the update: the claims and exposures
-    // the new one is checked against, and the record it is added to, must be
-    // the locked inventory's, or two concurrent exposes of one host port both
-    // pass, and a concurrent release turns into a crash (H5).
-    let address = s.store.update(|inv| {
-        let mut views = jails::views(&s.config, inv, &s.profiles)?;
-        let v = views
-            .get_mut(&jail)
-            .filter(|v| v.mode() == Some(Mode::Dedicated))
-            .ok_or_else(|| Error::data(format!("jail {jail} lost its dedicated address meanwhile")))?;
-        if v.exposures.contains(&e) {
-            return Ok(None);
-        }
-        if let Some(other) = v.exposures.iter().find(|x| x.host_overlaps(&e)) {
-            return Err(Error::data(format!("{jail}: {e} overlaps its exposure {other}")));
-        }
-        let address = v.address();
-        // The port check with and without the new exposure: conflicts that
-        // only appear with it mean its host port is taken.
-        let before = portcheck::analyze(&scan, &s.config, &views, std::slice::from_ref(&jail));
-        if let Some(v) = views.get_mut(&jail) {
-            v.exposures.push(e);
-        }
-        let after = portcheck::analyze(&scan, &s.config, &views, std::slice::from_ref(&jail));
-        let new: Vec<&str> = after
-            .report
-            .conflicts
-            .iter()
-            .filter(|c| c.severity == Severity::Error && !before.report.conflicts.contains(c))
-            .map(|c| c.message.as_str())
-            .collect();
-        if !new.is_empty() {
-            return Err(Error::data(format!("{jail}: cannot expose {e}: {}", new.join("; "))));
-        }
-        let rec = inv
-            .jails
-            .get_mut(&jail)
-            .ok_or_else(|| Error::data(format!("jail {jail} lost its dedicated address meanwhile")))?;
-        rec.exposes.push(e);
-        // why: with the lock held, a running jail's rules are reloaded
-        // before the inventory is written, so a failed load changes nothing.
-        if rec.phase == Phase::Running {
-            let v = jails::view(&s.config, inv, &s.profiles, &jail)?;
-            apply(s, host.as_ref(), &v)?;
-        }
-        Ok(Some(address))
-    })?;
-    match address {
-        None => println!("{jail}: {e} is already exposed; nothing changed"),
-        Some(Some(a)) => println!("{jail}: exposed {e} -> {a}"),
-        Some(None) => println!("{jail}: exposed {e}"),
+pub fn exposed(r: &ExposeReport) -> Result<ExitStatus> {
+    let (jail, e) = (&r.jail, &r.expose);
+    match (r.already, r.address) {
+        (true, _) => println!("{jail}: {e} is already exposed; nothing changed"),
+        (false, Some(a)) => println!("{jail}: exposed {e} -> {a}"),
+        (false, None) => println!("{jail}: exposed {e}"),
     }
     Ok(ExitStatus::Ok)
 }
 
-/// `proto/port` or `proto/lo-hi` naming an exposure by its host side.
-fn parse_host_side(spec: &str) -> Result<(Proto, PortRange)> {
-    let e = parse_expose_with_address(spec).map_err(|e| Error::data(e.to_string()))?;
-    Ok((e.proto, e.host))
-}
-
-pub fn unexpose(s: &Session, jail: &str, spec: &str) -> Result<ExitStatus> {
-    let jail = jail_name(jail)?;
-    let (proto, host_ports) = parse_host_side(spec)?;
-    let v = dedicated_view(s, &jail)?;
-    let matches = |x: &Expose| x.proto == proto && x.host == host_ports;
-    let Some(found) = v.exposures.iter().copied().find(|x| matches(x)) else {
-        println!("{jail}: {proto}/{host_ports} is not exposed; nothing changed");
-        return Ok(ExitStatus::Ok);
-    };
-    if v.exposure_in_config(&found) {
-        return Err(Error::data(format!(
-            "{jail}: {found} is declared in {} (jails.{jail}.expose or its profile); remove it there",
-            v.location.as_deref().unwrap_or(&s.config.file)
-        )));
+pub fn unexposed(r: &UnexposeReport) -> Result<ExitStatus> {
+    let jail = &r.jail;
+    match &r.removed {
+        Some(found) => println!("{jail}: no longer exposes {found}"),
+        None => println!("{jail}: {}/{} is not exposed; nothing changed", r.proto, r.host_ports),
     }
-    let _jail_lock = s.store.lock_jail(&jail)?;
-    let host = system_host()?;
-    s.store.update(|inv| {
-        let rec = inv
-            .jails
-            .get_mut(&jail)
-            .ok_or_else(|| Error::data(format!("jail {jail} vanished meanwhile")))?;
-        rec.exposes.retain(|x| !matches(x));
-        if rec.phase == Phase::Running {
-            let v = jails::view(&s.config, inv, &s.profiles, &jail)?;
-            apply(s, host.as_ref(), &v)?;
-        }
-        Ok(())
-    })?;
-    println!("{jail}: no longer exposes {found}");
     Ok(ExitStatus::Ok)
 }
 
-pub fn pf(s: &Session, cmd: &PfCommand) -> Result<ExitStatus> {
-    match cmd {
-        PfCommand::Render { jail, syntax: syn } => render(s, jail.as_deref(), syntax(*syn)),
-        PfCommand::Reload { jail, all } => {
-            crate::cli::commands::require_root("jnet pf reload")?;
-            reload(s, jail.as_deref(), *all)
-        }
-        PfCommand::Flush { jail } => {
-            crate::cli::commands::require_root("jnet pf flush")?;
-            let jail = jail_name(jail)?;
-            system_host()?.flush_rules(&s.config.host.anchor, &jail)?;
-            println!("{jail}: flushed {}/{jail}", s.config.host.anchor);
-            Ok(ExitStatus::Ok)
-        }
-        PfCommand::Status(f) => status(s, f.format),
-    }
-}
-
-fn render(s: &Session, jail: Option<&str>, syn: Syntax) -> Result<ExitStatus> {
-    let inv = s.store.read()?;
-    let views = match jail {
-        Some(j) => {
-            let j = jail_name(j)?;
-            if !inv.jails.contains_key(&j) && !s.config.jails.contains_key(&j) {
-                return Err(Error::data(format!(
-                    "jail {j} is neither in the inventory nor in {}",
-                    s.config.file
-                )));
-            }
-            vec![jails::view(&s.config, &inv, &s.profiles, &j)?]
-        }
-        None => jails::views(&s.config, &inv, &s.profiles)?.into_values().collect(),
-    };
-    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
+/// `pf render`: each jail's rules, a blank line between jails; a jail
+/// named alone that needs none says so.
+pub fn rendered(jails: &[Rendered], named: bool) -> Result<ExitStatus> {
     let mut first = true;
-    for v in &views {
-        let Some(rules) = firewall::jail_rules(&s.config, v)? else {
-            if jail.is_some() {
-                println!("# jail {}: no exposures and no nat, nothing to load", v.name);
+    for r in jails {
+        let Some(text) = &r.text else {
+            if named {
+                println!("# jail {}: no exposures and no nat, nothing to load", r.jail);
             }
             continue;
         };
@@ -214,65 +43,50 @@ fn render(s: &Session, jail: Option<&str>, syn: Syntax) -> Result<ExitStatus> {
             println!();
         }
         first = false;
-        print!("{}", firewall::render(syn, &rules, &s.config.host.anchor, &tmpl)?);
+        print!("{text}");
     }
     Ok(ExitStatus::Ok)
 }
 
-fn reload(s: &Session, jail: Option<&str>, all: bool) -> Result<ExitStatus> {
-    let inv = s.store.read()?;
-    let anchor = &s.config.host.anchor;
-    let host = system_host()?;
-    match (jail, all) {
-        (Some(j), false) => {
-            let v = jails::view(&s.config, &inv, &s.profiles, &jail_name(j)?)?;
-            let n = apply(s, host.as_ref(), &v)?;
-            if n == 0 {
-                println!("{}: no rules; {anchor}/{} flushed", v.name, v.name);
-            } else {
-                println!("{}: loaded {n} rule(s) into {anchor}/{}", v.name, v.name);
-            }
-            Ok(ExitStatus::Ok)
-        }
-        (None, true) => reload_all(s, host.as_ref(), &inv),
-        _ => Err(Error::data("give a jail or --all")),
+pub fn reloaded(r: &ReloadReport) -> Result<ExitStatus> {
+    if r.rules == 0 {
+        println!("{}: no rules; {} flushed", r.jail, r.anchor);
+    } else {
+        println!("{}: loaded {} rule(s) into {}", r.jail, r.rules, r.anchor);
     }
+    Ok(ExitStatus::Ok)
 }
 
-/// `jnet pf reload --all` (see `engine::firewall::reload_all`): quiet on
-/// success unless -v, every failure named, exit status of the first.
-fn reload_all(s: &Session, host: &dyn Host, inv: &crate::store::Inventory) -> Result<ExitStatus> {
-    let anchor = &s.config.host.anchor;
-    let views = jails::views(&s.config, inv, &s.profiles)?;
-    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
-    let res = firewall::reload_all(host, &s.config, &tmpl, &views)?;
-    let verbose = s.verbose > 0;
-    let mut failed: Vec<(String, Error)> = Vec::new();
+/// `jnet pf reload --all`: quiet on success unless -v, every failure
+/// named, exit status of the first.
+pub fn reloaded_all(r: &ReloadAllReport, quiet: bool) -> Result<ExitStatus> {
+    let anchor = &r.anchor_root;
+    let mut failed: Vec<(String, &Error)> = Vec::new();
     let mut loaded = 0;
-    for (j, r) in res {
-        match r {
-            Ok(firewall::Reloaded::Loaded(n)) => {
+    for (j, res) in &r.jails {
+        match res {
+            Ok(Reloaded::Loaded(n)) => {
                 loaded += 1;
-                if verbose {
+                if !quiet {
                     println!("{j}: loaded {n} rule(s) into {anchor}/{j}");
                 }
             }
-            Ok(firewall::Reloaded::NoRules) => {
+            Ok(Reloaded::NoRules) => {
                 loaded += 1;
-                if verbose {
+                if !quiet {
                     println!("{j}: running, no rules; {anchor}/{j} flushed");
                 }
             }
-            Ok(firewall::Reloaded::FlushedStale) => {
-                if verbose {
+            Ok(Reloaded::FlushedStale) => {
+                if !quiet {
                     println!("{j}: not running; stale rules in {anchor}/{j} flushed");
                 }
             }
-            Ok(firewall::Reloaded::Idle) => {}
+            Ok(Reloaded::Idle) => {}
             Err(e) => failed.push((j.to_string(), e)),
         }
     }
-    if verbose && loaded == 0 && failed.is_empty() {
+    if !quiet && loaded == 0 && failed.is_empty() {
         println!("no running jails; no rules loaded");
     }
     let Some(status) = failed.first().map(|(_, e)| e.exit_status()) else {
@@ -289,51 +103,9 @@ fn reload_all(s: &Session, host: &dyn Host, inv: &crate::store::Inventory) -> Re
     })
 }
 
-#[derive(Serialize)]
-struct AnchorStatus {
-    jail: String,
-    anchor: String,
-    phase: Phase,
-    #[serde(flatten)]
-    state: State,
-}
-
-#[derive(Serialize)]
-struct StatusOut {
-    hooks_missing: Vec<String>,
-    anchors: Vec<AnchorStatus>,
-}
-
-fn status(s: &Session, format: Format) -> Result<ExitStatus> {
-    let inv = s.store.read()?;
-    let views = jails::views(&s.config, &inv, &s.profiles)?;
-    let host = system_host()?;
-    let anchor = &s.config.host.anchor;
-    let syn = Syntax::native();
-    let tmpl = firewall::pf_template(&sources::config_dir(&s.config_path))?;
-    let mut out = StatusOut {
-        hooks_missing: host.missing_firewall_hooks(anchor)?,
-        anchors: vec![],
-    };
-    for (name, v) in &views {
-        let Some(rec) = &v.record else { continue };
-        // Rules belong in the firewall only while the jail runs.
-        let want = match rec.phase {
-            Phase::Running => firewall::jail_rules(&s.config, v)?,
-            _ => None,
-        };
-        let rendered = want.map(|r| firewall::render(syn, &r, anchor, &tmpl)).transpose()?;
-        let loaded = host.loaded_rules(anchor, name)?;
-        let state = drift::compare(syn, rendered.as_deref(), loaded.as_deref());
-        out.anchors.push(AnchorStatus {
-            jail: name.to_string(),
-            anchor: format!("{anchor}/{name}"),
-            phase: rec.phase,
-            state,
-        });
-    }
+pub fn status(out: &FirewallStatus, format: Format) -> Result<ExitStatus> {
     if format == Format::Json {
-        return print_json(&out);
+        return print_json(out);
     }
     for h in &out.hooks_missing {
         println!("pf.conf lacks: {h}");

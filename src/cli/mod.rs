@@ -1,7 +1,10 @@
 //! Command-line interface in two layers: `args` (clap structs, raw flags)
-//! and `commands` (handlers that validate, call the engine, print).
+//! and `commands` (turns flags into requests, calls the one `Engine`
+//! method of the command); the other modules print the engine's reports.
 //! `main` only parses, sets up logging, dispatches and maps exit codes.
+//! Nothing here reads the store or touches the host.
 
+pub mod addresses;
 pub mod args;
 pub mod commands;
 pub mod completions;
@@ -11,6 +14,7 @@ pub mod lifecycle;
 pub mod metrics;
 pub mod multi;
 pub mod output;
-pub mod plan_all;
+pub mod plan_host;
+pub mod reports;
 
 pub use args::Cli;

@@ -12,59 +12,21 @@
 use serde::Serialize;
 
 use crate::cli::args::{Format, JailsArgs};
-use crate::cli::commands::{jail_name, require_root, Session};
-use crate::cli::lifecycle::StepReport;
+use crate::cli::commands::targets;
 use crate::cli::output::{print_json, printable};
-use crate::engine::host::system_host;
-use crate::engine::multi::{JailResult, Sources, Summary, Targets, Verb};
+use crate::engine::api::lifecycle::StepReport;
+use crate::engine::multi::{JailResult, Planned, Summary, Verb};
+use crate::engine::Engine;
 use crate::error::{Error, ExitStatus, Result};
 
-fn targets(jails: &[String], all: bool) -> Result<Targets> {
-    if all {
-        return Ok(Targets::All);
-    }
-    if jails.is_empty() {
-        return Err(Error::data("give one or more jails, or --all"));
-    }
-    let mut v = Vec::with_capacity(jails.len());
-    for j in jails {
-        let j = jail_name(j)?;
-        if !v.contains(&j) {
-            v.push(j);
-        }
-    }
-    Ok(Targets::Named(v))
-}
-
-fn sources(s: &Session) -> Result<Sources<'_>> {
-    Ok(Sources {
-        config: &s.config,
-        config_path: &s.config_path,
-        profiles: &s.profiles,
-        store: s.store.as_ref(),
-        conf_jails: s.conf_jails()?,
-    })
-}
-
 /// `jnet start|stop|restart JAIL... | --all`.
-pub fn lifecycle(s: &Session, verb: Verb, a: &JailsArgs) -> Result<ExitStatus> {
-    let t = targets(&a.jails, a.all)?;
-    let what = match &t {
-        Targets::All => format!("jnet {verb} --all"),
-        Targets::Named(v) => format!(
-            "jnet {verb} {}",
-            v.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(" ")
-        ),
-    };
-    require_root(&what)?;
-    let src = sources(s)?;
-    let host = system_host()?;
-    let summary = src.run(host.as_ref(), verb, &t)?;
+pub fn lifecycle(e: &Engine, verb: Verb, a: &JailsArgs, quiet: bool) -> Result<ExitStatus> {
+    let summary = e.run(verb, &targets(&a.jails, a.all)?)?;
     if a.format == Format::Json {
         print_json(&summary)?;
         return finish_as(&summary, true, true);
     }
-    finish(&summary, a.all && s.verbose == 0)
+    finish(&summary, a.all && quiet)
 }
 
 /// Prints `summary` (unless `quiet` and all went well) and turns it into
@@ -172,49 +134,22 @@ fn failure_message(summary: &Summary) -> String {
     m
 }
 
-/// For the text plan of one jail: the other jails its start (stop) would
-/// take along by jail.conf depend, or None.
-pub fn depend_note(s: &Session, jail: &crate::core::names::JailName, stop: bool) -> Option<String> {
-    let verb = if stop { Verb::Stop } else { Verb::Start };
-    let (_, w) = sources(s).ok()?.walk(verb, &Targets::Named(vec![jail.clone()])).ok()?;
-    let order = if stop { &w.stop } else { &w.start };
-    let others: Vec<&str> = order
-        .iter()
-        .filter(|j| j.as_str() != jail.as_str())
-        .map(String::as_str)
-        .collect();
-    if others.is_empty() {
-        return None;
-    }
-    Some(format!(
-        "# jnet {verb} {jail} also {}s, first (jail.conf depend): {}; see: jnet plan{} {}",
-        verb,
-        others.join(", "),
-        if stop { " --stop" } else { "" },
-        order.join(" ")
-    ))
-}
-
 /// `jnet plan JAIL JAIL... | --all [--stop] [--format json]`
 /// (schemas/plan-multi.schema.json).
-pub fn plan(s: &Session, jails: &[String], all: bool, stop: bool, format: Format) -> Result<ExitStatus> {
-    let t = targets(jails, all)?;
-    let src = sources(s)?;
-    let host = system_host()?;
-    let planned = src.plan(host.as_ref(), stop, &t)?;
+pub fn plan(planned: &[Planned], stop: bool, format: Format) -> Result<ExitStatus> {
     let report = PlanMulti {
         verb: if stop { "stop" } else { "start" },
         jails: planned
-            .into_iter()
+            .iter()
             .map(|p| {
-                let (steps, text, error, because) = match p.plan {
-                    Ok(Ok((plan, d))) => (StepReport::all(&plan, &d), Some(plan.render(&d)), None, None),
+                let (steps, text, error, because) = match &p.plan {
+                    Ok(Ok((plan, d))) => (StepReport::all(plan, d), Some(plan.render(d)), None, None),
                     Ok(Err(e)) => (vec![], None, Some(e.to_string()), None),
-                    Err(because) => (vec![], None, None, Some(because)),
+                    Err(because) => (vec![], None, None, Some(because.clone())),
                 };
                 (
                     JailPlan {
-                        jail: p.jail,
+                        jail: p.jail.clone(),
                         target: p.target,
                         steps,
                         error,

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::core::names::{IfName, JailName};
+use serde::Serialize;
 
 /// An address configured on an interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,6 +148,25 @@ impl MountEntry {
             vec![file]
         } else {
             vec!["-t".into(), self.vfstype.clone(), file]
+        }
+    }
+}
+
+/// How a jail gets its IPv4 networking.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    /// Shares the host's addresses (ip4=inherit).
+    Inherit,
+    /// Has its own address (alias / netns).
+    Dedicated,
+}
+
+impl Mode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Inherit => "inherit",
+            Mode::Dedicated => "dedicated",
         }
     }
 }

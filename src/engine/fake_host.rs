@@ -2,7 +2,7 @@
 //! which jails have a network, exist and have rules, records every call in
 //! order, and fails the calls a test asks it to.
 //!
-//! It is test support, passed explicitly to `Engine::new`; nothing in the
+//! It is test support, passed explicitly to `Lifecycle::new`; nothing in the
 //! binary constructs it. It models no real OS behaviour beyond "what was
 //! attached/created/loaded is there until detached/removed/flushed".
 

@@ -88,7 +88,7 @@ pub struct Observation {
     pub observed: Observed,
     pub jid: Option<u32>,
     /// Why the jail's address cannot be attached: it is on a host interface
-    /// and jnet did not put it there (see [`Engine::observe`]).
+    /// and jnet did not put it there (see [`Lifecycle::observe`]).
     pub foreign_address: Option<String>,
 }
 
@@ -101,16 +101,16 @@ impl Observation {
     }
 }
 
-pub struct Engine<'a> {
+pub struct Lifecycle<'a> {
     host: &'a dyn Host,
     store: &'a dyn Backend,
     checker: &'a dyn PortChecker,
     basis: Option<RecordBasis>,
 }
 
-impl<'a> Engine<'a> {
+impl<'a> Lifecycle<'a> {
     pub fn new(host: &'a dyn Host, store: &'a dyn Backend, checker: &'a dyn PortChecker) -> Self {
-        Engine {
+        Lifecycle {
             host,
             store,
             checker,
@@ -197,7 +197,7 @@ impl<'a> Engine<'a> {
         self.plan_in_phase(verb, d, phase)
     }
 
-    /// [`Engine::plan`] for a jail whose inventory phase the caller read
+    /// [`Lifecycle::plan`] for a jail whose inventory phase the caller read
     /// (or previews: a jail not yet in the inventory is `defined`).
     pub fn plan_in_phase(&self, verb: Verb, d: &Desired, phase: Phase) -> Result<Plan> {
         let obs = self.observe(d, phase)?;
@@ -675,7 +675,7 @@ mod tests {
                 Ok(())
             })
             .unwrap();
-        let e = Engine::new(&f.host, &f.store, &c).with_basis(basis.clone());
+        let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(basis.clone());
         let err = e.start(&jn("www"), &desired(true)).unwrap_err();
         assert_eq!(err.exit_status(), ExitStatus::TempFail, "{err}");
         assert!(err.to_string().contains("now dedicated 10.0.0.9"), "{err}");
@@ -683,9 +683,9 @@ mod tests {
         assert_eq!(phase(&f), (Phase::Defined, None));
 
         // The same for stop, and nothing is refused while the basis holds.
-        let e = Engine::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
+        let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
         e.start(&jn("www"), &desired(true)).unwrap();
-        let e = Engine::new(&f.host, &f.store, &c).with_basis(basis);
+        let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(basis);
         assert_eq!(
             e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(),
             ExitStatus::TempFail
@@ -705,7 +705,7 @@ mod tests {
             prefix: 24,
         });
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         let err = e.start(&jn("www"), &d).unwrap_err();
         assert_eq!(err.exit_status(), ExitStatus::DataErr, "{err}");
@@ -740,7 +740,7 @@ mod tests {
     fn start_then_stop_in_order_with_phases() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         let out = e.start(&jn("www"), &d).unwrap();
         assert!(matches!(&out, Outcome::Done(s) if s.len() == 7), "{out:?}");
@@ -770,7 +770,7 @@ mod tests {
     fn unsupported_jail_conf_settings_refuse_the_start_before_any_step() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let mut d = desired(true);
         d.unsupported = vec![("mount.devfs".into(), "/etc/jail.conf:7".into())];
         let err = e.start(&jn("www"), &d).unwrap_err();
@@ -796,7 +796,7 @@ mod tests {
             if i > 0 {
                 f.host.fail_on(*failing);
             }
-            let e = Engine::new(&f.host, &f.store, &c);
+            let e = Lifecycle::new(&f.host, &f.store, &c);
             let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
             assert!(
                 err.starts_with("start www: step ") && err.contains("completed steps were undone"),
@@ -828,7 +828,7 @@ mod tests {
         // F14: a failure to clear persist leaves a working jail running.
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         f.host.fail_on("release_persist www");
         e.start(&jn("www"), &desired(true)).unwrap();
         assert_eq!(f.host.take_calls(), START_CALLS);
@@ -836,7 +836,7 @@ mod tests {
         // jail.conf `persist`: left alone.
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let mut d = desired(true);
         d.persist = true;
         e.start(&jn("www"), &d).unwrap();
@@ -848,7 +848,7 @@ mod tests {
         // H3: the lock another process holds while it starts or stops www.
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let held = f.store.lock_jail(&jn("www")).unwrap();
         for verb in ["start", "stop", "restart"] {
             let d = desired(true);
@@ -876,7 +876,7 @@ mod tests {
         // H10: start of a running jail whose rules must be reloaded.
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         e.start(&jn("www"), &desired(true)).unwrap();
         f.host.take_calls();
         // Its exposures are gone from the config: the start flushes them.
@@ -900,7 +900,7 @@ mod tests {
         let f = fixture();
         let c = Checker::passing(&f.host);
         f.host.fail_on("exec_in_jail www: daemon");
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let err = e.start(&jn("www"), &desired(true)).unwrap_err();
         assert_eq!(
             err.to_string(),
@@ -911,7 +911,7 @@ mod tests {
             host: &f.host,
             refuse: RefCell::new(true),
         };
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
         assert!(err.contains("port check") || err.contains("ports of www"), "{err}");
         assert!(err.contains("tcp/80 is taken by nginx"), "{err}");
@@ -923,7 +923,7 @@ mod tests {
         let c = Checker::passing(&f.host);
         f.host.fail_on("load_rules www");
         f.host.fail_on("remove_jail www");
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let err = e.start(&jn("www"), &desired(true)).unwrap_err().to_string();
         assert!(
             err.contains("undo failed too, jail marked failed: remove jail: "),
@@ -947,7 +947,7 @@ mod tests {
     fn verbs_are_idempotent() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         assert_eq!(e.stop(&jn("www"), &d).unwrap(), Outcome::AlreadyStopped);
         assert_eq!(phase(&f).0, Phase::Defined, "a never-started jail stays defined");
@@ -965,7 +965,7 @@ mod tests {
     fn partial_start_is_completed_and_failed_retry_cleans_everything() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         // An earlier run attached the address and died.
         f.host.attach_network(&jn("www"), &d.spec.network).unwrap();
@@ -992,7 +992,7 @@ mod tests {
     fn stop_of_half_started_jail() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         f.host.attach_network(&jn("www"), &d.spec.network).unwrap();
         f.host.load_rules("jnet", &jn("www"), "x").unwrap();
@@ -1008,7 +1008,7 @@ mod tests {
     fn stop_presses_on_after_failures() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         e.start(&jn("www"), &d).unwrap();
         f.host.fail_on("exec_in_jail www: halt");
@@ -1035,7 +1035,7 @@ mod tests {
             })
             .unwrap();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let mut d = desired(false);
         d.rules = None;
         e.start(&jn("www"), &d).unwrap();
@@ -1056,7 +1056,7 @@ mod tests {
     fn hooks_do_their_part_only() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         e.hook(HookPhase::Prestart, &d).unwrap();
         assert_eq!(f.host.take_calls(), ["check_ports www", "attach_network www"]);
@@ -1081,7 +1081,7 @@ mod tests {
             host: &f.host,
             refuse: RefCell::new(true),
         };
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let err = e.hook(HookPhase::Prestart, &d).unwrap_err().to_string();
         assert!(err.contains("tcp/80 is taken"), "{err}");
         assert!(f.host.snapshot().is_empty());
@@ -1091,7 +1091,7 @@ mod tests {
     fn unknown_jail_is_refused() {
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let mut d = desired(true);
         d.spec.name = jn("ghost");
         let err = e.start(&jn("ghost"), &d).unwrap_err();
@@ -1113,7 +1113,7 @@ mod tests {
         use crate::os::mount::{builtin, Builtin};
         let f = fixture();
         let c = Checker::passing(&f.host);
-        let e = Engine::new(&f.host, &f.store, &c);
+        let e = Lifecycle::new(&f.host, &f.store, &c);
         let mut d = desired(true);
         let root = std::path::Path::new("/jails/www");
         d.exec.mounts = vec![

@@ -1,8 +1,11 @@
 //! The engine: the only layer that combines config, jail.conf, inventory and
-//! host adapters. It builds desired state, observes the host, plans, and
-//! applies with rollback. Output formatting is the CLI's job.
+//! host adapters. [`Engine`] (in `api`) is jnet's one API, one method per
+//! command; the other modules are the pieces its verbs combine (desired
+//! state, allocation, the lifecycle runner, rule rendering, reports).
+//! Output formatting and exit codes are the CLI's job.
 
 pub mod addresses;
+pub mod api;
 pub mod desired;
 pub mod facts_cache;
 // why: test support only; the binary never builds it (issue 9 A7). Unit
@@ -21,3 +24,5 @@ pub mod portcheck;
 pub mod report;
 pub mod snapshot;
 pub mod sources;
+
+pub use api::{Engine, Options};

@@ -2,7 +2,7 @@
 //! and `--all`), in jail.conf(5) `depend` order as jail(8) orders them.
 //!
 //! What it is: a driver over the per-jail lifecycle of
-//! [`crate::engine::lifecycle::Engine`]. It builds the `depend` graph from
+//! [`crate::engine::lifecycle::Lifecycle`]. It builds the `depend` graph from
 //! jail.conf ([`graph`]), computes the whole walk with
 //! [`crate::core::depend::Graph::order`] before anything runs (a loop or a
 //! name no jail defines refuses the command then), and runs one jail after
@@ -33,7 +33,7 @@ use crate::core::names::JailName;
 use crate::core::plan::{Desired, Plan, Verb as PlanVerb};
 use crate::engine::desired::{self, Context};
 use crate::engine::jails_conf::ConfJail;
-use crate::engine::lifecycle::{Engine, LifecycleError, Outcome};
+use crate::engine::lifecycle::{Lifecycle, LifecycleError, Outcome};
 use crate::engine::sources::Profiles;
 use crate::error::{Error, ExitStatus, Result};
 use crate::os::Host;
@@ -416,7 +416,7 @@ impl Sources<'_> {
         &self,
         host: &dyn Host,
         jail: &str,
-        f: impl FnOnce(&Engine, &JailName, &Desired) -> Result<T>,
+        f: impl FnOnce(&Lifecycle, &JailName, &Desired) -> Result<T>,
     ) -> Result<T> {
         let jail = JailName::new(jail).map_err(|e| Error::data(e.to_string()))?;
         let inv = self.store.read()?;
@@ -434,7 +434,7 @@ impl Sources<'_> {
             .ok_or_else(|| LifecycleError::NotInInventory(jail.clone()))?;
         let d = desired::build(&ctx, &jail)?;
         let checker = desired::port_checker(&ctx, host, self.store);
-        let engine = Engine::new(host, self.store, checker.as_ref()).with_basis(basis);
+        let engine = Lifecycle::new(host, self.store, checker.as_ref()).with_basis(basis);
         f(&engine, &jail, &d)
     }
 

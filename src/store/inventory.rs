@@ -18,31 +18,13 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 use std::net::Ipv4Addr;
 
-use serde::Serialize;
-
 use crate::core::lifecycle::Phase;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::ports::{parse_expose_with_address, Expose};
 use crate::core::range::RangeSet;
 
-/// How a jail gets its IPv4 networking.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Mode {
-    /// Shares the host's addresses (ip4=inherit).
-    Inherit,
-    /// Has its own address (alias / netns).
-    Dedicated,
-}
-
-impl Mode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Mode::Inherit => "inherit",
-            Mode::Dedicated => "dedicated",
-        }
-    }
-}
+// why in core: reports and the CLI name the mode without the store.
+pub use crate::core::model::Mode;
 
 /// What jnet records about one jail.
 #[derive(Debug, Clone, PartialEq, Eq)]

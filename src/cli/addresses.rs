@@ -1,0 +1,64 @@
+//! Printing the address verbs' reports: `assign`, `release`, `import`.
+
+use crate::core::model::Mode;
+use crate::engine::api::addresses::{AssignReport, Holding, ImportLine, ImportReport, ReleaseReport};
+use crate::error::{ExitStatus, Result};
+
+/// `inherit (host addresses)`, or `10.0.0.5 from pool lan on vtnet0`.
+fn describe(h: &Holding) -> String {
+    match h.mode {
+        Mode::Inherit => "inherit (host addresses)".to_string(),
+        Mode::Dedicated => {
+            let mut s = h.address.map(|a| a.to_string()).unwrap_or_default();
+            if let Some(p) = &h.pool {
+                s.push_str(&format!(" from pool {p}"));
+            }
+            if let Some(i) = &h.interface {
+                s.push_str(&format!(" on {i}"));
+            }
+            s
+        }
+    }
+}
+
+pub fn assign(r: &AssignReport) -> Result<ExitStatus> {
+    let jail = &r.jail;
+    match (&r.was, r.unchanged) {
+        (_, true) => println!("{jail}: already {}; nothing changed", describe(&r.now)),
+        (Some(p), false) => println!("{jail}: {} (was {})", describe(&r.now), describe(p)),
+        (None, false) => println!("{jail}: {}", describe(&r.now)),
+    }
+    Ok(ExitStatus::Ok)
+}
+
+pub fn release(r: &ReleaseReport) -> Result<ExitStatus> {
+    let jail = &r.jail;
+    match &r.released {
+        Some(h) => println!("{jail}: released {}", describe(h)),
+        None => println!("{jail}: not in the inventory; nothing changed"),
+    }
+    Ok(ExitStatus::Ok)
+}
+
+pub fn import(r: &ImportReport) -> Result<ExitStatus> {
+    let (mut added, mut updated, mut same) = (0, 0, 0);
+    for l in &r.jails {
+        match l {
+            ImportLine::Added(n, h) => {
+                added += 1;
+                println!("{n}: added, {}", describe(h));
+            }
+            ImportLine::Updated(n, h) => {
+                updated += 1;
+                println!("{n}: updated, {}", describe(h));
+            }
+            ImportLine::Unchanged(_) => same += 1,
+            ImportLine::Skipped(n, why) => println!("{n}: skipped ({why})"),
+        }
+    }
+    println!(
+        "{}: {added} added, {updated} updated, {same} unchanged",
+        r.path.display()
+    );
+    Ok(ExitStatus::Ok)
+}

@@ -1,0 +1,212 @@
+//! [`Engine`]: jnet's one API. One value holds the configuration, jail.conf,
+//! the store and the host; it has one method per command, and each method
+//! returns a report value for the caller to print. The engine prints
+//! nothing and knows neither command-line flags nor exit codes: the CLI
+//! turns flags into requests and errors into exit statuses.
+//!
+//! The verbs live in submodules by subject (addresses, reports, firewall,
+//! lifecycle, fleet, the whole-host plan); the pieces they combine
+//! (desired state, allocation, the lifecycle runner, rule rendering) are
+//! the other `engine` modules.
+
+use std::cell::OnceCell;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+use std::time::Duration;
+
+use crate::core::config::Config;
+use crate::engine::facts_cache;
+use crate::engine::jails_conf::{self, ConfJail};
+use crate::engine::sources::{self, Profiles};
+use crate::error::{Error, Result};
+use crate::os::Host;
+use crate::store::postgres::BackendKind;
+use crate::store::{Backend, FleetStore, Store};
+
+pub mod addresses;
+pub mod firewall;
+pub mod fleet;
+pub mod lifecycle;
+pub mod plan_host;
+pub mod reports;
+
+/// How to open an [`Engine`]: where its files are and what it is for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// jnet.toml; `None` is the platform default
+    /// ([`sources::default_config_path`]).
+    pub config: Option<PathBuf>,
+    /// Overrides `host.state_dir`.
+    pub state_dir: Option<PathBuf>,
+    /// How long to wait for another jnet process's inventory lock.
+    pub lock_timeout: Duration,
+    /// The engine serves `assign` only, whose facts (the config without its
+    /// jails, jail.conf's addresses) may come from the facts cache.
+    pub assign_only: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            config: None,
+            state_dir: None,
+            lock_timeout: Duration::from_secs(10),
+            assign_only: false,
+        }
+    }
+}
+
+/// Everything a command works on, loaded lazily where it costs (jail.conf,
+/// the host adapter).
+pub struct Engine {
+    config_path: PathBuf,
+    config: Config,
+    /// The file store, or the fleet backend when `[store]` says postgres.
+    store: Box<dyn Backend>,
+    profiles: Profiles,
+    conf_jails: OnceCell<Vec<ConfJail>>,
+    conf_addrs: OnceCell<jails_conf::ConfAddrs>,
+    /// The facts cache, for `assign` (its config has no jails).
+    facts: Option<facts_cache::Session>,
+    /// The system's host adapter, made on first use, or the one given to
+    /// [`Engine::with_host`].
+    host: OnceCell<Rc<dyn Host>>,
+}
+
+impl Engine {
+    /// Reads the configuration and opens the store it names.
+    pub fn open(opts: &Options) -> Result<Engine> {
+        let config_path = opts.config.clone().unwrap_or_else(sources::default_config_path);
+        // why: `assign` reads neither the config's jails nor jail.conf
+        // beyond its addresses; at 10,000 declared jails parsing them was
+        // all of its time (issue 10). See engine::facts_cache.
+        let (config, facts) = if opts.assign_only {
+            facts_cache::open_config(&config_path, opts.state_dir.as_deref())?
+        } else {
+            (sources::load_config(&config_path)?, None)
+        };
+        let state = sources::state_dir(opts.state_dir.as_deref(), &config, &config_path);
+        let local = Store::new(state, opts.lock_timeout);
+        let store: Box<dyn Backend> = match config.store.backend {
+            BackendKind::File => Box::new(local),
+            BackendKind::Postgres => Box::new(FleetStore::new(local, config.store.clone(), config.pools.clone())),
+        };
+        let profiles = Profiles::new(&sources::config_dir(&config_path));
+        Ok(Engine {
+            config_path,
+            config,
+            store,
+            profiles,
+            conf_jails: OnceCell::new(),
+            conf_addrs: OnceCell::new(),
+            facts,
+            host: OnceCell::new(),
+        })
+    }
+
+    /// Uses `host` instead of the system's adapter (tests, or a caller
+    /// that wraps the host, e.g. in a snapshot).
+    pub fn with_host(self, host: Rc<dyn Host>) -> Engine {
+        let _ = self.host.set(host);
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.config_path
+    }
+
+    /// The directory of jnet.toml (profiles and templates live there).
+    pub fn config_dir(&self) -> PathBuf {
+        sources::config_dir(&self.config_path)
+    }
+
+    pub fn store(&self) -> &dyn Backend {
+        self.store.as_ref()
+    }
+
+    pub fn profiles(&self) -> &Profiles {
+        &self.profiles
+    }
+
+    /// The host adapter (the system's unless [`Engine::with_host`] gave one).
+    pub fn host(&self) -> Result<Rc<dyn Host>> {
+        if let Some(h) = self.host.get() {
+            return Ok(h.clone());
+        }
+        let h: Rc<dyn Host> = Rc::from(crate::engine::host::system_host()?);
+        Ok(self.host.get_or_init(|| h).clone())
+    }
+
+    /// Jails of jail.conf (empty when `host.jail_conf` is not set).
+    pub fn conf_jails(&self) -> Result<&[ConfJail]> {
+        if let Some(v) = self.conf_jails.get() {
+            return Ok(v);
+        }
+        let v = match sources::jail_conf_path(&self.config, &self.config_path) {
+            Some(p) => jails_conf::read(&p)?,
+            None => vec![],
+        };
+        Ok(self.conf_jails.get_or_init(|| v))
+    }
+
+    /// jail.conf's static addresses (see [`Engine::conf_jails`]).
+    pub fn conf_addrs(&self) -> Result<&jails_conf::ConfAddrs> {
+        if let Some(v) = self.conf_addrs.get() {
+            return Ok(v);
+        }
+        let v = match &self.facts {
+            Some(f) => {
+                let (addrs, jails) =
+                    f.conf_addrs(sources::jail_conf_path(&self.config, &self.config_path).as_deref())?;
+                if let Some(j) = jails {
+                    let _ = self.conf_jails.set(j);
+                }
+                addrs
+            }
+            None => jails_conf::ConfAddrs::from_jails(self.conf_jails()?),
+        };
+        Ok(self.conf_addrs.get_or_init(|| v))
+    }
+
+    /// This host's id: `[store] host_id`, else the host name.
+    pub fn host_id(&self) -> String {
+        if !self.config.store.host_id.is_empty() {
+            return self.config.store.host_id.clone();
+        }
+        #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+        if let Ok(Ok(h)) = nix::unistd::gethostname().map(|h| h.into_string()) {
+            return h;
+        }
+        "localhost".to_string()
+    }
+
+    /// The desired-state context of the inventory `inv`.
+    fn context<'a>(&'a self, inv: &'a crate::store::Inventory) -> Result<crate::engine::desired::Context<'a>> {
+        Ok(crate::engine::desired::Context {
+            config: &self.config,
+            config_path: &self.config_path,
+            profiles: &self.profiles,
+            inventory: inv,
+            conf_jails: self.conf_jails()?,
+        })
+    }
+}
+
+/// Refuses early, before anything changes, a verb that changes the host
+/// when jnet is not root, instead of failing halfway in a tool or syscall.
+pub fn require_root(what: &str) -> Result<()> {
+    #[cfg(any(target_os = "linux", target_os = "freebsd"))]
+    if !nix::unistd::Uid::effective().is_root() {
+        return Err(Error::NoPerm(what.to_string()));
+    }
+    Ok(())
+}
+
+/// A jail name from user input.
+pub fn jail_name(s: &str) -> Result<crate::core::names::JailName> {
+    crate::core::names::JailName::new(s).map_err(|e| Error::data(e.to_string()))
+}
