@@ -1,9 +1,12 @@
 //! Host adapters: the only place with syscalls, ioctls, netlink and external
 //! commands. Traits are at the level of intent; `linux` and `freebsd`
-//! implement them.
+//! implement them, each [`Host`] delegating a jail's network to the network
+//! driver of its kind and its rules to the platform's firewall driver
+//! (`drivers`).
 
 use crate::error::ExitStatus;
 
+pub mod drivers;
 pub mod exec;
 pub mod freebsd;
 #[cfg(target_os = "linux")]

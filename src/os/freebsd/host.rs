@@ -5,9 +5,10 @@
 
 use std::net::IpAddr;
 
-use super::{ifaddr, jail, listeners, mounts, pf};
+use super::{drivers, ifaddr, jail, listeners, mounts};
 use crate::core::listeners::{ForeignRedirect, Listener};
 use crate::core::names::JailName;
+use crate::os::drivers::{FirewallDriver, Inherit, NetworkDriver};
 use crate::os::{ExecOptions, Host, IfAddr, JailNetwork, JailSpec, MountEntry, OsError, RunningJail};
 
 /// The FreeBSD implementation of [`Host`].
@@ -52,6 +53,21 @@ impl FreeBsdHost {
     }
 }
 
+impl FreeBsdHost {
+    /// The network driver of a jail with network `net` (see `os::drivers`).
+    pub fn network_driver(&self, net: &JailNetwork) -> &'static dyn NetworkDriver {
+        match net {
+            JailNetwork::Inherit => &Inherit,
+            JailNetwork::Dedicated { .. } => &drivers::Alias,
+        }
+    }
+
+    /// The firewall driver: pf.
+    pub fn firewall(&self) -> &'static dyn FirewallDriver {
+        &drivers::Pf
+    }
+}
+
 impl Host for FreeBsdHost {
     fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError> {
         Ok(ifaddr::interface_addresses()?)
@@ -62,48 +78,38 @@ impl Host for FreeBsdHost {
     }
 
     fn foreign_redirects(&self, anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError> {
-        listeners::foreign_redirects(anchor_root)
+        self.firewall().foreign_redirects(anchor_root)
     }
 
     fn attach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
-        match net {
-            JailNetwork::Inherit => Ok(()),
-            JailNetwork::Dedicated {
-                address,
-                prefix,
-                interface,
-                ..
-            } => {
-                tracing::debug!(%jail, %address, %interface, "attach network");
-                Ok(ifaddr::attach(*address, *prefix, interface)?)
-            }
-        }
+        self.network_driver(net).attach(jail, net)
     }
 
     fn detach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
-        match net {
-            JailNetwork::Inherit => Ok(()),
-            JailNetwork::Dedicated { address, interface, .. } => {
-                tracing::debug!(%jail, %address, %interface, "detach network");
-                Ok(ifaddr::detach(*address, interface)?)
-            }
-        }
+        self.network_driver(net).detach(jail, net)
     }
 
     fn load_rules(&self, anchor_root: &str, jail: &JailName, rules: &str) -> Result<(), OsError> {
-        pf::load(anchor_root, jail, rules)
+        self.firewall().load(anchor_root, jail, rules)
     }
 
     fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError> {
-        pf::flush(anchor_root, jail)
+        self.firewall().flush(anchor_root, jail)
     }
 
     fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError> {
-        pf::loaded(anchor_root, jail)
+        self.firewall().loaded(anchor_root, jail)
+    }
+
+    fn all_loaded_rules(
+        &self,
+        anchor_root: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, OsError> {
+        self.firewall().all_loaded(anchor_root)
     }
 
     fn missing_firewall_hooks(&self, anchor_root: &str) -> Result<Vec<String>, OsError> {
-        pf::missing_hooks(anchor_root)
+        self.firewall().missing_hooks(anchor_root)
     }
 
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError> {

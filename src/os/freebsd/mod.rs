@@ -13,6 +13,7 @@
 //! (with `os::exec`), its mount.* parameters in `mounts`; the engine
 //! decides when. Not handled here: VNET jails, IPv6 aliases.
 
+pub mod drivers;
 pub mod ifreq;
 pub mod iov;
 pub mod listeners;

@@ -46,6 +46,7 @@
 
 pub mod addr;
 pub mod cgroup;
+pub mod drivers;
 pub mod exec;
 pub mod init;
 pub mod jail;
@@ -66,6 +67,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::drivers::{FirewallDriver, Inherit, NetworkDriver};
 use super::{Host, IfAddr, JailNetwork, JailSpec, OsError, RunningJail};
 use crate::core::listeners::{ForeignRedirect, Listener, Stack};
 use crate::core::names::JailName;
@@ -254,6 +256,24 @@ fn enable_ipv4_forwarding() -> Result<(), OsError> {
     Ok(())
 }
 
+impl LinuxHost {
+    /// The network driver of a jail with network `net` (see `os::drivers`).
+    pub fn network_driver(&self, net: &JailNetwork) -> Box<dyn NetworkDriver + '_> {
+        match net {
+            JailNetwork::Inherit => Box::new(Inherit),
+            JailNetwork::Dedicated { .. } => Box::new(drivers::NetnsVeth {
+                paths: &self.paths,
+                enable_forwarding: self.enable_forwarding,
+            }),
+        }
+    }
+
+    /// The firewall driver: nftables.
+    pub fn firewall(&self) -> &'static dyn FirewallDriver {
+        &drivers::Nft
+    }
+}
+
 impl Host for LinuxHost {
     fn interface_addresses(&self) -> Result<Vec<IfAddr>, OsError> {
         let mut s = link::route_socket()?;
@@ -272,67 +292,34 @@ impl Host for LinuxHost {
     }
 
     fn foreign_redirects(&self, anchor_root: &str) -> Result<Vec<ForeignRedirect>, OsError> {
-        match nft::foreign_redirects(anchor_root) {
-            // No nft binary: there is no nftables ruleset jnet could read.
-            Err(OsError::Missing(p)) => {
-                tracing::debug!(program = p, "nft not installed: no foreign redirects");
-                Ok(Vec::new())
-            }
-            r => r,
-        }
+        self.firewall().foreign_redirects(anchor_root)
     }
 
     fn attach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
-        match net {
-            JailNetwork::Inherit => Ok(()),
-            JailNetwork::Dedicated {
-                address,
-                prefix,
-                interface,
-                gateway,
-            } => {
-                jail::attach(&self.paths, jail, *address, *prefix, interface, *gateway)?;
-                if self.enable_forwarding {
-                    enable_ipv4_forwarding()?;
-                }
-                Ok(())
-            }
-        }
+        self.network_driver(net).attach(jail, net)
     }
 
     fn detach_network(&self, jail: &JailName, net: &JailNetwork) -> Result<(), OsError> {
-        match net {
-            JailNetwork::Inherit => Ok(()),
-            JailNetwork::Dedicated { interface, .. } => jail::detach(&self.paths, jail, interface),
-        }
+        self.network_driver(net).detach(jail, net)
     }
 
     fn load_rules(&self, anchor_root: &str, jail: &JailName, rules: &str) -> Result<(), OsError> {
-        // why: prepending the removal of the jail's current chains makes the
-        // load a replacement in one transaction (delete and re-add of a
-        // chain in one `nft -f` is accepted); the rendered script must add
-        // only, never delete.
-        let mut script = String::new();
-        if let Some(listing) = nft::table_json(NFT_FAMILY, anchor_root)? {
-            script.push_str(&nft::flush_script(NFT_FAMILY, anchor_root, jail.as_str(), &listing));
-        }
-        script.push_str(rules);
-        nft::load(&script)
+        self.firewall().load(anchor_root, jail, rules)
     }
 
     fn flush_rules(&self, anchor_root: &str, jail: &JailName) -> Result<(), OsError> {
-        nft::flush_jail(NFT_FAMILY, anchor_root, jail.as_str()).map(|_| ())
+        self.firewall().flush(anchor_root, jail)
     }
 
     fn loaded_rules(&self, anchor_root: &str, jail: &JailName) -> Result<Option<String>, OsError> {
-        nft::jail_rules(NFT_FAMILY, anchor_root, jail.as_str())
+        self.firewall().loaded(anchor_root, jail)
     }
 
     fn all_loaded_rules(
         &self,
         anchor_root: &str,
     ) -> Result<Option<std::collections::BTreeMap<String, String>>, OsError> {
-        nft::all_jail_rules(NFT_FAMILY, anchor_root).map(Some)
+        self.firewall().all_loaded(anchor_root)
     }
 
     fn create_jail(&self, spec: &JailSpec) -> Result<u32, OsError> {
