@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 
 use serde::Serialize;
 
-use super::{require_root, Engine};
+use super::Engine;
 use crate::core::check::Severity;
 use crate::core::lifecycle::Phase;
 use crate::core::model::Mode;
@@ -259,7 +259,7 @@ impl Engine {
     /// `jnet pf reload JAIL`: loads the jail's rules (or flushes its
     /// anchor when it needs none).
     pub fn pf_reload(&self, jail: &JailName) -> Result<ReloadReport> {
-        require_root("jnet pf reload")?;
+        self.require_root("jnet pf reload")?;
         let inv = self.store.read()?;
         let v = jails::view(&self.config, &inv, &self.profiles, jail)?;
         let host = self.host()?;
@@ -274,7 +274,7 @@ impl Engine {
     /// `jnet pf reload --all` (see `engine::firewall::reload_all`): every
     /// jail's result; one jail's failure does not stop the others.
     pub fn pf_reload_all(&self) -> Result<ReloadAllReport> {
-        require_root("jnet pf reload")?;
+        self.require_root("jnet pf reload")?;
         let inv = self.store.read()?;
         let views = jails::views(&self.config, &inv, &self.profiles)?;
         let tmpl = firewall::pf_template(&self.config_dir())?;
@@ -288,7 +288,7 @@ impl Engine {
 
     /// `jnet pf flush JAIL`: removes the jail's rules; returns the anchor.
     pub fn pf_flush(&self, jail: &JailName) -> Result<String> {
-        require_root("jnet pf flush")?;
+        self.require_root("jnet pf flush")?;
         self.host()?.flush_rules(&self.config.host.anchor, jail)?;
         Ok(format!("{}/{jail}", self.config.host.anchor))
     }

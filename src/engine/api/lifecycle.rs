@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{require_root, Engine};
+use super::Engine;
 use crate::core::model::{JailNetwork, Mode, RunningJail};
 use crate::core::names::JailName;
 use crate::core::plan::{Desired, Plan, Verb as PlanVerb};
@@ -250,7 +250,7 @@ impl Engine {
                 v.iter().map(|j| j.as_str()).collect::<Vec<_>>().join(" ")
             ),
         };
-        require_root(&what)?;
+        self.require_root(&what)?;
         let src = self.sources()?;
         let host = self.host()?;
         src.run(host.as_ref(), verb, targets)
@@ -273,7 +273,7 @@ impl Engine {
     /// `jnet hook PHASE JAIL`, as jail(8) calls it: the steps of that
     /// phase; returns their descriptions.
     pub fn hook(&self, phase: HookPhase, jail: &JailName) -> Result<Vec<String>> {
-        require_root(&format!("jnet hook {jail}"))?;
+        self.require_root(&format!("jnet hook {jail}"))?;
         self.with_lifecycle(jail, |lc, d| {
             Ok(match lc.hook(phase, d)? {
                 Outcome::Done(steps) => steps,
@@ -285,7 +285,7 @@ impl Engine {
     /// `jnet exec JAIL -- CMD...`: runs the command inside the running
     /// jail; returns its exit code.
     pub fn exec(&self, jail: &JailName, argv: &[String]) -> Result<i32> {
-        require_root(&format!("jnet exec {jail}"))?;
+        self.require_root(&format!("jnet exec {jail}"))?;
         let host = self.host()?;
         let running = host.running_jails()?;
         if !running.iter().any(|r| r.name == jail.as_str() && r.id != 0) {
