@@ -27,12 +27,12 @@ fn desired() -> Desired {
             name: JailName::new("www").unwrap(),
             path: PathBuf::from("/"),
             hostname: None,
-            network: JailNetwork::Dedicated {
+            network: JailNetwork::inet_only(jnet::os::OwnAddress {
                 address: "10.0.0.5".parse().unwrap(),
                 prefix: 24,
                 interface: IfName::new("jnbr0").unwrap(),
                 gateway: Some("10.0.0.1".parse().unwrap()),
-            },
+            }),
             params: vec![],
         },
         exec: ExecHooks {

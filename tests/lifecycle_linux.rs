@@ -224,12 +224,12 @@ fn desired(name: &str, start: &[&str], rules: Option<&str>) -> Desired {
             name: j(name),
             path: "/".into(),
             hostname: Some(format!("{name}.jail")),
-            network: JailNetwork::Dedicated {
+            network: JailNetwork::inet_only(jnet::os::OwnAddress {
                 address: "10.78.0.5".parse().unwrap(),
                 prefix: 24,
                 interface: IfName::new("jnbr1").unwrap(),
                 gateway: Some("10.78.0.1".parse().unwrap()),
-            },
+            }),
             params: vec![],
         },
         exec: ExecHooks {

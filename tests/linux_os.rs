@@ -24,12 +24,12 @@ fn j(s: &str) -> JailName {
 }
 
 fn dedicated(a: [u8; 4], bridge: &str, gw: [u8; 4]) -> JailNetwork {
-    JailNetwork::Dedicated {
+    JailNetwork::inet_only(jnet::os::OwnAddress {
         address: Ipv4Addr::from(a),
         prefix: 24,
         interface: IfName::new(bridge).unwrap(),
         gateway: Some(Ipv4Addr::from(gw)),
-    }
+    })
 }
 
 fn link_exists(name: &str) -> bool {
@@ -269,6 +269,112 @@ fn attach_and_detach_network() {
     });
 }
 
+fn own4(a: &str, bridge: &str, gw: &str) -> jnet::os::FamilyNetwork<Ipv4Addr> {
+    jnet::os::FamilyNetwork::Own(jnet::os::OwnAddress {
+        address: a.parse().unwrap(),
+        prefix: 24,
+        interface: IfName::new(bridge).unwrap(),
+        gateway: Some(gw.parse().unwrap()),
+    })
+}
+
+fn own6(a: &str, bridge: &str, gw: &str) -> jnet::os::FamilyNetwork<Ipv6Addr> {
+    jnet::os::FamilyNetwork::Own(jnet::os::OwnAddress {
+        address: a.parse().unwrap(),
+        prefix: 64,
+        interface: IfName::new(bridge).unwrap(),
+        gateway: Some(gw.parse().unwrap()),
+    })
+}
+
+/// Issue 9 B6: a dual-stack jail and an IPv6-only jail on one bridge, each
+/// reached over its families from the host and reaching the host through
+/// its default routes; IPv6 without waiting for DAD; combinations a
+/// namespace cannot hold are refused before anything is made.
+#[test]
+fn dual_stack_and_ipv6_only_jail_networks() {
+    if !prerequisites("dual_stack_and_ipv6_only_jail_networks", &[]) {
+        return;
+    }
+    isolated(|| {
+        let host = LinuxHost::default();
+        let web = j("web6");
+        let net = JailNetwork {
+            inet: own4("10.79.0.5", "jbr6", "10.79.0.1"),
+            inet6: own6("fd00:79::5", "jbr6", "fd00:79::1"),
+        };
+        host.attach_network(&web, &net).unwrap();
+        let ns_path = PathBuf::from("/run/netns/jnet-web6");
+        assert!(
+            jnet::os::linux::sysctl::ipv6_forwarding().unwrap(),
+            "IPv6 forwarding on for a dedicated IPv6 jail"
+        );
+        // Host -> jail over both families, at once (no DAD wait).
+        for target in ["10.79.0.5:8080", "[fd00:79::5]:8081"] {
+            let to: SocketAddr = target.parse().unwrap();
+            let l = netns::run_in(&ns_path, || TcpListener::bind(to)).unwrap().unwrap();
+            let t = serve_once(l);
+            ping_pong(to);
+            t.join().unwrap();
+        }
+        // Jail -> host off the jail's prefix: only through the IPv6 default route.
+        let mut rt = link::route_socket().unwrap();
+        addr::add(&mut rt, "lo", "2001:db8:79::9".parse().unwrap(), 128).unwrap();
+        let l = TcpListener::bind("[2001:db8:79::9]:9092").unwrap();
+        let t = serve_once(l);
+        netns::run_in(&ns_path, || ping_pong("[2001:db8:79::9]:9092".parse().unwrap())).unwrap();
+        t.join().unwrap();
+        let running = host.running_jails().unwrap();
+        let mut got = running[0].addresses.clone();
+        got.retain(|a| !matches!(a, IpAddr::V6(v) if (v.segments()[0] & 0xffc0) == 0xfe80));
+        got.sort();
+        assert_eq!(
+            got,
+            ["10.79.0.5".parse::<IpAddr>().unwrap(), "fd00:79::5".parse().unwrap()]
+        );
+
+        // IPv6 only: no IPv4 address in its namespace.
+        let db = j("db6");
+        let net6 = JailNetwork {
+            inet: jnet::os::FamilyNetwork::Disable,
+            inet6: own6("fd00:79::6", "jbr6", "fd00:79::1"),
+        };
+        host.attach_network(&db, &net6).unwrap();
+        let db_ns = PathBuf::from("/run/netns/jnet-db6");
+        let to: SocketAddr = "[fd00:79::6]:8082".parse().unwrap();
+        let l = netns::run_in(&db_ns, || TcpListener::bind(to)).unwrap().unwrap();
+        let t = serve_once(l);
+        ping_pong(to);
+        t.join().unwrap();
+        let inside = netns::run_in(&db_ns, || addr::list(&mut link::route_socket().unwrap()).unwrap()).unwrap();
+        assert!(
+            !inside.iter().any(|a| a.address.is_ipv4() && !a.address.is_loopback()),
+            "{inside:?}"
+        );
+
+        // What a namespace cannot hold is refused, and nothing is made.
+        let x = j("mixed6");
+        let mixed = JailNetwork {
+            inet: jnet::os::FamilyNetwork::Inherit,
+            inet6: own6("fd00:79::7", "jbr6", "fd00:79::1"),
+        };
+        let e = host.attach_network(&x, &mixed).unwrap_err();
+        assert!(e.to_string().contains("ip4 = inherit, ip6 = new"), "{e}");
+        let split = JailNetwork {
+            inet: own4("10.79.0.8", "jbr6", "10.79.0.1"),
+            inet6: own6("fd00:79::8", "jbr7", "fd00:79::1"),
+        };
+        let e = host.attach_network(&x, &split).unwrap_err();
+        assert!(e.to_string().contains("jbr6 and jbr7"), "{e}");
+        assert!(!PathBuf::from("/run/netns/jnet-mixed6").exists() && !link_exists("jbr7"));
+
+        host.detach_network(&web, &net).unwrap();
+        host.detach_network(&db, &net6).unwrap();
+        assert!(!link_exists("jbr6"), "the bridge jnet made goes with its last jail");
+        assert!(!ns_path.exists() && !db_ns.exists());
+    });
+}
+
 fn v6only_listener(port: u16) -> TcpListener {
     use nix::sys::socket::{
         bind, listen, setsockopt, socket, sockopt, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn6,
@@ -372,7 +478,7 @@ fn jail_lifecycle_exec_and_remove() {
         assert_eq!(host.create_jail(&spec).unwrap(), 1, "create is idempotent");
         let other = JailSpec {
             name: j("other"),
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             hostname: None,
             ..spec.clone()
         };
@@ -509,7 +615,7 @@ fn jail_mount_namespace() {
             name: bx.clone(),
             path: root.into(),
             hostname: None,
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             params: vec![],
         };
 
@@ -765,7 +871,7 @@ fn gateway_added_to_foreign_bridge_is_removed_with_last_jail() {
         assert!(gw_on("jnbr0", "10.77.0.1") && !host.bridge_owned("jnbr0"));
         assert_eq!(
             jail::gateways_added(&host.paths, "jnbr0"),
-            vec![(Ipv4Addr::new(10, 77, 0, 1), 24)]
+            vec![(std::net::IpAddr::V4(Ipv4Addr::new(10, 77, 0, 1)), 24)]
         );
         host.detach_network(&a, &net_a).unwrap();
         assert!(gw_on("jnbr0", "10.77.0.1"), "b still uses the gateway");
@@ -797,7 +903,7 @@ fn relative_jail_path_is_refused() {
             name: j("w"),
             path: "jails/w".into(),
             hostname: None,
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             params: vec![],
         };
         let e = host.create_jail(&spec).unwrap_err();
@@ -883,7 +989,7 @@ fn jail_exec_settings() {
             name: name.clone(),
             path: "/".into(),
             hostname: None,
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             params: vec![],
         };
         host.create_jail(&spec).unwrap();
@@ -1095,7 +1201,7 @@ fn stop_ends_processes_that_left_the_jails_namespaces_and_cgroup() {
             name: name.clone(),
             path: "/".into(),
             hostname: None,
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             params: vec![],
         };
         host.create_jail(&spec).unwrap();
@@ -1179,7 +1285,7 @@ fn a_jails_proc_shows_only_the_jails_processes() {
             name: name.clone(),
             path: root.into(),
             hostname: None,
-            network: JailNetwork::Inherit,
+            network: JailNetwork::INHERIT,
             params: vec![],
         };
         host.create_jail(&spec).unwrap();

@@ -8,7 +8,7 @@
 //! Data and pure helpers only: running commands, mounting and reading the
 //! host are `os`'s.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -23,21 +23,112 @@ pub struct IfAddr {
     pub prefix: u8,
 }
 
-/// The network side of one jail, as the engine asks the host to set it up.
+/// An address a jail owns in one family, and where it lives.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum JailNetwork {
-    /// Shares the host's addresses and stack (ip4=inherit).
+pub struct OwnAddress<A> {
+    pub address: A,
+    /// The pool's prefix length. FreeBSD: the alias is a host route (/32,
+    /// /128) when the address lies inside a prefix already on `interface`,
+    /// else this prefix. Linux: the prefix on the jail's veth.
+    pub prefix: u8,
+    /// FreeBSD: the interface carrying the alias. Linux: the bridge the
+    /// jail's veth is enslaved to, which holds `gateway`.
+    pub interface: IfName,
+    /// The jail's default route of this family (Linux), the pool's gateway.
+    pub gateway: Option<A>,
+}
+
+/// One address family's side of a jail's network, as jail(8)'s `ip4` and
+/// `ip6` parameters have it (usr.sbin/jail/jail.8: "inherit", "new",
+/// "disable").
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FamilyNetwork<A> {
+    /// The host's addresses of this family (`inherit`).
     Inherit,
-    /// A dedicated IPv4 address. FreeBSD: an alias on `interface` (/32 when
-    /// the address lies inside a subnet already on it, else `prefix`).
-    /// Linux: a netns with a veth pair, the host side enslaved to the bridge
-    /// `interface` which holds `gateway`.
-    Dedicated {
-        address: Ipv4Addr,
-        prefix: u8,
-        interface: IfName,
-        gateway: Option<Ipv4Addr>,
-    },
+    /// No address of this family (`disable`).
+    Disable,
+    /// Its own address (`new` with one address).
+    Own(OwnAddress<A>),
+}
+
+impl<A> FamilyNetwork<A> {
+    pub fn own(&self) -> Option<&OwnAddress<A>> {
+        match self {
+            FamilyNetwork::Own(o) => Some(o),
+            _ => None,
+        }
+    }
+
+    /// `inherit`, `disable` or `new`, as jail.conf writes the mode.
+    pub fn mode(&self) -> &'static str {
+        match self {
+            FamilyNetwork::Inherit => "inherit",
+            FamilyNetwork::Disable => "disable",
+            FamilyNetwork::Own(_) => "new",
+        }
+    }
+}
+
+/// The network side of one jail, as the engine asks the host to set it
+/// up: per family the host's addresses, none, or the jail's own. FreeBSD
+/// gives an own address as an alias on the interface and passes the
+/// families to jail_set; Linux gives a jail with any own address a netns
+/// with a veth pair (and there a family cannot inherit while the other
+/// has its own: a namespace holds both or neither).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JailNetwork {
+    pub inet: FamilyNetwork<Ipv4Addr>,
+    pub inet6: FamilyNetwork<Ipv6Addr>,
+}
+
+impl JailNetwork {
+    /// Shares the host's addresses and stack in both families.
+    pub const INHERIT: JailNetwork = JailNetwork {
+        inet: FamilyNetwork::Inherit,
+        inet6: FamilyNetwork::Inherit,
+    };
+
+    /// An own IPv4 address; IPv6 disabled.
+    pub fn inet_only(a: OwnAddress<Ipv4Addr>) -> JailNetwork {
+        JailNetwork {
+            inet: FamilyNetwork::Own(a),
+            inet6: FamilyNetwork::Disable,
+        }
+    }
+
+    /// Both families share the host's.
+    pub fn is_inherit(&self) -> bool {
+        matches!(
+            (&self.inet, &self.inet6),
+            (FamilyNetwork::Inherit, FamilyNetwork::Inherit)
+        )
+    }
+
+    /// The jail owns an address in some family (a network to attach).
+    pub fn has_own(&self) -> bool {
+        self.inet.own().is_some() || self.inet6.own().is_some()
+    }
+
+    /// The jail's own addresses with prefix and interface, IPv4 first.
+    pub fn own_addresses(&self) -> Vec<(IpAddr, u8, &IfName)> {
+        let mut v = Vec::with_capacity(2);
+        if let Some(o) = self.inet.own() {
+            v.push((IpAddr::V4(o.address), o.prefix, &o.interface));
+        }
+        if let Some(o) = self.inet6.own() {
+            v.push((IpAddr::V6(o.address), o.prefix, &o.interface));
+        }
+        v
+    }
+
+    /// `10.0.0.5/24 on vtnet0, 2001:db8::5/64 on vtnet0` (own addresses).
+    pub fn describe_own(&self) -> String {
+        self.own_addresses()
+            .iter()
+            .map(|(a, p, i)| format!("{a}/{p} on {i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// What the engine asks the host to create.

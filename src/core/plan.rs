@@ -207,31 +207,19 @@ impl Action {
         let jail = d.jail();
         match self {
             Action::CheckPorts => format!("check that the ports of {jail} are free"),
-            Action::AttachNetwork => match &d.spec.network {
-                JailNetwork::Inherit => {
-                    format!("{jail} shares the host's addresses (nothing to attach)")
-                }
-                JailNetwork::Dedicated {
-                    address,
-                    prefix,
-                    interface,
-                    ..
-                } => {
-                    format!("attach {address}/{prefix} for {jail} on {interface}")
-                }
+            Action::AttachNetwork => match d.spec.network.has_own() {
+                false => format!("{jail} shares the host's addresses (nothing to attach)"),
+                true => format!(
+                    "attach {}",
+                    addresses_phrase(&d.spec.network, &format!("for {jail}"), "on")
+                ),
             },
-            Action::DetachNetwork => match &d.spec.network {
-                JailNetwork::Inherit => {
-                    format!("{jail} shares the host's addresses (nothing to detach)")
-                }
-                JailNetwork::Dedicated {
-                    address,
-                    prefix,
-                    interface,
-                    ..
-                } => {
-                    format!("detach {address}/{prefix} of {jail} from {interface}")
-                }
+            Action::DetachNetwork => match d.spec.network.has_own() {
+                false => format!("{jail} shares the host's addresses (nothing to detach)"),
+                true => format!(
+                    "detach {}",
+                    addresses_phrase(&d.spec.network, &format!("of {jail}"), "from")
+                ),
             },
             Action::CreateJail => format!("create jail {jail} (path {})", d.spec.path.display()),
             Action::TerminateJail => format!(
@@ -329,8 +317,25 @@ impl fmt::Display for Verb {
     }
 }
 
+/// `10.0.0.5/24 for www on jnbr0`, `10.0.0.5/24, fd00::5/64 for www on
+/// jnbr0`, or with different interfaces `10.0.0.5/24 on a, fd00::5/64 on b
+/// for www`.
+fn addresses_phrase(net: &JailNetwork, jail: &str, on: &str) -> String {
+    let own = net.own_addresses();
+    let addrs: Vec<String> = own.iter().map(|(a, p, _)| format!("{a}/{p}")).collect();
+    match own.first() {
+        Some((_, _, first)) if own.iter().all(|(_, _, i)| i == first) => {
+            format!("{} {jail} {on} {first}", addrs.join(", "))
+        }
+        _ => {
+            let each: Vec<String> = own.iter().map(|(a, p, i)| format!("{a}/{p} {on} {i}")).collect();
+            format!("{} {jail}", each.join(", "))
+        }
+    }
+}
+
 fn has_network(d: &Desired) -> bool {
-    matches!(d.spec.network, JailNetwork::Dedicated { .. })
+    d.spec.network.has_own()
 }
 
 /// The steps that bring the jail from `o` to running.
@@ -498,12 +503,12 @@ mod tests {
     }
 
     fn dedicated() -> JailNetwork {
-        JailNetwork::Dedicated {
+        JailNetwork::inet_only(crate::core::model::OwnAddress {
             address: "10.0.0.5".parse().unwrap(),
             prefix: 24,
             interface: IfName::new("jnbr0").unwrap(),
             gateway: Some("10.0.0.1".parse().unwrap()),
-        }
+        })
     }
 
     const RULES: &str = "rdr pass on em0 inet proto tcp from any to (em0) port 80 -> 10.0.0.5 port 80\n";
@@ -525,8 +530,32 @@ mod tests {
     }
 
     #[test]
+    fn dual_stack_attach_names_both_addresses() {
+        let mut net = dedicated();
+        net.inet6 = crate::core::model::FamilyNetwork::Own(crate::core::model::OwnAddress {
+            address: "fd00::5".parse().unwrap(),
+            prefix: 64,
+            interface: IfName::new("jnbr0").unwrap(),
+            gateway: None,
+        });
+        let d = desired(net.clone(), None);
+        assert_eq!(
+            Action::AttachNetwork.describe(&d),
+            "attach 10.0.0.5/24, fd00::5/64 for www on jnbr0"
+        );
+        if let crate::core::model::FamilyNetwork::Own(o) = &mut net.inet6 {
+            o.interface = IfName::new("jnbr6").unwrap();
+        }
+        let d = desired(net, None);
+        assert_eq!(
+            Action::DetachNetwork.describe(&d),
+            "detach 10.0.0.5/24 from jnbr0, fd00::5/64 from jnbr6 of www"
+        );
+    }
+
+    #[test]
     fn fresh_start_inherit_has_no_address_step() {
-        let d = desired(JailNetwork::Inherit, None);
+        let d = desired(JailNetwork::INHERIT, None);
         // Inherit jails have nothing to attach: observed as attached.
         let o = Observed {
             network_attached: true,
@@ -644,7 +673,7 @@ mod tests {
 
     #[test]
     fn no_port_check_when_not_wanted() {
-        let mut d = desired(JailNetwork::Inherit, None);
+        let mut d = desired(JailNetwork::INHERIT, None);
         d.port_check = false;
         d.exec = ExecHooks::default();
         let p = plan_start(&d, &Observed::NOTHING);
@@ -726,7 +755,7 @@ mod tests {
             Hook::Poststop,
             Hook::Release,
         ];
-        for (net, with_mount) in [(dedicated(), false), (JailNetwork::Inherit, false), (dedicated(), true)] {
+        for (net, with_mount) in [(dedicated(), false), (JailNetwork::INHERIT, false), (dedicated(), true)] {
             for mask in 0u32..(1 << HOOKS.len()) {
                 let mut d = desired(net.clone(), Some(RULES));
                 d.exec = ExecHooks::default();
@@ -757,7 +786,7 @@ mod tests {
                 let present = |name: &str| match HOOKS.iter().find(|h| h.as_str() == name) {
                     Some(h) => mask & (1 << HOOKS.iter().position(|x| x == h).unwrap()) != 0,
                     None if name == "mount" || name == "unmount" => with_mount,
-                    None => name != "address" || matches!(net, JailNetwork::Dedicated { .. }),
+                    None => name != "address" || net.has_own(),
                 };
                 let want_start: Vec<&str> = JAIL_C_START.iter().copied().filter(|n| present(n)).collect();
                 let want_stop: Vec<&str> = JAIL_C_STOP.iter().copied().filter(|n| present(n)).collect();

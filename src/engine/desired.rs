@@ -54,7 +54,7 @@ impl Context<'_> {
 /// The network side of a jail from its inventory record and pool.
 pub fn network(config: &Config, jail: &JailName, rec: &JailRecord) -> Result<JailNetwork> {
     let address = match (rec.mode, rec.address) {
-        (Mode::Inherit, _) => return Ok(JailNetwork::Inherit),
+        (Mode::Inherit, _) => return Ok(JailNetwork::INHERIT),
         (Mode::Dedicated, Some(a)) => a,
         (Mode::Dedicated, None) => return Err(Error::data(format!("jail {jail}: dedicated without an address"))),
     };
@@ -70,13 +70,13 @@ pub fn network(config: &Config, jail: &JailName, rec: &JailRecord) -> Result<Jai
     let interface = rec.interface.clone().or_else(|| pool.map(|p| p.interface.clone())).ok_or_else(|| {
         Error::data(format!("jail {jail}: {address} is in no pool and has no interface (jnet assign {jail} {address} --interface IF)"))
     })?;
-    Ok(JailNetwork::Dedicated {
+    Ok(JailNetwork::inet_only(crate::os::OwnAddress {
         address,
         // why: outside every pool the address is a lone alias (/32).
         prefix: pool.map_or(32, |p| p.network.prefix()),
         interface,
         gateway: pool.and_then(|p| p.gateway),
-    })
+    }))
 }
 
 /// The desired state of `jail` (see the module doc).
@@ -222,12 +222,12 @@ mod tests {
         let d = build(&ctx, &JailName::new("db").unwrap()).unwrap();
         assert_eq!(
             d.spec.network,
-            JailNetwork::Dedicated {
+            JailNetwork::inet_only(crate::os::OwnAddress {
                 address: "10.9.0.7".parse().unwrap(),
                 prefix: 24,
                 interface: crate::core::names::IfName::new("jnbr0").unwrap(),
                 gateway: Some("10.9.0.1".parse().unwrap()),
-            }
+            })
         );
         assert_eq!(d.spec.path, PathBuf::from("/jails/db"));
         assert_eq!(d.spec.hostname.as_deref(), Some("db.example"));
@@ -238,7 +238,7 @@ mod tests {
         );
 
         let web = build(&ctx, &JailName::new("web").unwrap()).unwrap();
-        assert_eq!(web.spec.network, JailNetwork::Inherit);
+        assert_eq!(web.spec.network, JailNetwork::INHERIT);
         assert!(web.port_check, "declares tcp/80");
         assert_eq!(web.spec.path, PathBuf::from("/"));
 

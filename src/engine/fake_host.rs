@@ -104,10 +104,7 @@ impl Host for FakeHost {
         if self.record(call.clone()) {
             return Err(Self::injected(&call));
         }
-        let addr = match net {
-            JailNetwork::Inherit => None,
-            JailNetwork::Dedicated { address, .. } => Some(IpAddr::V4(*address)),
-        };
+        let addr: Option<IpAddr> = net.own_addresses().first().map(|(a, _, _)| *a);
         self.state.borrow_mut().networks.insert(jail.clone(), addr);
         Ok(())
     }

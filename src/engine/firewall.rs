@@ -234,7 +234,7 @@ mod tests {
             name: jn(n),
             path: "/".into(),
             hostname: None,
-            network: crate::os::JailNetwork::Inherit,
+            network: crate::os::JailNetwork::INHERIT,
             params: vec![],
         };
         host.create_jail(&spec("up")).unwrap();

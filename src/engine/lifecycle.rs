@@ -8,13 +8,11 @@
 //! It does not build the desired state (`engine::desired`) nor print
 //! anything (the CLI does).
 
-use std::net::IpAddr;
-
 use crate::core::lifecycle::Phase;
 use crate::core::names::JailName;
 use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb};
 use crate::error::{Error, ExitStatus, Result};
-use crate::os::{Host, JailNetwork, OsError};
+use crate::os::{Host, OsError};
 use crate::store::inventory::RecordBasis;
 use crate::store::Backend;
 
@@ -143,30 +141,33 @@ impl<'a> Lifecycle<'a> {
         // lists bare namespaces so stop can clean them up).
         let jail_running = rj.is_some_and(|r| r.id != 0);
         let mut foreign_address = None;
-        let network_attached = match &d.spec.network {
-            JailNetwork::Inherit => true,
-            JailNetwork::Dedicated { address, .. } => {
-                let a = IpAddr::V4(*address);
-                let in_jail = rj.is_some_and(|r| r.addresses.contains(&a));
-                let ours = matches!(
-                    phase,
-                    Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
-                );
-                let on_host = if in_jail {
-                    None
-                } else {
-                    self.host.interface_addresses()?.into_iter().find(|x| x.address == a)
-                };
-                if let (Some(h), false) = (&on_host, ours) {
-                    foreign_address = Some(format!(
-                        "jail {jail}: {a} is already configured on host interface {} and jnet did not add it \
-                         (the jail is {phase}); remove it there or assign the jail another address",
-                        h.interface
-                    ));
+        // The network is attached when every own address is: in the
+        // jail's stack, or on a host interface while the jail is jnet's.
+        let ours = matches!(
+            phase,
+            Phase::Starting | Phase::Running | Phase::Stopping | Phase::Failed
+        );
+        let mut network_attached = true;
+        let mut host_addresses: Option<Vec<crate::os::IfAddr>> = None;
+        for (a, _, _) in d.spec.network.own_addresses() {
+            let in_jail = rj.is_some_and(|r| r.addresses.contains(&a));
+            let on_host = if in_jail {
+                None
+            } else {
+                if host_addresses.is_none() {
+                    host_addresses = Some(self.host.interface_addresses()?);
                 }
-                in_jail || (on_host.is_some() && ours)
+                host_addresses.iter().flatten().find(|x| x.address == a).cloned()
+            };
+            if let (Some(h), false, None) = (&on_host, ours, &foreign_address) {
+                foreign_address = Some(format!(
+                    "jail {jail}: {a} is already configured on host interface {} and jnet did not add it \
+                     (the jail is {phase}); remove it there or assign the jail another address",
+                    h.interface
+                ));
             }
-        };
+            network_attached &= in_jail || (on_host.is_some() && ours);
+        }
         let rules = match self.host.loaded_rules(&d.anchor_root, jail) {
             Ok(None) => RulesState::Absent,
             Ok(Some(listing)) => RulesState::Loaded {
@@ -587,14 +588,14 @@ mod tests {
                 path: PathBuf::from("/"),
                 hostname: None,
                 network: if dedicated {
-                    JailNetwork::Dedicated {
+                    crate::os::JailNetwork::inet_only(crate::os::OwnAddress {
                         address: "10.0.0.5".parse().unwrap(),
                         prefix: 24,
                         interface: IfName::new("jnbr0").unwrap(),
                         gateway: None,
-                    }
+                    })
                 } else {
-                    JailNetwork::Inherit
+                    crate::os::JailNetwork::INHERIT
                 },
                 params: vec![],
             },

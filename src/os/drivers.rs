@@ -71,13 +71,11 @@ impl NetworkDriver for Inherit {
 /// A driver given a network of another kind: a host's choice and its
 /// drivers disagree, which is a bug, reported instead of acted on.
 pub fn wrong_kind(driver: &dyn NetworkDriver, jail: &JailName, net: &JailNetwork) -> OsError {
-    let kind = match net {
-        JailNetwork::Inherit => "inherit",
-        JailNetwork::Dedicated { .. } => "dedicated",
-    };
     OsError::Unsupported(format!(
-        "jail {jail}: the {} network driver cannot set up a {kind} network",
-        driver.kind()
+        "jail {jail}: the {} network driver cannot set up ip4 = {}, ip6 = {}",
+        driver.kind(),
+        net.inet.mode(),
+        net.inet6.mode()
     ))
 }
 
@@ -89,17 +87,17 @@ mod tests {
     fn inherit_changes_nothing_and_names_itself() {
         let j = JailName::new("www").unwrap();
         assert_eq!(Inherit.kind(), "inherit");
-        assert!(Inherit.attach(&j, &JailNetwork::Inherit).is_ok());
-        assert!(Inherit.detach(&j, &JailNetwork::Inherit).is_ok());
-        let dedicated = JailNetwork::Dedicated {
+        assert!(Inherit.attach(&j, &JailNetwork::INHERIT).is_ok());
+        assert!(Inherit.detach(&j, &JailNetwork::INHERIT).is_ok());
+        let dedicated = JailNetwork::inet_only(crate::os::OwnAddress {
             address: "10.0.0.5".parse().unwrap(),
             prefix: 24,
             interface: crate::core::names::IfName::new("em0").unwrap(),
             gateway: None,
-        };
+        });
         assert_eq!(
             wrong_kind(&Inherit, &j, &dedicated).to_string(),
-            "jail www: the inherit network driver cannot set up a dedicated network"
+            "jail www: the inherit network driver cannot set up ip4 = new, ip6 = disable"
         );
     }
 }

@@ -62,7 +62,9 @@ use crate::core::names::JailName;
 
 // why re-exported: the model types live in core (the planner must not
 // depend on an adapter); adapters and the engine name them through `os`.
-pub use crate::core::model::{ExecOptions, IfAddr, JailNetwork, JailSpec, MountEntry, RunningJail};
+pub use crate::core::model::{
+    ExecOptions, FamilyNetwork, IfAddr, JailNetwork, JailSpec, MountEntry, OwnAddress, RunningJail,
+};
 
 /// Everything the engine needs from the host, at the level of intent.
 /// Implemented by `linux::LinuxHost` and `freebsd::FreeBsdHost`, and by a

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Engine;
-use crate::core::model::{JailNetwork, Mode, RunningJail};
+use crate::core::model::{FamilyNetwork, JailNetwork, Mode, RunningJail};
 use crate::core::names::JailName;
 use crate::core::plan::{Desired, Plan, Verb as PlanVerb};
 use crate::engine::desired;
@@ -142,29 +142,35 @@ fn status_rows(
 /// (usr.sbin/jail/command.c:611-627, 782) (F6).
 pub fn jail_conf_fragment(jail: &JailName, network: &JailNetwork, jnet: &std::path::Path) -> String {
     let mut out = format!("{jail} {{\n");
-    match network {
-        JailNetwork::Inherit => out.push_str("\tip4 = inherit;\n"),
-        JailNetwork::Dedicated {
-            address,
-            prefix,
-            interface,
-            ..
-        } => {
-            // why (F15): jail(8) adds an `iface|addr` alias itself before
-            // exec.prestart and removes it after exec.poststop (jail.c:92
-            // vs 102, 118 vs 128), and does so for every address without
-            // `|` too when an `interface` is set, a global one included
-            // (config.c:609-615). jnet's hooks add and remove the alias
-            // here, so the block gives a bare address and no interface.
-            out.push_str(&format!(
-                "\t# {address}/{prefix} on {interface} is added by \"jnet hook prestart\" and removed by\n\
+    // why (F15): jail(8) adds an `iface|addr` alias itself before
+    // exec.prestart and removes it after exec.poststop (jail.c:92 vs 102,
+    // 118 vs 128), and does so for every address without `|` too when an
+    // `interface` is set, a global one included (config.c:609-615). jnet's
+    // hooks add and remove the aliases here, so the block gives bare
+    // addresses and no interface.
+    const NOTE: &str = "is added by \"jnet hook prestart\" and removed by\n\
                  \t# \"jnet hook poststop\". jail(8) adds an alias itself before exec.prestart and\n\
-                 \t# removes it after exec.poststop when ip4.addr has \"iface|\" or an \"interface\" is\n\
+                 \t# removes it after exec.poststop when the address has \"iface|\" or an \"interface\" is\n\
                  \t# set, a global one included: keep both away from this jail, or the alias is\n\
-                 \t# added twice and jail(8)'s own removal fails at stop.\n\
-                 \tip4.addr = \"{address}\";\n"
-            ));
-        }
+                 \t# added twice and jail(8)'s own removal fails at stop.\n";
+    let own = |out: &mut String, family: &str, address: String, prefix: u8, interface: &crate::core::names::IfName| {
+        out.push_str(&format!(
+            "\t# {address}/{prefix} on {interface} {NOTE}\t{family}.addr = \"{address}\";\n"
+        ));
+    };
+    match &network.inet {
+        FamilyNetwork::Inherit => out.push_str("\tip4 = inherit;\n"),
+        FamilyNetwork::Disable => out.push_str("\tip4 = disable;\n"),
+        FamilyNetwork::Own(o) => own(&mut out, "ip4", o.address.to_string(), o.prefix, &o.interface),
+    }
+    // why ip6 = inherit spelled out: jail(8) leaves IPv6 disabled in a jail
+    // created without `ip6` (sys/kern/kern_jail.c), while jnet's own start
+    // gives an inherit jail the host's IPv6 too (os::freebsd::params).
+    // Disabled is that default, so it is left unsaid.
+    match &network.inet6 {
+        FamilyNetwork::Inherit => out.push_str("\tip6 = inherit;\n"),
+        FamilyNetwork::Disable => {}
+        FamilyNetwork::Own(o) => own(&mut out, "ip6", o.address.to_string(), o.prefix, &o.interface),
     }
     let jnet = jnet.display();
     for h in ["prestart", "poststart", "prestop", "poststop"] {
@@ -328,15 +334,15 @@ mod tests {
     fn jail_conf_fragments() {
         let www = JailName::new("www").unwrap();
         assert_eq!(
-            jail_conf_fragment(&www, &JailNetwork::Inherit, JNET.as_ref()),
-            format!("www {{\n\tip4 = inherit;\n{HOOKS}")
+            jail_conf_fragment(&www, &JailNetwork::INHERIT, JNET.as_ref()),
+            format!("www {{\n\tip4 = inherit;\n\tip6 = inherit;\n{HOOKS}")
         );
-        let ded = JailNetwork::Dedicated {
+        let ded = JailNetwork::inet_only(crate::os::OwnAddress {
             address: "10.0.0.5".parse().unwrap(),
             prefix: 24,
             interface: IfName::new("vtnet0").unwrap(),
             gateway: None,
-        };
+        });
         let f = jail_conf_fragment(&www, &ded, JNET.as_ref());
         assert!(f.starts_with("www {\n\t# 10.0.0.5/24 on vtnet0 is added by"), "{f}");
         assert!(f.contains("\tip4.addr = \"10.0.0.5\";\n"), "{f}");

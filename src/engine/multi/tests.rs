@@ -331,7 +331,7 @@ fn spec_create(host: &FakeHost, name: &str) {
         name: JailName::new(name).unwrap(),
         path: "/".into(),
         hostname: None,
-        network: crate::os::JailNetwork::Inherit,
+        network: crate::os::JailNetwork::INHERIT,
         params: vec![],
     };
     crate::os::Host::create_jail(host, &spec).unwrap();

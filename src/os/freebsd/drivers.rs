@@ -41,9 +41,10 @@ impl FirewallDriver for Pf {
     }
 }
 
-/// A dedicated jail's network on FreeBSD: the jail's address as an alias
-/// (a host route, /32, inside the interface's existing prefix) on its
-/// interface.
+/// A dedicated jail's network on FreeBSD: each own address as an alias on
+/// its interface (a host route, /32 or /128, inside the interface's
+/// existing prefix). A family that inherits or is disabled needs nothing
+/// here: jail_set gets `ip4` / `ip6` (see `params::create_params`).
 #[cfg(target_os = "freebsd")]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Alias;
@@ -55,24 +56,33 @@ impl crate::os::drivers::NetworkDriver for Alias {
     }
 
     fn attach(&self, jail: &JailName, net: &crate::os::JailNetwork) -> Result<(), OsError> {
-        let crate::os::JailNetwork::Dedicated {
-            address,
-            prefix,
-            interface,
-            ..
-        } = net
-        else {
-            return Err(crate::os::drivers::wrong_kind(self, jail, net));
-        };
-        tracing::debug!(%jail, %address, %interface, "attach network");
-        Ok(super::ifaddr::attach(*address, *prefix, interface)?)
+        if let Some(o) = net.inet.own() {
+            tracing::debug!(%jail, address = %o.address, interface = %o.interface, "attach network");
+            super::ifaddr::attach(o.address, o.prefix, &o.interface)?;
+        }
+        if let Some(o) = net.inet6.own() {
+            tracing::debug!(%jail, address = %o.address, interface = %o.interface, "attach network");
+            if let Err(e) = super::ifaddr::attach6(o.address, o.prefix, &o.interface) {
+                // why: all or nothing, as the lifecycle's undo expects of
+                // one step.
+                if let Some(o4) = net.inet.own() {
+                    let _ = super::ifaddr::detach(o4.address, &o4.interface);
+                }
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     fn detach(&self, jail: &JailName, net: &crate::os::JailNetwork) -> Result<(), OsError> {
-        let crate::os::JailNetwork::Dedicated { address, interface, .. } = net else {
-            return Err(crate::os::drivers::wrong_kind(self, jail, net));
-        };
-        tracing::debug!(%jail, %address, %interface, "detach network");
-        Ok(super::ifaddr::detach(*address, interface)?)
+        if let Some(o) = net.inet6.own() {
+            tracing::debug!(%jail, address = %o.address, interface = %o.interface, "detach network");
+            super::ifaddr::detach6(o.address, &o.interface)?;
+        }
+        if let Some(o) = net.inet.own() {
+            tracing::debug!(%jail, address = %o.address, interface = %o.interface, "detach network");
+            super::ifaddr::detach(o.address, &o.interface)?;
+        }
+        Ok(())
     }
 }

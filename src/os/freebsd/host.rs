@@ -56,9 +56,10 @@ impl FreeBsdHost {
 impl FreeBsdHost {
     /// The network driver of a jail with network `net` (see `os::drivers`).
     pub fn network_driver(&self, net: &JailNetwork) -> &'static dyn NetworkDriver {
-        match net {
-            JailNetwork::Inherit => &Inherit,
-            JailNetwork::Dedicated { .. } => &drivers::Alias,
+        if net.has_own() {
+            &drivers::Alias
+        } else {
+            &Inherit
         }
     }
 

@@ -91,9 +91,13 @@ pub enum FreeBsdError {
     Alias {
         op: &'static str,
         interface: String,
-        address: Ipv4Addr,
+        address: std::net::IpAddr,
         errno: Errno,
     },
+    /// An IPv6 alias request jnet refuses before any ioctl (see
+    /// `ifreq::plan_alias6`).
+    #[error("{0}")]
+    Alias6Plan(String),
     #[error("getifaddrs: {}", .0.desc())]
     IfAddrs(Errno),
 }
@@ -113,12 +117,14 @@ impl From<FreeBsdError> for OsError {
             FreeBsdError::Jail { errno, .. } | FreeBsdError::Alias { errno, .. } | FreeBsdError::IfAddrs(errno) => {
                 io::Error::from_raw_os_error(*errno as i32).kind()
             }
-            FreeBsdError::Plan(_) | FreeBsdError::Exec { .. } => io::ErrorKind::InvalidInput,
+            FreeBsdError::Plan(_) | FreeBsdError::Exec { .. } | FreeBsdError::Alias6Plan(_) => {
+                io::ErrorKind::InvalidInput
+            }
         };
         let op = match &e {
             FreeBsdError::Jail { .. } | FreeBsdError::Exec { .. } => "jail",
             FreeBsdError::Alias { .. } | FreeBsdError::IfAddrs(_) => "interface address",
-            FreeBsdError::Plan(_) => "invalid request",
+            FreeBsdError::Plan(_) | FreeBsdError::Alias6Plan(_) => "invalid request",
         };
         OsError::Sys {
             op: op.to_string(),
@@ -162,12 +168,12 @@ pub(crate) mod test_support {
         }
     }
     pub fn dedicated() -> JailNetwork {
-        JailNetwork::Dedicated {
+        JailNetwork::inet_only(crate::os::OwnAddress {
             address: Ipv4Addr::new(10, 0, 0, 5),
             prefix: 24,
             interface: ifn("vtnet0"),
             gateway: None,
-        }
+        })
     }
     pub fn names(ps: &[Param]) -> Vec<&str> {
         ps.iter().map(Param::name).collect()

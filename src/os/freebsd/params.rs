@@ -15,7 +15,7 @@ use std::net::{Ipv4Addr, Ipv6Addr};
 
 use super::PlanError;
 use crate::core::names::JailName;
-use crate::os::{JailNetwork, JailSpec};
+use crate::os::{FamilyNetwork, JailSpec};
 
 /// Buffer for a jail name read back with jail_get (MAXHOSTNAMELEN).
 pub const NAME_BUF_LEN: usize = 256;
@@ -373,14 +373,23 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
         }
         out.push(Param::string("host.hostname", h));
     }
-    match &spec.network {
-        JailNetwork::Inherit => out.push(Param::int("ip4", JAIL_SYS_INHERIT)),
-        JailNetwork::Dedicated { address, .. } => {
+    // why: the kernel takes bare addresses in network byte order (ip4.addr
+    // an array of struct in_addr, ip6.addr of struct in6_addr:
+    // sys/kern/kern_jail.c); the interface and prefix only matter for the
+    // alias.
+    match &spec.network.inet {
+        FamilyNetwork::Inherit => out.push(Param::int("ip4", JAIL_SYS_INHERIT)),
+        FamilyNetwork::Disable => out.push(Param::int("ip4", JAIL_SYS_DISABLE)),
+        FamilyNetwork::Own(o) => {
             out.push(Param::int("ip4", JAIL_SYS_NEW));
-            // why: the kernel takes bare addresses in network byte order;
-            // the interface and mask only matter for the alias.
-            out.push(Param::new("ip4.addr", address.octets().to_vec()));
+            out.push(Param::new("ip4.addr", o.address.octets().to_vec()));
         }
+    }
+    // An own IPv6 address is jnet's to pass; otherwise jail.conf's `ip6`
+    // settings pass through below (F10).
+    if let FamilyNetwork::Own(o) = &spec.network.inet6 {
+        out.push(Param::int("ip6", JAIL_SYS_NEW));
+        out.push(Param::new("ip6.addr", o.address.octets().to_vec()));
     }
     // why: jnet creates the jail without attaching a process to it; without
     // persist the kernel would remove it at once.
@@ -403,7 +412,7 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
     // "inherit" means the host's addresses of both families, as the port
     // check models it, so an inherit jail gets `ip6 = inherit` unless
     // jail.conf says otherwise (F10).
-    if matches!(spec.network, JailNetwork::Inherit) && !out.iter().any(|p| canonical_name(p.name()) == "ip6") {
+    if matches!(spec.network.inet6, FamilyNetwork::Inherit) && !out.iter().any(|p| canonical_name(p.name()) == "ip6") {
         out.push(Param::int("ip6", JAIL_SYS_INHERIT));
     }
     Ok(out)
@@ -413,6 +422,7 @@ pub fn create_params(spec: &JailSpec) -> Result<Vec<Param>, PlanError> {
 mod tests {
     use super::*;
     use crate::os::freebsd::test_support::{dedicated, jn, names, spec};
+    use crate::os::JailNetwork;
     use std::path::PathBuf;
 
     /// F16: no "disable" for vnet/host; integers as libjail reads them.
@@ -445,12 +455,48 @@ mod tests {
     #[test]
     fn inherit_jails_inherit_ip6_by_default() {
         let ip6 = |ps: &[Param]| ps.iter().find(|p| p.name() == "ip6").map(|p| p.value().to_vec());
-        let ps = create_params(&spec(JailNetwork::Inherit, &[])).unwrap();
+        let ps = create_params(&spec(JailNetwork::INHERIT, &[])).unwrap();
         assert_eq!(ip6(&ps), Some(JAIL_SYS_INHERIT.to_ne_bytes().to_vec()));
-        let ps = create_params(&spec(JailNetwork::Inherit, &[("ip6", "disable")])).unwrap();
+        let ps = create_params(&spec(JailNetwork::INHERIT, &[("ip6", "disable")])).unwrap();
         assert_eq!(ip6(&ps), Some(0i32.to_ne_bytes().to_vec()));
         let ps = create_params(&spec(dedicated(), &[])).unwrap();
         assert_eq!(ip6(&ps), None);
+    }
+
+    /// Issue 9 B4: a jail's own IPv6 address goes to jail_set as `ip6 =
+    /// new` and a one-element `ip6.addr` (struct in6_addr, network order);
+    /// per family inherit and disable are `ip4`/`ip6` values; jail.conf
+    /// cannot set again what jnet passes.
+    #[test]
+    fn per_family_network_params() {
+        let own6 = crate::os::FamilyNetwork::Own(crate::os::OwnAddress {
+            address: "2001:db8::5".parse::<Ipv6Addr>().unwrap(),
+            prefix: 64,
+            interface: crate::os::freebsd::test_support::ifn("vtnet0"),
+            gateway: None,
+        });
+        let mut dual = dedicated();
+        dual.inet6 = own6.clone();
+        let ps = create_params(&spec(dual.clone(), &[])).unwrap();
+        let get = |n: &str| ps.iter().find(|p| p.name() == n).map(|p| p.value().to_vec());
+        assert_eq!(get("ip4"), Some(JAIL_SYS_NEW.to_ne_bytes().to_vec()));
+        assert_eq!(get("ip4.addr"), Some(vec![10, 0, 0, 5]));
+        assert_eq!(get("ip6"), Some(JAIL_SYS_NEW.to_ne_bytes().to_vec()));
+        assert_eq!(
+            get("ip6.addr"),
+            Some("2001:db8::5".parse::<Ipv6Addr>().unwrap().octets().to_vec())
+        );
+        let e = create_params(&spec(dual, &[("ip6", "inherit")])).unwrap_err();
+        assert!(e.to_string().contains("more than once"), "{e}");
+        // IPv6 only: IPv4 disabled.
+        let only6 = JailNetwork {
+            inet: crate::os::FamilyNetwork::Disable,
+            inet6: own6,
+        };
+        let ps = create_params(&spec(only6, &[])).unwrap();
+        let ip4 = ps.iter().find(|p| p.name() == "ip4").unwrap();
+        assert_eq!(ip4.value(), JAIL_SYS_DISABLE.to_ne_bytes());
+        assert!(!ps.iter().any(|p| p.name() == "ip4.addr"));
     }
 
     /// F10: ip6 (jailsys) and ip6.addr (struct in6_addr array) go to jail_set.
@@ -533,7 +579,7 @@ mod tests {
 
     #[test]
     fn create_params_inherit_without_hostname() {
-        let mut s = spec(JailNetwork::Inherit, &[]);
+        let mut s = spec(JailNetwork::INHERIT, &[]);
         s.hostname = None;
         let ps = create_params(&s).unwrap();
         assert_eq!(names(&ps), ["name", "path", "ip4", "persist", "ip6"]);
@@ -631,14 +677,14 @@ mod tests {
             [("allow.mount", ""), ("allow.nomount", "")],
             [("allow.nomount", ""), ("allow.mount", "0")],
         ] {
-            let e = create_params(&spec(JailNetwork::Inherit, &pair));
+            let e = create_params(&spec(JailNetwork::INHERIT, &pair));
             assert!(
                 matches!(e, Err(PlanError::Param { ref reason, .. }) if reason == "given more than once"),
                 "{e:?}"
             );
         }
         assert!(create_params(&spec(
-            JailNetwork::Inherit,
+            JailNetwork::INHERIT,
             &[("securelevel", "1"), ("securelevel", "2")]
         ))
         .is_err());
@@ -646,10 +692,10 @@ mod tests {
 
     #[test]
     fn bad_paths_and_hostnames() {
-        let mut s = spec(JailNetwork::Inherit, &[]);
+        let mut s = spec(JailNetwork::INHERIT, &[]);
         s.path = PathBuf::from("jails/www");
         assert!(matches!(create_params(&s), Err(PlanError::Path { .. })));
-        let mut s = spec(JailNetwork::Inherit, &[]);
+        let mut s = spec(JailNetwork::INHERIT, &[]);
         s.hostname = Some("a\0b".into());
         assert!(create_params(&s).is_err());
     }

@@ -23,7 +23,7 @@
 //! It does not touch sysctls; `LinuxHost` decides about ip_forward.
 
 use std::fs;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -131,7 +131,7 @@ fn remove_if_present(path: &Path) -> Result<(), OsError> {
 }
 
 /// The gateway addresses recorded as added by jnet to `bridge`.
-pub fn gateways_added(paths: &Paths, bridge: &str) -> Vec<(Ipv4Addr, u8)> {
+pub fn gateways_added(paths: &Paths, bridge: &str) -> Vec<(IpAddr, u8)> {
     let text = fs::read_to_string(paths.gateway_marker(bridge)).unwrap_or_default();
     text.lines()
         .filter_map(|l| {
@@ -142,7 +142,7 @@ pub fn gateways_added(paths: &Paths, bridge: &str) -> Vec<(Ipv4Addr, u8)> {
 }
 
 /// Records that jnet added `gw/prefix` to `bridge` (idempotent).
-fn record_gateway(paths: &Paths, bridge: &str, gw: Ipv4Addr, prefix: u8) -> Result<(), OsError> {
+fn record_gateway(paths: &Paths, bridge: &str, gw: IpAddr, prefix: u8) -> Result<(), OsError> {
     let mut have = gateways_added(paths, bridge);
     if have.contains(&(gw, prefix)) {
         return Ok(());
@@ -156,20 +156,24 @@ fn record_gateway(paths: &Paths, bridge: &str, gw: Ipv4Addr, prefix: u8) -> Resu
     fs::write(&path, text).map_err(sys_at("write", &path))
 }
 
-/// Sets up a dedicated jail network (see the module doc). Idempotent: a
-/// jail already attached is left as is (address and route re-asserted).
-/// On failure, what this call created is removed again.
-pub fn attach(
-    paths: &Paths,
-    jail: &JailName,
-    address: Ipv4Addr,
-    prefix: u8,
-    bridge: &IfName,
-    gateway: Option<Ipv4Addr>,
-) -> Result<(), OsError> {
+/// One address a jail gets inside its namespace, with the pool's gateway
+/// of that family (added to the bridge, the jail's default route).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JailAddress {
+    pub address: IpAddr,
+    pub prefix: u8,
+    pub gateway: Option<IpAddr>,
+}
+
+/// Sets up a dedicated jail network (see the module doc) with at most one
+/// address per family, all on one bridge (one veth pair per jail).
+/// Idempotent: a jail already attached is left as is (addresses and
+/// routes re-asserted). On failure, what this call created is removed
+/// again.
+pub fn attach(paths: &Paths, jail: &JailName, addresses: &[JailAddress], bridge: &IfName) -> Result<(), OsError> {
     let ns_path = paths.netns(jail);
     let created_ns = netns::create_bound(&ns_path, NsKind::Net, || Ok(()))?;
-    let result = attach_links(paths, jail, &ns_path, address, prefix, bridge, gateway);
+    let result = attach_links(paths, jail, &ns_path, addresses, bridge);
     if let Err(e) = &result {
         tracing::warn!(%jail, error = %e, "attach failed, undoing");
         if created_ns {
@@ -185,26 +189,25 @@ fn attach_links(
     paths: &Paths,
     jail: &JailName,
     ns_path: &Path,
-    address: Ipv4Addr,
-    prefix: u8,
+    addresses: &[JailAddress],
     bridge: &IfName,
-    gateway: Option<Ipv4Addr>,
 ) -> Result<(), OsError> {
     let (host_if, jail_if) = veth_names(jail);
     let mut rt = link::route_socket()?;
     if link::ensure_bridge(&mut rt, bridge.as_str())? {
         write_marker(&paths.bridge_marker(bridge.as_str()))?;
     }
-    if let Some(gw) = gateway {
-        let added = addr::add_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+    for a in addresses {
+        let Some(gw) = a.gateway else { continue };
+        let added = addr::add(&mut rt, bridge.as_str(), gw, a.prefix)?;
         if added && !bridge_owned(paths, bridge.as_str()) {
-            if let Err(e) = record_gateway(paths, bridge.as_str(), gw, prefix) {
+            if let Err(e) = record_gateway(paths, bridge.as_str(), gw, a.prefix) {
                 // why: an address jnet cannot remember adding would stay
                 // forever; take it back off before failing.
-                let _ = addr::del_v4(&mut rt, bridge.as_str(), gw, prefix);
+                let _ = addr::del(&mut rt, bridge.as_str(), gw, a.prefix);
                 return Err(e);
             }
-            tracing::info!(%bridge, %gw, prefix, "gateway address added to a bridge jnet does not own");
+            tracing::info!(%bridge, %gw, prefix = a.prefix, "gateway address added to a bridge jnet does not own");
         }
     }
     link::set_up(&mut rt, bridge.as_str(), true)?;
@@ -229,14 +232,23 @@ fn attach_links(
             link::rename(&mut s, &jail_if, JAIL_IF)?;
         }
         link::set_up(&mut s, "lo", true)?;
-        addr::add_v4(&mut s, JAIL_IF, address, prefix)?;
+        // why before the link goes up: an IPv6 address is added without
+        // duplicate address detection (addr::add sets IFA_F_NODAD), so
+        // it is usable at once; the pool guarantees it is unique.
+        for a in addresses {
+            addr::add(&mut s, JAIL_IF, a.address, a.prefix)?;
+        }
         link::set_up(&mut s, JAIL_IF, true)?;
-        if let Some(gw) = gateway {
-            link::set_default_route(&mut s, gw)?;
+        for gw in addresses.iter().filter_map(|a| a.gateway) {
+            link::set_default_route_via(&mut s, gw)?;
         }
         Ok(())
     })??;
-    tracing::info!(%jail, %address, prefix, %bridge, host_if, "jail network attached");
+    let list: Vec<String> = addresses
+        .iter()
+        .map(|a| format!("{}/{}", a.address, a.prefix))
+        .collect();
+    tracing::info!(%jail, addresses = %list.join(","), %bridge, host_if, "jail network attached");
     Ok(())
 }
 
@@ -275,7 +287,7 @@ pub fn detach(paths: &Paths, jail: &JailName, bridge: &IfName) -> Result<(), OsE
         // The last jail left a bridge jnet does not own: take back only the
         // gateway addresses jnet recorded adding (see the module doc).
         for (gw, prefix) in gateways_added(paths, bridge.as_str()) {
-            addr::del_v4(&mut rt, bridge.as_str(), gw, prefix)?;
+            addr::del(&mut rt, bridge.as_str(), gw, prefix)?;
             tracing::info!(%bridge, %gw, prefix, "gateway address added by jnet removed");
         }
         remove_if_present(&paths.gateway_marker(bridge.as_str()))?;

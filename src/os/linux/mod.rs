@@ -211,7 +211,7 @@ impl LinuxHost {
     /// bound on `made`. Returns whether the jail has its own network
     /// namespace.
     fn create_namespaces(&self, spec: &JailSpec, made: &mut Vec<PathBuf>) -> Result<bool, OsError> {
-        let own_netns = matches!(spec.network, JailNetwork::Dedicated { .. });
+        let own_netns = !spec.network.is_inherit();
         if own_netns {
             let p = self.paths.netns(&spec.name);
             if netns::create_bound(&p, NsKind::Net, || Ok(()))? {
@@ -259,13 +259,13 @@ fn enable_ipv4_forwarding() -> Result<(), OsError> {
 impl LinuxHost {
     /// The network driver of a jail with network `net` (see `os::drivers`).
     pub fn network_driver(&self, net: &JailNetwork) -> Box<dyn NetworkDriver + '_> {
-        match net {
-            JailNetwork::Inherit => Box::new(Inherit),
-            JailNetwork::Dedicated { .. } => Box::new(drivers::NetnsVeth {
-                paths: &self.paths,
-                enable_forwarding: self.enable_forwarding,
-            }),
+        if net.is_inherit() {
+            return Box::new(Inherit);
         }
+        Box::new(drivers::NetnsVeth {
+            paths: &self.paths,
+            enable_forwarding: self.enable_forwarding,
+        })
     }
 
     /// The firewall driver: nftables.
