@@ -1,35 +1,42 @@
-//! The library-wide error type and its mapping to sysexits(3) exit codes.
+//! The library-wide error type and the kinds of failure.
 //!
-//! Every module has its own error enum; they convert into [`Error`] here so
-//! that `main` can pick the exit code from one place. Messages are lower case,
+//! Every module has its own error enum; they convert into [`Error`] here,
+//! and each error says its [`ErrorKind`], from which the CLI (and only the
+//! CLI, `cli::exit`) picks the exit code. Messages are lower case,
 //! without a trailing period, and name the file/line, jail, pool, interface,
 //! anchor or command involved.
 
 use std::path::PathBuf;
 
-/// Exit codes from sysexits(3), plus 1 for "check found conflicts".
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[repr(u8)]
-pub enum ExitStatus {
-    Ok = 0,
-    /// `jnet check` found conflicts (a finding, not a failure to check).
-    Findings = 1,
-    Usage = 64,
-    DataErr = 65,
-    NoInput = 66,
-    Unavailable = 69,
-    Software = 70,
-    CantCreate = 73,
-    IoErr = 74,
-    TempFail = 75,
-    NoPerm = 77,
-    Config = 78,
-}
-
-impl ExitStatus {
-    pub fn code(self) -> u8 {
-        self as u8
-    }
+/// What kind of failure an error is, as far as the caller's reaction goes:
+/// fix the input or the configuration, retry later, run as root, report a
+/// bug. Typed here, in the library; only the CLI turns kinds into exit
+/// codes (`cli::exit`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorKind {
+    /// The port check found conflicts (a finding, not a failure to check).
+    Conflicts,
+    /// Invalid user data, or a request the inventory refuses.
+    Invalid,
+    /// A required input file does not exist.
+    NotFound,
+    /// A tool, facility, server or address is not available (pool
+    /// exhausted, store down).
+    Unavailable,
+    /// A failure of jnet itself or of a step it ran.
+    Internal,
+    /// The state directory or a file jnet writes cannot be created or is
+    /// not to be trusted.
+    CantCreate,
+    /// Any other I/O failure.
+    Io,
+    /// Another process holds what this one needs (a lock, a busy jail, a
+    /// timeout): retry later.
+    Busy,
+    /// jnet lacks the privileges for it.
+    Permission,
+    /// The configuration (jnet.toml, jail.conf, `[store]`) is invalid.
+    Config,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -99,10 +106,10 @@ pub enum Error {
     /// A lifecycle step failed; completed steps were undone.
     #[error("{0}")]
     Lifecycle(String),
-    /// A lifecycle step failed (completed steps undone); the exit status is
-    /// the one of the step's cause.
+    /// A lifecycle step failed (completed steps undone), or one of several
+    /// jails' verbs did; `kind` is the one of the (first) cause.
     #[error("{message}")]
-    Step { status: ExitStatus, message: String },
+    Step { kind: ErrorKind, message: String },
     /// The port check found conflicts (a finding: exit 1, so a jail(8)
     /// prestart hook refuses the start).
     #[error("{0}")]
@@ -126,30 +133,30 @@ impl Error {
     /// Whether the host refused for lack of privileges (an observation
     /// jnet may go without when not root).
     pub fn is_permission(&self) -> bool {
-        self.exit_status() == ExitStatus::NoPerm
+        self.kind() == ErrorKind::Permission
     }
 
-    /// The sysexits(3) code for this error.
-    pub fn exit_status(&self) -> ExitStatus {
+    /// What kind of failure this is.
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::Data(_) => ExitStatus::DataErr,
-            Error::Config(_) => ExitStatus::Config,
-            Error::JailConf(e) => e.exit_status(),
-            Error::NoInput { .. } => ExitStatus::NoInput,
-            Error::PoolExhausted { .. } | Error::Unavailable(_) => ExitStatus::Unavailable,
-            Error::CantCreate { .. } | Error::UnsafeState { .. } => ExitStatus::CantCreate,
-            Error::JailBusy { .. } | Error::Changed { .. } => ExitStatus::TempFail,
-            Error::LockTimeout { .. } => ExitStatus::TempFail,
-            Error::NoPerm(_) => ExitStatus::NoPerm,
-            Error::Os(e) => e.exit_status(),
+            Error::Data(_) => ErrorKind::Invalid,
+            Error::Config(_) => ErrorKind::Config,
+            Error::JailConf(e) => e.kind(),
+            Error::NoInput { .. } => ErrorKind::NotFound,
+            Error::PoolExhausted { .. } | Error::Unavailable(_) => ErrorKind::Unavailable,
+            Error::CantCreate { .. } | Error::UnsafeState { .. } => ErrorKind::CantCreate,
+            Error::JailBusy { .. } | Error::Changed { .. } => ErrorKind::Busy,
+            Error::LockTimeout { .. } => ErrorKind::Busy,
+            Error::NoPerm(_) => ErrorKind::Permission,
+            Error::Os(e) => e.kind(),
             Error::Io { source, .. } => match source.kind() {
-                std::io::ErrorKind::PermissionDenied => ExitStatus::NoPerm,
-                std::io::ErrorKind::NotFound => ExitStatus::NoInput,
-                _ => ExitStatus::IoErr,
+                std::io::ErrorKind::PermissionDenied => ErrorKind::Permission,
+                std::io::ErrorKind::NotFound => ErrorKind::NotFound,
+                _ => ErrorKind::Io,
             },
-            Error::Lifecycle(_) => ExitStatus::Software,
-            Error::Conflicts(_) => ExitStatus::Findings,
-            Error::Step { status, .. } => *status,
+            Error::Lifecycle(_) => ErrorKind::Internal,
+            Error::Conflicts(_) => ErrorKind::Conflicts,
+            Error::Step { kind, .. } => *kind,
         }
     }
 }

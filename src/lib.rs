@@ -12,4 +12,4 @@ pub mod error;
 pub mod os;
 pub mod store;
 
-pub use error::{Error, ExitStatus, Result};
+pub use error::{Error, ErrorKind, Result};

@@ -4,8 +4,8 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use jnet::cli::exit::ExitStatus;
 use jnet::cli::{commands, Cli};
-use jnet::ExitStatus;
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -41,7 +41,7 @@ fn main() -> ExitCode {
             let text = e.to_string();
             let lines: Vec<_> = text.lines().map(jnet::cli::output::printable).collect();
             eprintln!("jnet: {}", lines.join("\n"));
-            ExitCode::from(e.exit_status().code())
+            ExitCode::from(ExitStatus::of(&e).code())
         }
     }
 }

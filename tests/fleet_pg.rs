@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use jnet::core::config::{parse_config, Pool};
 use jnet::core::range::RangeSet;
-use jnet::error::ExitStatus;
+use jnet::error::ErrorKind;
 use jnet::store::postgres::{LeaseFilter, PgErrorKind, PgStore, StoreConfig, SCHEMA_VERSION};
 
 #[path = "common/pg.rs"]
@@ -77,7 +77,7 @@ fn lowest_free_allocation_idempotent_retry_and_release() {
     let e = b.assign(&p, "z", &none()).unwrap_err();
     assert_eq!(e.kind, PgErrorKind::Exhausted, "{e}");
     assert!(e.message().contains("pool p is exhausted"), "{e}");
-    assert_eq!(e.exit_status(), ExitStatus::Unavailable);
+    assert_eq!(e.kind(), ErrorKind::Unavailable);
     // Release frees the address for the lowest-free rule.
     let gone = a.release(None, "db").unwrap();
     assert_eq!(gone.len(), 1);
@@ -217,7 +217,7 @@ fn release_by_a_non_owner_is_refused_and_the_operator_reclaims() {
     // named like hosta's touches only its own (none).
     let e = b.release_address("p", web.address).unwrap_err();
     assert_eq!(e.kind, PgErrorKind::Refused, "{e}");
-    assert_eq!(e.exit_status(), ExitStatus::DataErr);
+    assert_eq!(e.kind(), ErrorKind::Invalid);
     assert!(
         e.message()
             .contains("leased by host hosta (jail web), not this host (hostb)"),
@@ -263,7 +263,7 @@ fn schema_is_created_once_and_a_newer_one_is_refused() {
     c.execute("UPDATE jnet_schema SET version = 99", &[]).unwrap();
     let e = PgStore::open(&cfg).unwrap_err();
     assert_eq!(e.kind, PgErrorKind::Schema, "{e}");
-    assert_eq!(e.exit_status(), ExitStatus::Config);
+    assert_eq!(e.kind(), ErrorKind::Config);
     assert!(
         e.message().contains(&format!(
             "schema is version 99, newer than this jnet knows ({SCHEMA_VERSION})"
@@ -345,7 +345,7 @@ fn refused_login_and_down_server_never_show_the_password() {
     for cfg in &cases {
         let e = PgStore::open(cfg).unwrap_err();
         assert_eq!(e.kind, PgErrorKind::Unavailable, "{e}");
-        assert_eq!(e.exit_status(), ExitStatus::Unavailable);
+        assert_eq!(e.kind(), ErrorKind::Unavailable);
         let msg = e.message();
         assert!(
             msg.contains(&format!(
@@ -361,7 +361,7 @@ fn refused_login_and_down_server_never_show_the_password() {
         assert!(!msg.contains(wrong) && !msg.contains(PASSWORD), "{msg}");
         assert!(!format!("{e:?}").contains(wrong) && !format!("{cfg:?}").contains(wrong));
         let as_jnet = jnet::error::Error::from(e);
-        assert_eq!(as_jnet.exit_status(), ExitStatus::Unavailable);
+        assert_eq!(as_jnet.kind(), ErrorKind::Unavailable);
     }
     // The server down: unavailable, naming the store, without the password.
     let mut open = PgStore::open(&store_cfg(
@@ -458,8 +458,8 @@ fn a_hung_client_is_ended_by_the_idle_in_transaction_timeout() {
     let mut b = PgStore::open(&pg.cfg("hostb", "lock_timeout_ms = 100\n")).unwrap();
     let e = b.assign(&p, "web", &none()).unwrap_err();
     assert_eq!(e.kind, PgErrorKind::Timeout, "{e}");
-    assert_eq!(e.exit_status(), ExitStatus::TempFail);
-    assert_eq!(jnet::error::Error::from(e.clone()).exit_status(), ExitStatus::TempFail);
+    assert_eq!(e.kind(), ErrorKind::Busy);
+    assert_eq!(jnet::error::Error::from(e.clone()).kind(), ErrorKind::Busy);
     assert!(
         e.message().contains("lock timeout") && e.message().contains("retry later"),
         "{e}"

@@ -386,7 +386,7 @@ fn lifecycle_summaries_validate() {
         steps: vec!["create jail www (path /)".into()],
         because: None,
         error: None,
-        status: None,
+        kind: None,
     };
     let all = JailResult::ALL;
     for verb in [Verb::Start, Verb::Stop, Verb::Restart] {

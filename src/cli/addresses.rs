@@ -1,8 +1,9 @@
 //! Printing the address verbs' reports: `assign`, `release`, `import`.
 
+use crate::cli::exit::ExitStatus;
 use crate::core::model::Mode;
 use crate::engine::api::addresses::{AssignReport, Holding, ImportLine, ImportReport, ReleaseReport};
-use crate::error::{ExitStatus, Result};
+use crate::error::Result;
 
 /// `inherit (host addresses)`, or `10.0.0.5 from pool lan on vtnet0`.
 fn describe(h: &Holding) -> String {

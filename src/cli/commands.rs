@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use crate::cli::args::{AssignArgs, Cli, Command, HookPhaseArg, PfCommand, StoreCommand, SyntaxArg};
+use crate::cli::exit::ExitStatus;
 use crate::cli::{addresses, fleet, lifecycle, multi, plan_host, reports};
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::engine::addresses::AssignRequest;
@@ -16,7 +17,7 @@ use crate::engine::firewall::Syntax;
 use crate::engine::lifecycle::HookPhase;
 use crate::engine::multi::{Targets, Verb};
 use crate::engine::{Engine, Options};
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, Result};
 
 /// Runs one parsed command; returns the exit status for success paths that
 /// are not plain 0 (e.g. `check` with findings).

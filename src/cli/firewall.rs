@@ -2,12 +2,13 @@
 //! render|reload|status`.
 
 use crate::cli::args::Format;
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::{print_json, Table};
 use crate::engine::api::firewall::{
     ExposeReport, FirewallStatus, ReloadAllReport, ReloadReport, Rendered, UnexposeReport,
 };
 use crate::engine::firewall::{Reloaded, State};
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, Result};
 
 pub fn exposed(r: &ExposeReport) -> Result<ExitStatus> {
     let (jail, e) = (&r.jail, &r.expose);
@@ -89,12 +90,12 @@ pub fn reloaded_all(r: &ReloadAllReport, quiet: bool) -> Result<ExitStatus> {
     if !quiet && loaded == 0 && failed.is_empty() {
         println!("no running jails; no rules loaded");
     }
-    let Some(status) = failed.first().map(|(_, e)| e.exit_status()) else {
+    let Some(kind) = failed.first().map(|(_, e)| e.kind()) else {
         return Ok(ExitStatus::Ok);
     };
     let each: Vec<String> = failed.iter().map(|(j, e)| format!("{j}: {e}")).collect();
     Err(Error::Step {
-        status,
+        kind,
         message: format!(
             "pf reload --all: {} jail(s) failed (the others were reloaded): {}",
             failed.len(),

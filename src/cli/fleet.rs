@@ -1,10 +1,11 @@
 //! Printing the shared-pool verbs' reports (issue 11): the fleet's hosts,
 //! `release --host H [JAIL]` and `store migrate|touch`.
 
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::Table;
 use crate::engine::api::fleet::{Migrated, ReclaimedLease};
 use crate::engine::report::HostReport;
-use crate::error::{ExitStatus, Result};
+use crate::error::Result;
 
 pub fn print_hosts(hosts: &[HostReport]) {
     let mut t = Table::new(&["HOST", "LEASES", "LAST SEEN (s ago)", "STALE"]);

@@ -6,10 +6,11 @@ use std::io::Write;
 use serde::Serialize;
 
 use crate::cli::args::Format;
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::{print_json, Table};
 use crate::core::names::JailName;
 use crate::engine::api::lifecycle::{JailPlan, StatusRow, StepReport};
-use crate::error::{ExitStatus, Result};
+use crate::error::Result;
 
 /// `jnet plan JAIL --format json` (schemas/plan.schema.json).
 #[derive(Debug, Serialize)]

@@ -8,6 +8,7 @@ pub mod addresses;
 pub mod args;
 pub mod commands;
 pub mod completions;
+pub mod exit;
 pub mod firewall;
 pub mod fleet;
 pub mod lifecycle;

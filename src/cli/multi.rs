@@ -13,11 +13,12 @@ use serde::Serialize;
 
 use crate::cli::args::{Format, JailsArgs};
 use crate::cli::commands::targets;
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::{print_json, printable};
 use crate::engine::api::lifecycle::StepReport;
 use crate::engine::multi::{JailResult, Planned, Summary, Verb};
 use crate::engine::Engine;
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, Result};
 
 /// `jnet start|stop|restart JAIL... | --all`.
 pub fn lifecycle(e: &Engine, verb: Verb, a: &JailsArgs, quiet: bool) -> Result<ExitStatus> {
@@ -40,9 +41,9 @@ fn finish_as(summary: &Summary, quiet: bool, json: bool) -> Result<ExitStatus> {
     let first = summary.first_error();
     // One jail that failed: its own error, exactly as a one-jail verb
     // always reported it (message and exit status).
-    if let ([j], Some(status)) = (summary.jails.as_slice(), first) {
+    if let ([j], Some(kind)) = (summary.jails.as_slice(), first) {
         return Err(Error::Step {
-            status,
+            kind,
             message: j
                 .error
                 .clone()
@@ -56,8 +57,8 @@ fn finish_as(summary: &Summary, quiet: bool, json: bool) -> Result<ExitStatus> {
     }
     match first {
         None => Ok(ExitStatus::Ok),
-        Some(status) => Err(Error::Step {
-            status,
+        Some(kind) => Err(Error::Step {
+            kind,
             message: failure_message(summary),
         }),
     }
@@ -221,7 +222,7 @@ mod tests {
             steps: vec!["create jail".into()],
             because: None,
             error: None,
-            status: None,
+            kind: None,
         }
     }
 
@@ -229,7 +230,7 @@ mod tests {
     fn text_and_exit_of_a_walk() {
         let mut db = o("db", JailResult::Failed);
         db.error = Some("start db: step create failed".into());
-        db.status = Some(ExitStatus::Unavailable);
+        db.kind = Some(crate::error::ErrorKind::Unavailable);
         let mut www = o("www", JailResult::Skipped);
         www.because = Some("db".into());
         let s = Summary {
@@ -242,7 +243,7 @@ mod tests {
              create jail\nwww: skipped: db did not start\nstart: 3 jail(s): 1 started, 1 failed (db), 1 skipped (www)\n"
         );
         let e = finish(&s, true).unwrap_err();
-        assert_eq!(e.exit_status(), ExitStatus::Unavailable);
+        assert_eq!(ExitStatus::of(&e), ExitStatus::Unavailable);
         assert_eq!(
             e.to_string(),
             "start: 1 of 3 jail(s) failed: db: start db: step create failed; skipped because of them: www"
@@ -257,14 +258,14 @@ mod tests {
         // One jail failing keeps its own message and status.
         let mut one = o("www", JailResult::Failed);
         one.error = Some("start www: step x failed".into());
-        one.status = Some(ExitStatus::Findings);
+        one.kind = Some(crate::error::ErrorKind::Conflicts);
         let s = Summary {
             verb: Verb::Start,
             jails: vec![one],
         };
         let e = finish(&s, false).unwrap_err();
         assert_eq!(
-            (e.exit_status(), e.to_string()),
+            (ExitStatus::of(&e), e.to_string()),
             (ExitStatus::Findings, "start www: step x failed".into())
         );
     }

@@ -2,7 +2,8 @@
 
 use serde::Serialize;
 
-use crate::error::{Error, ExitStatus, Result};
+use crate::cli::exit::ExitStatus;
+use crate::error::{Error, Result};
 
 /// `s` with every control character (newline, ESC, ...) shown as an
 /// escape (`\n`, `\u{1b}`), for text output to a terminal. Host-supplied

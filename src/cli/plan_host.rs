@@ -5,9 +5,10 @@
 //! [`Engine::plan_host`]: crate::engine::Engine::plan_host
 
 use crate::cli::args::Format;
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::print_json;
 use crate::engine::api::plan_host::PlanAll;
-use crate::error::{ExitStatus, Result};
+use crate::error::Result;
 
 pub fn print(report: &PlanAll, format: Format) -> Result<ExitStatus> {
     if format == Format::Json {

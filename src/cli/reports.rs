@@ -2,12 +2,13 @@
 //! tables or JSON (schemas/*.schema.json).
 
 use crate::cli::args::{Format, PoolsFormat};
+use crate::cli::exit::ExitStatus;
 use crate::cli::output::{print_json, printable, Table};
 use crate::core::check::Severity;
 use crate::engine::api::reports::{CheckOutcome, ListReport};
 use crate::engine::report::{self, Assignment, InventoryReport, PoolReport};
 use crate::engine::Engine;
-use crate::error::{ExitStatus, Result};
+use crate::error::Result;
 
 /// JAIL MODE ADDRESS POOL INTERFACE STATE cells of an assignment row.
 fn assignment_cells(r: &Assignment) -> Vec<String> {
@@ -170,5 +171,9 @@ pub fn check(out: &CheckOutcome, strict: bool, format: Format) -> Result<ExitSta
             out.checked
         );
     }
-    Ok(out.report.exit_status(strict))
+    Ok(if out.report.failed(strict) {
+        ExitStatus::Findings
+    } else {
+        ExitStatus::Ok
+    })
 }

@@ -38,7 +38,6 @@ use serde::Serialize;
 use crate::core::listeners::{ForeignRedirect, Listener, Stack};
 use crate::core::names::{IfName, JailName};
 use crate::core::ports::{PortRange, Proto};
-use crate::error::ExitStatus;
 
 /// Bind semantics of the platform whose host is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -205,14 +204,10 @@ impl Report {
             .filter(|c| c.severity == Severity::Warning)
             .count()
     }
-    /// 0 when clean, 1 (findings) on any error, or on warnings too when
-    /// `strict`.
-    pub fn exit_status(&self, strict: bool) -> ExitStatus {
-        if self.errors() > 0 || (strict && self.warnings() > 0) {
-            ExitStatus::Findings
-        } else {
-            ExitStatus::Ok
-        }
+    /// Whether the check failed: any error, or with `strict` any warning
+    /// too (the CLI exits 1 then).
+    pub fn failed(&self, strict: bool) -> bool {
+        self.errors() > 0 || (strict && self.warnings() > 0)
     }
 }
 

@@ -373,7 +373,7 @@ mod tests {
         assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "same 192.0.2.5");
         assert_eq!(got(assign(&c, &st, &j("b"), &pool(), &obs).unwrap()), "192.0.2.6");
         let e = assign(&c, &st, &j("c"), &pool(), &obs).unwrap_err();
-        assert_eq!(e.exit_status(), crate::error::ExitStatus::Unavailable, "{e}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable, "{e}");
         // Released addresses are handed out again, lowest first.
         release(&st, &j("a")).unwrap();
         assert_eq!(got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()), "192.0.2.5");
@@ -398,7 +398,7 @@ mod tests {
         for (a, needle) in cases {
             let e = assign(&c, &st, &j("b"), &ip(a), &NONE).unwrap_err();
             assert!(e.to_string().contains(needle), "{a}: {e}");
-            assert_eq!(e.exit_status(), crate::error::ExitStatus::DataErr);
+            assert_eq!(e.kind(), crate::error::ErrorKind::Invalid);
         }
         let out = assign(
             &c,

@@ -72,7 +72,7 @@ mod tests {
         let missing = dir.path().join("nope.conf");
         let e = load(missing.to_str().unwrap(), &FsLoader).unwrap_err();
         assert!(matches!(e, JailConfError::Read { .. }), "{e:?}");
-        assert_eq!(e.exit_status().code(), 66);
+        assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
         assert!(e.to_string().ends_with("nope.conf: no such file"), "{e}");
 
         let root = dir.path().join("jail.conf");

@@ -11,7 +11,7 @@
 use crate::core::lifecycle::Phase;
 use crate::core::names::JailName;
 use crate::core::plan::{self, Action, Desired, Observed, Plan, RulesState, Verb};
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::os::{Host, OsError};
 use crate::store::inventory::RecordBasis;
 use crate::store::Backend;
@@ -54,7 +54,7 @@ impl From<LifecycleError> for Error {
         match e {
             LifecycleError::NotInInventory(_) | LifecycleError::WrongJail { .. } => Error::Data(e.to_string()),
             LifecycleError::StepFailed { ref error, .. } => Error::Step {
-                status: error.status,
+                kind: error.kind,
                 message: e.to_string(),
             },
             _ => Error::Lifecycle(e.to_string()),
@@ -272,7 +272,7 @@ impl<'a> Lifecycle<'a> {
             Ok(0) => Ok(None),
             Ok(n) => Err(StepError {
                 message: format!("command {c:?} exited with status {n}"),
-                status: ExitStatus::Software,
+                kind: ErrorKind::Internal,
             }),
             Err(e) => Err(s(e)),
         };
@@ -280,7 +280,7 @@ impl<'a> Lifecycle<'a> {
         match a {
             Action::CheckPorts => self.checker.check(jail).map(|_| None).map_err(|e| StepError {
                 message: e.to_string(),
-                status: e.exit_status(),
+                kind: e.kind(),
             }),
             Action::AttachNetwork => self.host.attach_network(jail, &d.spec.network).map(|_| None).map_err(s),
             Action::DetachNetwork => self.host.detach_network(jail, &d.spec.network).map(|_| None).map_err(s),
@@ -502,12 +502,12 @@ impl<'a> Lifecycle<'a> {
     }
 }
 
-/// A failed step: its message and the exit status its cause maps to, so
-/// a port conflict still exits 1 and a permission problem 77.
+/// A failed step: its message and the kind of its cause, so a port
+/// conflict still exits 1 and a permission problem 77.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StepError {
     pub message: String,
-    pub status: ExitStatus,
+    pub kind: ErrorKind,
 }
 
 impl std::fmt::Display for StepError {
@@ -537,7 +537,7 @@ fn refuse_unsupported(d: &Desired, p: &Plan) -> Result<()> {
 fn s(e: OsError) -> StepError {
     StepError {
         message: e.to_string(),
-        status: e.exit_status(),
+        kind: e.kind(),
     }
 }
 
@@ -678,7 +678,7 @@ mod tests {
             .unwrap();
         let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(basis.clone());
         let err = e.start(&jn("www"), &desired(true)).unwrap_err();
-        assert_eq!(err.exit_status(), ExitStatus::TempFail, "{err}");
+        assert_eq!(err.kind(), ErrorKind::Busy, "{err}");
         assert!(err.to_string().contains("now dedicated 10.0.0.9"), "{err}");
         assert!(f.host.take_calls().is_empty());
         assert_eq!(phase(&f), (Phase::Defined, None));
@@ -687,10 +687,7 @@ mod tests {
         let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(f.store.read().unwrap().jails[&jn("www")].basis());
         e.start(&jn("www"), &desired(true)).unwrap();
         let e = Lifecycle::new(&f.host, &f.store, &c).with_basis(basis);
-        assert_eq!(
-            e.stop(&jn("www"), &desired(true)).unwrap_err().exit_status(),
-            ExitStatus::TempFail
-        );
+        assert_eq!(e.stop(&jn("www"), &desired(true)).unwrap_err().kind(), ErrorKind::Busy);
         assert_eq!(phase(&f).0, Phase::Running);
     }
 
@@ -709,7 +706,7 @@ mod tests {
         let e = Lifecycle::new(&f.host, &f.store, &c);
         let d = desired(true);
         let err = e.start(&jn("www"), &d).unwrap_err();
-        assert_eq!(err.exit_status(), ExitStatus::DataErr, "{err}");
+        assert_eq!(err.kind(), ErrorKind::Invalid, "{err}");
         assert!(
             err.to_string().contains("host interface em0 and jnet did not add it"),
             "{err}"
@@ -780,7 +777,7 @@ mod tests {
             msg.contains("jail www") && msg.contains("mount.devfs (/etc/jail.conf:7)"),
             "{msg}"
         );
-        assert_eq!(err.exit_status(), ExitStatus::Config);
+        assert_eq!(err.kind(), ErrorKind::Config);
         assert!(f.host.take_calls().is_empty(), "nothing may run before the refusal");
         assert_eq!(phase(&f).0, Phase::Defined);
     }
@@ -859,7 +856,7 @@ mod tests {
                 _ => e.restart(&jn("www"), &d),
             };
             let err = r.unwrap_err();
-            assert_eq!(err.exit_status(), ExitStatus::TempFail, "{verb}: {err}");
+            assert_eq!(err.kind(), ErrorKind::Busy, "{verb}: {err}");
             assert!(err.to_string().contains("jail www is busy"), "{verb}: {err}");
         }
         assert!(

@@ -35,7 +35,7 @@ use crate::engine::desired::{self, Context};
 use crate::engine::jails_conf::ConfJail;
 use crate::engine::lifecycle::{Lifecycle, LifecycleError, Outcome};
 use crate::engine::sources::Profiles;
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, ErrorKind, Result};
 use crate::os::Host;
 use crate::store::{Backend, Inventory};
 
@@ -170,7 +170,7 @@ pub struct JailOutcome {
     /// Failed: why.
     pub error: Option<String>,
     #[serde(skip)]
-    pub status: Option<ExitStatus>,
+    pub kind: Option<ErrorKind>,
 }
 
 /// The outcome of a whole walk, one entry per jail in the order they ran.
@@ -185,13 +185,13 @@ impl Summary {
         self.jails.iter().all(|j| j.outcome.ok())
     }
 
-    /// The exit status of the first failed jail, when any failed (a
+    /// The failure kind of the first failed jail, when any failed (a
     /// skipped jail alone cannot happen: something it waited for failed).
-    pub fn first_error(&self) -> Option<ExitStatus> {
+    pub fn first_error(&self) -> Option<ErrorKind> {
         self.jails
             .iter()
             .find(|j| j.outcome == JailResult::Failed)
-            .map(|j| j.status.unwrap_or(ExitStatus::Software))
+            .map(|j| j.kind.unwrap_or(ErrorKind::Internal))
     }
 
     /// `start: 3 jail(s): 1 started, 1 failed (db), 1 skipped (www)`.
@@ -275,16 +275,11 @@ pub fn drive(graph: &Graph<String>, walk: &Walk, mut op: impl FnMut(&str, Step) 
     let mut done: BTreeMap<String, JailOutcome> = BTreeMap::new();
     let mut ran: Vec<String> = Vec::new();
     let record = |jail: &str, r: Result<Outcome>, done: &mut BTreeMap<String, JailOutcome>| {
-        let (outcome, steps, error, status) = match r {
+        let (outcome, steps, error, kind) = match r {
             Ok(Outcome::Done(steps)) => (None, steps, None, None),
             Ok(Outcome::AlreadyRunning) => (Some(JailResult::AlreadyRunning), vec![], None, None),
             Ok(Outcome::AlreadyStopped) => (Some(JailResult::AlreadyStopped), vec![], None, None),
-            Err(e) => (
-                Some(JailResult::Failed),
-                vec![],
-                Some(e.to_string()),
-                Some(e.exit_status()),
-            ),
+            Err(e) => (Some(JailResult::Failed), vec![], Some(e.to_string()), Some(e.kind())),
         };
         let ok = outcome.as_ref().is_none_or(JailResult::ok);
         let e = done.entry(jail.to_string()).or_insert_with(|| JailOutcome {
@@ -294,11 +289,11 @@ pub fn drive(graph: &Graph<String>, walk: &Walk, mut op: impl FnMut(&str, Step) 
             steps: vec![],
             because: None,
             error: None,
-            status: None,
+            kind: None,
         });
         e.steps.extend(steps);
         e.error = error;
-        e.status = status;
+        e.kind = kind;
         e.outcome = outcome.unwrap_or(e.outcome.clone());
         ok
     };
@@ -377,7 +372,7 @@ fn note_skips(
                 steps: vec![],
                 because: None,
                 error: None,
-                status: None,
+                kind: None,
             });
             // A restart's stop may have succeeded: the start was skipped.
             e.outcome = JailResult::Skipped;

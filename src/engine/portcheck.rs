@@ -191,5 +191,5 @@ pub fn scan(host: &dyn Host, config: &Config, views: &BTreeMap<JailName, JailVie
 }
 
 fn is_permission(e: &OsError) -> bool {
-    e.exit_status() == crate::error::ExitStatus::NoPerm
+    e.kind() == crate::error::ErrorKind::Permission
 }

@@ -4,7 +4,7 @@
 //! driver of its kind and its rules to the platform's firewall driver
 //! (`drivers`).
 
-use crate::error::ExitStatus;
+use crate::error::ErrorKind;
 
 pub mod drivers;
 pub mod exec;
@@ -39,12 +39,14 @@ pub enum OsError {
 }
 
 impl OsError {
-    pub fn exit_status(&self) -> ExitStatus {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => ExitStatus::NoPerm,
-            OsError::Command { stderr, .. } if mentions_permission(stderr) => ExitStatus::NoPerm,
-            OsError::Sys { .. } | OsError::Command { .. } | OsError::TimedOut { .. } => ExitStatus::Software,
-            OsError::Missing(_) | OsError::Unsupported(_) => ExitStatus::Unavailable,
+            OsError::Sys { source, .. } if source.kind() == std::io::ErrorKind::PermissionDenied => {
+                ErrorKind::Permission
+            }
+            OsError::Command { stderr, .. } if mentions_permission(stderr) => ErrorKind::Permission,
+            OsError::Sys { .. } | OsError::Command { .. } | OsError::TimedOut { .. } => ErrorKind::Internal,
+            OsError::Missing(_) | OsError::Unsupported(_) => ErrorKind::Unavailable,
         }
     }
 }

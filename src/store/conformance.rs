@@ -20,7 +20,7 @@ use super::{Backend, Inventory, JailRecord, PhaseChange, View};
 use crate::core::lifecycle::Phase;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::range::{Ipv4Range, RangeSet};
-use crate::error::{Error, ExitStatus, Result};
+use crate::error::{Error, ErrorKind, Result};
 
 fn jn(s: &str) -> JailName {
     JailName::new(s).unwrap()
@@ -194,7 +194,7 @@ pub fn jail_lock_is_exclusive_per_jail_and_ends_on_drop<B: Backend>(make: impl F
     let held = first.lock_jail(&jn("www")).unwrap();
     assert_eq!(held.jail(), &jn("www"));
     let e = other.lock_jail(&jn("www")).unwrap_err();
-    assert_eq!(e.exit_status(), ExitStatus::TempFail, "{e}");
+    assert_eq!(e.kind(), ErrorKind::Busy, "{e}");
     let msg = e.to_string();
     assert!(
         msg.contains("jail www is busy: another jnet process is starting or stopping it"),

@@ -19,7 +19,7 @@ fn same(file: &str, text: &str, loader: &dyn Loader) {
         (Ok(n), Ok(o)) => compare(n, o, text),
         (Err(n), Err(o)) => {
             assert_eq!(n.to_string(), o.to_string(), "different errors for {text:?}");
-            assert_eq!(n.exit_status(), o.exit_status(), "{text:?}");
+            assert_eq!(n.kind(), o.kind(), "{text:?}");
             assert_eq!(
                 std::mem::discriminant::<JailConfError>(n),
                 std::mem::discriminant(o),

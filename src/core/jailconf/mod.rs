@@ -26,7 +26,7 @@ mod reference;
 
 pub use model::{Ip4AddrEntry, Ip4Mode, JailConf, JailDef, Location, Value};
 
-use crate::error::ExitStatus;
+use crate::error::ErrorKind;
 
 /// A jail.conf read, syntax or evaluation error; every variant names the
 /// file and line involved.
@@ -64,10 +64,10 @@ pub enum JailConfError {
 }
 
 impl JailConfError {
-    pub fn exit_status(&self) -> ExitStatus {
+    pub fn kind(&self) -> ErrorKind {
         match self {
-            JailConfError::Syntax { .. } | JailConfError::Invalid { .. } => ExitStatus::Config,
-            JailConfError::Read { .. } | JailConfError::Include { .. } => ExitStatus::NoInput,
+            JailConfError::Syntax { .. } | JailConfError::Invalid { .. } => ErrorKind::Config,
+            JailConfError::Read { .. } | JailConfError::Include { .. } => ErrorKind::NotFound,
         }
     }
 }

@@ -194,19 +194,19 @@ fn evaluation_errors_name_file_line_jail_and_variable() {
 fn error_messages_and_exit_codes() {
     let e = err("j { x = $y; }");
     assert_eq!(e.to_string(), "/etc/jail.conf:1: jail j: x: variable \"y\" not found");
-    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    assert_eq!(e.kind(), crate::error::ErrorKind::Config);
     let e = err("a = \"x");
     assert_eq!(e.to_string(), "/etc/jail.conf:1:5: unterminated string");
-    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    assert_eq!(e.kind(), crate::error::ErrorKind::Config);
     let e = load("/nope.conf", &MemLoader::new()).unwrap_err();
     assert_eq!(e.to_string(), "/nope.conf: no such file");
-    assert_eq!(e.exit_status(), crate::error::ExitStatus::NoInput);
+    assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
     let e = err(".include \"x.conf\";");
     assert_eq!(
         e.to_string(),
         "/etc/jail.conf:1: cannot include /etc/x.conf: no such file"
     );
-    assert_eq!(e.exit_status(), crate::error::ExitStatus::NoInput);
+    assert_eq!(e.kind(), crate::error::ErrorKind::NotFound);
 }
 
 #[test]
@@ -460,7 +460,7 @@ fn doubling_variables_stop_at_the_value_cap() {
         e.to_string(),
         "/etc/jail.conf:17: jail w: $a16: value expands to more than 1048576 bytes"
     );
-    assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+    assert_eq!(e.kind(), crate::error::ErrorKind::Config);
     // One doubling less fits.
     let mut ok = String::from("$a0 = \"xxxxxxxxxxxxxxxx\";\n");
     for i in 1..16 {

@@ -645,7 +645,7 @@ mod tests {
         let st = Store::new(dir.path(), Duration::from_millis(50));
         let held = st.lock().unwrap();
         let e = st.update(|_| Ok(())).unwrap_err();
-        assert_eq!(e.exit_status(), crate::error::ExitStatus::TempFail);
+        assert_eq!(e.kind(), crate::error::ErrorKind::Busy);
         assert!(e.to_string().contains("locked by another jnet process"), "{e}");
         drop(held);
         st.update(|_| Ok(())).unwrap();
@@ -705,7 +705,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, ws.join(LOCK)).unwrap();
         let st = Store::new(&ws, Duration::from_secs(1));
         let e = one(&st, "zz", [10, 0, 0, 1]).unwrap_err();
-        assert_eq!(e.exit_status(), crate::error::ExitStatus::CantCreate, "{e}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::CantCreate, "{e}");
         assert!(e.to_string().contains(&format!("chmod 700 {}", ws.display())), "{e}");
         assert!(st.read().is_err(), "a shared directory is not read either");
         set_mode(&ws, 0o700);
@@ -730,7 +730,7 @@ mod tests {
             .unwrap_err(),
             st.read().unwrap_err(),
         ] {
-            assert_eq!(e.exit_status(), crate::error::ExitStatus::CantCreate, "{e}");
+            assert_eq!(e.kind(), crate::error::ErrorKind::CantCreate, "{e}");
             assert!(e.to_string().contains("remove the symlink"), "{e}");
         }
         assert_eq!(fs::read(&real).unwrap(), before, "written through the link");
@@ -807,10 +807,10 @@ mod tests {
         let check = |dir: &Path| {
             let st = Store::new(dir, Duration::from_secs(1));
             let e = one(&st, "a", [10, 0, 0, 9]).unwrap_err();
-            assert_eq!(e.exit_status(), crate::error::ExitStatus::NoPerm, "{e}");
+            assert_eq!(e.kind(), crate::error::ErrorKind::Permission, "{e}");
             assert!(e.to_string().contains("inventory.lock"), "{e}");
             let e = st.read().unwrap_err();
-            assert_eq!(e.exit_status(), crate::error::ExitStatus::NoPerm, "{e}");
+            assert_eq!(e.kind(), crate::error::ErrorKind::Permission, "{e}");
         };
         if let Some(dir) = std::env::var_os("JNET_STORE_M1_CHILD") {
             check(Path::new(&dir));

@@ -221,7 +221,7 @@ pub fn trusted(m: &fs::Metadata) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ExitStatus;
+    use crate::error::ErrorKind;
     use std::os::unix::fs::symlink;
 
     fn mode(p: &Path) -> u32 {
@@ -277,13 +277,13 @@ mod tests {
         fs::create_dir(&ws).unwrap();
         symlink(&target, ws.join("inventory.lock")).unwrap();
         let e = open_lock(&ws.join("inventory.lock")).unwrap_err();
-        assert_eq!(e.exit_status(), ExitStatus::CantCreate);
+        assert_eq!(e.kind(), ErrorKind::CantCreate);
         assert!(e.to_string().contains("remove the symlink"), "{e}");
         assert!(!target.exists(), "nothing created through the link");
 
         fs::set_permissions(&ws, Permissions::from_mode(0o1777)).unwrap();
         let e = ensure_dir(&ws).unwrap_err();
-        assert_eq!(e.exit_status(), ExitStatus::CantCreate);
+        assert_eq!(e.kind(), ErrorKind::CantCreate);
         assert!(e.to_string().contains(&format!("chmod 700 {}", ws.display())), "{e}");
 
         let link = d.path().join("linked");
@@ -295,7 +295,7 @@ mod tests {
         fs::write(&f, "x").unwrap();
         fs::set_permissions(&f, Permissions::from_mode(0o666)).unwrap();
         let e = open_read(&f).unwrap_err();
-        assert_eq!(e.exit_status(), ExitStatus::CantCreate);
+        assert_eq!(e.kind(), ErrorKind::CantCreate);
         assert!(e.to_string().contains(&format!("chmod 600 {}", f.display())), "{e}");
         let e = open_write(&f).unwrap_err();
         assert!(e.to_string().contains("writable by group or others"), "{e}");

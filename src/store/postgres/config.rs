@@ -417,7 +417,7 @@ mod tests {
             assert!(e.message().contains(want), "{text}: {e}");
             assert!(e.message().starts_with("jnet.toml: [store]:"), "{e}");
             assert!(!e.message().contains("Hunter2pw"), "{e}");
-            assert_eq!(e.exit_status(), crate::error::ExitStatus::Config);
+            assert_eq!(e.kind(), crate::error::ErrorKind::Config);
         }
     }
 

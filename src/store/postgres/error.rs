@@ -7,7 +7,7 @@
 //! defence, [`PgError::new`] removes the password's text from whatever the
 //! driver or the server said.
 
-use crate::error::{Error, ExitStatus};
+use crate::error::{Error, ErrorKind};
 
 /// What went wrong, as far as the caller's reaction is concerned.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,12 +55,12 @@ impl PgError {
     }
 
     /// The sysexits(3) code for this error.
-    pub fn exit_status(&self) -> ExitStatus {
+    pub fn kind(&self) -> ErrorKind {
         match self.kind {
-            PgErrorKind::Unavailable | PgErrorKind::Exhausted => ExitStatus::Unavailable,
-            PgErrorKind::Timeout | PgErrorKind::Conflict => ExitStatus::TempFail,
-            PgErrorKind::Schema | PgErrorKind::Config => ExitStatus::Config,
-            PgErrorKind::Refused => ExitStatus::DataErr,
+            PgErrorKind::Unavailable | PgErrorKind::Exhausted => ErrorKind::Unavailable,
+            PgErrorKind::Timeout | PgErrorKind::Conflict => ErrorKind::Busy,
+            PgErrorKind::Schema | PgErrorKind::Config => ErrorKind::Config,
+            PgErrorKind::Refused => ErrorKind::Invalid,
         }
     }
 }
@@ -72,7 +72,7 @@ impl From<PgError> for Error {
             PgErrorKind::Config | PgErrorKind::Schema => Error::Config(e.message),
             PgErrorKind::Refused => Error::Data(e.message),
             PgErrorKind::Timeout | PgErrorKind::Conflict | PgErrorKind::Exhausted => Error::Step {
-                status: e.exit_status(),
+                kind: e.kind(),
                 message: e.message,
             },
         }
