@@ -485,6 +485,11 @@ fn shapes_the_example_cannot_produce_validate_too() {
         address: Some("192.0.2.11".parse().unwrap()),
         pool: Some("lan".into()),
         interface: Some("vtnet0".into()),
+        addresses: vec![jnet::engine::report::AddressRow::new(
+            "192.0.2.11".parse().unwrap(),
+            Some("lan".into()),
+            Some("vtnet0".into()),
+        )],
         phase: None,
         ports: vec![],
         expose: vec![],
@@ -536,7 +541,10 @@ fn shapes_the_example_cannot_produce_validate_too() {
 #[test]
 fn the_validator_rejects_what_the_schemas_forbid() {
     let good = json!({"jails": [{"jail": "www", "host": "h1", "mode": "dedicated", "address": "192.0.2.10", "pool": "lan",
-        "interface": "vtnet0", "phase": "defined", "ports": ["tcp/80"], "expose": [],
+        "interface": "vtnet0",
+        "addresses": [{"address": "192.0.2.10", "family": "inet", "pool": "lan", "interface": "vtnet0"},
+                      {"address": "2001:db8::10", "family": "inet6", "pool": "lan6", "interface": "vtnet0"}],
+        "phase": "defined", "ports": ["tcp/80"], "expose": [],
         "exposures": [{"expose": "tcp/80", "origin": "profile", "source": "web"}]}]});
     assert_valid("list", None, &good);
     let mut cases: BTreeMap<&str, Value> = BTreeMap::new();
@@ -559,6 +567,13 @@ fn the_validator_rejects_what_the_schemas_forbid() {
         let e = errors("list", None, &v);
         assert!(e.iter().any(|m| m.contains(needle)), "{needle}: {e:?}");
     }
+    // An address entry of an unknown family, or with a field too many.
+    let mut v = good.clone();
+    v["jails"][0]["addresses"][1]["family"] = json!("ipx");
+    assert!(errors("list", None, &v).iter().any(|m| m.contains("is not one of")));
+    let mut v = good.clone();
+    v["jails"][0]["addresses"][0]["prefix"] = json!(24);
+    assert!(errors("list", None, &v).iter().any(|m| m.contains("not in the schema")));
     // oneOf: a conflict whose `other` matches no variant.
     let bad = json!({"conflicts": [{"severity": "error", "proto": "tcp", "port": 80, "address": "*", "jail": "www",
         "other": {"kind": "listener"}, "message": "m"}]});

@@ -261,3 +261,20 @@ impl Mode {
         }
     }
 }
+
+/// An address family, as pf and jail(8) name them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressFamily {
+    Inet,
+    Inet6,
+}
+
+impl AddressFamily {
+    pub fn of(a: &IpAddr) -> AddressFamily {
+        match a {
+            IpAddr::V4(_) => AddressFamily::Inet,
+            IpAddr::V6(_) => AddressFamily::Inet6,
+        }
+    }
+}

@@ -10,6 +10,7 @@ use serde::Serialize;
 use crate::core::alloc;
 use crate::core::config::Config;
 use crate::core::lifecycle::Phase;
+use crate::core::model::AddressFamily;
 use crate::core::names::JailName;
 use crate::core::range::RangeSet;
 use crate::engine::jails_conf::ConfJail;
@@ -44,6 +45,27 @@ pub struct PoolHost {
     pub leases: u64,
 }
 
+/// One address a jail holds, with the pool and interface it came with
+/// (`addresses[]` in the JSON reports; at most one per family).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AddressRow {
+    pub address: IpAddr,
+    pub family: AddressFamily,
+    pub pool: Option<String>,
+    pub interface: Option<String>,
+}
+
+impl AddressRow {
+    pub fn new(address: IpAddr, pool: Option<String>, interface: Option<String>) -> AddressRow {
+        AddressRow {
+            family: AddressFamily::of(&address),
+            address,
+            pool,
+            interface,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Assignment {
     pub jail: String,
@@ -54,6 +76,9 @@ pub struct Assignment {
     pub address: Option<Ipv4Addr>,
     pub pool: Option<String>,
     pub interface: Option<String>,
+    /// Every address the jail holds, IPv4 first; `address`, `pool` and
+    /// `interface` above are its IPv4 one's, kept for compatibility.
+    pub addresses: Vec<AddressRow>,
     /// `None` for another host's jail: runtime state stays on its host.
     pub phase: Option<Phase>,
     pub ports: Vec<String>,
@@ -117,6 +142,17 @@ pub fn assignments(inv: &Inventory, ports: &PortsOf, host: &str) -> Vec<Assignme
             address: r.address,
             pool: r.pool.as_ref().map(|p| p.to_string()),
             interface: r.interface.as_ref().map(|i| i.to_string()),
+            addresses: r
+                .address
+                .map(|a| {
+                    AddressRow::new(
+                        IpAddr::V4(a),
+                        r.pool.as_ref().map(|p| p.to_string()),
+                        r.interface.as_ref().map(|i| i.to_string()),
+                    )
+                })
+                .into_iter()
+                .collect(),
             phase: Some(r.phase),
             ports: ports(n),
             expose: r.exposes.iter().map(|e| e.to_string()).collect(),

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use super::Engine;
 use crate::core::model::Mode;
 use crate::core::names::PoolName;
-use crate::engine::report::{Assignment, HostReport, PoolHost, PoolReport};
+use crate::engine::report::{AddressRow, Assignment, HostReport, PoolHost, PoolReport};
 use crate::error::{Error, Result};
 use crate::store::postgres::config::valid_host_id;
 use crate::store::postgres::{HostSeen, Lease, LeaseFilter, PgStore};
@@ -93,19 +93,27 @@ impl Engine {
         d.leases
             .iter()
             .filter(|l| l.host != me)
-            .map(|l| Assignment {
-                jail: l.jail.clone(),
-                host: l.host.clone(),
-                mode: Mode::Dedicated,
-                address: Some(l.address),
-                pool: Some(l.pool.clone()),
-                interface: PoolName::new(&l.pool)
+            .map(|l| {
+                let interface = PoolName::new(&l.pool)
                     .ok()
                     .and_then(|p| self.config.pools.get(&p))
-                    .map(|p| p.interface.to_string()),
-                phase: None,
-                ports: vec![],
-                expose: vec![],
+                    .map(|p| p.interface.to_string());
+                Assignment {
+                    jail: l.jail.clone(),
+                    host: l.host.clone(),
+                    mode: Mode::Dedicated,
+                    address: Some(l.address),
+                    pool: Some(l.pool.clone()),
+                    addresses: vec![AddressRow::new(
+                        std::net::IpAddr::V4(l.address),
+                        Some(l.pool.clone()),
+                        interface.clone(),
+                    )],
+                    interface,
+                    phase: None,
+                    ports: vec![],
+                    expose: vec![],
+                }
             })
             .collect()
     }
