@@ -20,6 +20,13 @@
 //! sets a binding for a connection, so several nat chains on one hook are
 //! fine; jnet's port check keeps jails' host ports disjoint.
 //!
+//! Both families live in the one `inet` table: an IPv6 rule matches with
+//! `ip6 saddr` / `ip6 daddr` and translates with `dnat ip6 to` / `snat ip6
+//! to`, an address followed by a port written `[addr]:port` (nft(8),
+//! "NAT STATEMENTS": "dnat to [2001:838:35f:1::]:80"; nft prints the
+//! brackets back whenever a port follows: nftables src/statement.c
+//! nat_stmt_print()).
+//!
 //! Each script is applied atomically by `nft -f` (one transaction). The
 //! chain prefix `jail_` keeps names valid nft identifiers for jail names
 //! that start with a digit (nft does not accept quoted chain names).
@@ -29,7 +36,9 @@ use std::fmt::Write as _;
 
 use crate::core::names::JailName;
 use crate::core::ports::PortRange;
-use crate::core::rules::ir::{fmt_net, JailRules, Nat, NatTarget, RdrDest, Redirect};
+use std::net::IpAddr;
+
+use crate::core::rules::ir::{fmt_net, Family, JailRules, Nat, NatTarget, RdrDest, Redirect};
 
 /// The three chains of a jail: (dnat, out, snat).
 pub fn jail_chains(jail: &JailName) -> [String; 3] {
@@ -54,15 +63,24 @@ fn nft_range(r: PortRange) -> String {
     }
 }
 
+/// An address where a `:port` may follow: IPv6 in brackets.
+fn addr_port(a: IpAddr) -> String {
+    match a {
+        IpAddr::V4(a) => a.to_string(),
+        IpAddr::V6(a) => format!("[{a}]"),
+    }
+}
+
 /// The `dnat` statement for a redirect.
 fn dnat_stmt(r: &Redirect) -> String {
     let t = r.target;
+    let fam = r.family().nft();
     match r.target_ports {
-        None => format!("dnat ip to {t}"),
-        Some(tp) if tp.is_single() => format!("dnat ip to {t}:{}", tp.lo()),
+        None => format!("dnat {fam} to {t}"),
+        Some(tp) if tp.is_single() => format!("dnat {fam} to {}:{}", addr_port(t), tp.lo()),
         // why: `dnat to addr:9000-9010` means "pick any port in the range",
         // not pf's one-to-one shift; an unchanged range needs no port at all.
-        Some(tp) if tp == r.host_ports => format!("dnat ip to {t}"),
+        Some(tp) if tp == r.host_ports => format!("dnat {fam} to {t}"),
         Some(tp) => {
             let mut m = String::with_capacity(tp.len() as usize * 14);
             for (i, (h, j)) in (r.host_ports.lo()..=r.host_ports.hi())
@@ -78,7 +96,7 @@ fn dnat_stmt(r: &Redirect) -> String {
             // 1.0.6 `nft list chain` prints `to 10.0.0.5:tcp dport map
             // { 8000 : 9000 }`), so the drift check compares like with like
             // (hardening H11); nft reads it back unchanged.
-            format!("dnat ip to {t}:{} dport map {{ {m} }}", r.proto)
+            format!("dnat {fam} to {}:{} dport map {{ {m} }}", addr_port(t), r.proto)
         }
     }
 }
@@ -92,7 +110,7 @@ fn comment(label: &Option<String>) -> String {
 fn rdr_match(r: &Redirect, dest: &str) -> String {
     let mut m = String::new();
     if let Some(s) = &r.source {
-        let _ = write!(m, "ip saddr {} ", fmt_net(s));
+        let _ = write!(m, "{} saddr {} ", r.family().nft(), fmt_net(s));
     }
     m.push_str(dest);
     let _ = write!(m, "{} dport {}", r.proto, nft_range(r.host_ports));
@@ -109,14 +127,26 @@ fn log_stmt(log: bool, jail: &JailName) -> String {
 
 fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
     let log = log_stmt(r.log, jail);
+    let fam = r.family();
     let (pre_dest, out_dest) = match r.external {
         // why: pf's `to (vtnet0)` matches the interface's own addresses; fib
-        // keeps forwarded traffic for other hosts out of the redirect.
-        RdrDest::Interface => (
+        // keeps forwarded traffic for other hosts out of the redirect. A
+        // packet of the other family may match the inet rule's ports, but
+        // `dnat ip` leaves it alone (Linux net/netfilter/nft_nat.c
+        // nft_nat_inet_eval() only translates packets of the statement's
+        // family), so it reaches the inet6 rule next to it.
+        RdrDest::Interface if fam == Family::Inet => (
             "fib daddr type local ".to_string(),
             Some("fib daddr type local ip daddr != 127.0.0.0/8 ".to_string()),
         ),
-        RdrDest::Address(a) => (format!("ip daddr {a} "), Some(format!("ip daddr {a} "))),
+        RdrDest::Interface => (
+            "fib daddr type local ".to_string(),
+            Some("fib daddr type local ip6 daddr != ::1 ".to_string()),
+        ),
+        RdrDest::Address(a) => {
+            let m = format!("{} daddr {a} ", fam.nft());
+            (m.clone(), Some(m))
+        }
         // pf `rdr on if ... to any` only sees packets arriving on `if`.
         RdrDest::Any => (String::new(), None),
     };
@@ -128,11 +158,17 @@ fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
 
 fn nat_rule(n: &Nat, jail: &JailName) -> String {
     let mut s = String::new();
+    let fam = n.family();
     if n.source.prefix() != 0 {
-        let _ = write!(s, "ip saddr {} ", fmt_net(&n.source));
+        let _ = write!(s, "{} saddr {} ", fam.nft(), fmt_net(&n.source));
+    } else if fam == Family::Inet6 {
+        // why: with no address match a masquerade would apply to both
+        // families; an inet6 rule must only see IPv6. (The inet form keeps
+        // its historical text; jnet never renders an inet nat of /0.)
+        s.push_str("meta nfproto ipv6 ");
     }
     if let Some(d) = &n.destination {
-        let _ = write!(s, "ip daddr {} ", fmt_net(d));
+        let _ = write!(s, "{} daddr {} ", fam.nft(), fmt_net(d));
     }
     let _ = write!(s, "oifname \"{}\" ", n.interface);
     if let Some(p) = n.proto {
@@ -145,7 +181,7 @@ fn nat_rule(n: &Nat, jail: &JailName) -> String {
         // rule is on.
         NatTarget::Interface { .. } => s.push_str("masquerade"),
         NatTarget::Address { address } => {
-            let _ = write!(s, "snat ip to {address}");
+            let _ = write!(s, "snat {} to {address}", fam.nft());
         }
     }
     s.push_str(&comment(&n.label));
@@ -208,6 +244,7 @@ pub fn render_nft_remove(jail: &JailName, table: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::names::IfName;
+    use crate::core::rules::ir::NatSources;
     use std::net::Ipv4Addr;
 
     #[test]
@@ -224,10 +261,10 @@ mod tests {
         ];
         let r = JailRules::from_exposures(
             &JailName::new("www").unwrap(),
-            Ipv4Addr::new(10, 0, 0, 5),
+            &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))],
             &IfName::new("eth0").unwrap(),
             &ex,
-            None,
+            NatSources::none(),
         )
         .unwrap();
         assert_eq!(

@@ -3,7 +3,15 @@
 //! template.
 //!
 //! Rules come out in the canonical form pfctl(8) prints back with `-nv` or
-//! `-s nat` (`print_rule()` in sbin/pfctl/pfctl_parser.c): `inet` spelled out,
+//! `-s nat` (`print_rule()` in sbin/pfctl/pfctl_parser.c): `inet` or
+//! `inet6` spelled out right after `on <if>` (FreeBSD's own expected
+//! outputs: sbin/pfctl/tests/files/pf1061.ok..pf1064.ok, e.g. `nat on
+//! vtnet0 inet6 proto tcp from 2001:db8::1 to 2001:db8::2 -> (vlan1063)
+//! round-robin`), addresses as inet_ntop prints them with `/bits` only
+//! when not a host (print_addr() in sbin/pfctl/pf_print_state.c), and an
+//! IPv6 target followed by ` port N` like an IPv4 one, no brackets
+//! (print_pool(), PF_RDR case: print_addr() then `printf(" port %u")`,
+//! freebsd-src 04fecb9b),
 //! `port = 80` for one port and `port 80:90` for a range, no `label` (nat/rdr
 //! have none in parse.y's `natrule`), `round-robin` added when the translation is an interface that may
 //! carry several addresses. That makes a loaded anchor comparable line by
@@ -15,6 +23,8 @@ use std::fmt::Write as _;
 
 use minijinja::Environment;
 use serde::Serialize;
+
+use ipnetwork::IpNetwork;
 
 use crate::core::rules::ir::{fmt_net, JailRules, Nat, NatTarget, RdrDest, Redirect};
 
@@ -107,7 +117,7 @@ pub fn render_redirect(r: &Redirect, names: PortNames) -> String {
     if r.log {
         out.push_str(" log");
     }
-    let _ = write!(out, " on {} inet proto {} from ", r.interface, r.proto);
+    let _ = write!(out, " on {} {} proto {} from ", r.interface, r.family().pf(), r.proto);
     match &r.source {
         Some(s) => out.push_str(&pf_addr(s)),
         None => out.push_str("any"),
@@ -149,7 +159,7 @@ pub fn render_redirect(r: &Redirect, names: PortNames) -> String {
     out
 }
 
-fn pf_addr(n: &ipnetwork::Ipv4Network) -> String {
+fn pf_addr(n: &IpNetwork) -> String {
     if n.prefix() == 0 && n.ip().is_unspecified() {
         "any".to_string()
     } else {
@@ -174,7 +184,7 @@ pub fn render_nat(n: &Nat) -> String {
     if n.log {
         out.push_str(" log");
     }
-    let _ = write!(out, " on {} inet", n.interface);
+    let _ = write!(out, " on {} {}", n.interface, n.family().pf());
     if let Some(p) = n.proto {
         let _ = write!(out, " proto {}", p.as_str());
     }
@@ -361,16 +371,17 @@ mod tests {
     use super::*;
     use crate::core::names::{IfName, JailName};
     use crate::core::ports::{PortRange, Proto};
-    use std::net::Ipv4Addr;
+    use crate::core::rules::ir::NatSources;
+    use std::net::{IpAddr, Ipv4Addr};
 
     fn rules() -> JailRules {
         let ex = vec!["tcp/80".parse().unwrap(), "udp/5000-5010:6000-6010".parse().unwrap()];
         JailRules::from_exposures(
             &JailName::new("www").unwrap(),
-            Ipv4Addr::new(10, 0, 0, 5),
+            &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))],
             &IfName::new("vtnet0").unwrap(),
             &ex,
-            Some("10.0.0.5/32".parse().unwrap()),
+            NatSources::inet("10.0.0.5/32".parse().unwrap()),
         )
         .unwrap()
     }
@@ -387,6 +398,43 @@ mod tests {
             ]
         );
         assert!(render_redirect(&r.redirects[0], PortNames::Services).contains("port = http -> "));
+    }
+
+    #[test]
+    fn inet6_lines_sit_next_to_inet_ones() {
+        let ex = vec!["tcp/80".parse().unwrap(), "udp/5000-5010:6000-6010".parse().unwrap()];
+        let r = JailRules::from_exposures(
+            &JailName::new("www").unwrap(),
+            &["10.0.0.5".parse().unwrap(), "2001:db8::5".parse().unwrap()],
+            &IfName::new("vtnet0").unwrap(),
+            &ex,
+            NatSources {
+                inet: None,
+                inet6: Some("fd00::/64".parse().unwrap()),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            render_rule_lines(&r, PortNames::Numeric),
+            vec![
+                "nat on vtnet0 inet6 from fd00::/64 to any -> (vtnet0:0)",
+                "rdr pass on vtnet0 inet proto tcp from any to (vtnet0:0) port = 80 -> 10.0.0.5 port 80",
+                "rdr pass on vtnet0 inet6 proto tcp from any to (vtnet0:0) port = 80 -> 2001:db8::5 port 80",
+                "rdr pass on vtnet0 inet proto udp from any to (vtnet0:0) port 5000:5010 -> 10.0.0.5 port 6000:6010",
+                "rdr pass on vtnet0 inet6 proto udp from any to (vtnet0:0) port 5000:5010 -> 2001:db8::5 port 6000:6010",
+            ]
+        );
+        let mut n = r.nats[0].clone();
+        n.source = "::/0".parse().unwrap();
+        n.translation = NatTarget::Address {
+            address: "2001:db8::1".parse().unwrap(),
+        };
+        assert_eq!(render_nat(&n), "nat on vtnet0 inet6 all -> 2001:db8::1");
+        n.source = "2001:db8::5/128".parse().unwrap();
+        assert_eq!(
+            render_nat(&n),
+            "nat on vtnet0 inet6 from 2001:db8::5 to any -> 2001:db8::1"
+        );
     }
 
     #[test]
@@ -409,7 +457,7 @@ mod tests {
         );
         n.source = "0.0.0.0/0".parse().unwrap();
         n.translation = NatTarget::Address {
-            address: Ipv4Addr::new(192, 0, 2, 1),
+            address: IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1)),
         };
         assert_eq!(render_nat(&n), "nat on vtnet0 inet all -> 192.0.2.1");
         n.proto = Some(Proto::Udp);
@@ -425,7 +473,7 @@ mod tests {
         let mut r = rules().redirects[0].clone();
         r.target_ports = None;
         r.label = None;
-        r.external = RdrDest::Address(Ipv4Addr::new(198, 51, 100, 1));
+        r.external = RdrDest::Address(IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1)));
         r.host_ports = PortRange::single(443).unwrap();
         assert_eq!(
             render_redirect(&r, PortNames::Services),
