@@ -288,10 +288,10 @@ fn failed_starts_leave_nothing_behind() {
         // And the same jail then starts and stops cleanly with real rules.
         let rules = jnet::core::rules::ir::JailRules::from_exposures(
             &j("app"),
-            "10.78.0.5".parse().unwrap(),
+            &["10.78.0.5".parse().unwrap()],
             &jnet::core::names::IfName::new("lo").unwrap(),
             &["tcp/8080:80".parse().unwrap()],
-            None,
+            jnet::core::rules::ir::NatSources::none(),
         )
         .unwrap();
         let rules = jnet::core::rules::nft::render_nft_jail(&rules, "jnettest");

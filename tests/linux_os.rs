@@ -725,10 +725,10 @@ fn nft_load_and_flush_leave_foreign_tables_alone() {
         let render = |jail: &str, addr: &str, expose: &str| {
             let rules = jnet::core::rules::ir::JailRules::from_exposures(
                 &j(jail),
-                addr.parse().unwrap(),
+                &[addr.parse().unwrap()],
                 &jnet::core::names::IfName::new("veth-ext").unwrap(),
                 &[expose.parse().unwrap()],
-                None,
+                jnet::core::rules::ir::NatSources::none(),
             )
             .unwrap();
             jnet::core::rules::nft::render_nft_jail(&rules, "jnet")
@@ -802,10 +802,10 @@ fn nft_rendering_matches_live_listing() {
             .collect();
         let rules = jnet::core::rules::ir::JailRules::from_exposures(
             &w,
-            Ipv4Addr::new(10, 77, 0, 2),
+            &[Ipv4Addr::new(10, 77, 0, 2).into()],
             &IfName::new("ext0").unwrap(),
             &exposures,
-            Some("10.77.0.2/32".parse().unwrap()),
+            jnet::core::rules::ir::NatSources::inet("10.77.0.2/32".parse().unwrap()),
         )
         .unwrap();
         for table in ["jnet", "my-jnet"] {

@@ -10,11 +10,12 @@ mod pf_grammar {
     pub mod validator;
 }
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
 use jnet::core::names::{IfName, JailName};
 use jnet::core::ports::{Expose, Proto};
+use jnet::core::rules::ir::{Exposure, NatSources};
 use jnet::core::rules::pf::{PfTemplate, PortNames};
 use jnet::core::rules::JailRules;
 use pf_grammar::validator::{in_subset, logical_lines, validate_line, validate_text};
@@ -132,11 +133,27 @@ fn rejects_known_bad_forms() {
         "no rdr pass on vtnet0 inet proto tcp from any to any port = 80",
         "nat on vtnet0 inet from 10.0.0.5/33 to any -> (vtnet0)",
         "rdr pass on vtnet0 inet proto tcp from any to { 10.0.0.1 port = 80 -> 10.0.0.5",
+        // inet6: one family per rule, pf's `port N` (never `[addr]:port`).
+        "rdr pass on vtnet0 inet6 proto tcp from any to (vtnet0:0) port = 80 -> 10.0.0.5 port 80",
+        "rdr pass on vtnet0 inet proto tcp from any to 2001:db8::7 port = 80 -> 10.0.0.5 port 80",
+        "rdr pass on vtnet0 inet6 proto tcp from any to (vtnet0:0) port = 80 -> [2001:db8::5]:80",
+        "rdr pass on vtnet0 inet6 proto tcp from any to (vtnet0:0) port = 80 -> 2001:db8::5/129",
+        "nat on vtnet0 inet from fd00::/64 to any -> (vtnet0)",
+        "nat on vtnet0 inet6 from fd00::/64 to any -> 192.0.2.1",
     ] {
         assert!(validate_line(bad).is_err(), "accepted: {bad}");
     }
     assert!(validate_text("ext_if = \"em0\"\nnat on $ext_if inet from 10.0.0.5 to any -> ($ext_if:0)\n").is_ok());
     assert!(validate_text("nat on $nope inet from 10.0.0.5 to any -> (em0)\n").is_err());
+    // The inet6 forms jnet renders (tests/golden/pf/dual.anchor, v6.anchor).
+    for good in [
+        "rdr pass on vtnet0 inet6 proto tcp from any to (vtnet0:0) port = 80 -> fd00:8::8 port 80",
+        "rdr pass on vtnet0 inet6 proto udp from any to 2001:db8:1::7 port 5000:5002 -> fd00:8::8 port 6000:6002",
+        "nat on vtnet0 inet6 from fd00:8::/64 to any -> (vtnet0:0)",
+        "nat on em0 inet6 all -> (em0:0)",
+    ] {
+        assert!(validate_line(good).is_ok(), "{good}: {:?}", validate_line(good));
+    }
 }
 
 fn golden_dir() -> PathBuf {
@@ -156,15 +173,16 @@ fn every_golden_anchor_passes() {
     assert!(n >= 3, "golden pf anchors missing");
 }
 
-fn exposure() -> impl Strategy<Value = Expose> {
+fn exposure() -> impl Strategy<Value = Exposure> {
     (
         prop_oneof![Just(Proto::Tcp), Just(Proto::Udp)],
         1u16..60000,
         0u16..50,
         proptest::option::of(1u16..60000),
-        proptest::option::of(any::<[u8; 4]>()),
+        // An external address: none, IPv4 or IPv6.
+        (0u8..3, any::<u8>()),
     )
-        .prop_map(|(proto, lo, span, target, addr)| {
+        .prop_map(|(proto, lo, span, target, (kind, a))| {
             let hi = lo.saturating_add(span);
             let mut s = format!("{}/{lo}", proto.as_str());
             if hi > lo {
@@ -178,41 +196,64 @@ fn exposure() -> impl Strategy<Value = Expose> {
                     s.push_str(&format!(":{t}"));
                 }
             }
-            match addr {
-                Some(a) => jnet::core::ports::parse_expose_with_address(&format!(
-                    "{}:{s}",
-                    Ipv4Addr::new(192, 0, 2, a[3].max(1))
-                ))
-                .unwrap(),
-                None => s.parse().unwrap(),
+            let e: Expose = s.parse().unwrap();
+            let address = match kind {
+                0 => None,
+                1 => Some(IpAddr::V4(Ipv4Addr::new(192, 0, 2, a.max(1)))),
+                _ => Some(IpAddr::V6(Ipv6Addr::new(
+                    0x2001,
+                    0xdb8,
+                    1,
+                    0,
+                    0,
+                    0,
+                    0,
+                    u16::from(a).max(1),
+                ))),
+            };
+            Exposure {
+                address,
+                ..Exposure::from(&e)
             }
         })
 }
 
 proptest! {
-    /// Every anchor jnet renders for generated exposures passes the grammar.
+    /// Every anchor jnet renders for generated exposures passes the grammar,
+    /// for IPv4-only, IPv6-only and dual-stack jails, with nat per family.
     #[test]
     fn generated_anchors_pass(
         exposures in proptest::collection::vec(exposure(), 0..6),
         ifname in prop_oneof![Just("vtnet0"), Just("em0"), Just("lagg0.100"), Just("bridge-lan")],
         last in 1u8..254,
-        nat_net in proptest::option::of(Just("10.66.0.0/24")),
+        families in prop_oneof![Just((true, false)), Just((false, true)), Just((true, true))],
+        nat4 in proptest::option::of(Just("10.66.0.0/24")),
+        nat6 in proptest::option::of(Just("fd00:66::/64")),
     ) {
         let jail = JailName::new("www").unwrap();
         let ifn = IfName::new(ifname).unwrap();
-        let Ok(rules) = JailRules::from_exposures(
-            &jail,
-            Ipv4Addr::new(10, 66, 0, last),
-            &ifn,
-            &exposures,
-            nat_net.map(|n| n.parse().unwrap()),
-        ) else {
-            // overlapping generated exposures are refused by the IR, fine
+        let mut addrs = Vec::new();
+        if families.0 {
+            addrs.push(IpAddr::V4(Ipv4Addr::new(10, 66, 0, last)));
+        }
+        if families.1 {
+            addrs.push(IpAddr::V6(Ipv6Addr::new(0xfd00, 0x66, 0, 0, 0, 0, 0, last.into())));
+        }
+        let nat = NatSources {
+            inet: nat4.filter(|_| families.0).map(|n| n.parse().unwrap()),
+            inet6: nat6.filter(|_| families.1).map(|n| n.parse().unwrap()),
+        };
+        let Ok(rules) = JailRules::from_exposure_list(&jail, &addrs, &ifn, &exposures, nat) else {
+            // overlapping exposures, or one bound to a family the jail
+            // lacks, are refused by the IR, fine
             return Ok(());
         };
         for names in [PortNames::Numeric, PortNames::Services] {
             let text = PfTemplate::embedded().render(&rules, "jnet", names).unwrap();
             prop_assert!(validate_text(&text).is_ok(), "{:?}\n{}", validate_text(&text), text);
+            if families.1 && exposures.iter().any(|e| e.address.is_none_or(|a| a.is_ipv6())) {
+                prop_assert!(text.contains(" inet6 proto "), "{}", text);
+            }
         }
     }
 }

@@ -4,12 +4,13 @@
 //! replace/remove one jail atomically inside a throwaway network namespace
 //! (never the machine's own ruleset).
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
 use std::process::Command;
 
 use jnet::core::names::{IfName, JailName};
 use jnet::core::ports::{parse_expose_with_address, PortRange, Proto};
+use jnet::core::rules::ir::{Exposure, NatSources};
 use jnet::core::rules::nft::{render_nft_base, render_nft_jail, render_nft_remove};
 use jnet::core::rules::pf::{render_rule_lines, PfTemplate, PortNames, GENERATOR};
 use jnet::core::rules::pflist::{nat_from_rule, parse_rule, redirect_from_rule};
@@ -45,23 +46,23 @@ fn ifn(n: &str) -> IfName {
 fn samples() -> Vec<JailRules> {
     let www = JailRules::from_exposures(
         &jail("www"),
-        Ipv4Addr::new(10, 0, 0, 5),
+        &[Ipv4Addr::new(10, 0, 0, 5).into()],
         &ifn("vtnet0"),
         &[
             "tcp/80".parse().unwrap(),
             "tcp/8443:443".parse().unwrap(),
             parse_expose_with_address("192.0.2.7:udp/5000-5002:6000-6002").unwrap(),
         ],
-        Some("10.0.0.5/32".parse().unwrap()),
+        NatSources::inet("10.0.0.5/32".parse().unwrap()),
     )
     .unwrap();
 
     let mut db = JailRules::from_exposures(
         &jail("1db"),
-        Ipv4Addr::new(10, 66, 0, 7),
+        &[Ipv4Addr::new(10, 66, 0, 7).into()],
         &ifn("eth0"),
         &["tcp/5432".parse().unwrap()],
-        Some("10.66.0.0/24".parse().unwrap()),
+        NatSources::inet("10.66.0.0/24".parse().unwrap()),
     )
     .unwrap();
     db.nats[0].translation = NatTarget::Interface {
@@ -79,7 +80,7 @@ fn samples() -> Vec<JailRules> {
             source: Some("198.51.100.0/24".parse().unwrap()),
             external: RdrDest::Any,
             host_ports: PortRange::new(6000, 6010).unwrap(),
-            target: Ipv4Addr::new(10, 0, 0, 9),
+            target: Ipv4Addr::new(10, 0, 0, 9).into(),
             target_ports: None,
             label: Some("jnet:edge".into()),
         }],
@@ -91,13 +92,99 @@ fn samples() -> Vec<JailRules> {
             source: "10.0.0.9/32".parse().unwrap(),
             destination: Some("203.0.113.0/24".parse().unwrap()),
             translation: NatTarget::Address {
-                address: Ipv4Addr::new(198, 51, 100, 1),
+                address: Ipv4Addr::new(198, 51, 100, 1).into(),
             },
             label: Some("jnet:edge".into()),
         }],
     };
     edge.validate().unwrap();
-    vec![www, db, edge]
+    vec![www, db, edge, dual(), v6only()]
+}
+
+fn ip(s: &str) -> IpAddr {
+    s.parse().unwrap()
+}
+
+fn exposure(address: Option<&str>, spec: &str) -> Exposure {
+    let e: jnet::core::ports::Expose = spec.parse().unwrap();
+    Exposure {
+        address: address.map(ip),
+        ..Exposure::from(&e)
+    }
+}
+
+/// A dual-stack jail: every unbound exposure twice (inet, then inet6 next
+/// to it), bound exposures in their address's family, nat for both
+/// families (the IPv6 pool asked for it).
+fn dual() -> JailRules {
+    JailRules::from_exposure_list(
+        &jail("dual"),
+        &[ip("10.0.0.8"), ip("fd00:8::8")],
+        &ifn("vtnet0"),
+        &[
+            exposure(None, "tcp/80"),
+            exposure(None, "tcp/8443:443"),
+            exposure(Some("2001:db8:1::7"), "udp/5000-5002:6000-6002"),
+            exposure(Some("192.0.2.7"), "tcp/25"),
+        ],
+        NatSources {
+            inet: Some("10.0.0.8/32".parse().unwrap()),
+            inet6: Some("fd00:8::/64".parse().unwrap()),
+        },
+    )
+    .unwrap()
+}
+
+/// An IPv6-only jail, plus the hand-written forms (source network, `any`
+/// destination, log, nat to one address) in inet6.
+fn v6only() -> JailRules {
+    let mut r = JailRules::from_exposure_list(
+        &jail("v6"),
+        &[ip("2001:db8::9")],
+        &ifn("em0"),
+        &[exposure(None, "tcp/2222:22"), exposure(None, "udp/53")],
+        NatSources::none(),
+    )
+    .unwrap();
+    r.redirects.push(Redirect {
+        pass: false,
+        log: true,
+        proto: Proto::Tcp,
+        interface: ifn("em0"),
+        source: Some("2001:db8:ff::/48".parse().unwrap()),
+        external: RdrDest::Any,
+        host_ports: PortRange::new(6000, 6010).unwrap(),
+        target: ip("2001:db8::9"),
+        target_ports: None,
+        label: Some("jnet:v6".into()),
+    });
+    r.nats.push(Nat {
+        pass: true,
+        log: false,
+        interface: ifn("em0"),
+        proto: Some(Proto::Udp),
+        source: "2001:db8::9/128".parse().unwrap(),
+        destination: Some("2001:db8:100::/40".parse().unwrap()),
+        translation: NatTarget::Address {
+            address: ip("2001:db8::1"),
+        },
+        label: Some("jnet:v6".into()),
+    });
+    r.nats.push(Nat {
+        pass: false,
+        log: false,
+        interface: ifn("em0"),
+        proto: None,
+        source: "::/0".parse().unwrap(),
+        destination: None,
+        translation: NatTarget::Interface {
+            ifname: ifn("em0"),
+            first_only: true,
+        },
+        label: Some("jnet:v6".into()),
+    });
+    r.validate().unwrap();
+    r
 }
 
 #[test]
@@ -248,4 +335,44 @@ fn nft_scripts_load_replace_and_remove_in_netns() {
         "{removed}"
     );
     assert!(out.contains("== foreign same"));
+}
+
+/// The IPv6 (and dual-stack) scripts pass `nft -c -f` (check mode: parsed
+/// and validated by the kernel, nothing committed), load, and list back as
+/// the same rules: the drift check would call them in sync. Runs only in a
+/// network namespace the test creates.
+#[test]
+fn nft_ipv6_scripts_check_load_and_list_back_in_sync() {
+    use jnet::core::rules::drift::{compare, State, Syntax};
+    if !nft_available() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let w = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (dual, v6) = (dual(), v6only());
+    let scripts = format!("{}{}", render_nft_jail(&dual, "jnet"), render_nft_jail(&v6, "jnet"));
+    assert!(scripts.contains("dnat ip6 to [fd00:8::8]:80") && scripts.contains("ip6 saddr fd00:8::/64"));
+    let base = w("base.nft", &render_nft_base("jnet"));
+    let d = w("dual.nft", &render_nft_jail(&dual, "jnet"));
+    let s6 = w("v6.nft", &render_nft_jail(&v6, "jnet"));
+    let out = in_netns(&format!(
+        "nft -c -f {base}; nft -f {base}; nft -c -f {d}; nft -c -f {s6}; echo '== checked'\n\
+         nft -f {d}; nft -f {s6}; nft list table inet jnet"
+    ));
+    let listing = &out[out.find("== checked").expect("check mode passed")..];
+    assert_eq!(
+        compare(Syntax::Nft, Some(&scripts), Some(listing)),
+        State::InSync,
+        "listing:\n{listing}"
+    );
+    // A tampered IPv6 listing is drift, not sync.
+    let tampered = listing.replacen("[fd00:8::8]:80", "[fd00:8::9]:80", 1);
+    assert!(matches!(
+        compare(Syntax::Nft, Some(&scripts), Some(&tampered)),
+        State::Drift { .. }
+    ));
 }

@@ -411,8 +411,10 @@ mod tests {
     }
 
     /// The model test on a u128 set, with the small test values placed at
-    /// `base`: once in the middle of the space, once against its top.
-    fn check_u128_model(base: u128, ops: &[Op], from: u32, len: u32) -> Result<(), TestCaseError> {
+    /// `base`: at the bottom of the space, in its middle, and against its
+    /// top. `pool` is a second set (the assignable addresses) for
+    /// `lowest_not_in`, built from `pool_ops` the same way.
+    fn check_u128_model(base: u128, ops: &[Op], pool_ops: &[Op], from: u32, len: u32) -> Result<(), TestCaseError> {
         let at = |x: u32| base + u128::from(x);
         let mut s = RangeSet::<u128>::empty();
         let mut m = BTreeSet::new();
@@ -443,16 +445,49 @@ mod tests {
         prop_assert_eq!(s.first_gap(at(from), at(to)), want);
         let cnt = (from..=to).filter(|x| m.contains(x)).count() as u128;
         prop_assert_eq!(s.size_in(Span::new(at(from), at(to)).unwrap()), cnt);
+        // lowest_not_in: the lowest address of the pool that the set does
+        // not hold, as a model computes it.
+        let mut pool = RangeSet::<u128>::empty();
+        let mut pm = BTreeSet::new();
+        for o in pool_ops {
+            match *o {
+                Op::Ins(a, b) => {
+                    pool.insert(Span::new(at(a), at(b)).unwrap());
+                    pm.extend(a..=b);
+                }
+                Op::Rem(a, b) => {
+                    pool.remove(Span::new(at(a), at(b)).unwrap());
+                    for x in a..=b {
+                        pm.remove(&x);
+                    }
+                }
+            }
+        }
+        prop_assert_eq!(pool.size(), pm.len() as u128);
+        let want = pm.iter().copied().find(|x| !m.contains(x)).map(at);
+        prop_assert_eq!(pool.lowest_not_in(&s), want);
+        // Removing everything in the test window empties the set there.
+        let mut e = s.clone();
+        e.remove(Span::new(at(0), at(219)).unwrap());
+        prop_assert!(e.is_empty());
+        prop_assert_eq!(e.size(), 0);
         Ok(())
     }
 
     proptest! {
         #[test]
-        fn u128_matches_model(ops in proptest::collection::vec(op(), 0..60), from in 0u32..220, len in 0u32..40) {
-            // Middle of the space (a /64 in 2001:db8::/32) and its very top
+        fn u128_matches_model(
+            ops in proptest::collection::vec(op(), 0..60),
+            pool_ops in proptest::collection::vec(op(), 0..20),
+            from in 0u32..220,
+            len in 0u32..40,
+        ) {
+            // The bottom of the space (0 = `::`, where `pred` must never be
+            // taken), its middle (a /64 in 2001:db8::/32) and its very top
             // (the largest test value, 219, lands on u128::MAX).
-            check_u128_model(0x2001_0db8_0000_0001_0000_0000_0000_0000, &ops, from, len)?;
-            check_u128_model(u128::MAX - 219, &ops, from, len)?;
+            check_u128_model(0, &ops, &pool_ops, from, len)?;
+            check_u128_model(0x2001_0db8_0000_0001_0000_0000_0000_0000, &ops, &pool_ops, from, len)?;
+            check_u128_model(u128::MAX - 219, &ops, &pool_ops, from, len)?;
         }
 
         // The interval set behaves exactly like a plain set of addresses.

@@ -4,13 +4,14 @@
 //! the `Host`; comparing with what is loaded is `core::rules::drift`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
 use std::path::Path;
 
 use ipnetwork::Ipv4Network;
 
 use crate::core::config::Config;
 use crate::core::names::JailName;
-use crate::core::rules::ir::{JailRules, NatTarget};
+use crate::core::rules::ir::{JailRules, NatSources, NatTarget};
 use crate::core::rules::{nft, pf};
 use crate::engine::jails::JailView;
 use crate::error::{Error, Result};
@@ -41,10 +42,15 @@ pub fn jail_rules(config: &Config, v: &JailView) -> Result<Option<JailRules>> {
     if v.exposures.is_empty() && !v.nat {
         return Ok(None);
     }
-    let nat = v.nat.then(|| Ipv4Network::new(addr, 32).expect("/32 is valid"));
-    let mut rules = JailRules::from_exposures(&v.name, addr, &config.host.external_interface, &v.exposures, nat)
+    let nat = NatSources {
+        inet: v.nat.then(|| Ipv4Network::new(addr, 32).expect("/32 is valid")),
+        inet6: None,
+    };
+    let addrs = [IpAddr::V4(addr)];
+    let mut rules = JailRules::from_exposures(&v.name, &addrs, &config.host.external_interface, &v.exposures, nat)
         .map_err(|e| Error::data(e.to_string()))?;
-    for n in &mut rules.nats {
+    // why inet only: an inet6 nat keeps `(if:0)` (see core::rules::ir).
+    for n in rules.nats.iter_mut().filter(|n| n.source.is_ipv4()) {
         if let NatTarget::Interface { first_only, .. } = &mut n.translation {
             *first_only = config.host.nat_first_address;
         }

@@ -274,6 +274,8 @@ pub fn in_subset(line: &str) -> bool {
 struct P {
     toks: Vec<Tok>,
     i: usize,
+    /// The rule's `inet` (32) / `inet6` (128), once read.
+    af_bits: Option<u32>,
 }
 
 impl P {
@@ -333,6 +335,7 @@ pub fn validate_line(line: &str) -> Result<(), Reject> {
     let mut p = P {
         toks: tokenize(line)?,
         i: 0,
+        af_bits: None,
     };
     let no = p.eat_word("no");
     let kind = p.next_word("a rule keyword")?;
@@ -484,8 +487,10 @@ fn log(p: &mut P) -> Result<(), Reject> {
 }
 
 fn af(p: &mut P) {
-    if !p.eat_word("inet") {
-        p.eat_word("inet6");
+    if p.eat_word("inet") {
+        p.af_bits = Some(32);
+    } else if p.eat_word("inet6") {
+        p.af_bits = Some(128);
     }
 }
 
@@ -635,6 +640,17 @@ fn host(p: &mut P) -> Result<(), Reject> {
         let n: u32 = b.parse().map_err(|_| format!("bad mask {b:?}"))?;
         if n > max {
             return Err(format!("mask /{n} longer than {max} bits"));
+        }
+    }
+    // why: an address literal of the other family is dropped from a rule
+    // with an `af` and, when none is left, refused (parse.y
+    // remove_invalid_hosts(): "no translation address with matching
+    // address family found."; expand_rule() skips from/to hosts of the
+    // wrong family, leaving no rule). An interface name has either.
+    let literal = addr.parse::<std::net::Ipv4Addr>().is_ok() || v6.parse::<std::net::Ipv6Addr>().is_ok();
+    if let Some(af) = p.af_bits.filter(|_| literal) {
+        if af != max {
+            return Err(format!("address {w} is not of the rule's address family"));
         }
     }
     Ok(())

@@ -164,10 +164,13 @@ mod tests {
     fn rules() -> JailRules {
         JailRules::from_exposures(
             &JailName::new("www").unwrap(),
-            "10.0.0.5".parse().unwrap(),
+            &["10.0.0.5".parse().unwrap()],
             &IfName::new("em0").unwrap(),
-            &["tcp/80".parse().unwrap(), "tcp/8443:443".parse().unwrap()],
-            Some("10.0.0.5/32".parse().unwrap()),
+            &[
+                "tcp/80".parse::<crate::core::ports::Expose>().unwrap(),
+                "tcp/8443:443".parse().unwrap(),
+            ],
+            crate::core::rules::ir::NatSources::inet("10.0.0.5/32".parse().unwrap()),
         )
         .unwrap()
     }
@@ -210,6 +213,40 @@ mod tests {
             State::Stale { .. }
         ));
         assert_eq!(compare(Syntax::Nft, None, None), State::Empty);
+    }
+
+    #[test]
+    fn pf_dual_stack_anchor_against_listing() {
+        let r = JailRules::from_exposures(
+            &JailName::new("www").unwrap(),
+            &["10.0.0.5".parse().unwrap(), "2001:db8::5".parse().unwrap()],
+            &IfName::new("em0").unwrap(),
+            &["tcp/80".parse::<crate::core::ports::Expose>().unwrap()],
+            crate::core::rules::ir::NatSources {
+                inet: None,
+                inet6: Some("fd00::/64".parse().unwrap()),
+            },
+        )
+        .unwrap();
+        let anchor = pf::PfTemplate::embedded()
+            .render(&r, "jnet", pf::PortNames::Numeric)
+            .unwrap();
+        // pfctl without -P prints `port = http`; the inet6 lines normalise
+        // like the inet ones.
+        let listing = pf::render_rule_lines(&r, pf::PortNames::Services).join("\n");
+        assert!(listing.contains("inet6 proto tcp from any to (em0:0) port = http -> 2001:db8::5"));
+        assert_eq!(compare(Syntax::Pf, Some(&anchor), Some(&listing)), State::InSync);
+        let other = listing.replace("-> 2001:db8::5 port 80", "-> 2001:db8::6 port 80");
+        match compare(Syntax::Pf, Some(&anchor), Some(&other)) {
+            State::Drift { missing, unexpected } => {
+                assert_eq!(
+                    missing,
+                    vec!["rdr pass on em0 inet6 proto tcp from any to (em0:0) port = 80 -> 2001:db8::5 port 80"]
+                );
+                assert_eq!(unexpected.len(), 1);
+            }
+            s => panic!("{s:?}"),
+        }
     }
 
     #[test]

@@ -20,6 +20,13 @@
 //! sets a binding for a connection, so several nat chains on one hook are
 //! fine; jnet's port check keeps jails' host ports disjoint.
 //!
+//! Both families live in the one `inet` table: an IPv6 rule matches with
+//! `ip6 saddr` / `ip6 daddr` and translates with `dnat ip6 to` / `snat ip6
+//! to`, an address followed by a port written `[addr]:port` (nft(8),
+//! "NAT STATEMENTS": "dnat to [2001:838:35f:1::]:80"; nft prints the
+//! brackets back whenever a port follows: nftables src/statement.c
+//! nat_stmt_print()).
+//!
 //! Each script is applied atomically by `nft -f` (one transaction). The
 //! chain prefix `jail_` keeps names valid nft identifiers for jail names
 //! that start with a digit (nft does not accept quoted chain names).
@@ -29,7 +36,9 @@ use std::fmt::Write as _;
 
 use crate::core::names::JailName;
 use crate::core::ports::PortRange;
-use crate::core::rules::ir::{fmt_net, JailRules, Nat, NatTarget, RdrDest, Redirect};
+use std::net::IpAddr;
+
+use crate::core::rules::ir::{push_ip, push_net, push_u16, Family, JailRules, Nat, NatTarget, RdrDest, Redirect};
 
 /// The three chains of a jail: (dnat, out, snat).
 pub fn jail_chains(jail: &JailName) -> [String; 3] {
@@ -46,110 +55,193 @@ const HOOKS: [&str; 3] = [
     "type nat hook postrouting priority srcnat; policy accept;",
 ];
 
-fn nft_range(r: PortRange) -> String {
-    if r.is_single() {
-        r.lo().to_string()
+// why push_* instead of `format!`: a script is rendered per jail for
+// thousands of jails; appending pieces avoids the formatter and the
+// intermediate strings (issue 10). The text is unchanged (goldens).
+
+fn push_range(out: &mut String, r: PortRange) {
+    push_u16(out, r.lo());
+    if !r.is_single() {
+        out.push('-');
+        push_u16(out, r.hi());
+    }
+}
+
+/// An address where a `:port` may follow: IPv6 in brackets.
+fn push_addr_port(out: &mut String, a: IpAddr) {
+    if a.is_ipv6() {
+        out.push('[');
+        push_ip(out, a);
+        out.push(']');
     } else {
-        format!("{}-{}", r.lo(), r.hi())
+        push_ip(out, a);
     }
 }
 
 /// The `dnat` statement for a redirect.
+#[cfg(test)]
 fn dnat_stmt(r: &Redirect) -> String {
+    let mut s = String::new();
+    push_dnat(&mut s, r);
+    s
+}
+
+fn push_dnat(out: &mut String, r: &Redirect) {
     let t = r.target;
+    out.push_str("dnat ");
+    out.push_str(r.family().nft());
+    out.push_str(" to ");
     match r.target_ports {
-        None => format!("dnat ip to {t}"),
-        Some(tp) if tp.is_single() => format!("dnat ip to {t}:{}", tp.lo()),
         // why: `dnat to addr:9000-9010` means "pick any port in the range",
         // not pf's one-to-one shift; an unchanged range needs no port at all.
-        Some(tp) if tp == r.host_ports => format!("dnat ip to {t}"),
+        None => push_ip(out, t),
+        Some(tp) if tp == r.host_ports && !tp.is_single() => push_ip(out, t),
+        Some(tp) if tp.is_single() => {
+            push_addr_port(out, t);
+            out.push(':');
+            push_u16(out, tp.lo());
+        }
         Some(tp) => {
-            let mut m = String::with_capacity(tp.len() as usize * 14);
+            // why this spacing: it is nft's canonical listing form (nft
+            // 1.0.6 `nft list chain` prints `to 10.0.0.5:tcp dport map
+            // { 8000 : 9000 }`), so the drift check compares like with like
+            // (hardening H11); nft reads it back unchanged.
+            push_addr_port(out, t);
+            out.push(':');
+            out.push_str(r.proto.as_str());
+            out.push_str(" dport map { ");
             for (i, (h, j)) in (r.host_ports.lo()..=r.host_ports.hi())
                 .zip(tp.lo()..=tp.hi())
                 .enumerate()
             {
                 if i > 0 {
-                    m.push_str(", ");
+                    out.push_str(", ");
                 }
-                let _ = write!(m, "{h} : {j}");
+                push_u16(out, h);
+                out.push_str(" : ");
+                push_u16(out, j);
             }
-            // why this spacing: it is nft's canonical listing form (nft
-            // 1.0.6 `nft list chain` prints `to 10.0.0.5:tcp dport map
-            // { 8000 : 9000 }`), so the drift check compares like with like
-            // (hardening H11); nft reads it back unchanged.
-            format!("dnat ip to {t}:{} dport map {{ {m} }}", r.proto)
+            out.push_str(" }");
         }
     }
 }
 
-fn comment(label: &Option<String>) -> String {
-    label.as_ref().map(|l| format!(" comment \"{l}\"")).unwrap_or_default()
+fn push_comment(out: &mut String, label: &Option<String>) {
+    if let Some(l) = label {
+        out.push_str(" comment \"");
+        out.push_str(l);
+        out.push('"');
+    }
+}
+
+fn push_log(out: &mut String, log: bool, jail: &JailName) {
+    if log {
+        out.push_str("log prefix \"jnet:");
+        out.push_str(jail.as_str());
+        out.push_str(" \" ");
+    }
+}
+
+/// Which destination a redirect's rule matches: in prerouting and in
+/// output (`None`: no output rule).
+fn rdr_dests(r: &Redirect) -> (Dest, Option<Dest>) {
+    match r.external {
+        // why: pf's `to (vtnet0)` matches the interface's own addresses; fib
+        // keeps forwarded traffic for other hosts out of the redirect. A
+        // packet of the other family may match the inet rule's ports, but
+        // `dnat ip` leaves it alone (Linux net/netfilter/nft_nat.c
+        // nft_nat_inet_eval() only translates packets of the statement's
+        // family), so it reaches the inet6 rule next to it.
+        RdrDest::Interface if r.family() == Family::Inet => (
+            Dest::Text("fib daddr type local "),
+            Some(Dest::Text("fib daddr type local ip daddr != 127.0.0.0/8 ")),
+        ),
+        RdrDest::Interface => (
+            Dest::Text("fib daddr type local "),
+            Some(Dest::Text("fib daddr type local ip6 daddr != ::1 ")),
+        ),
+        RdrDest::Address(a) => (Dest::Addr(a), Some(Dest::Addr(a))),
+        // pf `rdr on if ... to any` only sees packets arriving on `if`.
+        RdrDest::Any => (Dest::Text(""), None),
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Dest {
+    Text(&'static str),
+    /// `ip daddr a ` / `ip6 daddr a `.
+    Addr(IpAddr),
 }
 
 /// Match part of a redirect, without the interface (shared by the
-/// prerouting and output rules).
-fn rdr_match(r: &Redirect, dest: &str) -> String {
-    let mut m = String::new();
+/// prerouting and output rules), then the statements.
+fn push_rdr_rule(out: &mut String, r: &Redirect, dest: Dest, jail: &JailName) {
+    let fam = r.family().nft();
     if let Some(s) = &r.source {
-        let _ = write!(m, "ip saddr {} ", fmt_net(s));
+        out.push_str(fam);
+        out.push_str(" saddr ");
+        push_net(out, s);
+        out.push(' ');
     }
-    m.push_str(dest);
-    let _ = write!(m, "{} dport {}", r.proto, nft_range(r.host_ports));
-    m
-}
-
-fn log_stmt(log: bool, jail: &JailName) -> String {
-    if log {
-        format!("log prefix \"jnet:{jail} \" ")
-    } else {
-        String::new()
+    match dest {
+        Dest::Text(t) => out.push_str(t),
+        Dest::Addr(a) => {
+            out.push_str(fam);
+            out.push_str(" daddr ");
+            push_ip(out, a);
+            out.push(' ');
+        }
     }
+    out.push_str(r.proto.as_str());
+    out.push_str(" dport ");
+    push_range(out, r.host_ports);
+    out.push(' ');
+    push_log(out, r.log, jail);
+    push_dnat(out, r);
+    push_comment(out, &r.label);
 }
 
-fn redirect_rules(r: &Redirect, jail: &JailName) -> (String, Option<String>) {
-    let log = log_stmt(r.log, jail);
-    let (pre_dest, out_dest) = match r.external {
-        // why: pf's `to (vtnet0)` matches the interface's own addresses; fib
-        // keeps forwarded traffic for other hosts out of the redirect.
-        RdrDest::Interface => (
-            "fib daddr type local ".to_string(),
-            Some("fib daddr type local ip daddr != 127.0.0.0/8 ".to_string()),
-        ),
-        RdrDest::Address(a) => (format!("ip daddr {a} "), Some(format!("ip daddr {a} "))),
-        // pf `rdr on if ... to any` only sees packets arriving on `if`.
-        RdrDest::Any => (String::new(), None),
-    };
-    let tail = format!("{log}{}{}", dnat_stmt(r), comment(&r.label));
-    let pre = format!("iifname \"{}\" {} {tail}", r.interface, rdr_match(r, &pre_dest));
-    let out = out_dest.map(|d| format!("{} {tail}", rdr_match(r, &d)));
-    (pre, out)
-}
-
-fn nat_rule(n: &Nat, jail: &JailName) -> String {
-    let mut s = String::new();
+fn push_nat_rule(out: &mut String, n: &Nat, jail: &JailName) {
+    let fam = n.family();
     if n.source.prefix() != 0 {
-        let _ = write!(s, "ip saddr {} ", fmt_net(&n.source));
+        out.push_str(fam.nft());
+        out.push_str(" saddr ");
+        push_net(out, &n.source);
+        out.push(' ');
+    } else if fam == Family::Inet6 {
+        // why: with no address match a masquerade would apply to both
+        // families; an inet6 rule must only see IPv6. (The inet form keeps
+        // its historical text; jnet never renders an inet nat of /0.)
+        out.push_str("meta nfproto ipv6 ");
     }
     if let Some(d) = &n.destination {
-        let _ = write!(s, "ip daddr {} ", fmt_net(d));
+        out.push_str(fam.nft());
+        out.push_str(" daddr ");
+        push_net(out, d);
+        out.push(' ');
     }
-    let _ = write!(s, "oifname \"{}\" ", n.interface);
+    out.push_str("oifname \"");
+    out.push_str(n.interface.as_str());
+    out.push_str("\" ");
     if let Some(p) = n.proto {
-        let _ = write!(s, "meta l4proto {p} ");
+        out.push_str("meta l4proto ");
+        out.push_str(p.as_str());
+        out.push(' ');
     }
-    s.push_str(&log_stmt(n.log, jail));
+    push_log(out, n.log, jail);
     match &n.translation {
         // why: masquerade takes the outgoing interface's primary address at
         // packet time, which is pf's `(if)` / `(if:0)` for the interface the
         // rule is on.
-        NatTarget::Interface { .. } => s.push_str("masquerade"),
+        NatTarget::Interface { .. } => out.push_str("masquerade"),
         NatTarget::Address { address } => {
-            let _ = write!(s, "snat ip to {address}");
+            out.push_str("snat ");
+            out.push_str(fam.nft());
+            out.push_str(" to ");
+            push_ip(out, *address);
         }
     }
-    s.push_str(&comment(&n.label));
-    s
+    push_comment(out, &n.label);
 }
 
 /// Script that creates table `inet <table>` if missing (idempotent; never
@@ -166,26 +258,54 @@ pub fn render_nft_base(table: &str) -> String {
 pub fn render_nft_jail(rules: &JailRules, table: &str) -> String {
     let jail = &rules.jail;
     let chains = jail_chains(jail);
-    let mut s = String::with_capacity(512 + 160 * (rules.redirects.len() * 2 + rules.nats.len()));
-    let _ = writeln!(s, "# jnet: chains of jail {jail}");
-    let _ = writeln!(s, "add table inet {table}");
+    let mut s = String::with_capacity(512 + 170 * (rules.redirects.len() * 2 + rules.nats.len()));
+    let add_rule = |s: &mut String, chain: &str| {
+        s.push_str("add rule inet ");
+        s.push_str(table);
+        s.push(' ');
+        s.push_str(chain);
+        s.push(' ');
+    };
+    s.push_str("# jnet: chains of jail ");
+    s.push_str(jail.as_str());
+    s.push_str("\nadd table inet ");
+    s.push_str(table);
+    s.push('\n');
     for (c, h) in chains.iter().zip(HOOKS) {
-        let _ = writeln!(s, "add chain inet {table} {c} {{ {h} }}");
+        s.push_str("add chain inet ");
+        s.push_str(table);
+        s.push(' ');
+        s.push_str(c);
+        s.push_str(" { ");
+        s.push_str(h);
+        s.push_str(" }\n");
     }
     for c in &chains {
-        let _ = writeln!(s, "flush chain inet {table} {c}");
+        s.push_str("flush chain inet ");
+        s.push_str(table);
+        s.push(' ');
+        s.push_str(c);
+        s.push('\n');
     }
-    let mut outs = Vec::new();
     for r in &rules.redirects {
-        let (pre, out) = redirect_rules(r, jail);
-        let _ = writeln!(s, "add rule inet {table} {} {pre}", chains[0]);
-        outs.extend(out);
+        add_rule(&mut s, &chains[0]);
+        s.push_str("iifname \"");
+        s.push_str(r.interface.as_str());
+        s.push_str("\" ");
+        push_rdr_rule(&mut s, r, rdr_dests(r).0, jail);
+        s.push('\n');
     }
-    for o in outs {
-        let _ = writeln!(s, "add rule inet {table} {} {o}", chains[1]);
+    for r in &rules.redirects {
+        if let Some(d) = rdr_dests(r).1 {
+            add_rule(&mut s, &chains[1]);
+            push_rdr_rule(&mut s, r, d, jail);
+            s.push('\n');
+        }
     }
     for n in &rules.nats {
-        let _ = writeln!(s, "add rule inet {table} {} {}", chains[2], nat_rule(n, jail));
+        add_rule(&mut s, &chains[2]);
+        push_nat_rule(&mut s, n, jail);
+        s.push('\n');
     }
     s
 }
@@ -208,6 +328,7 @@ pub fn render_nft_remove(jail: &JailName, table: &str) -> String {
 mod tests {
     use super::*;
     use crate::core::names::IfName;
+    use crate::core::rules::ir::NatSources;
     use std::net::Ipv4Addr;
 
     #[test]
@@ -224,10 +345,10 @@ mod tests {
         ];
         let r = JailRules::from_exposures(
             &JailName::new("www").unwrap(),
-            Ipv4Addr::new(10, 0, 0, 5),
+            &[IpAddr::V4(Ipv4Addr::new(10, 0, 0, 5))],
             &IfName::new("eth0").unwrap(),
             &ex,
-            None,
+            NatSources::none(),
         )
         .unwrap();
         assert_eq!(
