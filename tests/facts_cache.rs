@@ -3,8 +3,7 @@
 //! never answered from it, errors come back as without it, and a damaged
 //! cache is ignored and rebuilt. Pools use TEST-NET-3 (RFC 5737).
 
-#[path = "common/binary.rs"]
-mod binary;
+use crate::common::binary;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

@@ -12,12 +12,9 @@
 //! through unchanged.
 #![cfg(target_os = "linux")]
 
-#[path = "common/binary.rs"]
-mod binary;
-#[path = "common/client.rs"]
-mod client;
-#[path = "common/netns.rs"]
-mod test_netns;
+use crate::common::binary;
+use crate::common::client;
+use crate::common::netns as test_netns;
 
 use std::io::Write;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};

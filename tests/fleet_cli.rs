@@ -6,10 +6,8 @@
 //! refuses the login or times out. Without PostgreSQL the tests skip
 //! loudly; under CI=true they fail.
 
-#[path = "common/binary.rs"]
-mod binary;
-#[path = "common/pg.rs"]
-mod pg;
+use crate::common::binary;
+use crate::common::pg;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};

@@ -16,8 +16,7 @@ use jnet::core::range::RangeSet;
 use jnet::error::ErrorKind;
 use jnet::store::postgres::{LeaseFilter, PgErrorKind, PgStore, StoreConfig, SCHEMA_VERSION};
 
-#[path = "common/pg.rs"]
-mod pg;
+use crate::common::pg;
 use pg::{Pg, PASSWORD};
 
 trait PgExt {

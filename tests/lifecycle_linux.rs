@@ -8,10 +8,8 @@
 //! the same engine through the library with the real `LinuxHost`.
 #![cfg(target_os = "linux")]
 
-#[path = "common/binary.rs"]
-mod binary;
-#[path = "common/netns.rs"]
-mod test_netns;
+use crate::common::binary;
+use crate::common::netns as test_netns;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -148,7 +146,16 @@ fn dedicated_jail_start_exec_reach_stop() {
             .spawn()
             .unwrap();
         let deadline = Instant::now() + Duration::from_secs(3);
-        while netns::pids_in(&ns, netns::NsKind::Net).unwrap().is_empty() {
+        // why the command name: `jnet exec` itself enters the namespace
+        // first and joins the jail's others before it execs sleep; a stop
+        // in between ends jnet exec, not sleep.
+        let sleeping = || {
+            netns::pids_in(&ns, netns::NsKind::Net)
+                .unwrap()
+                .iter()
+                .any(|p| std::fs::read_to_string(format!("/proc/{p}/comm")).is_ok_and(|c| c.trim() == "sleep"))
+        };
+        while !sleeping() {
             assert!(Instant::now() < deadline, "sleep never appeared in the jail");
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -329,7 +336,7 @@ fn jail_conf_fragment_and_refusals() {
     assert_eq!(
         ok(&cfg, &["jail-conf", "ghost"]),
         format!(
-            "ghost {{\n\tip4 = inherit;\n\texec.prestart += \"{exe} hook prestart $name\";\n\
+            "ghost {{\n\tip4 = inherit;\n\tip6 = inherit;\n\texec.prestart += \"{exe} hook prestart $name\";\n\
              \texec.poststart += \"{exe} hook poststart $name\";\n\texec.prestop += \"{exe} hook prestop $name\";\n\
              \texec.poststop += \"{exe} hook poststop $name\";\n}}\n"
         )

@@ -3,8 +3,7 @@
 //! links, namespaces and nft tables below exist only there.
 #![cfg(target_os = "linux")]
 
-#[path = "common/netns.rs"]
-mod test_netns;
+use crate::common::netns as test_netns;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};

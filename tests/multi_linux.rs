@@ -9,10 +9,8 @@
 //! failing jail skips its dependents while independent ones still start.
 #![cfg(target_os = "linux")]
 
-#[path = "common/binary.rs"]
-mod binary;
-#[path = "common/netns.rs"]
-mod test_netns;
+use crate::common::binary;
+use crate::common::netns as test_netns;
 
 use std::path::{Path, PathBuf};
 

@@ -6,9 +6,7 @@
 //! golden files and property-generated rule sets. The corpus is skipped
 //! loudly when absent and required under CI=true.
 
-mod pf_grammar {
-    pub mod validator;
-}
+mod validator;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
@@ -18,8 +16,8 @@ use jnet::core::ports::{Expose, Proto};
 use jnet::core::rules::ir::{Exposure, NatSources};
 use jnet::core::rules::pf::{PfTemplate, PortNames};
 use jnet::core::rules::JailRules;
-use pf_grammar::validator::{in_subset, logical_lines, validate_line, validate_text};
 use proptest::prelude::*;
+use validator::{in_subset, logical_lines, validate_line, validate_text};
 
 fn corpus_pf() -> Option<PathBuf> {
     let p = std::env::var_os("JNET_CORPUS")

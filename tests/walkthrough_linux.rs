@@ -13,12 +13,9 @@
 //! 10.9.0.0/24 on bridge `jnbr0` (made by `jnet start`), gateway 10.9.0.1.
 #![cfg(target_os = "linux")]
 
-#[path = "common/binary.rs"]
-mod binary;
-#[path = "common/client.rs"]
-mod client;
-#[path = "common/netns.rs"]
-mod test_netns;
+use crate::common::binary;
+use crate::common::client;
+use crate::common::netns as test_netns;
 
 use std::io::Write;
 use std::net::{IpAddr, TcpListener};
