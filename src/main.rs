@@ -7,7 +7,22 @@ use clap::Parser;
 use jnet::cli::exit::ExitStatus;
 use jnet::cli::{commands, Cli};
 
+/// Restores the default action of SIGPIPE, so that `jnet pf render | head`
+/// ends jnet quietly when the reader goes away, as it ends any Unix filter,
+/// instead of a panic in print! on EPIPE (Rust ignores SIGPIPE by default).
+fn default_sigpipe() {
+    #[cfg(unix)]
+    {
+        use nix::sys::signal::{signal, SigHandler, Signal};
+        // SAFETY: called first thing in main, before any thread exists;
+        // SIG_DFL installs no handler code.
+        #[allow(unsafe_code)]
+        let _ = unsafe { signal(Signal::SIGPIPE, SigHandler::SigDfl) };
+    }
+}
+
 fn main() -> ExitCode {
+    default_sigpipe();
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {

@@ -98,3 +98,29 @@ fn an_unknown_shell_is_a_usage_error() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.contains("ksh") && err.contains("bash"), "{err}");
 }
+
+/// A reader that goes away (`jnet ... | head`) ends jnet as it ends any
+/// Unix filter, by SIGPIPE, never with a panic on EPIPE.
+#[test]
+fn a_closed_stdout_ends_jnet_by_sigpipe_not_a_panic() {
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_jnet"))
+        .args(["-c", "/nonexistent/jnet.toml", "completions", "bash"])
+        .env_remove("JNET_CONFIG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the read end before jnet writes its first byte.
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    assert_eq!(
+        out.status.signal(),
+        Some(nix::sys::signal::Signal::SIGPIPE as i32),
+        "{:?} {err}",
+        out.status
+    );
+}
