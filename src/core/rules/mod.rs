@@ -9,4 +9,4 @@ pub mod nft;
 pub mod pf;
 pub mod pflist;
 
-pub use ir::{owner_label, JailRules, Nat, NatTarget, RdrDest, Redirect, RuleError};
+pub use ir::{owner_label, Exposure, Family, JailRules, Nat, NatSources, NatTarget, RdrDest, Redirect, RuleError};
