@@ -15,7 +15,7 @@ With --amortised N, also runs N assigns of distinct jails back to back at
 each size and reports their mean, which includes the compactions that N
 changes cause (one per ~300 changes with the default journal bound).
 
-Usage: scripts/scale.py [--jnet target/release/jnet] [--runs 30] [--amortised 0]
+Usage: scripts/scale.py [--jnet target/release/jnet] [--runs 30] [--amortised 0] [--tmpdir DIR]
 Needs no root; works in a temporary directory.
 """
 import argparse
@@ -115,7 +115,7 @@ def ratio_table(title, results, sizes, rss):
 
 
 def bare(args, jnet):
-    work = tempfile.mkdtemp(prefix="jnet-scale-")
+    work = tempfile.mkdtemp(prefix="jnet-scale-", dir=args.tmpdir)
     try:
         with open(os.path.join(work, "jnet.toml"), "w") as f:
             f.write(CONFIG)
@@ -216,7 +216,7 @@ def declared(args, jnet, variant):
     sizes = [int(x) for x in args.declared_sizes.split(",")]
     results, rss = {}, {}
     for n in sizes:
-        work = tempfile.mkdtemp(prefix="jnet-scale-")
+        work = tempfile.mkdtemp(prefix="jnet-scale-", dir=args.tmpdir)
         try:
             in_toml = variant in ("toml", "both")
             in_conf = variant in ("conf", "both")
@@ -262,6 +262,9 @@ def main():
     ap.add_argument("--read-variants", default="toml,both",
                     help="variants whose read commands (list, check, plan, ...) are timed")
     ap.add_argument("--amortised", type=int, default=0)
+    ap.add_argument("--tmpdir", default=None,
+                    help="where the work directories go (e.g. /dev/shm: an assign's fdatasync then costs "
+                         "no disk flush, so a busy disk does not swamp the figures)")
     args = ap.parse_args()
     jnet = os.path.abspath(args.jnet)
     for v in args.variants.split(","):

@@ -342,37 +342,54 @@ fn meet(s: Bind<'_>, o: Bind<'_>) -> Option<Meet> {
 // ---------------------------------------------------------------------------
 // Port index
 
-/// Items keyed by port: single ports sorted for binary search, ranges in a
-/// side list (few in practice: profiles use ranges for passive-FTP-like
-/// cases only).
+/// Items keyed by (stack, port): single ports sorted for binary search,
+/// ranges in a side list sorted by stack (few in practice: profiles use
+/// ranges for passive-FTP-like cases only). Stacks are the small numbers
+/// [`StackIndex`] gives them; an index without stacks uses 0 throughout.
+/// why one sorted list for all stacks rather than one per stack: on Linux
+/// every dedicated jail has its own stack, and per-stack lists were an
+/// allocation or three per jail (issue 10: check at 10,000 jails).
 #[derive(Default)]
 struct PortIndex {
-    singles: Vec<(u16, u32)>,
-    ranges: Vec<(PortRange, u32)>,
+    /// (stack << 16 | port, item): one integer key sorts and searches
+    /// faster than a tuple.
+    singles: Vec<(u64, u32)>,
+    ranges: Vec<(u32, u32, PortRange)>,
+}
+
+fn stack_port(stack: u32, port: u16) -> u64 {
+    u64::from(stack) << 16 | u64::from(port)
 }
 
 impl PortIndex {
-    fn push(&mut self, r: PortRange, i: usize) {
+    fn push(&mut self, stack: u32, r: PortRange, i: usize) {
         let i = u32::try_from(i).expect("fewer than 2^32 items");
         if r.is_single() {
-            self.singles.push((r.lo(), i));
+            self.singles.push((stack_port(stack, r.lo()), i));
         } else {
-            self.ranges.push((r, i));
+            self.ranges.push((stack, i, r));
         }
     }
     fn finish(&mut self) {
         self.singles.sort_unstable();
+        self.ranges.sort_unstable_by_key(|&(s, i, _)| (s, i));
     }
-    /// Calls `f(index, first common port)` for every item overlapping `r`.
-    fn query(&self, r: PortRange, mut f: impl FnMut(usize, u16)) {
-        let start = self.singles.partition_point(|&(p, _)| p < r.lo());
-        for &(p, i) in &self.singles[start..] {
-            if p > r.hi() {
+    /// Calls `f(index, first common port)` for every item of `stack`
+    /// overlapping `r`.
+    fn query(&self, stack: u32, r: PortRange, mut f: impl FnMut(usize, u16)) {
+        let (lo, hi) = (stack_port(stack, r.lo()), stack_port(stack, r.hi()));
+        let start = self.singles.partition_point(|&(k, _)| k < lo);
+        for &(k, i) in &self.singles[start..] {
+            if k > hi {
                 break;
             }
-            f(i as usize, p);
+            f(i as usize, k as u16);
         }
-        for &(pr, i) in &self.ranges {
+        let start = self.ranges.partition_point(|&(s, _, _)| s < stack);
+        for &(s, i, pr) in &self.ranges[start..] {
+            if s != stack {
+                break;
+            }
             if pr.overlaps(r) {
                 f(i as usize, pr.lo().max(r.lo()));
             }
@@ -387,47 +404,143 @@ fn pidx(p: Proto) -> usize {
     }
 }
 
-/// Everything of one (stack, proto) by port. `all` answers any query;
+/// Everything of one proto by (stack, port). `all` answers any query;
 /// a subject on one port with specific addresses only needs the wildcard
 /// and ranged items (`narrow`) plus the items on exactly its addresses
-/// (`by_addr`) — so hundreds of dedicated jails sharing port 80 on distinct
-/// addresses do not scan each other.
+/// (`by_addr`, sorted by stack, port, address) — so hundreds of dedicated
+/// jails sharing port 80 on distinct addresses do not scan each other.
 #[derive(Default)]
 struct Group {
     all: PortIndex,
     narrow: PortIndex,
-    by_addr: HashMap<(u16, IpAddr), Vec<u32>>,
+    /// ([`addr_key`], address bits, item).
+    by_addr: Vec<(u64, u128, u32)>,
+}
+
+/// Stack, port and address family in one integer (with [`addr_bits`], a
+/// sort key that compares as fast as integers do).
+fn addr_key(stack: u32, port: u16, a: IpAddr) -> (u64, u128) {
+    let k = stack_port(stack, port) << 1;
+    match a {
+        IpAddr::V4(x) => (k, u128::from(u32::from(x))),
+        IpAddr::V6(x) => (k | 1, u128::from(x)),
+    }
 }
 
 impl Group {
-    fn push(&mut self, r: PortRange, b: Bind<'_>, i: usize) {
-        self.all.push(r, i);
+    fn push(&mut self, stack: u32, r: PortRange, b: Bind<'_>, i: usize) {
+        self.all.push(stack, r, i);
         if b.any_wild() || !r.is_single() {
-            self.narrow.push(r, i);
+            self.narrow.push(stack, r, i);
         } else {
             let i32 = u32::try_from(i).expect("fewer than 2^32 items");
             for &a in b.specific {
-                self.by_addr.entry((r.lo(), a)).or_default().push(i32);
+                let (k, bits) = addr_key(stack, r.lo(), a);
+                self.by_addr.push((k, bits, i32));
             }
         }
     }
     fn finish(&mut self) {
         self.all.finish();
         self.narrow.finish();
+        self.by_addr.sort_unstable();
     }
-    /// Calls `f(index, first common port)` for every item that may meet a
-    /// subject binding `s` on ports `r` (a superset; `meet` decides). An
-    /// item may be reported once per shared address.
-    fn query(&self, r: PortRange, s: Bind<'_>, mut f: impl FnMut(usize, u16)) {
+    /// Calls `f(index, first common port)` for every item of `stack` that
+    /// may meet a subject binding `s` on ports `r` (a superset; `meet`
+    /// decides). An item may be reported once per shared address.
+    fn query(&self, stack: u32, r: PortRange, s: Bind<'_>, mut f: impl FnMut(usize, u16)) {
         if s.any_wild() || !r.is_single() || force_full_scan() {
-            return self.all.query(r, f);
+            return self.all.query(stack, r, f);
         }
-        self.narrow.query(r, &mut f);
+        self.narrow.query(stack, r, &mut f);
         for &a in s.specific {
-            for &i in self.by_addr.get(&(r.lo(), a)).map_or(&[][..], Vec::as_slice) {
+            let key = addr_key(stack, r.lo(), a);
+            let start = self.by_addr.partition_point(|&(k, x, _)| (k, x) < key);
+            for &(k, x, i) in &self.by_addr[start..] {
+                if (k, x) != key {
+                    break;
+                }
                 f(i as usize, r.lo());
             }
         }
+    }
+}
+
+/// An FxHash-style multiply-rotate hash for the few maps keyed by what the
+/// administrator configured (stacks, jail names): SipHash was a twentieth
+/// of `check` at 10,000 jails. Not for keys others choose (listener
+/// addresses go into sorted lists instead).
+#[derive(Default, Clone, Copy)]
+struct FastHasher(u64);
+
+impl std::hash::Hasher for FastHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            self.write_u64(u64::from_le_bytes(c.try_into().expect("8 bytes")));
+        }
+        let mut tail = [0u8; 8];
+        let rest = chunks.remainder();
+        tail[..rest.len()].copy_from_slice(rest);
+        self.write_u64(u64::from_le_bytes(tail) ^ ((rest.len() as u64) << 56));
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v.into());
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v.into());
+    }
+    fn write_usize(&mut self, v: usize) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        // why the fold: hashbrown takes its control bits from the top.
+        self.0 ^ (self.0 >> 29)
+    }
+}
+
+type FastMap<K, V> = HashMap<K, V, std::hash::BuildHasherDefault<FastHasher>>;
+type FastSet<K> = HashSet<K, std::hash::BuildHasherDefault<FastHasher>>;
+
+/// Listeners or claims by proto, stack and port; stacks numbered as met.
+#[derive(Default)]
+struct StackIndex<'a> {
+    ids: FastMap<&'a Stack, u32>,
+    groups: [Group; 2],
+}
+
+/// One stack of a [`StackIndex`].
+struct Stacked<'x> {
+    id: u32,
+    groups: &'x [Group; 2],
+}
+
+impl<'a> StackIndex<'a> {
+    fn push(&mut self, stack: &'a Stack, proto: Proto, r: PortRange, b: Bind<'_>, i: usize) {
+        let next = u32::try_from(self.ids.len()).expect("fewer than 2^32 stacks");
+        let id = *self.ids.entry(stack).or_insert(next);
+        self.groups[pidx(proto)].push(id, r, b, i);
+    }
+    fn finish(&mut self) {
+        self.groups.iter_mut().for_each(Group::finish);
+    }
+    fn get(&self, stack: &Stack) -> Option<Stacked<'_>> {
+        self.ids.get(stack).map(|&id| Stacked {
+            id,
+            groups: &self.groups,
+        })
+    }
+}
+
+impl Stacked<'_> {
+    fn query(&self, proto: Proto, r: PortRange, s: Bind<'_>, f: impl FnMut(usize, u16)) {
+        self.groups[pidx(proto)].query(self.id, r, s, f);
+    }
+    fn query_all(&self, proto: Proto, r: PortRange, f: impl FnMut(usize, u16)) {
+        self.groups[pidx(proto)].all.query(self.id, r, f);
     }
 }
 
@@ -444,19 +557,11 @@ fn force_full_scan() -> bool {
     false
 }
 
-type StackIndex<'a> = HashMap<&'a Stack, [Group; 2]>;
-
-fn finish_all(m: &mut StackIndex<'_>) {
-    for v in m.values_mut() {
-        v.iter_mut().for_each(Group::finish);
-    }
-}
-
 fn index_by_proto<T>(items: &[T], key: impl Fn(&T) -> (Proto, PortRange)) -> [PortIndex; 2] {
     let mut m: [PortIndex; 2] = Default::default();
     for (i, it) in items.iter().enumerate() {
         let (p, r) = key(it);
-        m[pidx(p)].push(r, i);
+        m[pidx(p)].push(0, r, i);
     }
     m.iter_mut().for_each(PortIndex::finish);
     m
@@ -538,12 +643,18 @@ fn exposure_target(e: &Exposure) -> String {
 
 struct Ctx<'a> {
     input: &'a CheckInput,
-    checked: HashSet<&'a str>,
+    checked: FastSet<&'a str>,
+    /// Per claim, its entry in `binds` (claims of one jail share one).
+    bind_of: Vec<u32>,
     binds: Vec<ClaimBind>,
     out: Vec<Conflict>,
 }
 
 impl Ctx<'_> {
+    fn bind(&self, claim: usize) -> &ClaimBind {
+        &self.binds[self.bind_of[claim] as usize]
+    }
+
     fn is_checked(&self, j: &JailName) -> bool {
         self.checked.contains(j.as_str())
     }
@@ -581,22 +692,33 @@ pub fn analyze(input: &CheckInput) -> Report {
     let mut cx = Ctx {
         input,
         checked: input.checked.iter().map(JailName::as_str).collect(),
-        binds: input.claims.iter().map(|c| ClaimBind::new(&c.addresses)).collect(),
+        bind_of: Vec::with_capacity(input.claims.len()),
+        binds: Vec::new(),
         out: Vec::new(),
     };
-    let mut listeners: StackIndex<'_> = HashMap::new();
+    // why shared: a jail's claims (one per declared port) come one after
+    // another with the same addresses; one ClaimBind each was an
+    // allocation per port.
+    for (i, c) in input.claims.iter().enumerate() {
+        if i == 0 || input.claims[i - 1].addresses != c.addresses {
+            cx.binds.push(ClaimBind::new(&c.addresses));
+        }
+        cx.bind_of
+            .push(u32::try_from(cx.binds.len() - 1).expect("fewer than 2^32 claims"));
+    }
+    let mut listeners = StackIndex::default();
     for (i, l) in input.listeners.iter().enumerate() {
         // Port 0 means "not bound to a port yet": nothing to collide with.
         if let Ok(r) = PortRange::single(l.port) {
-            listeners.entry(&l.stack).or_default()[pidx(l.proto)].push(r, listener_bind(l), i);
+            listeners.push(&l.stack, l.proto, r, listener_bind(l), i);
         }
     }
-    finish_all(&mut listeners);
-    let mut claims: StackIndex<'_> = HashMap::new();
+    listeners.finish();
+    let mut claims = StackIndex::default();
     for (i, c) in input.claims.iter().enumerate() {
-        claims.entry(&c.stack).or_default()[pidx(c.proto)].push(c.ports, cx.binds[i].bind(), i);
+        claims.push(&c.stack, c.proto, c.ports, cx.bind(i).bind(), i);
     }
-    finish_all(&mut claims);
+    claims.finish();
     let exposures = index_by_proto(&input.exposures, |e| (e.proto, e.host_ports));
     let redirects = index_by_proto(&input.redirects, |r| (r.proto, r.ports));
 
@@ -646,16 +768,16 @@ fn check_claim(
 ) {
     let input = cx.input;
     let platform = input.platform;
-    let sb = cx.binds[ci].bind();
+    let sb = cx.bind(ci).bind();
     let subject_wild_claim = sb.any_wild();
     // why lazy: the texts are needed only for a conflict, and building them
     // for every claim was a fifth of `check` at 1,000 jails (issue 10).
-    let caddr = LazyCell::new(|| claim_addr_text(&cx.binds[ci]));
+    let caddr = LazyCell::new(|| claim_addr_text(cx.bind(ci)));
     let spec = LazyCell::new(|| format!("{}/{}", c.proto, c.ports));
     let mut found = Vec::new();
 
     if let Some(ix) = listeners.get(&c.stack) {
-        ix[pidx(c.proto)].query(c.ports, sb, |li, port| {
+        ix.query(c.proto, c.ports, sb, |li, port| {
             let l = &input.listeners[li];
             if own_listener(l, &c.jail) {
                 return;
@@ -696,14 +818,14 @@ fn check_claim(
     }
 
     if let Some(ix) = claims.get(&c.stack) {
-        ix[pidx(c.proto)].query(c.ports, sb, |oi, port| {
+        ix.query(c.proto, c.ports, sb, |oi, port| {
             let o = &input.claims[oi];
             // why: a pair of checked jails is reported once, from the claim
             // that comes first.
             if o.jail == c.jail || (oi < ci && cx.is_checked(&o.jail)) {
                 return;
             }
-            let ob = &cx.binds[oi];
+            let ob = &cx.bind(oi);
             let Some(m) = meet(sb, ob.bind()) else { return };
             let oaddr = claim_addr_text(ob);
             found.push(Conflict {
@@ -728,7 +850,7 @@ fn check_claim(
     // before any socket sees it. Checked jails' exposures report this from
     // their side.
     if c.stack == Stack::Host {
-        exposures[pidx(c.proto)].query(c.ports, |ei, port| {
+        exposures[pidx(c.proto)].query(0, c.ports, |ei, port| {
             let e = &input.exposures[ei];
             if e.jail == c.jail || cx.is_checked(&e.jail) {
                 return;
@@ -792,7 +914,7 @@ fn check_exposure(
     };
 
     if let Some(ix) = listeners.get(&host) {
-        ix[pidx(e.proto)].all.query(e.host_ports, |li, port| {
+        ix.query_all(e.proto, e.host_ports, |li, port| {
             let l = &input.listeners[li];
             if own_listener(l, &e.jail) {
                 return;
@@ -815,12 +937,12 @@ fn check_exposure(
     }
 
     if let Some(ix) = claims.get(&host) {
-        ix[pidx(e.proto)].all.query(e.host_ports, |ci, port| {
+        ix.query_all(e.proto, e.host_ports, |ci, port| {
             let c = &input.claims[ci];
             if c.jail == e.jail {
                 return;
             }
-            let cb = &cx.binds[ci];
+            let cb = &cx.bind(ci);
             let Some(at) = cx.exposure_hits(e, cb.bind()) else {
                 return;
             };
@@ -840,7 +962,7 @@ fn check_exposure(
         });
     }
 
-    exposures[pidx(e.proto)].query(e.host_ports, |oi, port| {
+    exposures[pidx(e.proto)].query(0, e.host_ports, |oi, port| {
         let o = &input.exposures[oi];
         if o.jail == e.jail || (oi < ei && cx.is_checked(&o.jail)) || !cx.exposures_meet(e, o) {
             return;
@@ -863,7 +985,7 @@ fn check_exposure(
         ));
     });
 
-    redirects[pidx(e.proto)].query(e.host_ports, |ri, port| {
+    redirects[pidx(e.proto)].query(0, e.host_ports, |ri, port| {
         let r = &input.redirects[ri];
         let hit = match (r.address, cx.exposure_addrs(e)) {
             (Some(a), Some(addrs)) => addrs.contains(&a),

@@ -88,43 +88,142 @@ pub struct GlobRecord {
 /// lanes, the tail and the length through two finalizers. Not
 /// cryptographic; it tells a changed file from an unchanged one, which is
 /// all the cache needs (whoever can change the files can change the cache).
+/// It runs at ~17 GB/s here (3 MB in 0.17 ms), near memory speed: a
+/// 128-bit-multiply variant measured no faster.
 pub fn hash128(data: &[u8]) -> (u64, u64) {
-    const K: [u64; 4] = [
-        0x9e37_79b9_7f4a_7c15,
-        0xc2b2_ae3d_27d4_eb4f,
-        0x1656_67b1_9e37_79f9,
-        0x85eb_ca77_c2b2_ae63,
-    ];
-    let mut lanes = [
-        0x243f_6a88_85a3_08d3u64,
-        0x1319_8a2e_0370_7344,
-        0xa409_3822_299f_31d0,
-        0x082e_fa98_ec4e_6c89,
-    ];
-    let word = |b: &[u8]| u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]);
-    let mut blocks = data.chunks_exact(32);
-    for b in &mut blocks {
-        for (i, lane) in lanes.iter_mut().enumerate() {
-            *lane = (*lane ^ word(&b[i * 8..])).wrapping_mul(K[i]).rotate_left(29);
+    let mut h = Hasher128::new();
+    h.update(data);
+    h.finish()
+}
+
+/// [`hash128`] over data that comes in pieces (a file read through a small
+/// buffer): the same result for the same bytes however they are cut.
+#[derive(Debug, Clone)]
+pub struct Hasher128 {
+    lanes: [u64; 4],
+    /// Bytes of an incomplete 32-byte block.
+    pending: [u8; 32],
+    npending: usize,
+    len: u64,
+}
+
+const HASH_K: [u64; 4] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0x85eb_ca77_c2b2_ae63,
+];
+
+impl Default for Hasher128 {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Hasher128 {
+    pub fn new() -> Hasher128 {
+        Hasher128 {
+            lanes: [
+                0x243f_6a88_85a3_08d3u64,
+                0x1319_8a2e_0370_7344,
+                0xa409_3822_299f_31d0,
+                0x082e_fa98_ec4e_6c89,
+            ],
+            pending: [0; 32],
+            npending: 0,
+            len: 0,
         }
     }
-    let mut tail = [0u8; 32];
-    let rest = blocks.remainder();
-    tail[..rest.len()].copy_from_slice(rest);
-    for (i, lane) in lanes.iter_mut().enumerate() {
-        *lane = (*lane ^ word(&tail[i * 8..])).wrapping_mul(K[i]).rotate_left(29);
+
+    #[inline]
+    fn block(lanes: &mut [u64; 4], b: &[u8]) {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let w = u64::from_le_bytes(b[i * 8..i * 8 + 8].try_into().expect("8 bytes"));
+            *lane = (*lane ^ w).wrapping_mul(HASH_K[i]).rotate_left(29);
+        }
     }
-    let fmix = |mut h: u64| {
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        h ^= h >> 33;
-        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        h ^ (h >> 33)
-    };
-    let len = data.len() as u64;
-    let a = fmix(lanes[0] ^ lanes[1].rotate_left(17) ^ len);
-    let b = fmix(lanes[2] ^ lanes[3].rotate_left(17) ^ len.rotate_left(32));
-    (fmix(a ^ b.rotate_left(23)), fmix(b ^ a.rotate_left(41)))
+
+    pub fn update(&mut self, mut data: &[u8]) {
+        self.len += data.len() as u64;
+        if self.npending > 0 {
+            let take = (32 - self.npending).min(data.len());
+            self.pending[self.npending..self.npending + take].copy_from_slice(&data[..take]);
+            self.npending += take;
+            data = &data[take..];
+            if self.npending < 32 {
+                return;
+            }
+            let p = self.pending;
+            Self::block(&mut self.lanes, &p);
+            self.npending = 0;
+        }
+        let mut blocks = data.chunks_exact(32);
+        let mut lanes = self.lanes;
+        for b in &mut blocks {
+            Self::block(&mut lanes, b);
+        }
+        self.lanes = lanes;
+        let rest = blocks.remainder();
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.npending = rest.len();
+    }
+
+    pub fn finish(mut self) -> (u64, u64) {
+        let mut tail = [0u8; 32];
+        tail[..self.npending].copy_from_slice(&self.pending[..self.npending]);
+        Self::block(&mut self.lanes, &tail);
+        let lanes = self.lanes;
+        let fmix = |mut h: u64| {
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+            h ^= h >> 33;
+            h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+            h ^ (h >> 33)
+        };
+        let len = self.len;
+        let a = fmix(lanes[0] ^ lanes[1].rotate_left(17) ^ len);
+        let b = fmix(lanes[2] ^ lanes[3].rotate_left(17) ^ len.rotate_left(32));
+        (fmix(a ^ b.rotate_left(23)), fmix(b ^ a.rotate_left(41)))
+    }
+}
+
+/// The piece size [`hash_stamped`] reads with: small enough to stay in
+/// the CPU's cache and below malloc's mmap threshold, so that reading a
+/// file of megabytes costs neither a page fault per page of a buffer as
+/// large as the file nor its unmapping (issue 10: at 10,000 jails, reading
+/// the three inputs into whole-file buffers took ~1.1 ms, in pieces 0.2 ms).
+const PIECE: usize = 64 << 10;
+
+/// The stamp and hash of the file at `path`, read in pieces of [`PIECE`]
+/// bytes, each also handed to `each` (with the offset it starts at). An
+/// error when it cannot be read or changed while it was read (its stamp
+/// before and after differ, or it was not as long as its size).
+pub fn hash_stamped(path: &Path, mut each: impl FnMut(u64, &[u8])) -> io::Result<FileRecord> {
+    let mut f = File::open(path)?;
+    let before = Stamp::of(&f.metadata()?);
+    let mut buf = vec![0u8; PIECE];
+    let mut h = Hasher128::new();
+    let mut total = 0u64;
+    loop {
+        let n = match f.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        h.update(&buf[..n]);
+        each(total, &buf[..n]);
+        total += n as u64;
+    }
+    let after = Stamp::of(&f.metadata()?);
+    if before != after || total != after.size {
+        return Err(io::Error::other("changed while read"));
+    }
+    Ok(FileRecord {
+        path: path.display().to_string(),
+        stamp: after,
+        hash: h.finish(),
+    })
 }
 
 /// Reads the UTF-8 text of `path` with its stamp and hash. An error when
@@ -160,7 +259,7 @@ pub fn read_stamped_bytes(path: &Path) -> io::Result<(Vec<u8>, FileRecord)> {
 impl FileRecord {
     /// Whether the file is still exactly as recorded.
     pub fn fresh(&self) -> bool {
-        read_stamped_bytes(Path::new(&self.path)).is_ok_and(|(_, now)| now == *self)
+        hash_stamped(Path::new(&self.path), |_, _| ()).is_ok_and(|now| now == *self)
     }
 }
 
@@ -334,7 +433,11 @@ impl<'a> In<'a> {
     }
     fn pairs(&mut self) -> Option<Vec<(u32, u32)>> {
         let n = self.count(8)?;
-        (0..n).map(|_| Some((self.u32()?, self.u32()?))).collect()
+        // why in one slice: item by item through Option was a tenth of an
+        // assign at 10,000 jail.conf jails.
+        let word = |b: &[u8]| u32::from_le_bytes(b.try_into().expect("4 bytes"));
+        let bytes = self.take(n.checked_mul(8)?)?;
+        Some(bytes.chunks_exact(8).map(|c| (word(&c[..4]), word(&c[4..]))).collect())
     }
 }
 
@@ -530,17 +633,40 @@ pub struct Session {
 /// `load_config`).
 pub fn open_config(path: &Path, cli_state_dir: Option<&Path>) -> crate::error::Result<(Config, Option<Session>)> {
     use crate::engine::sources;
-    let (Some(exe), Ok((bytes, config_file))) = (exe_stamp(), read_stamped_bytes(path)) else {
+    let Some(exe) = exe_stamp() else {
         return Ok((sources::load_config(path)?, None));
     };
     let config_path = path.display().to_string();
-    // why not the whole text as UTF-8 yet: on a hit only the `[host]`
-    // table is looked at (and the hash says the file is the one that was
-    // validated); a miss checks all of it below.
-    let head = host_table_bytes(&bytes)
-        .and_then(|h| std::str::from_utf8(h).ok())
-        .unwrap_or("");
-    let guess = guess_state_dir(cli_state_dir, head, path);
+    // why in pieces: on a hit only the `[host]` table is looked at (and the
+    // hash says the file is the one that was validated), so the file is
+    // hashed through a small buffer keeping only its head; the whole text
+    // is read only on a miss, or when `[host]` is not within the head.
+    let mut head = Vec::new();
+    let Ok(first) = hash_stamped(path, |at, piece| {
+        if at < HEAD as u64 {
+            head.extend_from_slice(&piece[..piece.len().min(HEAD - at as usize)]);
+        }
+    }) else {
+        return Ok((sources::load_config(path)?, None));
+    };
+    let whole = head.len() as u64 == first.stamp.size;
+    let mut bytes = None;
+    let mut config_file = first;
+    let guess = match host_table_within(&head, whole) {
+        Some(h) => guess_state_dir(cli_state_dir, std::str::from_utf8(h).unwrap_or(""), path),
+        None => {
+            let Ok((b, rec)) = read_stamped_bytes(path) else {
+                return Ok((sources::load_config(path)?, None));
+            };
+            config_file = rec;
+            let h = host_table_bytes(&b)
+                .and_then(|h| std::str::from_utf8(h).ok())
+                .unwrap_or("");
+            let g = guess_state_dir(cli_state_dir, h, path);
+            bytes = Some(b);
+            g
+        }
+    };
     if let Some(f) = read(&guess) {
         if f.exe == exe
             && f.config_path == config_path
@@ -560,6 +686,16 @@ pub fn open_config(path: &Path, cli_state_dir: Option<&Path>) -> crate::error::R
             return Ok((f.config, Some(s)));
         }
     }
+    let bytes = match bytes {
+        Some(b) => b,
+        None => match read_stamped_bytes(path) {
+            Ok((b, rec)) => {
+                config_file = rec;
+                b
+            }
+            Err(_) => return Ok((sources::load_config(path)?, None)),
+        },
+    };
     let Ok(text) = String::from_utf8(bytes) else {
         return Ok((sources::load_config(path)?, None));
     };
@@ -715,6 +851,19 @@ pub fn guess_state_dir(cli: Option<&Path>, text: &str, config_path: &Path) -> Pa
     }
 }
 
+/// How much of the config's head [`open_config`] keeps while hashing it.
+const HEAD: usize = 64 << 10;
+
+/// [`host_table_bytes`] of a file from its first bytes `head` (`whole`:
+/// all of it): None unless the table found is the one the whole file
+/// would give, that is its header and end (the next `\n[`) both lie in
+/// `head`, or `head` is the whole file.
+fn host_table_within(head: &[u8], whole: bool) -> Option<&[u8]> {
+    let t = host_table_bytes(head)?;
+    let end = t.as_ptr() as usize - head.as_ptr() as usize + t.len();
+    (whole || end < head.len()).then_some(t)
+}
+
 /// [`host_table`] over bytes (cut at ASCII, so a UTF-8 text stays UTF-8).
 fn host_table_bytes(text: &[u8]) -> Option<&[u8]> {
     let start = if text.starts_with(b"[host]") {
@@ -837,15 +986,75 @@ mod tests {
 
     #[test]
     fn hash_sees_every_byte_and_the_length() {
-        let base = vec![7u8; 100];
+        let base = vec![7u8; 200];
         let h = hash128(&base);
-        for i in 0..100 {
-            let mut v = base.clone();
-            v[i] ^= 0x10;
-            assert_ne!(hash128(&v), h, "byte {i}");
+        for i in 0..200 {
+            for bit in [0x01, 0x10, 0x80] {
+                let mut v = base.clone();
+                v[i] ^= bit;
+                assert_ne!(hash128(&v), h, "byte {i} bit {bit:#x}");
+            }
         }
-        assert_ne!(hash128(&base[..99]), h);
+        assert_ne!(hash128(&base[..199]), h);
         assert_ne!(hash128(&[0u8; 33]), hash128(&[0u8; 32]));
+        // The order of stripes counts.
+        let mut two: Vec<u8> = (0..128u8).collect();
+        let h2 = hash128(&two);
+        two.rotate_left(64);
+        assert_ne!(hash128(&two), h2);
+        // Flips right after a word equal to a lane key are seen.
+        let mut k = HASH_K[0].to_le_bytes().to_vec();
+        k.extend_from_slice(&[0u8; 56]);
+        let hk = hash128(&k);
+        for i in 8..16 {
+            let mut v = k.clone();
+            v[i] ^= 1;
+            assert_ne!(hash128(&v), hk, "byte {i}");
+        }
+    }
+
+    #[test]
+    fn hash_in_pieces_is_the_hash_of_the_whole() {
+        let data: Vec<u8> = (0..1000u32).map(|i| (i * 7 + i / 13) as u8).collect();
+        for cut in [1, 5, 31, 32, 33, 63, 64, 65, 100, 999] {
+            let mut h = Hasher128::new();
+            for piece in data.chunks(cut) {
+                h.update(piece);
+            }
+            assert_eq!(h.finish(), hash128(&data), "pieces of {cut}");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("f");
+        let big: Vec<u8> = (0..3 * PIECE + 17).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&p, &big).unwrap();
+        let mut seen = Vec::new();
+        let rec = hash_stamped(&p, |at, piece| {
+            assert_eq!(at as usize, seen.len());
+            seen.extend_from_slice(piece);
+        })
+        .unwrap();
+        assert_eq!(seen, big);
+        assert_eq!(rec, read_stamped_bytes(&p).unwrap().1);
+    }
+
+    /// The `[host]` table from a file's head only when the whole file
+    /// would give the same one.
+    #[test]
+    fn host_table_from_the_head() {
+        let text = b"# c\n[host]\nstate_dir = \"s\"\n[pools.a]\nx = 1\n";
+        let whole = host_table_bytes(text).unwrap();
+        assert_eq!(host_table_within(text, true), Some(whole));
+        for cut in 0..text.len() {
+            let got = host_table_within(&text[..cut], false);
+            assert!(got.is_none() || got == Some(whole), "cut at {cut}: {got:?}");
+        }
+        // Cut after the `\n[` that ends it: found.
+        let end = text.windows(2).rposition(|w| w == b"\n[").unwrap() + 2;
+        assert_eq!(host_table_within(&text[..end], false), Some(whole));
+        // The table runs to the end of the head: unknown unless that is all.
+        let last = b"[pools.a]\n[host]\nstate_dir = \"s\"\n";
+        assert_eq!(host_table_within(last, false), None);
+        assert!(host_table_within(last, true).is_some());
     }
 
     #[test]
