@@ -11,7 +11,11 @@ out like scripts/scale.py's inventory (dense from 10.0.0.2, every 7th
 address of the upper half free), so the lowest free address is deep in the
 pool. Every measured assign is undone by an untimed `jnet release`.
 
-Usage: scripts/fleet_scale.py [--jnet target/release/jnet] [--runs 30] [--leases 10000]
+The file store and PostgreSQL runs take turns (and with --compare OLD,
+an older binary against the same database too), so both figures come
+from the same moments of the same run.
+
+Usage: scripts/fleet_scale.py [--jnet target/release/jnet] [--compare OLD] [--rt] [--runs 30] [--leases 10000]
 """
 import argparse
 import glob
@@ -36,6 +40,13 @@ gateway = "10.0.0.1"
 """
 
 
+# `--rt`: run the server and every measured jnet SCHED_FIFO, so that other
+# work on a shared machine (builds) does not decide the figures; what is
+# left is jnet's and the server's own time. The kernel's RT throttling
+# (sched_rt_runtime_us) still leaves the rest of the machine 5%.
+RT = ["chrt", "-f", "10"]
+
+
 def addr(i):
     a = 0x0A000002 + i
     return "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
@@ -54,16 +65,20 @@ def run_once(argv, cwd):
     return dt
 
 
-def median_assign(base, cwd, runs):
-    times = []
+def measure(cases, runs):
+    """Median and min wall time (ms) of one assign per case. The cases take
+    turns within each round, so a load change on the machine (other
+    builds) hits them alike instead of skewing whichever ran last."""
+    times = [[] for _ in cases]
     for _ in range(runs):
-        times.append(run_once(base + ["assign", "newjail", "--pool", "big"], cwd))
-        run_once(base + ["release", "newjail"], cwd)
-    return statistics.median(times) * 1000, min(times) * 1000
+        for i, (base, cwd) in enumerate(cases):
+            times[i].append(run_once(base + ["assign", "newjail", "--pool", "big"], cwd))
+            run_once(base + ["release", "newjail"], cwd)
+    return [(statistics.median(t) * 1000, min(t) * 1000) for t in times]
 
 
 class Server:
-    def __init__(self, work, fsync):
+    def __init__(self, work, fsync, rt):
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin")) + ["/usr/local/bin"]
         self.bin = next((b for b in reversed(bins) if os.path.exists(os.path.join(b, "initdb"))), None)
         if not self.bin:
@@ -78,14 +93,17 @@ class Server:
         self.data = os.path.join(self.dir, "data")
         self.tool("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         opts = "-k %s -c listen_addresses= -p 5432%s" % (self.dir, "" if fsync else " -c fsync=off")
-        self.tool("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o", opts, "start")
+        # With --rt the server (and every backend it forks) runs SCHED_FIFO.
+        self.tool("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o", opts, "start",
+                  prefix=RT if rt else [])
         self.psql("postgres", "CREATE ROLE jnet LOGIN")
         self.psql("postgres", "CREATE DATABASE jnet OWNER jnet")
 
-    def tool(self, name, *args):
+    def tool(self, name, *args, prefix=()):
         argv = [os.path.join(self.bin, name)] + list(args)
         if self.root:
             argv = ["runuser", "-u", "postgres", "--"] + argv
+        argv = list(prefix) + argv
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
     def psql(self, db, sql, user="postgres"):
@@ -105,6 +123,8 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--leases", type=int, default=10000)
     ap.add_argument("--no-fsync", action="store_true")
+    ap.add_argument("--rt", action="store_true", help="run the server and jnet SCHED_FIFO (a machine busy with other work)")
+    ap.add_argument("--compare", help="another jnet binary to measure against the same database (before/after)")
     ap.add_argument("--keep", action="store_true", help="leave the server running and the directory (for profiling)")
     args = ap.parse_args()
     jnet = os.path.abspath(args.jnet)
@@ -122,19 +142,20 @@ def main():
             for i in range(n):
                 if kept(i, n):
                     f.write("jail j%d mode=dedicated address=%s pool=big interface=lo1 phase=stopped\n" % (i, addr(i)))
-        fbase = [jnet, "-c", "jnet.toml"]
+        pre = RT if args.rt else []
+        fbase = pre + [jnet, "-c", "jnet.toml"]
         run_once(fbase + ["assign", "warm", "--pool", "big"], fdir)
         run_once(fbase + ["release", "warm"], fdir)
 
         # PostgreSQL with n leases of ten other hosts; this host has none.
-        server = Server(work, not args.no_fsync)
+        server = Server(work, not args.no_fsync, args.rt)
         pdir = os.path.join(work, "fleet")
         os.makedirs(pdir)
         with open(os.path.join(pdir, "jnet.toml"), "w") as f:
             f.write(POOL % "state")
             f.write('\n[store]\nbackend = "postgres"\nurl = "host=%s port=5432 dbname=jnet user=jnet"\n'
                     'host_id = "thishost"\n' % server.dir)
-        pbase = [jnet, "-c", "jnet.toml"]
+        pbase = pre + [jnet, "-c", "jnet.toml"]
         run_once(pbase + ["store", "migrate"], pdir)
         run_once(pbase + ["assign", "warm", "--pool", "big"], pdir)  # creates the pool row
         run_once(pbase + ["release", "warm"], pdir)
@@ -144,11 +165,17 @@ def main():
                     "FROM generate_series(0, %d) i WHERE NOT (i %% 7 = 3 AND i > %d); ANALYZE jnet_leases" % (n - 1, n // 2),
                     user="jnet")
 
-        fms, fmin = median_assign(fbase, fdir, args.runs)
-        pms, pmin = median_assign(pbase, pdir, args.runs)
+        cases = [(fbase, fdir), (pbase, pdir)]
+        if args.compare:
+            cases.append((pre + [os.path.abspath(args.compare), "-c", "jnet.toml"], pdir))
+        res = measure(cases, args.runs)
+        (fms, fmin), (pms, pmin) = res[0], res[1]
         print("one `jnet assign --pool` process, %d runs each, %d leases/jails:" % (args.runs, n))
         print("  file store:  median %6.2f ms (min %.2f)" % (fms, fmin))
-        print("  postgres:    median %6.2f ms (min %.2f)%s" % (pms, pmin, "  [fsync off]" if args.no_fsync else ""))
+        print("  postgres:    median %6.2f ms (min %.2f)%s%s" % (pms, pmin, "  [fsync off]" if args.no_fsync else "",
+                                                           "  [SCHED_FIFO]" if args.rt else ""))
+        if args.compare:
+            print("  postgres, %s: median %6.2f ms (min %.2f)" % (args.compare, res[2][0], res[2][1]))
     finally:
         if args.keep:
             print("kept %s (stop: pg_ctl -D %s/pg/data stop)" % (work, work))
