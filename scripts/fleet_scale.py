@@ -40,11 +40,12 @@ gateway = "10.0.0.1"
 """
 
 
-# `--rt`: run the server and every measured jnet SCHED_FIFO, so that other
-# work on a shared machine (builds) does not decide the figures; what is
-# left is jnet's and the server's own time. The kernel's RT throttling
-# (sched_rt_runtime_us) still leaves the rest of the machine 5%.
-RT = ["chrt", "-f", "10"]
+# `--rt`: this script makes itself SCHED_FIFO, so the server and every
+# measured jnet (its children) run so too, and other work on a shared
+# machine (builds) does not decide the figures; what is left is jnet's and
+# the server's own time. The kernel's RT throttling (sched_rt_runtime_us)
+# still leaves the rest of the machine 5%.
+RT_PRIORITY = 10
 
 
 def addr(i):
@@ -78,7 +79,7 @@ def measure(cases, runs):
 
 
 class Server:
-    def __init__(self, work, fsync, rt):
+    def __init__(self, work, fsync):
         bins = sorted(glob.glob("/usr/lib/postgresql/*/bin")) + ["/usr/local/bin"]
         self.bin = next((b for b in reversed(bins) if os.path.exists(os.path.join(b, "initdb"))), None)
         if not self.bin:
@@ -93,17 +94,16 @@ class Server:
         self.data = os.path.join(self.dir, "data")
         self.tool("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         opts = "-k %s -c listen_addresses= -p 5432%s" % (self.dir, "" if fsync else " -c fsync=off")
-        # With --rt the server (and every backend it forks) runs SCHED_FIFO.
-        self.tool("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o", opts, "start",
-                  prefix=RT if rt else [])
+        # With --rt the server (and every backend it forks) inherits
+        # SCHED_FIFO from this script.
+        self.tool("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o", opts, "start")
         self.psql("postgres", "CREATE ROLE jnet LOGIN")
         self.psql("postgres", "CREATE DATABASE jnet OWNER jnet")
 
-    def tool(self, name, *args, prefix=()):
+    def tool(self, name, *args):
         argv = [os.path.join(self.bin, name)] + list(args)
         if self.root:
             argv = ["runuser", "-u", "postgres", "--"] + argv
-        argv = list(prefix) + argv
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
 
     def psql(self, db, sql, user="postgres"):
@@ -128,6 +128,8 @@ def main():
     ap.add_argument("--keep", action="store_true", help="leave the server running and the directory (for profiling)")
     args = ap.parse_args()
     jnet = os.path.abspath(args.jnet)
+    if args.rt:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
     n = args.leases
     work = tempfile.mkdtemp(prefix="jnet-fleet-scale-")
     server = None
@@ -142,20 +144,19 @@ def main():
             for i in range(n):
                 if kept(i, n):
                     f.write("jail j%d mode=dedicated address=%s pool=big interface=lo1 phase=stopped\n" % (i, addr(i)))
-        pre = RT if args.rt else []
-        fbase = pre + [jnet, "-c", "jnet.toml"]
+        fbase = [jnet, "-c", "jnet.toml"]
         run_once(fbase + ["assign", "warm", "--pool", "big"], fdir)
         run_once(fbase + ["release", "warm"], fdir)
 
         # PostgreSQL with n leases of ten other hosts; this host has none.
-        server = Server(work, not args.no_fsync, args.rt)
+        server = Server(work, not args.no_fsync)
         pdir = os.path.join(work, "fleet")
         os.makedirs(pdir)
         with open(os.path.join(pdir, "jnet.toml"), "w") as f:
             f.write(POOL % "state")
             f.write('\n[store]\nbackend = "postgres"\nurl = "host=%s port=5432 dbname=jnet user=jnet"\n'
                     'host_id = "thishost"\n' % server.dir)
-        pbase = pre + [jnet, "-c", "jnet.toml"]
+        pbase = [jnet, "-c", "jnet.toml"]
         run_once(pbase + ["store", "migrate"], pdir)
         run_once(pbase + ["assign", "warm", "--pool", "big"], pdir)  # creates the pool row
         run_once(pbase + ["release", "warm"], pdir)
@@ -167,10 +168,14 @@ def main():
 
         cases = [(fbase, fdir), (pbase, pdir)]
         if args.compare:
-            cases.append((pre + [os.path.abspath(args.compare), "-c", "jnet.toml"], pdir))
+            cases.append(([os.path.abspath(args.compare), "-c", "jnet.toml"], pdir))
+        # What starting any process costs from here (fork, exec, wait):
+        # part of every figure below.
+        spawn = statistics.median(run_once(["/bin/true"], work) for _ in range(args.runs)) * 1000
         res = measure(cases, args.runs)
         (fms, fmin), (pms, pmin) = res[0], res[1]
         print("one `jnet assign --pool` process, %d runs each, %d leases/jails:" % (args.runs, n))
+        print("  (starting /bin/true from here: median %.2f ms, included in each figure)" % spawn)
         print("  file store:  median %6.2f ms (min %.2f)" % (fms, fmin))
         print("  postgres:    median %6.2f ms (min %.2f)%s%s" % (pms, pmin, "  [fsync off]" if args.no_fsync else "",
                                                            "  [SCHED_FIFO]" if args.rt else ""))

@@ -18,7 +18,12 @@
 //! the address, see below), runs the engine's closure, then writes the
 //! differences of this host's leases (deletes first, then inserts, each
 //! insert checked against every host's leases) and commits; only then is
-//! the local file written. So:
+//! the local file written. On the wire that is four round trips after the
+//! session's start (which [`FleetStore::new`] begins in a thread of its
+//! own): one simple query to begin (BEGIN, schema version, lease lock,
+//! this host's leases, the low water marks, the pool rows), the
+//! allocator's one indexed search, one simple query with every write,
+//! COMMIT. So:
 //! - the allocation is one transaction: `lowest_free` sees every host's
 //!   leases plus this host's records plus the caller's extra exclusions
 //!   (jail.conf statics, interface addresses), and nobody allocates in
@@ -26,7 +31,7 @@
 //! - a failure anywhere before the commit (server down, login refused,
 //!   timeout, the engine refusing) changes nothing in either store;
 //! - a commit whose answer was lost (connection cut after COMMIT) is
-//!   retried once on a new connection ([`PgStore::run_jnet`]); the retry
+//!   retried once on a new connection ([`PgStore::run_batched`]); the retry
 //!   reads the lease the first attempt committed, so `assign` returns the
 //!   same address;
 //! - if the local write fails after the commit, the database is ahead: a

@@ -715,10 +715,14 @@ fn connect_raw(
         _ => limits,
     };
     pc.options(&options);
+    tracing::debug!(store = %desc, "opening a session");
     let c = match tls {
         Some(tls) => pc.connect(tls.clone()),
         None => pc.connect(NoTls),
     };
+    if c.is_ok() {
+        tracing::debug!(store = %desc, "session open");
+    }
     c.map_err(|e| {
         let kind = match e.code() {
             Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
