@@ -1027,6 +1027,35 @@ mod conformance_pg {
         assert_eq!(leases(&a), before);
     }
 
+    /// Values put into the simple queries come back from the server as
+    /// they were, whatever they hold (a name another jnet wrote into the
+    /// store is not validated by this one), with either setting of
+    /// standard_conforming_strings.
+    #[test]
+    fn literals_of_the_simple_queries_round_trip() {
+        if server().is_none() {
+            return;
+        }
+        let mut c = server().unwrap().client("jnet", "jnet");
+        for scs in ["on", "off"] {
+            c.batch_execute(&format!("SET standard_conforming_strings = {scs}"))
+                .unwrap();
+            for v in [
+                "www",
+                "a'b",
+                "back\\slash\\",
+                "'; DROP TABLE x; --",
+                "$jnet$ $$",
+                "tab\there",
+                "ünï",
+            ] {
+                let msgs = c.simple_query(&format!("SELECT {}", super::lit(v))).unwrap();
+                let got = super::results(msgs)[0][0].get(0).map(str::to_string);
+                assert_eq!(got.as_deref(), Some(v), "standard_conforming_strings={scs}");
+            }
+        }
+    }
+
     macro_rules! fleet_conformance {
         ($($name:ident),* $(,)?) => {$(
             #[test]
