@@ -11,7 +11,11 @@ out like scripts/scale.py's inventory (dense from 10.0.0.2, every 7th
 address of the upper half free), so the lowest free address is deep in the
 pool. Every measured assign is undone by an untimed `jnet release`.
 
-Usage: scripts/fleet_scale.py [--jnet target/release/jnet] [--runs 30] [--leases 10000]
+The file store and PostgreSQL runs take turns (and with --compare OLD,
+an older binary against the same database too), so both figures come
+from the same moments of the same run.
+
+Usage: scripts/fleet_scale.py [--jnet target/release/jnet] [--compare OLD] [--rt] [--runs 30] [--leases 10000]
 """
 import argparse
 import glob
@@ -36,6 +40,14 @@ gateway = "10.0.0.1"
 """
 
 
+# `--rt`: this script makes itself SCHED_FIFO, so the server and every
+# measured jnet (its children) run so too, and other work on a shared
+# machine (builds) does not decide the figures; what is left is jnet's and
+# the server's own time. The kernel's RT throttling (sched_rt_runtime_us)
+# still leaves the rest of the machine 5%.
+RT_PRIORITY = 10
+
+
 def addr(i):
     a = 0x0A000002 + i
     return "%d.%d.%d.%d" % (a >> 24, (a >> 16) & 255, (a >> 8) & 255, a & 255)
@@ -54,12 +66,16 @@ def run_once(argv, cwd):
     return dt
 
 
-def median_assign(base, cwd, runs):
-    times = []
+def measure(cases, runs):
+    """Median and min wall time (ms) of one assign per case. The cases take
+    turns within each round, so a load change on the machine (other
+    builds) hits them alike instead of skewing whichever ran last."""
+    times = [[] for _ in cases]
     for _ in range(runs):
-        times.append(run_once(base + ["assign", "newjail", "--pool", "big"], cwd))
-        run_once(base + ["release", "newjail"], cwd)
-    return statistics.median(times) * 1000, min(times) * 1000
+        for i, (base, cwd) in enumerate(cases):
+            times[i].append(run_once(base + ["assign", "newjail", "--pool", "big"], cwd))
+            run_once(base + ["release", "newjail"], cwd)
+    return [(statistics.median(t) * 1000, min(t) * 1000) for t in times]
 
 
 class Server:
@@ -78,6 +94,8 @@ class Server:
         self.data = os.path.join(self.dir, "data")
         self.tool("initdb", "-D", self.data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-sync")
         opts = "-k %s -c listen_addresses= -p 5432%s" % (self.dir, "" if fsync else " -c fsync=off")
+        # With --rt the server (and every backend it forks) inherits
+        # SCHED_FIFO from this script.
         self.tool("pg_ctl", "-D", self.data, "-l", os.path.join(self.dir, "log"), "-w", "-o", opts, "start")
         self.psql("postgres", "CREATE ROLE jnet LOGIN")
         self.psql("postgres", "CREATE DATABASE jnet OWNER jnet")
@@ -105,9 +123,13 @@ def main():
     ap.add_argument("--runs", type=int, default=30)
     ap.add_argument("--leases", type=int, default=10000)
     ap.add_argument("--no-fsync", action="store_true")
+    ap.add_argument("--rt", action="store_true", help="run the server and jnet SCHED_FIFO (a machine busy with other work)")
+    ap.add_argument("--compare", help="another jnet binary to measure against the same database (before/after)")
     ap.add_argument("--keep", action="store_true", help="leave the server running and the directory (for profiling)")
     args = ap.parse_args()
     jnet = os.path.abspath(args.jnet)
+    if args.rt:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(RT_PRIORITY))
     n = args.leases
     work = tempfile.mkdtemp(prefix="jnet-fleet-scale-")
     server = None
@@ -144,11 +166,21 @@ def main():
                     "FROM generate_series(0, %d) i WHERE NOT (i %% 7 = 3 AND i > %d); ANALYZE jnet_leases" % (n - 1, n // 2),
                     user="jnet")
 
-        fms, fmin = median_assign(fbase, fdir, args.runs)
-        pms, pmin = median_assign(pbase, pdir, args.runs)
+        cases = [(fbase, fdir), (pbase, pdir)]
+        if args.compare:
+            cases.append(([os.path.abspath(args.compare), "-c", "jnet.toml"], pdir))
+        # What starting any process costs from here (fork, exec, wait):
+        # part of every figure below.
+        spawn = statistics.median(run_once(["/bin/true"], work) for _ in range(args.runs)) * 1000
+        res = measure(cases, args.runs)
+        (fms, fmin), (pms, pmin) = res[0], res[1]
         print("one `jnet assign --pool` process, %d runs each, %d leases/jails:" % (args.runs, n))
+        print("  (starting /bin/true from here: median %.2f ms, included in each figure)" % spawn)
         print("  file store:  median %6.2f ms (min %.2f)" % (fms, fmin))
-        print("  postgres:    median %6.2f ms (min %.2f)%s" % (pms, pmin, "  [fsync off]" if args.no_fsync else ""))
+        print("  postgres:    median %6.2f ms (min %.2f)%s%s" % (pms, pmin, "  [fsync off]" if args.no_fsync else "",
+                                                           "  [SCHED_FIFO]" if args.rt else ""))
+        if args.compare:
+            print("  postgres, %s: median %6.2f ms (min %.2f)" % (args.compare, res[2][0], res[2][1]))
     finally:
         if args.keep:
             print("kept %s (stop: pg_ctl -D %s/pg/data stop)" % (work, work))

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
+    jnet::store::fleet::detach_sessions_at_exit();
     match commands::run(&cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(e) => {

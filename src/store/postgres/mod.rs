@@ -52,6 +52,7 @@ use crate::store::JailLock;
 
 pub use config::{BackendKind, StoreConfig, Timeouts};
 pub use error::{PgError, PgErrorKind};
+pub(crate) use schema::verdict as schema_verdict;
 pub use schema::SCHEMA_VERSION;
 
 /// One lease: `address` of `pool` is held by `jail` on `host`.
@@ -108,7 +109,7 @@ enum Fail {
 /// every transaction that changes leases takes it first, so allocations
 /// across the fleet run one after the other (each holds it for about a
 /// millisecond).
-const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
+pub(crate) const LEASE_LOCK: i64 = 0x6a6e_6574_6c73;
 
 /// Keeps the low water marks of `jnet_hints` true after `gone` were
 /// deleted: a mark above a deleted address comes down to it. Needs the
@@ -144,6 +145,11 @@ pub struct PgStore {
     secret: Option<String>,
     desc: String,
     client: Option<Client>,
+    /// The live session's schema version was verified (or the schema
+    /// created). A lazily opened store ([`PgStore::open_lazy`]) checks it
+    /// on first use; the fleet transaction verifies it inside its first
+    /// round trip instead ([`PgStore::run_batched`]).
+    checked: bool,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -192,8 +198,29 @@ impl PgStore {
             pc,
             secret,
             client: None,
+            checked: false,
         };
         s.connect()?;
+        Ok(s)
+    }
+
+    /// Like [`PgStore::open`] (a server that is down or refuses the login
+    /// fails here), but the schema is checked on first use, not now: the
+    /// fleet transaction reads the version in its first round trip, which
+    /// saves one per process.
+    pub fn open_lazy(cfg: &StoreConfig) -> Result<Self, PgError> {
+        let (pc, secret) = cfg.pg_config()?;
+        let desc = config::describe_pg(&pc);
+        let mut s = PgStore {
+            cfg: cfg.clone(),
+            tls: tls_connector(cfg, &pc, &desc)?,
+            desc,
+            pc,
+            secret,
+            client: None,
+            checked: false,
+        };
+        s.client = Some(s.open_session()?);
         Ok(s)
     }
 
@@ -237,14 +264,12 @@ impl PgStore {
     }
 
     fn connect(&mut self) -> Result<&mut Client, PgError> {
-        let mut c = self.open_session()?;
-        match schema::check(&mut c) {
-            Ok(()) => {}
-            Err(OpErr::App(e)) => return Err(self.named(e)),
-            Err(OpErr::Pg(e)) => return Err(op_error(&self.desc, "checking the schema", e, self.secret.as_deref())),
-            Err(OpErr::Jnet(e)) => return Err(self.named(PgError::new(PgErrorKind::Schema, e.to_string(), None))),
-        }
-        Ok(self.client.insert(c))
+        self.checked = false;
+        let c = self.open_session()?;
+        let c = self.client.insert(c);
+        check_on(c, &self.desc, self.secret.as_deref())?;
+        self.checked = true;
+        Ok(c)
     }
 
     fn named(&self, e: PgError) -> PgError {
@@ -286,23 +311,67 @@ impl PgStore {
         }
     }
 
-    fn run_any<T>(&mut self, what: &str, mut f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, Fail> {
+    /// [`PgStore::run_jnet`] for a closure that verifies the schema
+    /// version itself, inside its first round trip (with
+    /// [`schema::verdict`]), so no separate check precedes it. When that
+    /// round trip fails because a table is missing (a new database, or an
+    /// older schema), the ordinary check runs (creating the schema, or
+    /// refusing the old one with its message) and `f` is run again.
+    pub(crate) fn run_batched<T>(
+        &mut self,
+        what: &str,
+        f: impl FnMut(&mut Client, &str) -> Op<T>,
+    ) -> crate::error::Result<T> {
+        match self.run_inner(what, false, f) {
+            Ok(v) => Ok(v),
+            Err(Fail::Pg(e)) => Err(e.into()),
+            Err(Fail::Jnet(e)) => Err(e),
+        }
+    }
+
+    fn run_any<T>(&mut self, what: &str, f: impl FnMut(&mut Client, &str) -> Op<T>) -> Result<T, Fail> {
+        self.run_inner(what, true, f)
+    }
+
+    fn run_inner<T>(
+        &mut self,
+        what: &str,
+        eager_check: bool,
+        mut f: impl FnMut(&mut Client, &str) -> Op<T>,
+    ) -> Result<T, Fail> {
         let host = self.cfg.host_id.clone();
-        for attempt in 0..2 {
+        let mut created = false;
+        let mut attempt = 0;
+        while attempt < 2 {
             if self.client.as_ref().is_none_or(|c| c.is_closed()) {
                 self.client = None;
-                self.connect().map_err(Fail::Pg)?;
+                self.checked = false;
+                let c = self.open_session().map_err(Fail::Pg)?;
+                self.client = Some(c);
             }
             let c = self.client.as_mut().expect("connected above");
+            if eager_check && !self.checked {
+                check_on(c, &self.desc, self.secret.as_deref()).map_err(Fail::Pg)?;
+                self.checked = true;
+            }
             match f(c, &host) {
                 Ok(v) => return Ok(v),
                 Err(OpErr::App(e)) => return Err(Fail::Pg(self.named(e))),
                 Err(OpErr::Jnet(e)) => return Err(Fail::Jnet(e)),
                 Err(OpErr::Pg(e)) => {
+                    if !eager_check && !created && is_missing_table(&e) && !c.is_closed() {
+                        // The schema is missing or older: the ordinary
+                        // check creates it or refuses with its message.
+                        check_on(c, &self.desc, self.secret.as_deref()).map_err(Fail::Pg)?;
+                        self.checked = true;
+                        created = true;
+                        continue;
+                    }
                     let lost = c.is_closed() || e.is_closed() || is_connection_loss(&e);
                     if lost && attempt == 0 {
                         tracing::warn!(store = %self.desc, "{what}: connection lost, reconnecting");
                         self.client = None;
+                        attempt += 1;
                         continue;
                     }
                     if lost {
@@ -509,10 +578,21 @@ impl PgStore {
         Ok(JailLock::new(jail.clone(), c))
     }
 
+    /// Drops this store without closing its session: the client (its
+    /// socket, its runtime) is forgotten, so the process exit closes the
+    /// socket; see [`crate::store::fleet::detach_sessions_at_exit`] for
+    /// why and when. A transaction left open would be rolled back by the
+    /// server all the same.
+    pub fn detach(mut self) {
+        if let Some(c) = self.client.take() {
+            std::mem::forget(c);
+        }
+    }
+
     /// The live connection, for diagnostics and tests (session settings,
     /// backend pid). Reconnects when it was lost.
     pub fn with_client<T>(&mut self, f: impl FnOnce(&mut Client) -> T) -> Result<T, PgError> {
-        if self.client.as_ref().is_none_or(|c| c.is_closed()) {
+        if self.client.as_ref().is_none_or(|c| c.is_closed()) || !self.checked {
             self.client = None;
             self.connect()?;
         }
@@ -635,10 +715,14 @@ fn connect_raw(
         _ => limits,
     };
     pc.options(&options);
+    tracing::debug!(store = %desc, "opening a session");
     let c = match tls {
         Some(tls) => pc.connect(tls.clone()),
         None => pc.connect(NoTls),
     };
+    if c.is_ok() {
+        tracing::debug!(store = %desc, "session open");
+    }
     c.map_err(|e| {
         let kind = match e.code() {
             Some(c) if *c == SqlState::INVALID_PASSWORD || *c == SqlState::INVALID_AUTHORIZATION_SPECIFICATION => {
@@ -670,6 +754,25 @@ fn detail(e: &postgres::Error) -> String {
             s
         }
     }
+}
+
+/// The schema check on a fresh session, its failures named after the
+/// store.
+fn check_on(c: &mut Client, desc: &str, secret: Option<&str>) -> Result<(), PgError> {
+    let named = |e: PgError| PgError::new(e.kind, format!("{desc}: {}", e.message()), secret);
+    match schema::check(c) {
+        Ok(()) => Ok(()),
+        Err(OpErr::App(e)) => Err(named(e)),
+        Err(OpErr::Pg(e)) => Err(op_error(desc, "checking the schema", e, secret)),
+        Err(OpErr::Jnet(e)) => Err(named(PgError::new(PgErrorKind::Schema, e.to_string(), None))),
+    }
+}
+
+/// A statement met a table or column jnet's schema has: the schema is
+/// missing or older than this jnet's.
+fn is_missing_table(e: &postgres::Error) -> bool {
+    e.code()
+        .is_some_and(|c| *c == SqlState::UNDEFINED_TABLE || *c == SqlState::UNDEFINED_COLUMN)
 }
 
 fn is_connection_loss(e: &postgres::Error) -> bool {

@@ -107,13 +107,14 @@ fn version_fast(c: &mut Client) -> Result<Option<u32>, postgres::Error> {
     }
 }
 
-/// On connect: create the schema when there is none, accept the current
-/// version, refuse any other.
-pub(super) fn check(c: &mut Client) -> Op<()> {
-    match version_fast(c)? {
-        Some(v) if v == SCHEMA_VERSION => Ok(()),
-        Some(v) if v > SCHEMA_VERSION => Err(too_new(v)),
-        Some(v) => Err(OpErr::App(PgError::new(
+/// Whether this jnet works with a schema of version `v`: the current one
+/// is accepted, a newer one refused (upgrade jnet), an older one refused
+/// until migrated.
+pub(crate) fn verdict(v: u32) -> Op<()> {
+    match v {
+        v if v == SCHEMA_VERSION => Ok(()),
+        v if v > SCHEMA_VERSION => Err(too_new(v)),
+        v => Err(OpErr::App(PgError::new(
             PgErrorKind::Schema,
             format!(
                 "the database's schema is version {v}, older than this jnet's ({SCHEMA_VERSION}); \
@@ -121,6 +122,14 @@ pub(super) fn check(c: &mut Client) -> Op<()> {
             ),
             None,
         ))),
+    }
+}
+
+/// On connect: create the schema when there is none, accept the current
+/// version, refuse any other.
+pub(super) fn check(c: &mut Client) -> Op<()> {
+    match version_fast(c)? {
+        Some(v) => verdict(v),
         None => {
             let (from, to) = migrate(c)?;
             tracing::info!(from, to, "created the jnet schema");
