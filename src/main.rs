@@ -49,7 +49,6 @@ fn main() -> ExitCode {
         .with_target(false)
         .init();
 
-    jnet::store::fleet::detach_sessions_at_exit();
     match commands::run(&cli) {
         Ok(status) => ExitCode::from(status.code()),
         Err(e) => {

@@ -39,6 +39,7 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         state_dir: cli.state_dir.clone(),
         lock_timeout,
         assign_only: matches!(cli.command, Command::Assign(_)),
+        one_shot: true,
     })?;
     let quiet = cli.verbose == 0;
     match &cli.command {

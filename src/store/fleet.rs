@@ -995,7 +995,7 @@ mod conformance_pg {
             ),
             "{msg}"
         );
-        assert_eq!(e.exit_status(), crate::error::ExitStatus::DataErr, "{msg}");
+        assert_eq!(e.kind(), crate::error::ErrorKind::Invalid, "{msg}");
         assert_eq!(leases(&a), before, "nothing changed remotely");
         let inv = (&local as &dyn Backend).read().unwrap();
         assert!(inv.jails.contains_key(&jn("a2")), "nothing changed locally");

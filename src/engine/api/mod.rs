@@ -45,6 +45,11 @@ pub struct Options {
     /// The engine serves `assign` only, whose facts (the config without its
     /// jails, jail.conf's addresses) may come from the facts cache.
     pub assign_only: bool,
+    /// The process ends right after this one command (the `jnet` binary):
+    /// database sessions are left to the process exit instead of closed
+    /// (see `store::fleet::detach_sessions_at_exit`). Never for a process
+    /// that goes on.
+    pub one_shot: bool,
 }
 
 impl Default for Options {
@@ -54,6 +59,7 @@ impl Default for Options {
             state_dir: None,
             lock_timeout: Duration::from_secs(10),
             assign_only: false,
+            one_shot: false,
         }
     }
 }
@@ -81,6 +87,9 @@ pub struct Engine {
 impl Engine {
     /// Reads the configuration and opens the store it names.
     pub fn open(opts: &Options) -> Result<Engine> {
+        if opts.one_shot {
+            crate::store::fleet::detach_sessions_at_exit();
+        }
         let config_path = opts.config.clone().unwrap_or_else(sources::default_config_path);
         // why: `assign` reads neither the config's jails nor jail.conf
         // beyond its addresses; at 10,000 declared jails parsing them was

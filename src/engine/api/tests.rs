@@ -47,6 +47,7 @@ fn fixture() -> Fixture {
         state_dir: None,
         lock_timeout: Duration::from_secs(2),
         assign_only: false,
+        one_shot: false,
     })
     .unwrap()
     .with_host(host.clone());
