@@ -264,10 +264,15 @@ pub fn declared_ports(
     inv: &Inventory,
     profiles: &crate::engine::sources::Profiles,
 ) -> crate::error::Result<BTreeMap<JailName, Vec<String>>> {
-    Ok(crate::engine::jails::views(config, inv, profiles)?
-        .into_iter()
-        .map(|(n, v)| (n, v.settings.ports.iter().map(|p| p.to_string()).collect()))
-        .collect())
+    Ok(ports_of_views(&crate::engine::jails::views(config, inv, profiles)?))
+}
+
+/// [`declared_ports`] from views already built.
+pub fn ports_of_views(views: &BTreeMap<JailName, crate::engine::jails::JailView>) -> BTreeMap<JailName, Vec<String>> {
+    views
+        .iter()
+        .map(|(n, v)| (n.clone(), v.settings.ports.iter().map(|p| p.to_string()).collect()))
+        .collect()
 }
 
 /// Where an exposure of `jnet list` comes from.
@@ -312,10 +317,20 @@ pub fn exposures(
     inv: &Inventory,
     profiles: &crate::engine::sources::Profiles,
 ) -> crate::error::Result<BTreeMap<JailName, Vec<ExposeRow>>> {
-    let views = crate::engine::jails::views(config, inv, profiles)?;
+    Ok(exposures_of_views(
+        config,
+        &crate::engine::jails::views(config, inv, profiles)?,
+    ))
+}
+
+/// [`exposures`] from views already built.
+pub fn exposures_of_views(
+    config: &Config,
+    views: &BTreeMap<JailName, crate::engine::jails::JailView>,
+) -> BTreeMap<JailName, Vec<ExposeRow>> {
     let mut out = BTreeMap::new();
     for (n, v) in views {
-        let entry = config.jails.get(&n);
+        let entry = config.jails.get(n);
         let own = entry.map(|j| j.settings.expose.as_slice()).unwrap_or(&[]);
         let profile = entry.and_then(|j| j.profile.clone());
         let rows = v
@@ -339,9 +354,9 @@ pub fn exposures(
                 }
             })
             .collect();
-        out.insert(n, rows);
+        out.insert(n.clone(), rows);
     }
-    Ok(out)
+    out
 }
 
 #[cfg(test)]
