@@ -152,3 +152,49 @@ fn a_shared_store_config_is_never_cached() {
     assign(&cfg, "n");
     assert!(cache(d.path()).exists());
 }
+
+/// `jnet pools` also takes its facts from the cache, and `jnet inventory`
+/// its jail.conf addresses (issue 10); a jail.conf address added since is
+/// counted: never a stale report.
+#[test]
+fn pools_counts_what_jail_conf_holds_now() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("jnet.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let conf = d.path().join("jail.conf");
+    std::fs::write(&conf, "x { ip4.addr = 203.0.113.1; }\n").unwrap();
+    let reserved = || -> u64 {
+        let out = ok(&cfg, &["pools", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["pools"][0]["reserved"].as_u64().unwrap()
+    };
+    // The state directory (where the cache lives) is made by a write.
+    assign(&cfg, "n");
+    let _ = std::fs::remove_file(cache(d.path()));
+    assert_eq!(reserved(), 1);
+    assert_eq!(reserved(), 1);
+    assert!(cache(d.path()).exists(), "pools writes the cache too");
+    let inventory_reserved = || -> u64 {
+        let out = ok(&cfg, &["inventory", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["pools"][0]["reserved"].as_u64().unwrap()
+    };
+    assert_eq!(
+        inventory_reserved(),
+        1,
+        "inventory reads the cached jail.conf addresses"
+    );
+    std::fs::write(&conf, "x { ip4.addr = 203.0.113.1; }\ny { ip4.addr = 203.0.113.9; }\n").unwrap();
+    assert_eq!(
+        inventory_reserved(),
+        2,
+        "a changed jail.conf is read again, never the stale cache"
+    );
+    assert_eq!(reserved(), 2);
+    assert_eq!(inventory_reserved(), 2);
+    // The config's jails are not needed by pools, but a broken jnet.toml
+    // is still reported.
+    std::fs::write(&cfg, CONFIG.replace("ports = [\"tcp/80\"]", "ports = [\"tcp/0\"]")).unwrap();
+    let o = jnet(&cfg, &["pools"]);
+    assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stderr));
+}

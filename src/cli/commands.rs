@@ -38,7 +38,7 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
         config: cli.config.clone(),
         state_dir: cli.state_dir.clone(),
         lock_timeout,
-        assign_only: matches!(cli.command, Command::Assign(_)),
+        facts_only: matches!(cli.command, Command::Assign(_) | Command::Pools(_)),
         one_shot: true,
     })?;
     let quiet = cli.verbose == 0;

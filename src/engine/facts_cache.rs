@@ -774,6 +774,24 @@ impl Session {
     }
 }
 
+/// jail.conf's static addresses from the cache in `state_dir`, for a
+/// command that loads the whole config but needs of jail.conf only these
+/// (`inventory`): Some only when the cache was written by this very jnet
+/// binary for the jail.conf at `jail_conf` and every input file and
+/// include glob is unchanged ([`ConfFacts::fresh`]); None otherwise (the
+/// caller parses jail.conf). It never writes the cache.
+pub fn fresh_conf_addrs(state_dir: &Path, jail_conf: &Path) -> Option<ConfAddrs> {
+    let exe = exe_stamp()?;
+    let f = read(state_dir)?;
+    let cf = f.conf.filter(|_| f.exe == exe)?;
+    let root = jail_conf.display().to_string();
+    let glob = |pat: &str| crate::core::jailconf::Loader::glob(&crate::engine::jailconf_fs::FsLoader, pat);
+    (cf.files.first().is_some_and(|r| r.path == root) && cf.fresh(&glob)).then(|| {
+        tracing::debug!("jail.conf addresses from the facts cache");
+        cf.addrs
+    })
+}
+
 // ---- the file ----------------------------------------------------------
 
 /// The cache in `state_dir`, or None (missing, unsafe, damaged).

@@ -13,7 +13,7 @@ use crate::core::lifecycle::Phase;
 use crate::core::model::AddressFamily;
 use crate::core::names::JailName;
 use crate::core::range::RangeSet;
-use crate::engine::jails_conf::ConfJail;
+use crate::engine::jails_conf::ConfAddrs;
 use crate::os::IfAddr;
 use crate::store::{Inventory, Mode};
 
@@ -160,18 +160,16 @@ pub fn assignments(inv: &Inventory, ports: &PortsOf, host: &str) -> Vec<Assignme
         .collect()
 }
 
-pub fn pools(config: &Config, inv: &Inventory, jail_conf: &[ConfJail], host: &[IfAddr]) -> Vec<PoolReport> {
+pub fn pools(config: &Config, inv: &Inventory, jail_conf: &ConfAddrs, host: &[IfAddr]) -> Vec<PoolReport> {
     pools_held(config, &inv.taken(), jail_conf, host)
 }
 
 /// [`pools`] with `held` the addresses jails hold (with shared pools:
 /// every host's leases, not only this host's inventory).
-pub fn pools_held(config: &Config, held: &RangeSet, jail_conf: &[ConfJail], host: &[IfAddr]) -> Vec<PoolReport> {
+pub fn pools_held(config: &Config, held: &RangeSet, jail_conf: &ConfAddrs, host: &[IfAddr]) -> Vec<PoolReport> {
     let mut outside = RangeSet::new();
-    for c in jail_conf {
-        for (_, a) in &c.addrs {
-            outside.insert_addr(*a);
-        }
+    for (_, _, a) in jail_conf.iter() {
+        outside.insert_addr(a);
     }
     for i in host {
         if let IpAddr::V4(a) = i.address {
@@ -392,7 +390,7 @@ mod tests {
                 prefix: 32,
             },
         ];
-        let p = &pools(&c, &inv, &[], &host)[0];
+        let p = &pools(&c, &inv, &ConfAddrs::EMPTY, &host)[0];
         assert_eq!((p.size, p.used, p.reserved, p.free), (13, 2, 1, 10));
         assert_eq!(p.utilisation, 15.38);
         let d = drift(&c, &inv, &host);

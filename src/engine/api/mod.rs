@@ -42,9 +42,11 @@ pub struct Options {
     pub state_dir: Option<PathBuf>,
     /// How long to wait for another jnet process's inventory lock.
     pub lock_timeout: Duration,
-    /// The engine serves `assign` only, whose facts (the config without its
-    /// jails, jail.conf's addresses) may come from the facts cache.
-    pub assign_only: bool,
+    /// The command needs of jnet.toml no jail and of jail.conf only the
+    /// static addresses (`assign`, `pools`): those facts may come from the
+    /// facts cache (`engine::facts_cache`), and the engine's config then
+    /// has no jails.
+    pub facts_only: bool,
     /// The process ends right after this one command (the `jnet` binary):
     /// database sessions are left to the process exit instead of closed
     /// (see `store::fleet::detach_sessions_at_exit`). Never for a process
@@ -58,7 +60,7 @@ impl Default for Options {
             config: None,
             state_dir: None,
             lock_timeout: Duration::from_secs(10),
-            assign_only: false,
+            facts_only: false,
             one_shot: false,
         }
     }
@@ -74,8 +76,10 @@ pub struct Engine {
     profiles: Profiles,
     conf_jails: OnceCell<Vec<ConfJail>>,
     conf_addrs: OnceCell<jails_conf::ConfAddrs>,
-    /// The facts cache, for `assign` (its config has no jails).
+    /// The facts cache, for `assign` and `pools` (its config has no jails).
     facts: Option<facts_cache::Session>,
+    /// The local state directory (the facts cache lives there).
+    state_dir: PathBuf,
     /// The system's host adapter, made on first use, or the one given to
     /// [`Engine::with_host`].
     host: OnceCell<Rc<dyn Host>>,
@@ -91,16 +95,16 @@ impl Engine {
             crate::store::fleet::detach_sessions_at_exit();
         }
         let config_path = opts.config.clone().unwrap_or_else(sources::default_config_path);
-        // why: `assign` reads neither the config's jails nor jail.conf
-        // beyond its addresses; at 10,000 declared jails parsing them was
-        // all of its time (issue 10). See engine::facts_cache.
-        let (config, facts) = if opts.assign_only {
+        // why: `assign` and `pools` read neither the config's jails nor
+        // jail.conf beyond its addresses; at 10,000 declared jails parsing
+        // them was all of their time (issue 10). See engine::facts_cache.
+        let (config, facts) = if opts.facts_only {
             facts_cache::open_config(&config_path, opts.state_dir.as_deref())?
         } else {
             (sources::load_config(&config_path)?, None)
         };
         let state = sources::state_dir(opts.state_dir.as_deref(), &config, &config_path);
-        let local = Store::new(state, opts.lock_timeout);
+        let local = Store::new(state.clone(), opts.lock_timeout);
         let store: Box<dyn Backend> = match config.store.backend {
             BackendKind::File => Box::new(local),
             BackendKind::Postgres => Box::new(FleetStore::new(local, config.store.clone(), config.pools.clone())),
@@ -114,6 +118,7 @@ impl Engine {
             conf_jails: OnceCell::new(),
             conf_addrs: OnceCell::new(),
             facts,
+            state_dir: state,
             host: OnceCell::new(),
             injected_host: false,
         })
@@ -191,7 +196,24 @@ impl Engine {
                 }
                 addrs
             }
-            None => jails_conf::ConfAddrs::from_jails(self.conf_jails()?),
+            None => {
+                // why the cache here too: `inventory` loads the whole
+                // config but needs only these of jail.conf; a cache a
+                // previous `assign` or `pools` left is used when fresh.
+                let cached = match (
+                    self.conf_jails.get(),
+                    sources::jail_conf_path(&self.config, &self.config_path),
+                ) {
+                    (None, Some(p)) if self.store.fleet().is_none() => {
+                        facts_cache::fresh_conf_addrs(&self.state_dir, &p)
+                    }
+                    _ => None,
+                };
+                match cached {
+                    Some(a) => a,
+                    None => jails_conf::ConfAddrs::from_jails(self.conf_jails()?),
+                }
+            }
         };
         Ok(self.conf_addrs.get_or_init(|| v))
     }

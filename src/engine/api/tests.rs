@@ -46,7 +46,7 @@ fn fixture() -> Fixture {
         config: Some(config),
         state_dir: None,
         lock_timeout: Duration::from_secs(2),
-        assign_only: false,
+        facts_only: false,
         one_shot: false,
     })
     .unwrap()
