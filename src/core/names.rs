@@ -55,9 +55,17 @@ fn check(kind: &'static str, value: &str, max: usize, extra: &[u8]) -> Result<()
 macro_rules! name_type {
     ($(#[$doc:meta])* $ty:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
-        #[serde(transparent)]
-        pub struct $ty(String);
+        // why Arc<str>: a name is cloned into every claim, view and report
+        // row; at 10,000 jails the String copies were a seventh of `check`.
+        // Comparison, order and hash are the text's.
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub struct $ty(std::sync::Arc<str>);
+
+        impl Serialize for $ty {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
 
         impl $ty {
             pub fn as_str(&self) -> &str {
@@ -132,14 +140,14 @@ impl JailName {
                 reason: "must not start with '_' (pfctl refuses anchors whose name starts with '_')",
             });
         }
-        Ok(JailName(s.to_string()))
+        Ok(JailName(s.into()))
     }
 }
 
 impl PoolName {
     pub fn new(s: &str) -> Result<Self, NameError> {
         check("pool", s, 32, &[])?;
-        Ok(PoolName(s.to_string()))
+        Ok(PoolName(s.into()))
     }
 }
 
@@ -153,7 +161,7 @@ impl IfName {
                 reason: "must start with a letter",
             });
         }
-        Ok(IfName(s.to_string()))
+        Ok(IfName(s.into()))
     }
 }
 
