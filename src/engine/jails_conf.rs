@@ -332,9 +332,10 @@ fn unsupported(j: &JailDef, support: Support) -> Vec<(String, String)> {
 
 /// `file:line` of parameter `name` (the jail's block when unknown).
 fn at(j: &JailDef, name: &str) -> String {
-    j.param_location(name)
-        .map(|l| l.to_string())
-        .unwrap_or_else(|| j.location.to_string())
+    match j.param_source(name) {
+        Some((file, line)) => format!("{file}:{line}"),
+        None => j.location.to_string(),
+    }
 }
 
 fn bad(j: &JailDef, name: &str, what: impl std::fmt::Display) -> Error {

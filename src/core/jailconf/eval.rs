@@ -320,6 +320,7 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
     };
     let real = raw.jails.len() - wild.len();
     let mut seen: FxMap<&str, Loc> = FxMap::default();
+    seen.reserve(raw.jails.len());
     let mut out = Vec::with_capacity(raw.jails.len() - wild.len());
     let mut ps = Collected::default();
     for (ji, jail) in raw.jails.iter().enumerate() {
@@ -361,7 +362,19 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
         }
     }
     let mut store = cx.store;
-    store.names = cx.keys.into_names();
+    // Names sorted, and each parameter renumbered to match: a jail's
+    // parameters (sorted by name) are then sorted by number too.
+    let mut names: Vec<(Box<str>, u32)> = cx.keys.into_names().into_iter().zip(0u32..).collect();
+    names.sort_unstable();
+    let mut rank = vec![0u32; names.len()];
+    for (new, (_, old)) in names.iter().enumerate() {
+        rank[*old as usize] = new as u32;
+    }
+    for p in &mut store.params {
+        p.name = rank[p.name as usize];
+    }
+    store.index = names.iter().map(|(n, _)| n.clone()).zip(0u32..).collect();
+    store.names = names.into_iter().map(|(n, _)| n).collect();
     Ok(JailConf::new(store, out))
 }
 
