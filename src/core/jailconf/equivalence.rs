@@ -34,7 +34,7 @@ fn compare(n: &JailConf, o: &[reference::JailDef], text: &str) {
     assert_eq!(n.jails().len(), o.len(), "{text:?}");
     for (a, b) in n.jails().iter().zip(o) {
         assert_eq!(a.name, b.name, "{text:?}");
-        assert_eq!(a.params, b.params, "jail {}: {text:?}", a.name);
+        assert_eq!(a.params(), &b.params, "jail {}: {text:?}", a.name);
         assert_eq!(a.location, b.location, "jail {}: {text:?}", a.name);
         for (k, loc) in &b.sources {
             assert_eq!(a.param_location(k), Some(loc), "jail {} param {k}: {text:?}", a.name);

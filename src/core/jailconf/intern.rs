@@ -91,6 +91,11 @@ impl Interner {
     pub fn len(&self) -> usize {
         self.names.len()
     }
+
+    /// The names, indexed by their [`Sym`].
+    pub fn into_names(self) -> Vec<Box<str>> {
+        self.names
+    }
 }
 
 #[cfg(test)]

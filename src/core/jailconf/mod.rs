@@ -24,7 +24,7 @@ mod parser;
 #[cfg(test)]
 mod reference;
 
-pub use model::{Ip4AddrEntry, Ip4Mode, JailConf, JailDef, Location, Value};
+pub use model::{Ip4AddrEntry, Ip4Mode, JailConf, JailDef, Location, Strs, Value, ValueRef};
 
 use crate::error::ErrorKind;
 
@@ -144,9 +144,9 @@ impl Loader for MemLoader {
 /// resolve relative includes), following includes through `loader`.
 pub fn parse(file: &str, text: &str, loader: &dyn Loader) -> Result<JailConf, JailConfError> {
     let raw = parser::parse_all(file, text, loader)?;
-    let jails = eval::evaluate(raw)?;
-    tracing::debug!(file, jails = jails.len(), "jail.conf parsed");
-    Ok(JailConf::new(jails))
+    let conf = eval::evaluate(raw)?;
+    tracing::debug!(file, jails = conf.jails().len(), "jail.conf parsed");
+    Ok(conf)
 }
 
 /// Read the root file at `path` through `loader`, then [`parse`] it.

@@ -12,6 +12,7 @@ use std::fmt;
 use std::net::Ipv4Addr;
 use std::sync::{Arc, OnceLock};
 
+use super::intern::FxMap;
 use super::JailConfError;
 
 /// Where something was defined.
@@ -65,79 +66,165 @@ pub struct Ip4AddrEntry {
     pub options: Vec<String>,
 }
 
-/// One jail's effective parameters.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JailDef {
-    pub name: String,
-    /// Effective parameters (variables removed, substitutions done);
-    /// includes the implicit `name` (or `jid` for a numeric jail name).
-    pub params: BTreeMap<String, Value>,
-    /// Where the jail's block starts.
-    pub location: Location,
-    pub(crate) sources: Sources,
-}
-
-/// Where each of a jail's parameters was last set, in the order of
-/// [`JailDef::params`]' keys.
+/// Everything the jails of one parse share: the expanded values back to
+/// back, and each jail's parameters as small fixed-size records over them.
 ///
-/// why: kept as (file index, line) pairs over the file names shared by all
-/// jails; the [`Location`]s (each with its own copy of the file name) are
-/// made only when one is asked for, which is for messages. Building them
-/// for every parameter of every jail was a quarter of the allocations of a
-/// 10,000-jail parse.
-#[derive(Clone)]
-pub(crate) struct Sources {
-    files: Arc<[String]>,
-    at: Vec<(usize, usize)>,
-    made: OnceLock<Box<[Location]>>,
+/// why: owning a `String` per value and a `BTreeMap` node per parameter was
+/// most of a 10,000-jail parse (issue 10: 220k allocations, 30 ms); the
+/// records are filled in one pass and read by range. The owned
+/// [`Value`] map is made per jail only when [`JailDef::params`] or
+/// [`JailDef::get`] is asked for (tests, rare callers).
+#[derive(Debug, Default)]
+pub(crate) struct Store {
+    /// Expanded values (and variables), back to back.
+    pub text: String,
+    /// Each value: a range of `text`.
+    pub spans: Vec<(u32, u32)>,
+    /// Each jail's parameters, contiguous and sorted by name.
+    pub params: Vec<Param>,
+    /// Parameter names, sorted (`Param::name` indexes it, so a jail's
+    /// parameters sorted by name are sorted by `Param::name`).
+    pub names: Vec<Box<str>>,
+    /// Index of each name in `names`.
+    pub index: FxMap<Box<str>, u32>,
+    /// File names (`Param::file` indexes it).
+    pub files: Vec<String>,
 }
 
-impl Sources {
-    pub(crate) fn new(files: Arc<[String]>, at: Vec<(usize, usize)>) -> Self {
-        Sources {
-            files,
-            at,
-            made: OnceLock::new(),
+/// One effective parameter of one jail, and where it was last set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Param {
+    pub name: u32,
+    pub value: Val,
+    pub file: u32,
+    pub line: usize,
+}
+
+/// A parameter's value in [`Store`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Val {
+    Bool(bool),
+    /// A range of [`Store::spans`] with one value (a string) or more (a list).
+    Vals(u32, u32),
+}
+
+/// Several values of a parameter, borrowed from the parse.
+#[derive(Clone, Copy)]
+pub struct Strs<'a> {
+    text: &'a str,
+    spans: &'a [(u32, u32)],
+}
+
+impl<'a> Strs<'a> {
+    const EMPTY: Strs<'static> = Strs { text: "", spans: &[] };
+
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a str> {
+        let &(a, b) = self.spans.get(i)?;
+        self.text.get(a as usize..b as usize)
+    }
+
+    pub fn last(&self) -> Option<&'a str> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a str> + 'a {
+        let text = self.text;
+        self.spans
+            .iter()
+            .map(move |&(a, b)| text.get(a as usize..b as usize).unwrap_or(""))
+    }
+}
+
+impl PartialEq for Strs<'_> {
+    fn eq(&self, other: &Self) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Strs<'_> {}
+
+impl fmt::Debug for Strs<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// An effective parameter value, borrowed from the parse (see [`Value`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueRef<'a> {
+    Bool(bool),
+    Str(&'a str),
+    /// Two or more values.
+    List(Strs<'a>),
+}
+
+impl ValueRef<'_> {
+    pub fn to_value(self) -> Value {
+        match self {
+            ValueRef::Bool(b) => Value::Bool(b),
+            ValueRef::Str(s) => Value::Str(s.to_string()),
+            ValueRef::List(l) => Value::List(l.iter().map(str::to_string).collect()),
         }
     }
-
-    fn file(&self, i: usize) -> &str {
-        self.files.get(i).map_or("", String::as_str)
-    }
-
-    /// The location of the `rank`-th parameter.
-    fn get(&self, rank: usize) -> Option<&Location> {
-        self.made
-            .get_or_init(|| {
-                self.at
-                    .iter()
-                    .map(|&(f, line)| Location {
-                        file: self.file(f).to_string(),
-                        line,
-                    })
-                    .collect()
-            })
-            .get(rank)
-    }
-
-    fn pairs(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
-        self.at.iter().map(|&(f, line)| (self.file(f), line))
-    }
 }
 
-impl PartialEq for Sources {
+/// One jail's effective parameters.
+#[derive(Clone)]
+pub struct JailDef {
+    pub name: String,
+    /// Where the jail's block starts.
+    pub location: Location,
+    store: Arc<Store>,
+    /// Range of [`Store::params`].
+    range: (usize, usize),
+    /// Made on demand (messages): the location of each parameter.
+    locations: OnceLock<Box<[Location]>>,
+    /// Made on demand: [`JailDef::params`].
+    map: OnceLock<BTreeMap<String, Value>>,
+}
+
+impl PartialEq for JailDef {
     fn eq(&self, other: &Self) -> bool {
-        self.at.len() == other.at.len() && self.pairs().eq(other.pairs())
+        self.name == other.name
+            && self.location == other.location
+            && self.own().len() == other.own().len()
+            && self.iter().eq(other.iter())
+            && self.sources().eq(other.sources())
     }
 }
 
-impl Eq for Sources {}
+impl Eq for JailDef {}
 
-impl fmt::Debug for Sources {
+impl fmt::Debug for JailDef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list()
-            .entries(self.pairs().map(|(file, line)| format!("{file}:{line}")))
+        f.debug_struct("JailDef")
+            .field("name", &self.name)
+            .field("location", &self.location)
+            .field("params", &DebugMap(self))
+            .field(
+                "sources",
+                &self
+                    .sources()
+                    .map(|(file, line)| format!("{file}:{line}"))
+                    .collect::<Vec<_>>(),
+            )
             .finish()
+    }
+}
+
+struct DebugMap<'a>(&'a JailDef);
+
+impl fmt::Debug for DebugMap<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_map().entries(self.0.iter()).finish()
     }
 }
 
@@ -148,8 +235,23 @@ pub struct JailConf {
 }
 
 impl JailConf {
-    pub(crate) fn new(jails: Vec<JailDef>) -> Self {
-        JailConf { jails }
+    /// The jails of `store`: name, block location and range of
+    /// [`Store::params`] each.
+    pub(crate) fn new(store: Store, jails: Vec<(String, Location, (usize, usize))>) -> Self {
+        let store = Arc::new(store);
+        JailConf {
+            jails: jails
+                .into_iter()
+                .map(|(name, location, range)| JailDef {
+                    name,
+                    location,
+                    store: store.clone(),
+                    range,
+                    locations: OnceLock::new(),
+                    map: OnceLock::new(),
+                })
+                .collect(),
+        }
     }
 
     /// Every named jail in file order (wildcard blocks excluded).
@@ -175,41 +277,124 @@ fn parse_bool(s: &str) -> Option<bool> {
 }
 
 impl JailDef {
+    fn own(&self) -> &[Param] {
+        self.store.params.get(self.range.0..self.range.1).unwrap_or(&[])
+    }
+
+    fn pname(&self, p: &Param) -> &str {
+        self.store.names.get(p.name as usize).map_or("", |s| s)
+    }
+
+    fn file(&self, i: u32) -> &str {
+        self.store.files.get(i as usize).map_or("", String::as_str)
+    }
+
+    fn sources(&self) -> impl Iterator<Item = (&str, usize)> + '_ {
+        self.own().iter().map(|p| (self.file(p.file), p.line))
+    }
+
+    fn strs_of(&self, v: Val) -> Strs<'_> {
+        match v {
+            Val::Bool(_) => Strs::EMPTY,
+            Val::Vals(a, b) => Strs {
+                text: &self.store.text,
+                spans: self.store.spans.get(a as usize..b as usize).unwrap_or(&[]),
+            },
+        }
+    }
+
+    fn value_of(&self, v: Val) -> ValueRef<'_> {
+        match v {
+            Val::Bool(b) => ValueRef::Bool(b),
+            Val::Vals(..) => {
+                let s = self.strs_of(v);
+                match s.len() {
+                    1 => ValueRef::Str(s.get(0).unwrap_or("")),
+                    _ => ValueRef::List(s),
+                }
+            }
+        }
+    }
+
+    /// Rank of parameter `name` among the jail's (sorted) parameters.
+    fn rank(&self, name: &str) -> Option<usize> {
+        // why by number: the engine asks each jail for some 40 names, most
+        // of them absent; comparing strings was a quarter of reading a
+        // 10,000-jail jail.conf into the engine's form.
+        let &k = self.store.index.get(name)?;
+        self.own().binary_search_by_key(&k, |p| p.name).ok()
+    }
+
+    /// Every effective parameter in name order (variables removed,
+    /// substitutions done); includes the implicit `name` (or `jid` for a
+    /// numeric jail name).
+    pub fn iter(&self) -> impl Iterator<Item = (&str, ValueRef<'_>)> + '_ {
+        self.own().iter().map(|p| (self.pname(p), self.value_of(p.value)))
+    }
+
+    /// The value of parameter `name`, borrowed.
+    pub fn value(&self, name: &str) -> Option<ValueRef<'_>> {
+        self.rank(name).map(|k| self.value_of(self.own()[k].value))
+    }
+
+    /// The values of parameter `name` (a scalar is one; absent or boolean:
+    /// none), borrowed.
+    pub fn strs(&self, name: &str) -> Strs<'_> {
+        match self.rank(name) {
+            Some(k) => self.strs_of(self.own()[k].value),
+            None => Strs::EMPTY,
+        }
+    }
+
+    /// Effective parameters as an owned map (made on first use).
+    pub fn params(&self) -> &BTreeMap<String, Value> {
+        self.map
+            .get_or_init(|| self.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect())
+    }
+
     pub fn get(&self, name: &str) -> Option<&Value> {
-        self.params.get(name)
+        self.params().get(name)
     }
 
     /// File and line where `name` was last set (for error messages).
     pub fn param_location(&self, name: &str) -> Option<&Location> {
-        let rank = self.params.keys().position(|k| k == name)?;
-        self.sources.get(rank)
+        let rank = self.rank(name)?;
+        self.locations
+            .get_or_init(|| {
+                self.sources()
+                    .map(|(file, line)| Location {
+                        file: file.to_string(),
+                        line,
+                    })
+                    .collect()
+            })
+            .get(rank)
+    }
+
+    /// File name and line where `name` was last set, without making a
+    /// [`Location`].
+    pub fn param_source(&self, name: &str) -> Option<(&str, usize)> {
+        let p = self.own()[self.rank(name)?];
+        Some((self.file(p.file), p.line))
     }
 
     /// A scalar value. For a list, the last value (jail(8) gives scalar
     /// parameters the last value added); `None` for a valueless boolean.
     pub fn get_str(&self, name: &str) -> Option<&str> {
-        match self.params.get(name)? {
-            Value::Str(s) => Some(s),
-            Value::List(l) => l.last().map(String::as_str),
-            Value::Bool(_) => None,
-        }
+        self.strs(name).last()
     }
 
     /// All values (a scalar is a one-element list; absent or boolean: empty).
     pub fn get_list(&self, name: &str) -> Vec<&str> {
-        match self.params.get(name) {
-            Some(Value::Str(s)) => vec![s.as_str()],
-            Some(Value::List(l)) => l.iter().map(String::as_str).collect(),
-            _ => Vec::new(),
-        }
+        self.strs(name).iter().collect()
     }
 
     /// A boolean: `persist;`, `nopersist;`, `persist = 0`, `allow.mount =
     /// "false"`, `allow.nomount = 1` (negated). `None` when absent or not a
     /// boolean value.
     pub fn get_bool(&self, name: &str) -> Option<bool> {
-        match self.params.get(name) {
-            Some(Value::Bool(b)) => return Some(*b),
+        match self.value(name) {
+            Some(ValueRef::Bool(b)) => return Some(b),
             Some(_) => return self.get_str(name).and_then(parse_bool),
             None => {}
         }
@@ -275,11 +460,11 @@ impl JailDef {
                 None => format!("exec.{hook}").into(),
             }
         };
-        match self.params.get(key.as_ref()) {
-            Some(Value::Str(s)) if !s.is_empty() => vec![s.clone()],
-            Some(Value::List(l)) => l.iter().filter(|s| !s.is_empty()).cloned().collect(),
-            _ => Vec::new(),
-        }
+        self.strs(&key)
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Whether the jail has its own network stack: `vnet`, `vnet = new`,
@@ -297,11 +482,11 @@ impl JailDef {
     /// explicit `inherit`/`disable`); `None` when neither is set (the
     /// kernel then gives a new jail no IPv4 addresses).
     pub fn ip4_mode(&self) -> Result<Option<Ip4Mode>, JailConfError> {
-        let has_addrs = self.get_list("ip4.addr").iter().any(|s| !s.is_empty());
-        let explicit = match self.params.get("ip4") {
+        let has_addrs = self.strs("ip4.addr").iter().any(|s| !s.is_empty());
+        let explicit = match self.value("ip4") {
             None => None,
-            Some(Value::Bool(true)) => Some(Ip4Mode::New),
-            Some(Value::Bool(false)) => Some(Ip4Mode::Disable),
+            Some(ValueRef::Bool(true)) => Some(Ip4Mode::New),
+            Some(ValueRef::Bool(false)) => Some(Ip4Mode::Disable),
             Some(_) => {
                 let s = self.get_str("ip4").unwrap_or("");
                 Some(match s.to_ascii_lowercase().as_str() {
@@ -330,12 +515,12 @@ impl JailDef {
     /// jail's `interface`. Malformed entries are errors naming the file and
     /// line where `ip4.addr` was set.
     pub fn ip4_addrs(&self) -> Result<Vec<Ip4AddrEntry>, JailConfError> {
-        let default_if = self.interface().map(str::to_string);
-        self.get_list("ip4.addr")
-            .into_iter()
+        let default_if = self.interface();
+        self.strs("ip4.addr")
+            .iter()
             .filter(|s| !s.is_empty())
             .map(|s| {
-                parse_ip4_entry(s, default_if.as_deref())
+                parse_ip4_entry(s, default_if)
                     .map_err(|m| self.invalid("ip4.addr", format!("ip4.addr entry {s:?}: {m}")))
             })
             .collect()

@@ -152,6 +152,15 @@ impl Parser<'_> {
         self.raw.files.push(file.to_string());
         #[cfg(test)]
         self.raw.texts.push(text.to_string());
+        // why: sized from the text up front (a jail.conf statement is some
+        // 20 bytes); growing these by doubling copied megabytes at 10,000
+        // jails. Literal text never exceeds the source.
+        let r = &mut self.raw;
+        r.words.text.reserve(text.len());
+        r.words.parts.reserve(text.len() / 16);
+        r.values.reserve(text.len() / 16);
+        r.params.reserve(text.len() / 24);
+        r.jails.reserve(text.len() / 64);
         let toks = lex(text, &mut self.raw.words).map_err(|e| syntax(file, text, e.at, e.message))?;
         // The eof position is only needed for messages: computed then.
         let at = |i: usize| toks.get(i).map(|t| t.at).unwrap_or_else(|| eof_mark(text));

@@ -144,7 +144,7 @@ fn jails_in_file_order_without_wildcards() {
     assert!(c.jail("*").is_none());
     // variables are not parameters
     let c = conf("$v = 1; j { }");
-    assert_eq!(c.jail("j").unwrap().params.keys().collect::<Vec<_>>(), vec!["name"]);
+    assert_eq!(c.jail("j").unwrap().params().keys().collect::<Vec<_>>(), vec!["name"]);
 }
 
 #[test]
@@ -587,4 +587,56 @@ mod fuzz {
             let _ = model::parse_ip4_entry(&text, Some("em0"));
         }
     }
+}
+
+/// The borrowed accessors (`iter`, `value`, `strs`) agree with the owned
+/// map, in name order, for jails whose parameters differ in number and
+/// order (the evaluator reuses one jail's name order for the next when
+/// their names match).
+#[test]
+fn borrowed_view_matches_owned_map() {
+    let c = conf(
+        "z = 1; a { b = x, y; nopersist; } b { b = x; persist; } c { q = 2; b = 3; } d { b = 3; q = 2; } \
+         e { allow.nomount; c += u; c += v; }",
+    );
+    for j in c.jails() {
+        let owned: Vec<(String, Value)> = j.params().iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+        let borrowed: Vec<(String, Value)> = j.iter().map(|(k, v)| (k.to_string(), v.to_value())).collect();
+        assert_eq!(borrowed, owned, "jail {}", j.name);
+        for (k, v) in &owned {
+            assert_eq!(
+                j.value(k).map(|r| r.to_value()).as_ref(),
+                Some(v),
+                "jail {} {k}",
+                j.name
+            );
+            let want: Vec<&str> = match v {
+                Value::Bool(_) => vec![],
+                Value::Str(s) => vec![s.as_str()],
+                Value::List(l) => l.iter().map(String::as_str).collect(),
+            };
+            assert_eq!(j.strs(k).iter().collect::<Vec<_>>(), want);
+            assert_eq!(j.strs(k).len(), want.len());
+        }
+        assert_eq!(j.value("absent"), None);
+        assert!(j.strs("absent").is_empty());
+    }
+    let keys = |n: &str| {
+        c.jail(n)
+            .unwrap()
+            .iter()
+            .map(|(k, _)| k.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(keys("a"), ["b", "name", "persist", "z"]);
+    assert_eq!(keys("c"), ["b", "name", "q", "z"]);
+    assert_eq!(keys("d"), keys("c"));
+    assert_eq!(keys("e"), ["allow.mount", "c", "name", "z"]);
+    let a = c.jail("a").unwrap();
+    assert_eq!(a.value("persist"), Some(ValueRef::Bool(false)));
+    assert_eq!(a.get_list("b"), ["x", "y"]);
+    assert_eq!(c.jail("e").unwrap().get_list("c"), ["u", "v"]);
+    assert_eq!(c.jail("d").unwrap().param_location("q").map(|l| l.line), Some(1));
+    assert_ne!(c.jail("a").unwrap(), c.jail("b").unwrap());
+    assert_eq!(c.jail("c").unwrap().clone(), *c.jail("c").unwrap());
 }
