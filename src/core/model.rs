@@ -120,15 +120,6 @@ impl JailNetwork {
         }
         v
     }
-
-    /// `10.0.0.5/24 on vtnet0, 2001:db8::5/64 on vtnet0` (own addresses).
-    pub fn describe_own(&self) -> String {
-        self.own_addresses()
-            .iter()
-            .map(|(a, p, i)| format!("{a}/{p} on {i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    }
 }
 
 /// What the engine asks the host to create.

@@ -10,7 +10,7 @@
 //! the other `engine` modules.
 
 use std::cell::OnceCell;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
 
@@ -140,25 +140,9 @@ impl Engine {
         require_root(what)
     }
 
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    pub fn config_path(&self) -> &Path {
-        &self.config_path
-    }
-
     /// The directory of jnet.toml (profiles and templates live there).
     pub fn config_dir(&self) -> PathBuf {
         sources::config_dir(&self.config_path)
-    }
-
-    pub fn store(&self) -> &dyn Backend {
-        self.store.as_ref()
-    }
-
-    pub fn profiles(&self) -> &Profiles {
-        &self.profiles
     }
 
     /// The host adapter (the system's unless [`Engine::with_host`] gave one).
