@@ -67,7 +67,7 @@ fn allocation(c: &mut Criterion) {
     for n in [10_000u32, 100_000] {
         let mut taken = RangeSet::new();
         for r in inventory(n).jails.values() {
-            taken.insert_addr(r.address.unwrap());
+            taken.insert_addr(r.address().unwrap());
         }
         g.bench_with_input(BenchmarkId::new("rangeset", n), &taken, |b, t| {
             b.iter(|| black_box(alloc::lowest_free(pool, t)))
@@ -176,7 +176,7 @@ fn fast_assign(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::from_parameter(n), &st, |b, st| {
             b.iter(|| {
                 black_box(assign(&cfg, st, &jail, &req, &obs).unwrap());
-                black_box(release(st, &jail).unwrap());
+                black_box(release(st, &jail, None).unwrap());
             })
         });
     }

@@ -185,7 +185,18 @@ fn refusals_have_distinct_codes_and_change_nothing() {
         (&["assign", "x", "192.0.2.0"], 65, "network address"),
         (&["assign", "x", "192.0.2.201"], 65, "outside the ranges"),
         (&["assign", "x", "203.0.113.1"], 65, "not inside any pool"),
-        (&["assign", "x", "192.0.2.300"], 65, "not an IPv4 address"),
+        (&["assign", "x", "192.0.2.300"], 65, "not an IP address"),
+        (
+            &["assign", "x", "fe80::1", "--interface", "em0"],
+            65,
+            "not a unicast host address",
+        ),
+        (&["release", "x", "--family", "inet5"], 65, "unknown address family"),
+        (
+            &["assign", "x", "--inherit", "--family", "ipx"],
+            65,
+            "unknown address family",
+        ),
         (&["assign", "x;reboot", "--pool", "lan"], 65, "invalid jail name"),
         (&["assign", "x", "--pool", "nope"], 65, "no pool named nope"),
         (
@@ -258,12 +269,12 @@ fn lock_timeout_exits_75() {
 /// way every jnet command reads it; panics if the file is not valid.
 fn addresses_in(inv: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(inv).unwrap();
-    assert!(text.starts_with("jnet-inventory 2 "), "{text}");
+    assert!(text.starts_with("jnet-inventory 3 "), "{text}");
     let parsed = jnet::store::Inventory::from_text(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
     parsed
         .jails
         .values()
-        .filter_map(|r| r.address)
+        .filter_map(|r| r.address())
         .map(|a| a.to_string())
         .collect()
 }

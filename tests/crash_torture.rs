@@ -154,7 +154,7 @@ impl Env {
         let state: State = inv
             .jails
             .iter()
-            .map(|(n, r)| (n.as_str().to_string(), r.address))
+            .map(|(n, r)| (n.as_str().to_string(), r.address()))
             .collect();
         let mut seen = BTreeMap::new();
         for (jail, a) in &state {

@@ -5,19 +5,38 @@ use crate::core::model::Mode;
 use crate::engine::api::addresses::{AssignReport, Holding, ImportLine, ImportReport, ReleaseReport};
 use crate::error::Result;
 
-/// `inherit (host addresses)`, or `10.0.0.5 from pool lan on vtnet0`.
+/// `inherit (host addresses)`, or `10.0.0.5 from pool lan on vtnet0`, or
+/// both families: `10.0.0.5 from pool lan on vtnet0, fd00::5 from pool
+/// lan6 on vtnet0`, with a family the jail inherits named (`..., inet6
+/// inherited from the host`).
 fn describe(h: &Holding) -> String {
     match h.mode {
-        Mode::Inherit => "inherit (host addresses)".to_string(),
-        Mode::Dedicated => {
-            let mut s = h.address.map(|a| a.to_string()).unwrap_or_default();
-            if let Some(p) = &h.pool {
-                s.push_str(&format!(" from pool {p}"));
+        Mode::Inherit if h.families == ["inherit", "inherit"] => "inherit (host addresses)".to_string(),
+        _ => {
+            let mut parts: Vec<String> = h
+                .leases
+                .iter()
+                .map(|(a, pool, iface)| {
+                    let mut s = a.to_string();
+                    if let Some(p) = pool {
+                        s.push_str(&format!(" from pool {p}"));
+                    }
+                    if let Some(i) = iface {
+                        s.push_str(&format!(" on {i}"));
+                    }
+                    s
+                })
+                .collect();
+            for (family, mode) in ["inet", "inet6"].iter().zip(h.families) {
+                match mode {
+                    "inherit" => parts.push(format!("{family} inherited from the host")),
+                    // why: an own address in one family and none in the
+                    // other is the usual case, not worth a word.
+                    "disable" if h.leases.is_empty() => parts.push(format!("{family} disabled")),
+                    _ => {}
+                }
             }
-            if let Some(i) = &h.interface {
-                s.push_str(&format!(" on {i}"));
-            }
-            s
+            parts.join(", ")
         }
     }
 }

@@ -94,6 +94,9 @@ pub enum Command {
         /// Operator reclaim: release the shared leases of HOST (a dead host)
         #[arg(long, value_name = "HOST")]
         host: Option<String>,
+        /// Release only the address of this family (inet or inet6); the family is then disabled
+        #[arg(long, value_name = "FAMILY", conflicts_with = "host")]
+        family: Option<String>,
     },
     /// Jails with mode, address, pool, interface, state and declared ports
     List(FormatArg),
@@ -242,14 +245,17 @@ pub enum HookPhaseArg {
 #[command(group = clap::ArgGroup::new("what").required(true).args(["address", "pool", "inherit"]))]
 pub struct AssignArgs {
     pub jail: String,
-    /// Dedicated IPv4 address
+    /// Dedicated address, IPv4 or IPv6 (an address of a family the jail has replaces it)
     pub address: Option<String>,
     /// Take the lowest free address of this pool
     #[arg(long, value_name = "POOL")]
     pub pool: Option<String>,
-    /// Share the host's addresses (ip4=inherit)
+    /// Share the host's addresses (ip4=inherit, ip6=inherit)
     #[arg(long)]
     pub inherit: bool,
+    /// With --inherit: only this family (inet or inet6) inherits; the other is kept
+    #[arg(long, value_name = "FAMILY", requires = "inherit")]
+    pub family: Option<String>,
     /// Interface for an address outside every pool
     #[arg(long, value_name = "IF", requires = "address")]
     pub interface: Option<String>,

@@ -4,12 +4,13 @@
 //! stderr and picks the exit code. Nothing here touches the store or the
 //! host: that is the engine's.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use crate::cli::args::{AssignArgs, Cli, Command, HookPhaseArg, PfCommand, StoreCommand, SyntaxArg};
 use crate::cli::exit::ExitStatus;
 use crate::cli::{addresses, fleet, lifecycle, multi, plan_host, reports};
+use crate::core::model::AddressFamily;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::engine::addresses::AssignRequest;
 use crate::engine::api::lifecycle::StatusFilter;
@@ -44,15 +45,19 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
     let quiet = cli.verbose == 0;
     match &cli.command {
         Command::Assign(a) => addresses::assign(&e.assign(&jail_name(&a.jail)?, &assign_request(a)?)?),
-        Command::Release { jail, host: None } => match jail {
-            Some(j) => addresses::release(&e.release(&jail_name(j)?)?),
+        Command::Release {
+            jail,
+            host: None,
+            family: f,
+        } => match jail {
+            Some(j) => addresses::release(&e.release(&jail_name(j)?, f.as_deref().map(family).transpose()?)?),
             None => Err(Error::data(
                 "release needs a jail (or --host HOST to reclaim a dead host's leases)",
             )),
         },
-        Command::Release { jail, host: Some(h) } => {
-            fleet::release_host(h, jail.as_deref(), &e.release_host(h, jail.as_deref())?)
-        }
+        Command::Release {
+            jail, host: Some(h), ..
+        } => fleet::release_host(h, jail.as_deref(), &e.release_host(h, jail.as_deref())?),
         Command::Store(StoreCommand::Migrate) => fleet::migrated(&e.store_migrate()?),
         Command::Store(StoreCommand::Touch) => fleet::touched(&e.store_touch()?),
         Command::List(f) => reports::list(&e.list()?, f.format),
@@ -200,11 +205,15 @@ fn hook_phase(p: HookPhaseArg) -> HookPhase {
 fn assign_request(a: &AssignArgs) -> Result<AssignRequest> {
     Ok(match (&a.address, &a.pool, a.inherit) {
         (Some(addr), None, false) => {
-            let address: Ipv4Addr = addr
-                .parse()
-                .map_err(|_| Error::data(format!("{addr:?} is not an IPv4 address (expected a.b.c.d)")))?;
-            if address.is_unspecified() || address.is_broadcast() || address.is_multicast() || address.is_loopback() {
-                return Err(Error::data(format!("{address} cannot be a jail address")));
+            let address: IpAddr = addr.parse().map_err(|_| {
+                Error::data(format!(
+                    "{addr:?} is not an IP address (expected a.b.c.d or an IPv6 address such as 2001:db8::5)"
+                ))
+            })?;
+            if !crate::engine::addresses::unicast_host(address) {
+                return Err(Error::data(format!(
+                    "{address} cannot be a jail address (not a unicast host address)"
+                )));
             }
             let interface = match &a.interface {
                 Some(i) => Some(IfName::new(i).map_err(|e| Error::data(e.to_string()))?),
@@ -213,7 +222,14 @@ fn assign_request(a: &AssignArgs) -> Result<AssignRequest> {
             AssignRequest::Address { address, interface }
         }
         (None, Some(p), false) => AssignRequest::Pool(PoolName::new(p).map_err(|e| Error::data(e.to_string()))?),
-        (None, None, true) => AssignRequest::Inherit,
+        (None, None, true) => AssignRequest::Inherit {
+            family: a.family.as_deref().map(family).transpose()?,
+        },
         _ => return Err(Error::data("give exactly one of <ADDRESS>, --pool or --inherit")),
     })
+}
+
+/// `--family`'s value.
+fn family(s: &str) -> Result<AddressFamily> {
+    s.parse().map_err(|e: String| Error::data(format!("--family: {e}")))
 }

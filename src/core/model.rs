@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::core::names::{IfName, JailName};
+use crate::core::names::{IfName, JailName, PoolName};
 use serde::Serialize;
 
 /// An address configured on an interface.
@@ -253,6 +253,46 @@ impl Mode {
     }
 }
 
+/// A dedicated address of one family as the inventory records it: the
+/// address, the pool it was allocated from (None: given by hand outside
+/// every pool) and the interface it lives on when not the pool's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease<A> {
+    pub address: A,
+    pub pool: Option<PoolName>,
+    pub interface: Option<IfName>,
+}
+
+/// One family's side of a jail's record, with jail(8)'s three `ip4`/`ip6`
+/// modes (usr.sbin/jail/jail.8: "inherit", "new", "disable"); `new` holds
+/// exactly one lease (jnet gives a jail at most one address per family).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FamilyLease<A> {
+    Inherit,
+    Disable,
+    Dedicated(Lease<A>),
+}
+
+impl<A: Copy> FamilyLease<A> {
+    pub fn lease(&self) -> Option<&Lease<A>> {
+        match self {
+            FamilyLease::Dedicated(l) => Some(l),
+            _ => None,
+        }
+    }
+    pub fn address(&self) -> Option<A> {
+        self.lease().map(|l| l.address)
+    }
+    /// jail(8)'s word for the mode: `inherit`, `new` or `disable`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            FamilyLease::Inherit => "inherit",
+            FamilyLease::Disable => "disable",
+            FamilyLease::Dedicated(_) => "new",
+        }
+    }
+}
+
 /// An address family, as pf and jail(8) name them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -266,6 +306,25 @@ impl AddressFamily {
         match a {
             IpAddr::V4(_) => AddressFamily::Inet,
             IpAddr::V6(_) => AddressFamily::Inet6,
+        }
+    }
+
+    /// pf's and jnet's name: `inet`, `inet6`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AddressFamily::Inet => "inet",
+            AddressFamily::Inet6 => "inet6",
+        }
+    }
+}
+
+impl std::str::FromStr for AddressFamily {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "inet" | "ipv4" | "4" => Ok(AddressFamily::Inet),
+            "inet6" | "ipv6" | "6" => Ok(AddressFamily::Inet6),
+            _ => Err(format!("unknown address family {s:?} (inet or inet6)")),
         }
     }
 }

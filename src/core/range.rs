@@ -38,6 +38,8 @@ pub trait Unit: Copy + Ord + Hash + fmt::Debug + Default + Send + Sync + 'static
     fn pred(self) -> Self;
     /// `hi - lo` for `lo <= hi`, widened.
     fn diff(lo: Self, hi: Self) -> u128;
+    /// `self + d`; only called when the sum is at most `MAX`.
+    fn add(self, d: u128) -> Self;
 }
 
 // why a macro: the two families differ only in the integer, the address
@@ -57,6 +59,9 @@ macro_rules! unit {
             }
             fn diff(lo: Self, hi: Self) -> u128 {
                 u128::from(hi - lo)
+            }
+            fn add(self, d: u128) -> Self {
+                self + d as $int
             }
         }
     };

@@ -7,30 +7,29 @@
 //! the host and reads jail.conf before calling; nothing here touches the
 //! network.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::core::alloc;
 use crate::core::config::{Config, Pool};
 use crate::core::lifecycle::Phase;
+use crate::core::model::{AddressFamily, FamilyLease, Lease};
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::range::{Ipv4Range, RangeSet};
 use crate::engine::jails_conf::{ConfAddrs, ConfJail};
 use crate::error::{Error, Result};
 use crate::os::IfAddr;
-use crate::store::{Backend, JailRecord, Mode, View};
+use crate::store::{Backend, JailRecord, View};
 
 /// What `jnet assign` was asked for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AssignRequest {
-    /// A given address; `interface` allows an address outside every pool.
-    Address {
-        address: Ipv4Addr,
-        interface: Option<IfName>,
-    },
-    /// The lowest free address of a pool.
+    /// A given address of either family; `interface` allows an address
+    /// outside every pool.
+    Address { address: IpAddr, interface: Option<IfName> },
+    /// The lowest free address of a pool (of the pool's family).
     Pool(PoolName),
-    /// Share the host's addresses.
-    Inherit,
+    /// Share the host's addresses: in both families, or in one.
+    Inherit { family: Option<AddressFamily> },
 }
 
 /// What happened.
@@ -55,17 +54,21 @@ pub struct Observed<'a> {
 
 impl Observed<'_> {
     /// Who else holds `a`, for messages: jail.conf or a host interface.
-    fn holder(&self, jail: &JailName, a: Ipv4Addr) -> Option<String> {
-        if let Some((name, location, _)) = self
-            .jail_conf
-            .iter()
-            .find(|&(name, _, x)| name != jail.as_str() && x == a)
-        {
+    fn holder(&self, jail: &JailName, a: IpAddr) -> Option<String> {
+        let conf = match a {
+            IpAddr::V4(a) => self
+                .jail_conf
+                .iter()
+                .find(|&(name, _, x)| name != jail.as_str() && x == a)
+                .map(|(name, location, _)| (name, location)),
+            IpAddr::V6(_) => None,
+        };
+        if let Some((name, location)) = conf {
             return Some(format!("set in jail.conf for jail {name} ({location})"));
         }
         self.host
             .iter()
-            .find(|i| i.address == IpAddr::V4(a))
+            .find(|i| i.address == a)
             .map(|i| format!("configured on host interface {}", i.interface))
     }
 
@@ -113,28 +116,110 @@ impl Observed<'_> {
 /// pool, one the pool never hands out (network, broadcast, gateway,
 /// excluded, outside its ranges). Other jails' inventory addresses are the
 /// caller's check (it holds the locked inventory).
-pub fn address_refusal(config: &Config, jail: &JailName, a: Ipv4Addr, observed: &Observed) -> Option<String> {
-    if a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() || a.octets()[0] == 0 {
+pub fn address_refusal(config: &Config, jail: &JailName, a: IpAddr, observed: &Observed) -> Option<String> {
+    if !unicast_host(a) {
         return Some(format!("{a} is not a unicast host address"));
     }
     if let Some(h) = observed.holder(jail, a) {
         return Some(format!("{a} is {h}"));
     }
-    let pool = config.pool_of(a)?;
-    alloc::check(pool, &RangeSet::new(), a)
-        .err()
-        .map(|r| r.describe(a, pool))
+    match a {
+        IpAddr::V4(a) => {
+            let pool = config.pool_of(a)?;
+            alloc::check(pool, &RangeSet::new(), a)
+                .err()
+                .map(|r| r.describe(a, pool))
+        }
+        IpAddr::V6(_) => None,
+    }
+}
+
+/// An address a jail can own: IPv4 other than 0/8, loopback, multicast and
+/// broadcast; IPv6 other than unspecified, loopback, multicast, link-local
+/// (fe80::/10, scoped to one link, which an alias or a veth cannot carry
+/// across) and IPv4-mapped (::ffff:0:0/96, an IPv4 address in disguise,
+/// and the key space the file store's index gives IPv4).
+pub fn unicast_host(a: IpAddr) -> bool {
+    match a {
+        IpAddr::V4(a) => {
+            !(a.is_unspecified() || a.is_broadcast() || a.is_multicast() || a.is_loopback() || a.octets()[0] == 0)
+        }
+        IpAddr::V6(a) => {
+            let s = a.segments();
+            !(a.is_unspecified()
+                || a.is_loopback()
+                || a.is_multicast()
+                || (s[0] & 0xffc0) == 0xfe80
+                || a.to_ipv4_mapped().is_some())
+        }
+    }
 }
 
 fn refuse_running(jail: &JailName, cur: &JailRecord) -> Result<()> {
     if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
-        let what = cur.address.map_or_else(|| "inherit".to_string(), |a| a.to_string());
+        let held: Vec<String> = cur.addresses().map(|a| a.to_string()).collect();
+        let what = if held.is_empty() {
+            "inherit".to_string()
+        } else {
+            held.join(" and ")
+        };
         return Err(Error::data(format!(
             "jail {jail} is {} with {what}; stop it before changing its address",
             cur.phase
         )));
     }
     Ok(())
+}
+
+/// `current` with family `f` set to `lease`. A jail jnet did not know has
+/// the other family disabled; one whose other family inherited the host's
+/// loses that too, as an own address in one family and the host's in the
+/// other is what Linux cannot give (a namespace holds both or neither) and
+/// was never what `assign` meant; an own address of the other family is
+/// kept (`assign --pool lan6` adds IPv6 to an IPv4 jail).
+fn with_lease(current: Option<&JailRecord>, lease: FamilyOf) -> JailRecord {
+    let mut r = current.cloned().unwrap_or_else(|| JailRecord {
+        inet: FamilyLease::Disable,
+        inet6: FamilyLease::Disable,
+        ..JailRecord::inherit()
+    });
+    match lease {
+        FamilyOf::Inet(l) => {
+            r.inet = FamilyLease::Dedicated(l);
+            if r.inet6 == FamilyLease::Inherit {
+                r.inet6 = FamilyLease::Disable;
+            }
+        }
+        FamilyOf::Inet6(l) => {
+            r.inet6 = FamilyLease::Dedicated(l);
+            if r.inet == FamilyLease::Inherit {
+                r.inet = FamilyLease::Disable;
+            }
+        }
+    }
+    r
+}
+
+/// A lease of either family.
+enum FamilyOf {
+    Inet(Lease<Ipv4Addr>),
+    Inet6(Lease<Ipv6Addr>),
+}
+
+/// `current` inheriting the host's addresses in `family` (both when None).
+fn with_inherit(current: Option<&JailRecord>, family: Option<AddressFamily>) -> JailRecord {
+    let mut r = current.cloned().unwrap_or_else(|| JailRecord {
+        inet: FamilyLease::Disable,
+        inet6: FamilyLease::Disable,
+        ..JailRecord::inherit()
+    });
+    if family != Some(AddressFamily::Inet6) {
+        r.inet = FamilyLease::Inherit;
+    }
+    if family != Some(AddressFamily::Inet) {
+        r.inet6 = FamilyLease::Inherit;
+    }
+    r
 }
 
 /// Records a new networking mode/address for `jail`.
@@ -151,90 +236,126 @@ pub fn assign(
 ) -> Result<Outcome> {
     store.update_view(|inv: &mut dyn View| {
         let current = inv.record(jail)?;
-        let keep = |mut r: JailRecord| {
-            if let Some(c) = &current {
-                r.exposes = c.exposes.clone();
-                r.phase = c.phase;
-                r.jid = c.jid;
-            }
-            r
-        };
-        let record = match req {
-            AssignRequest::Inherit => {
-                if let Some(c) = current.as_ref().filter(|c| c.mode == Mode::Inherit) {
-                    return Ok(Outcome::Unchanged(c.clone()));
-                }
-                keep(JailRecord::inherit())
-            }
-            AssignRequest::Pool(pname) => {
-                let pool = config
-                    .pools
-                    .get(pname)
-                    .ok_or_else(|| Error::data(format!("no pool named {pname} in {}", config.file)))?;
-                if let Some(c) = current.as_ref().filter(|c| c.address.is_some_and(|a| pool.contains(a))) {
-                    return Ok(Outcome::Unchanged(c.clone()));
-                }
-                // why: `jail`'s own address is not inside this pool (else it
-                // returned above), so "held by other jails" and "held by
-                // anyone" are the same set here.
-                let mut also = RangeSet::new();
-                observed.add_to(jail, pool, &mut also);
-                let a = inv.lowest_free(&pool.assignable, &also)?.ok_or_else(|| Error::PoolExhausted {
-                    pool: pname.to_string(),
-                    size: pool.assignable.count(),
-                })?;
-                keep(JailRecord::dedicated(a, Some(pname.clone()), Some(pool.interface.clone())))
-            }
-            AssignRequest::Address { address: a, interface } => {
-                let a = *a;
-                let pool = config.pool_of(a);
-                let iface = interface.clone().or_else(|| pool.map(|p| p.interface.clone()));
-                if let Some(c) = current.as_ref().filter(|c| c.address == Some(a) && c.interface == iface) {
-                    return Ok(Outcome::Unchanged(c.clone()));
-                }
-                if let Some(other) = inv.holder_of(a, jail)? {
-                    return Err(Error::data(format!("{a} is already held by jail {other}")));
-                }
-                if let Some(why) = address_refusal(config, jail, a, observed) {
-                    return Err(Error::data(why));
-                }
-                match pool {
-                    Some(_) => {}
-                    None if interface.is_none() => {
-                        let pools: Vec<String> =
-                            config.pools.values().map(|p| format!("{} {}", p.name, p.network)).collect();
-                        return Err(Error::data(format!(
-                            "{a} is not inside any pool ({}); give --interface IF to assign an address outside the pools",
-                            if pools.is_empty() { "none configured".to_string() } else { pools.join(", ") }
-                        )));
+        let record =
+            match req {
+                AssignRequest::Inherit { family } => with_inherit(current.as_ref(), *family),
+                AssignRequest::Pool(pname) => {
+                    let pool = config
+                        .pools
+                        .get(pname)
+                        .ok_or_else(|| Error::data(format!("no pool named {pname} in {}", config.file)))?;
+                    if let Some(c) = current
+                        .as_ref()
+                        .filter(|c| c.address().is_some_and(|a| pool.contains(a)))
+                    {
+                        return Ok(Outcome::Unchanged(c.clone()));
                     }
-                    None => {}
+                    // why: `jail`'s own address is not inside this pool (else it
+                    // returned above), so "held by other jails" and "held by
+                    // anyone" are the same set here.
+                    let mut also = RangeSet::new();
+                    observed.add_to(jail, pool, &mut also);
+                    let a = inv
+                        .lowest_free(&pool.assignable, &also)?
+                        .ok_or_else(|| Error::PoolExhausted {
+                            pool: pname.to_string(),
+                            size: pool.assignable.count(),
+                        })?;
+                    with_lease(
+                        current.as_ref(),
+                        FamilyOf::Inet(Lease {
+                            address: a,
+                            pool: Some(pname.clone()),
+                            interface: Some(pool.interface.clone()),
+                        }),
+                    )
                 }
-                keep(JailRecord::dedicated(a, pool.map(|p| p.name.clone()), iface))
-            }
-        };
+                AssignRequest::Address { address: a, interface } => {
+                    let a = *a;
+                    let (pool_name, pool_iface) = match a {
+                        IpAddr::V4(a4) => config
+                            .pool_of(a4)
+                            .map(|p| (p.name.clone(), p.interface.clone()))
+                            .unzip(),
+                        IpAddr::V6(_) => (None, None),
+                    };
+                    let iface = interface.clone().or(pool_iface);
+                    let lease = match a {
+                        IpAddr::V4(address) => FamilyOf::Inet(Lease {
+                            address,
+                            pool: pool_name.clone(),
+                            interface: iface.clone(),
+                        }),
+                        IpAddr::V6(address) => FamilyOf::Inet6(Lease {
+                            address,
+                            pool: pool_name.clone(),
+                            interface: iface.clone(),
+                        }),
+                    };
+                    let wanted = with_lease(current.as_ref(), lease);
+                    if current.as_ref() == Some(&wanted) {
+                        return Ok(Outcome::Unchanged(wanted));
+                    }
+                    if let Some(other) = inv.holder_of(a, jail)? {
+                        return Err(Error::data(format!("{a} is already held by jail {other}")));
+                    }
+                    if let Some(why) = address_refusal(config, jail, a, observed) {
+                        return Err(Error::data(why));
+                    }
+                    if pool_name.is_none() && interface.is_none() {
+                        let pools: Vec<String> = config
+                            .pools
+                            .values()
+                            .map(|p| format!("{} {}", p.name, p.network))
+                            .collect();
+                        return Err(Error::data(format!(
+                        "{a} is not inside any pool ({}); give --interface IF to assign an address outside the pools",
+                        if pools.is_empty() { "none configured".to_string() } else { pools.join(", ") }
+                    )));
+                    }
+                    wanted
+                }
+            };
+        if current.as_ref() == Some(&record) {
+            return Ok(Outcome::Unchanged(record));
+        }
         if let Some(c) = &current {
             refuse_running(jail, c)?;
         }
         inv.set(jail, Some(record.clone()))?;
-        Ok(Outcome::Changed { record, previous: current })
+        Ok(Outcome::Changed {
+            record,
+            previous: current,
+        })
     })
 }
 
-/// Forgets `jail`'s networking; releasing a jail jnet does not know is a
-/// no-op (`Ok(None)`).
-pub fn release(store: &dyn Backend, jail: &JailName) -> Result<Option<JailRecord>> {
+/// Forgets `jail`'s networking (every family, or the lease of one);
+/// releasing a jail jnet does not know is a no-op (`Ok(None)`). Releasing
+/// one family disables it; a record left with neither a lease nor an
+/// inherited family goes, as after a whole release. Returns the record as
+/// it was.
+pub fn release(store: &dyn Backend, jail: &JailName, family: Option<AddressFamily>) -> Result<Option<JailRecord>> {
     store.update_view(|inv: &mut dyn View| {
         let Some(cur) = inv.record(jail)? else {
             return Ok(None);
         };
+        let next = family.map(|f| {
+            let mut r = cur.clone();
+            r.release_family(f);
+            r
+        });
+        let next = next.filter(|r| r.has_lease() || r.inet == FamilyLease::Inherit || r.inet6 == FamilyLease::Inherit);
+        if next.as_ref() == Some(&cur) {
+            return Ok(Some(cur));
+        }
         if matches!(cur.phase, Phase::Running | Phase::Starting | Phase::Stopping) {
             return Err(Error::data(format!(
                 "jail {jail} is {}; stop it before releasing its address",
                 cur.phase
             )));
         }
-        inv.set(jail, None)?;
+        inv.set(jail, next)?;
         Ok(Some(cur))
     })
 }
@@ -259,7 +380,7 @@ pub enum Imported {
 pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed: &Observed) -> Result<Vec<Imported>> {
     store.update(|inv| {
         let mut out = vec![];
-        for c in jails {
+        'jails: for c in jails {
             let name = JailName::new(&c.name).map_err(|e| Error::data(format!("{}: {e}", c.location)))?;
             let record = if c.inherit {
                 JailRecord::inherit()
@@ -277,12 +398,12 @@ pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed
                 out.push(Imported::Skipped(c.name.clone(), format!("{}: no ip4 address and not ip4=inherit", c.location)));
                 continue;
             };
-            if let Some(a) = record.address {
+            for a in record.addresses().collect::<Vec<_>>() {
                 if let Some(why) = address_refusal(config, &name, a, observed) {
                     out.push(Imported::Skipped(c.name.clone(), format!("{}: {why}", c.location)));
-                    continue;
+                    continue 'jails;
                 }
-                if let Some((other, _)) = inv.jails.iter().find(|(n, r)| **n != name && r.address == Some(a)) {
+                if let Some((other, _)) = inv.jails.iter().find(|(n, r)| **n != name && r.holds(a)) {
                     return Err(Error::data(format!(
                         "{}: jail {name} has {a} in jail.conf, but the inventory gives it to jail {other}",
                         c.location
@@ -290,7 +411,7 @@ pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed
                 }
             }
             match inv.jails.get(&name) {
-                Some(cur) if cur.mode == record.mode && cur.address == record.address && cur.interface == record.interface => {
+                Some(cur) if cur.inet == record.inet && cur.inet6 == record.inet6 => {
                     out.push(Imported::Unchanged(name));
                 }
                 Some(cur) if refuse_running(&name, cur).is_err() => {
@@ -366,8 +487,8 @@ mod tests {
             host: &host,
         };
         let got = |o: Outcome| match o {
-            Outcome::Changed { record, .. } => record.address.unwrap().to_string(),
-            Outcome::Unchanged(r) => format!("same {}", r.address.unwrap()),
+            Outcome::Changed { record, .. } => record.address().unwrap().to_string(),
+            Outcome::Unchanged(r) => format!("same {}", r.address().unwrap()),
         };
         assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "192.0.2.5");
         assert_eq!(got(assign(&c, &st, &j("a"), &pool(), &obs).unwrap()), "same 192.0.2.5");
@@ -375,7 +496,7 @@ mod tests {
         let e = assign(&c, &st, &j("c"), &pool(), &obs).unwrap_err();
         assert_eq!(e.kind(), crate::error::ErrorKind::Unavailable, "{e}");
         // Released addresses are handed out again, lowest first.
-        release(&st, &j("a")).unwrap();
+        release(&st, &j("a"), None).unwrap();
         assert_eq!(got(assign(&c, &st, &j("c"), &pool(), &obs).unwrap()), "192.0.2.5");
     }
 
@@ -415,6 +536,94 @@ mod tests {
         assert_eq!(st.read().unwrap().jails.len(), 2);
     }
 
+    /// Issue 9 B2: a jail holds one address per family; an address of the
+    /// other family is added, one of the same family replaces; `release
+    /// --family` drops one; `--inherit --family` changes one family.
+    #[test]
+    fn one_address_per_family() {
+        let (c, st, _d) = setup();
+        let ip = |s: &str, i: Option<&str>| AssignRequest::Address {
+            address: s.parse().unwrap(),
+            interface: i.map(|i| IfName::new(i).unwrap()),
+        };
+        let rec = |st: &Store| st.read().unwrap().jails[&j("a")].clone();
+        assign(&c, &st, &j("a"), &pool(), &NONE).unwrap();
+        assign(&c, &st, &j("a"), &ip("2001:db8::5", Some("em0")), &NONE).unwrap();
+        let r = rec(&st);
+        assert_eq!(
+            r.address(),
+            Some("192.0.2.2".parse().unwrap()),
+            "the IPv4 address is kept"
+        );
+        assert_eq!(r.address6(), Some("2001:db8::5".parse().unwrap()));
+        // The same family replaces.
+        assign(&c, &st, &j("a"), &ip("2001:db8::6", Some("em0")), &NONE).unwrap();
+        assert_eq!(rec(&st).address6(), Some("2001:db8::6".parse().unwrap()));
+        assert_eq!(rec(&st).address(), Some("192.0.2.2".parse().unwrap()));
+        // Idempotent.
+        assert!(matches!(
+            assign(&c, &st, &j("a"), &ip("2001:db8::6", Some("em0")), &NONE).unwrap(),
+            Outcome::Unchanged(_)
+        ));
+        // Another jail cannot take it; an IPv6 address outside every pool
+        // needs an interface, and must be a unicast host address.
+        let e = assign(&c, &st, &j("b"), &ip("2001:db8::6", Some("em0")), &NONE).unwrap_err();
+        assert!(e.to_string().contains("already held by jail a"), "{e}");
+        let e = assign(&c, &st, &j("b"), &ip("2001:db8::9", None), &NONE).unwrap_err();
+        assert!(e.to_string().contains("not inside any pool"), "{e}");
+        for bad in ["fe80::1", "::1", "ff02::1", "::ffff:192.0.2.9", "::"] {
+            let e = assign(&c, &st, &j("b"), &ip(bad, Some("em0")), &NONE).unwrap_err();
+            assert!(e.to_string().contains("not a unicast host address"), "{bad}: {e}");
+        }
+        // An address on a host interface is refused in IPv6 too.
+        let host = [IfAddr {
+            interface: "em0".into(),
+            address: "2001:db8::9".parse().unwrap(),
+            prefix: 64,
+        }];
+        let obs = Observed {
+            jail_conf: &ConfAddrs::EMPTY,
+            host: &host,
+        };
+        let e = assign(&c, &st, &j("b"), &ip("2001:db8::9", Some("em0")), &obs).unwrap_err();
+        assert!(e.to_string().contains("configured on host interface em0"), "{e}");
+        // --inherit for one family keeps the other.
+        assign(
+            &c,
+            &st,
+            &j("a"),
+            &AssignRequest::Inherit {
+                family: Some(AddressFamily::Inet6),
+            },
+            &NONE,
+        )
+        .unwrap();
+        let r = rec(&st);
+        assert_eq!((r.inet.as_str(), r.inet6.as_str()), ("new", "inherit"));
+        assign(&c, &st, &j("a"), &ip("2001:db8::6", Some("em0")), &NONE).unwrap();
+        // release --family drops one lease and disables the family.
+        let was = release(&st, &j("a"), Some(AddressFamily::Inet)).unwrap().unwrap();
+        assert_eq!(was.address(), Some("192.0.2.2".parse().unwrap()));
+        let r = rec(&st);
+        assert_eq!(
+            (r.inet.as_str(), r.address6()),
+            ("disable", Some("2001:db8::6".parse().unwrap()))
+        );
+        // Its IPv4 address is free again.
+        assign(&c, &st, &j("b"), &pool(), &NONE).unwrap();
+        assert_eq!(
+            st.read().unwrap().jails[&j("b")].address(),
+            Some("192.0.2.2".parse().unwrap())
+        );
+        // Releasing the last lease forgets the jail, as a whole release.
+        release(&st, &j("a"), Some(AddressFamily::Inet6)).unwrap();
+        assert!(!st.read().unwrap().jails.contains_key(&j("a")));
+        // --inherit without --family: both families.
+        assign(&c, &st, &j("b"), &ip("2001:db8::7", Some("em0")), &NONE).unwrap();
+        assign(&c, &st, &j("b"), &AssignRequest::Inherit { family: None }, &NONE).unwrap();
+        assert_eq!(st.read().unwrap().jails[&j("b")], JailRecord::inherit());
+    }
+
     #[test]
     fn running_jails_keep_their_address() {
         let (c, st, _d) = setup();
@@ -424,10 +633,10 @@ mod tests {
             Ok(())
         })
         .unwrap();
-        let e = assign(&c, &st, &j("a"), &AssignRequest::Inherit, &NONE).unwrap_err();
+        let e = assign(&c, &st, &j("a"), &AssignRequest::Inherit { family: None }, &NONE).unwrap_err();
         assert!(e.to_string().contains("stop it before"), "{e}");
-        assert!(release(&st, &j("a")).is_err());
-        assert_eq!(release(&st, &j("zz")).unwrap(), None);
+        assert!(release(&st, &j("a"), None).is_err());
+        assert_eq!(release(&st, &j("zz"), None).unwrap(), None);
     }
 
     #[test]

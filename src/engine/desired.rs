@@ -12,7 +12,8 @@ use std::path::{Path, PathBuf};
 
 use crate::core::check::Severity;
 use crate::core::config::Config;
-use crate::core::names::JailName;
+use crate::core::model::{FamilyLease, FamilyNetwork, Lease, OwnAddress};
+use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::plan::Desired;
 use crate::engine::firewall::{self, Syntax};
 use crate::engine::jails::{self, JailView};
@@ -22,7 +23,7 @@ use crate::engine::portcheck;
 use crate::engine::sources::{self, Profiles};
 use crate::error::{Error, Result};
 use crate::os::{Host, JailNetwork, JailSpec};
-use crate::store::{Backend, Inventory, JailRecord, Mode};
+use crate::store::{Backend, Inventory, JailRecord};
 
 /// Everything desired state is built from, already loaded.
 pub struct Context<'a> {
@@ -51,32 +52,82 @@ impl Context<'_> {
     }
 }
 
-/// The network side of a jail from its inventory record and pool.
+/// The network side of a jail from its inventory record and pools: per
+/// family the host's addresses, none, or its own address with the pool's
+/// prefix, interface and gateway.
 pub fn network(config: &Config, jail: &JailName, rec: &JailRecord) -> Result<JailNetwork> {
-    let address = match (rec.mode, rec.address) {
-        (Mode::Inherit, _) => return Ok(JailNetwork::INHERIT),
-        (Mode::Dedicated, Some(a)) => a,
-        (Mode::Dedicated, None) => return Err(Error::data(format!("jail {jail}: dedicated without an address"))),
+    let inet = match &rec.inet {
+        FamilyLease::Inherit => FamilyNetwork::Inherit,
+        FamilyLease::Disable => FamilyNetwork::Disable,
+        FamilyLease::Dedicated(l) => {
+            let pool = lease_pool(
+                config,
+                jail,
+                l.pool.as_ref(),
+                || config.pool_of(l.address),
+                |c| &c.pools,
+            )?;
+            FamilyNetwork::Own(own(
+                jail,
+                l,
+                pool.map(|p| (p.network.prefix(), p.interface.clone(), p.gateway)),
+                32,
+            )?)
+        }
     };
-    let pool = match &rec.pool {
-        Some(p) => Some(config.pools.get(p).ok_or_else(|| {
+    let inet6 = match &rec.inet6 {
+        FamilyLease::Inherit => FamilyNetwork::Inherit,
+        FamilyLease::Disable => FamilyNetwork::Disable,
+        FamilyLease::Dedicated(l) => FamilyNetwork::Own(own(jail, l, None, 128)?),
+    };
+    Ok(JailNetwork { inet, inet6 })
+}
+
+/// The pool a lease names (it must still be configured), or the pool whose
+/// network holds the address.
+fn lease_pool<'c, P>(
+    config: &'c Config,
+    jail: &JailName,
+    named: Option<&PoolName>,
+    by_address: impl FnOnce() -> Option<&'c P>,
+    pools: impl FnOnce(&'c Config) -> &'c std::collections::BTreeMap<PoolName, P>,
+) -> Result<Option<&'c P>> {
+    match named {
+        Some(p) => Ok(Some(pools(config).get(p).ok_or_else(|| {
             Error::config(format!(
                 "{}: jail {jail} uses pool {p}, which is not configured",
                 config.file
             ))
-        })?),
-        None => config.pool_of(address),
+        })?)),
+        None => Ok(by_address()),
+    }
+}
+
+/// The own address of a lease: prefix, interface and gateway from its pool
+/// (`pool`: prefix, interface, gateway), else a lone host route (`host`
+/// bits) on the interface the lease names.
+fn own<A: Copy + std::fmt::Display>(
+    jail: &JailName,
+    l: &Lease<A>,
+    pool: Option<(u8, IfName, Option<A>)>,
+    host: u8,
+) -> Result<OwnAddress<A>> {
+    let (prefix, pool_if, gateway) = match pool {
+        Some((p, i, g)) => (p, Some(i), g),
+        None => (host, None, None),
     };
-    let interface = rec.interface.clone().or_else(|| pool.map(|p| p.interface.clone())).ok_or_else(|| {
-        Error::data(format!("jail {jail}: {address} is in no pool and has no interface (jnet assign {jail} {address} --interface IF)"))
+    let interface = l.interface.clone().or(pool_if).ok_or_else(|| {
+        Error::data(format!(
+            "jail {jail}: {} is in no pool and has no interface (jnet assign {jail} {} --interface IF)",
+            l.address, l.address
+        ))
     })?;
-    Ok(JailNetwork::inet_only(crate::os::OwnAddress {
-        address,
-        // why: outside every pool the address is a lone alias (/32).
-        prefix: pool.map_or(32, |p| p.network.prefix()),
+    Ok(OwnAddress {
+        address: l.address,
+        prefix,
         interface,
-        gateway: pool.and_then(|p| p.gateway),
-    }))
+        gateway,
+    })
 }
 
 /// The desired state of `jail` (see the module doc).

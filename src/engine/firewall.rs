@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::path::Path;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 
 use crate::core::config::Config;
 use crate::core::names::JailName;
@@ -16,7 +16,6 @@ use crate::core::rules::{nft, pf};
 use crate::engine::jails::JailView;
 use crate::error::{Error, Result};
 use crate::os::{Host, OsError};
-use crate::store::Mode;
 
 pub use crate::core::rules::drift::{State, Syntax};
 
@@ -25,7 +24,7 @@ pub use crate::core::rules::drift::{State, Syntax};
 /// needs none. Inherit jails cannot have exposures (nothing to redirect to).
 pub fn jail_rules(config: &Config, v: &JailView) -> Result<Option<JailRules>> {
     let Some(rec) = &v.record else { return Ok(None) };
-    if rec.mode == Mode::Inherit {
+    if !rec.has_lease() {
         // An inherit jail binds the host's addresses itself: an exposure of
         // the same port needs no rule. One that maps to another port (or
         // pins an address) cannot be honoured without a jail address.
@@ -38,15 +37,23 @@ pub fn jail_rules(config: &Config, v: &JailView) -> Result<Option<JailRules>> {
         }
         return Ok(None);
     }
-    let addr = rec.address.expect("dedicated record has an address");
-    if v.exposures.is_empty() && !v.nat {
+    if v.exposures.is_empty() && !v.nat && !v.nat6 {
         return Ok(None);
     }
+    // why per family: nat of a jail's IPv4 address follows its pool or
+    // settings; of its IPv6 address only a pool with `nat = true` (usual
+    // for ULA, never implied for global addresses; issue 9 B5).
     let nat = NatSources {
-        inet: v.nat.then(|| Ipv4Network::new(addr, 32).expect("/32 is valid")),
-        inet6: None,
+        inet: rec
+            .address()
+            .filter(|_| v.nat)
+            .map(|a| Ipv4Network::new(a, 32).expect("/32 is valid")),
+        inet6: rec
+            .address6()
+            .filter(|_| v.nat6)
+            .map(|a| Ipv6Network::new(a, 128).expect("/128 is valid")),
     };
-    let addrs = [IpAddr::V4(addr)];
+    let addrs: Vec<IpAddr> = rec.addresses().collect();
     let mut rules = JailRules::from_exposures(&v.name, &addrs, &config.host.external_interface, &v.exposures, nat)
         .map_err(|e| Error::data(e.to_string()))?;
     // why inet only: an inet6 nat keeps `(if:0)` (see core::rules::ir).

@@ -23,18 +23,23 @@ pub struct JailView {
     /// Exposures from config/profile and from `jnet expose`, without
     /// duplicates (config first).
     pub exposures: Vec<Expose>,
-    /// Whether the jail's pool (or its own setting) asks for outbound nat.
+    /// Whether the jail's IPv4 pool (or its own setting) asks for outbound
+    /// nat of its IPv4 address.
     pub nat: bool,
+    /// Whether its IPv6 address is nat'ed: only when its IPv6 pool says
+    /// `nat = true` (never implied, never from the jail's `nat` setting,
+    /// which predates IPv6 and meant IPv4).
+    pub nat6: bool,
     /// `file:line` of the jail's config entry, when it has one.
     pub location: Option<String>,
 }
 
 impl JailView {
     pub fn mode(&self) -> Option<Mode> {
-        self.record.as_ref().map(|r| r.mode)
+        self.record.as_ref().map(JailRecord::mode)
     }
     pub fn address(&self) -> Option<Ipv4Addr> {
-        self.record.as_ref().and_then(|r| r.address)
+        self.record.as_ref().and_then(JailRecord::address)
     }
     /// Whether an exposure comes from the config (and so cannot be removed
     /// with `jnet unexpose`).
@@ -86,18 +91,20 @@ pub fn view(config: &Config, inv: &Inventory, profiles: &Profiles, name: &JailNa
     }
     let pool_nat = record
         .as_ref()
-        .and_then(|r| r.pool.as_ref())
+        .and_then(JailRecord::pool)
         .and_then(|p| config.pools.get(p))
         .is_some_and(|p| p.nat);
     // why: nat translates a jail's own address; an inherit jail already
     // uses the host's.
-    let nat = record.as_ref().is_some_and(|r| r.mode == Mode::Dedicated) && settings.nat.unwrap_or(pool_nat);
+    let nat = record.as_ref().is_some_and(|r| r.address().is_some()) && settings.nat.unwrap_or(pool_nat);
+    let nat6 = false;
     Ok(JailView {
         name: name.clone(),
         record,
         settings,
         exposures,
         nat,
+        nat6,
         location: entry.map(|j| j.location.clone()),
     })
 }

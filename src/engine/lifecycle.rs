@@ -230,10 +230,13 @@ impl<'a> Lifecycle<'a> {
                 .ok_or_else(|| LifecycleError::NotInInventory(jail.clone()))?;
             if let Some(b) = basis {
                 if r.basis() != *b {
-                    let mode = r.mode.as_str();
-                    let what = r
-                        .address
-                        .map_or_else(|| format!("now {mode}"), |a| format!("now {mode} {a}"));
+                    let mode = r.mode().as_str();
+                    let held: Vec<String> = r.addresses().map(|a| a.to_string()).collect();
+                    let what = if held.is_empty() {
+                        format!("now {mode}")
+                    } else {
+                        format!("now {mode} {}", held.join(" "))
+                    };
                     return Err(Error::Changed {
                         jail: jail.to_string(),
                         what,

@@ -37,12 +37,9 @@ pub fn claims(
     let mut exposures = vec![];
     for (name, v) in views {
         let Some(rec) = &v.record else { continue };
-        let (net, addrs) = match rec.mode {
+        let (net, addrs) = match rec.mode() {
             Mode::Inherit => (JailNet::Inherit, ClaimAddr::Wildcard),
-            Mode::Dedicated => (
-                JailNet::Dedicated,
-                ClaimAddr::Specific(rec.address.map(IpAddr::V4).into_iter().collect()),
-            ),
+            Mode::Dedicated => (JailNet::Dedicated, ClaimAddr::Specific(rec.addresses().collect())),
         };
         let stack = platform.stack_of(name, net);
         for p in &v.settings.ports {
@@ -54,7 +51,7 @@ pub fn claims(
                 addresses: addrs.clone(),
             });
         }
-        if rec.mode == Mode::Dedicated {
+        if rec.mode() == Mode::Dedicated {
             for e in &v.exposures {
                 exposures.push(Exposure {
                     jail: name.clone(),

@@ -97,7 +97,7 @@ pub enum DriftKind {
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Drift {
     pub kind: DriftKind,
-    pub address: Ipv4Addr,
+    pub address: IpAddr,
     pub interface: Option<String>,
     pub jail: Option<String>,
     pub pool: Option<String>,
@@ -138,20 +138,13 @@ pub fn assignments(inv: &Inventory, ports: &PortsOf, host: &str) -> Vec<Assignme
         .map(|(n, r)| Assignment {
             jail: n.to_string(),
             host: host.to_string(),
-            mode: r.mode,
-            address: r.address,
-            pool: r.pool.as_ref().map(|p| p.to_string()),
-            interface: r.interface.as_ref().map(|i| i.to_string()),
+            mode: r.mode(),
+            address: r.address(),
+            pool: r.pool().map(|p| p.to_string()),
+            interface: r.interface().map(|i| i.to_string()),
             addresses: r
-                .address
-                .map(|a| {
-                    AddressRow::new(
-                        IpAddr::V4(a),
-                        r.pool.as_ref().map(|p| p.to_string()),
-                        r.interface.as_ref().map(|i| i.to_string()),
-                    )
-                })
-                .into_iter()
+                .leases()
+                .map(|(a, p, i)| AddressRow::new(a, p.map(|p| p.to_string()), i.map(|i| i.to_string())))
                 .collect(),
             phase: Some(r.phase),
             ports: ports(n),
@@ -209,23 +202,26 @@ pub fn pools_held(config: &Config, held: &RangeSet, jail_conf: &ConfAddrs, host:
 /// Inventory vs host. `observed` is every IPv4 address the host shows,
 /// with the interface (or `jail:<name>` for one inside a jail's own stack).
 pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift> {
-    let mut on_host: BTreeMap<Ipv4Addr, &str> = BTreeMap::new();
+    let mut on_host: BTreeMap<IpAddr, &str> = BTreeMap::new();
     for i in observed {
-        if let IpAddr::V4(a) = i.address {
-            on_host.entry(a).or_insert(&i.interface);
-        }
+        on_host.entry(i.address).or_insert(&i.interface);
     }
     let mut out = vec![];
     for (n, r) in &inv.jails {
-        let Some(a) = r.address else { continue };
-        if r.phase == Phase::Running && !on_host.contains_key(&a) {
-            let iface = r.interface.as_ref().map(|i| i.to_string());
+        if r.phase != Phase::Running {
+            continue;
+        }
+        for (a, pool, iface) in r.leases() {
+            if on_host.contains_key(&a) {
+                continue;
+            }
+            let iface = iface.map(|i| i.to_string());
             out.push(Drift {
                 kind: DriftKind::Missing,
                 address: a,
                 interface: iface.clone(),
                 jail: Some(n.to_string()),
-                pool: r.pool.as_ref().map(|p| p.to_string()),
+                pool: pool.map(|p| p.to_string()),
                 message: format!(
                     "jail {n} is running with {a}, but {a} is not configured on {}",
                     iface.as_deref().unwrap_or("any interface")
@@ -236,16 +232,17 @@ pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift
     let held: BTreeMap<Ipv4Addr, &JailName> = inv
         .jails
         .iter()
-        .filter_map(|(n, r)| r.address.map(|a| (a, n)))
+        .filter_map(|(n, r)| r.address().map(|a| (a, n)))
         .collect();
     for (a, iface) in on_host {
+        let IpAddr::V4(a) = a else { continue };
         let Some(pool) = config.pool_of(a) else { continue };
         if held.contains_key(&a) || pool.gateway == Some(a) || !pool.assignable.contains(u32::from(a)) {
             continue;
         }
         out.push(Drift {
             kind: DriftKind::Stray,
-            address: a,
+            address: IpAddr::V4(a),
             interface: Some(iface.to_string()),
             jail: None,
             pool: Some(pool.name.to_string()),

@@ -50,18 +50,19 @@
 //! [`FleetStore::pg`] directly), schema management ([`super::postgres`]).
 
 use std::collections::BTreeMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Mutex;
 
 use ::postgres::types::Type;
 
 use crate::core::config::Pool;
+use crate::core::model::{FamilyLease, Lease as ModelLease};
 use crate::core::names::{JailName, PoolName};
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::RangeSet;
 use crate::error::{Error, Result};
 
-use super::inventory::{Inventory, JailRecord, Mode};
+use super::inventory::{Inventory, JailRecord};
 use super::postgres::{self, Lease, Op, OpErr, PgStore, StoreConfig};
 use super::view::{FullView, View};
 use super::{Backend, JailLock, Store};
@@ -143,15 +144,29 @@ fn mine_of(tx: &mut impl ::postgres::GenericClient, host: &str) -> Op<Vec<Lease>
 fn overlaid(cur: Option<&JailRecord>, l: &Lease, pools: &BTreeMap<PoolName, Pool>) -> Option<JailRecord> {
     let pool = PoolName::new(&l.pool).ok()?;
     match cur {
-        Some(r) if r.mode == Mode::Dedicated && r.address == Some(l.address) && r.pool.as_ref() == Some(&pool) => None,
+        Some(r)
+            if r.inet
+                .lease()
+                .is_some_and(|x| x.address == l.address && x.pool.as_ref() == Some(&pool)) =>
+        {
+            None
+        }
         Some(r) => {
             let mut r = r.clone();
-            if r.pool.as_ref() != Some(&pool) {
-                r.interface = pools.get(&pool).map(|p| p.interface.clone()).or(r.interface);
+            let interface = if r.pool() != Some(&pool) {
+                pools.get(&pool).map(|p| p.interface.clone()).or(r.interface().cloned())
+            } else {
+                r.interface().cloned()
+            };
+            r.inet = FamilyLease::Dedicated(ModelLease {
+                address: l.address,
+                pool: Some(pool),
+                interface,
+            });
+            // why: as `assign` does; an own IPv4 address and the host's IPv6.
+            if r.inet6 == FamilyLease::Inherit {
+                r.inet6 = FamilyLease::Disable;
             }
-            r.mode = Mode::Dedicated;
-            r.address = Some(l.address);
-            r.pool = Some(pool);
             Some(r)
         }
         None => {
@@ -187,8 +202,7 @@ fn overlay(inv: &mut Inventory, leases: &[Lease], pools: &BTreeMap<PoolName, Poo
 fn wanted(inv: &Inventory) -> Mine {
     inv.jails
         .iter()
-        .filter(|(_, r)| r.mode == Mode::Dedicated)
-        .filter_map(|(n, r)| Some((n.as_str().to_string(), (r.pool.as_ref()?.to_string(), r.address?))))
+        .filter_map(|(n, r)| Some((n.as_str().to_string(), (r.pool()?.to_string(), r.address()?))))
         .collect()
 }
 
@@ -482,26 +496,6 @@ impl FleetView<'_> {
         self.pg_err = Some(e);
         Error::Unavailable(msg)
     }
-
-    /// Other hosts' leased addresses in `r`.
-    fn others_in(&mut self, r: Ipv4Range) -> Result<RangeSet> {
-        let rows = self.tx.query_typed(
-            "SELECT address FROM jnet_leases WHERE host <> $1 AND address >= $2 AND address <= $3",
-            &[
-                (&self.host, Type::TEXT),
-                (&IpAddr::V4(Ipv4Addr::from(r.start)), Type::INET),
-                (&IpAddr::V4(Ipv4Addr::from(r.end)), Type::INET),
-            ],
-        );
-        let rows = rows.map_err(|e| self.failed(e))?;
-        let mut s = RangeSet::new();
-        for row in rows {
-            if let IpAddr::V4(a) = row.get::<_, IpAddr>(0) {
-                s.insert_addr(a);
-            }
-        }
-        Ok(s)
-    }
 }
 
 impl FleetView<'_> {
@@ -544,13 +538,13 @@ impl View for FleetView<'_> {
         self.full.record(jail)
     }
 
-    fn holder_of(&mut self, a: Ipv4Addr, except: &JailName) -> Result<Option<JailName>> {
+    fn holder_of(&mut self, a: IpAddr, except: &JailName) -> Result<Option<JailName>> {
         if let Some(j) = self.full.holder_of(a, except)? {
             return Ok(Some(j));
         }
         let row = self.tx.query_typed_opt(
             "SELECT host, jail FROM jnet_leases WHERE host <> $1 AND address = $2 LIMIT 1",
-            &[(&self.host, Type::TEXT), (&IpAddr::V4(a), Type::INET)],
+            &[(&self.host, Type::TEXT), (&a, Type::INET)],
         );
         let row = row.map_err(|e| self.failed(e))?;
         match row {
@@ -564,12 +558,18 @@ impl View for FleetView<'_> {
         }
     }
 
-    fn taken_in(&mut self, r: Ipv4Range) -> Result<RangeSet> {
-        let mut s = self.full.taken_in(r)?;
-        for x in self.others_in(r)?.iter_ranges() {
-            s.insert(x);
-        }
-        Ok(s)
+    /// IPv6 pools are not shared through the database yet: its lease
+    /// bookkeeping (one lease per jail, low-water marks over u32) is
+    /// IPv4's. The configuration refuses IPv6 pools with a `[store]
+    /// postgres` backend, so this is only reached by a caller that did not
+    /// check; it refuses rather than hand out an address another host may
+    /// hold.
+    fn lowest_free6(&mut self, _: &RangeSet<u128>, _: &RangeSet<u128>) -> Result<Option<Ipv6Addr>> {
+        Err(Error::config(
+            "IPv6 pools cannot be shared through PostgreSQL in this version of jnet; \
+             use an IPv6 pool with the file store, or assign IPv6 addresses by hand"
+                .to_string(),
+        ))
     }
 
     /// The lowest address of `assignable` that neither this host's records
@@ -584,7 +584,7 @@ impl View for FleetView<'_> {
     /// ends; with the mark in place it takes one round.
     fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
         let mut taken = also_taken.clone();
-        for a in self.full.inv.jails.values().filter_map(|j| j.address) {
+        for a in self.full.inv.jails.values().filter_map(JailRecord::address) {
             taken.insert_addr(a);
         }
         for r in assignable.iter_ranges() {

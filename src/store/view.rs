@@ -7,10 +7,10 @@
 //! inventory, which the file store's property test and the backend
 //! conformance suite check. No I/O here.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::core::names::JailName;
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::{RangeSet, Unit};
 use crate::error::Result;
 
 use super::inventory::{Inventory, JailRecord};
@@ -21,12 +21,12 @@ pub trait View {
     /// The record of `jail`, if the inventory has one.
     fn record(&mut self, jail: &JailName) -> Result<Option<JailRecord>>;
     /// A jail other than `except` that holds `a` (the first by name).
-    fn holder_of(&mut self, a: Ipv4Addr, except: &JailName) -> Result<Option<JailName>>;
-    /// Every inventory address inside `r`.
-    fn taken_in(&mut self, r: Ipv4Range) -> Result<RangeSet>;
-    /// The lowest address of `assignable` that no inventory record holds
-    /// and that is not in `also_taken`.
+    fn holder_of(&mut self, a: IpAddr, except: &JailName) -> Result<Option<JailName>>;
+    /// The lowest IPv4 address of `assignable` that no inventory record
+    /// holds and that is not in `also_taken`.
     fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>>;
+    /// [`View::lowest_free`] for IPv6.
+    fn lowest_free6(&mut self, assignable: &RangeSet<u128>, also_taken: &RangeSet<u128>) -> Result<Option<Ipv6Addr>>;
     /// Sets (`Some`) or removes (`None`) the record of `jail`.
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()>;
 }
@@ -37,36 +37,47 @@ pub(crate) struct FullView<'a> {
     pub changed: bool,
 }
 
+/// The lowest address of `assignable` in neither `held` nor `also_taken`.
+fn lowest_of<T: Unit>(
+    assignable: &RangeSet<T>,
+    also_taken: &RangeSet<T>,
+    held: impl Iterator<Item = T::Addr>,
+) -> Option<T::Addr> {
+    let mut taken = also_taken.clone();
+    for a in held {
+        taken.insert_addr(a);
+    }
+    assignable
+        .iter_ranges()
+        .find_map(|r| taken.first_gap(r.start, r.end))
+        .map(T::Addr::from)
+}
+
 impl View for FullView<'_> {
     fn record(&mut self, jail: &JailName) -> Result<Option<JailRecord>> {
         Ok(self.inv.jails.get(jail).cloned())
     }
-    fn holder_of(&mut self, a: Ipv4Addr, except: &JailName) -> Result<Option<JailName>> {
+    fn holder_of(&mut self, a: IpAddr, except: &JailName) -> Result<Option<JailName>> {
         Ok(self
             .inv
             .jails
             .iter()
-            .find(|(n, r)| *n != except && r.address == Some(a))
+            .find(|(n, r)| *n != except && r.holds(a))
             .map(|(n, _)| n.clone()))
     }
-    fn taken_in(&mut self, r: Ipv4Range) -> Result<RangeSet> {
-        let mut s = RangeSet::new();
-        for a in self.inv.jails.values().filter_map(|j| j.address) {
-            if r.contains(u32::from(a)) {
-                s.insert_addr(a);
-            }
-        }
-        Ok(s)
-    }
     fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
-        let mut taken = also_taken.clone();
-        for a in self.inv.jails.values().filter_map(|j| j.address) {
-            taken.insert_addr(a);
-        }
-        Ok(assignable
-            .iter_ranges()
-            .find_map(|r| taken.first_gap(r.start, r.end))
-            .map(Ipv4Addr::from))
+        Ok(lowest_of(
+            assignable,
+            also_taken,
+            self.inv.jails.values().filter_map(JailRecord::address),
+        ))
+    }
+    fn lowest_free6(&mut self, assignable: &RangeSet<u128>, also_taken: &RangeSet<u128>) -> Result<Option<Ipv6Addr>> {
+        Ok(lowest_of(
+            assignable,
+            also_taken,
+            self.inv.jails.values().filter_map(JailRecord::address6),
+        ))
     }
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()> {
         let old = match record {

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::Engine;
-use crate::core::model::Mode;
+use crate::core::model::{AddressFamily, Mode};
 use crate::core::names::JailName;
 use crate::engine::addresses::{self, AssignRequest, Imported, Observed, Outcome};
 use crate::engine::jails_conf;
@@ -19,22 +19,32 @@ use crate::os::{self, IfAddr};
 use crate::store::JailRecord;
 
 /// What a jail holds: its mode and, when dedicated, its address with the
-/// pool and interface it came with.
+/// pool and interface it came with (the IPv4 ones, as before dual stack),
+/// and per family its mode and lease.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Holding {
     pub mode: Mode,
     pub address: Option<IpAddr>,
     pub pool: Option<String>,
     pub interface: Option<String>,
+    /// jail(8)'s mode word of IPv4 and of IPv6: `inherit`, `new`, `disable`.
+    pub families: [&'static str; 2],
+    /// Every leased address with its pool and interface, IPv4 first.
+    pub leases: Vec<(IpAddr, Option<String>, Option<String>)>,
 }
 
 impl Holding {
     pub fn of(r: &JailRecord) -> Holding {
         Holding {
-            mode: r.mode,
-            address: r.address.map(IpAddr::V4),
-            pool: r.pool.as_ref().map(|p| p.to_string()),
-            interface: r.interface.as_ref().map(|i| i.to_string()),
+            mode: r.mode(),
+            address: r.address().map(IpAddr::V4),
+            pool: r.pool().map(|p| p.to_string()),
+            interface: r.interface().map(|i| i.to_string()),
+            families: [r.inet.as_str(), r.inet6.as_str()],
+            leases: r
+                .leases()
+                .map(|(a, p, i)| (a, p.map(|p| p.to_string()), i.map(|i| i.to_string())))
+                .collect(),
         }
     }
 }
@@ -82,7 +92,7 @@ impl Engine {
         // why no host listing for inherit: it takes no address, so nothing
         // on the host can collide with it.
         let host: Vec<IfAddr> = match req {
-            AssignRequest::Inherit => vec![],
+            AssignRequest::Inherit { .. } => vec![],
             _ => os::stack_interface_addresses(),
         };
         let observed = Observed {
@@ -107,10 +117,10 @@ impl Engine {
         )
     }
 
-    /// `jnet release JAIL`: forgets the jail's address (refused while it
-    /// runs).
-    pub fn release(&self, jail: &JailName) -> Result<ReleaseReport> {
-        let released = addresses::release(self.store.as_ref(), jail)?;
+    /// `jnet release JAIL [--family F]`: forgets the jail's addresses, or
+    /// its address of one family (refused while it runs).
+    pub fn release(&self, jail: &JailName, family: Option<AddressFamily>) -> Result<ReleaseReport> {
+        let released = addresses::release(self.store.as_ref(), jail, family)?;
         Ok(ReleaseReport {
             jail: jail.clone(),
             released: released.as_ref().map(Holding::of),

@@ -115,10 +115,9 @@ fn status_rows(
             ports: ports.get(n).cloned().unwrap_or_default(),
         });
         if row.addresses.is_empty() {
-            row.addresses = match (rec.mode, rec.address) {
-                (Mode::Inherit, _) => vec!["inherit".to_string()],
-                (Mode::Dedicated, Some(a)) => vec![a.to_string()],
-                (Mode::Dedicated, None) => vec![],
+            row.addresses = match rec.mode() {
+                Mode::Inherit => vec!["inherit".to_string()],
+                Mode::Dedicated => rec.addresses().map(|a| a.to_string()).collect(),
             };
         }
     }

@@ -28,7 +28,7 @@ use crate::engine::lifecycle::Lifecycle;
 use crate::engine::snapshot::Snapshot;
 use crate::engine::{firewall, jails, portcheck};
 use crate::error::{Error, Result};
-use crate::store::{JailRecord, Mode};
+use crate::store::JailRecord;
 
 /// Where a jail's address in the plan comes from. `conf` indexes jail.conf
 /// by name; `taken` holds every address the inventory (with the previews
@@ -203,11 +203,8 @@ impl Engine {
                 out.jails.push(j);
                 continue;
             };
-            j.mode = Some(rec.mode.as_str());
-            j.address = match rec.mode {
-                Mode::Inherit => None,
-                Mode::Dedicated => rec.address.map(|a| a.to_string()),
-            };
+            j.mode = Some(rec.mode().as_str());
+            j.address = rec.address().map(|a| a.to_string());
             j.origin = origin.get(n).cloned();
             j.phase = Some(rec.phase.to_string());
             j.ports = v.settings.ports.iter().map(|p| p.to_string()).collect();

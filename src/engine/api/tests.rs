@@ -109,13 +109,13 @@ fn a_jails_whole_life_through_the_api() {
     assert_eq!(st.anchors[0].phase, Phase::Running);
 
     // Releasing a running jail is refused and changes nothing.
-    assert!(matches!(e.release(&www), Err(Error::Data(_))));
+    assert!(matches!(e.release(&www, None), Err(Error::Data(_))));
     assert!(e.list().unwrap().jails[0].assignment.address.is_some());
 
     let s = e.run(Verb::Stop, &Targets::All).unwrap();
     assert_eq!(s.jails[0].outcome, JailResult::Stopped, "{s:?}");
     assert!(f.host.snapshot().is_empty(), "{:?}", f.host.snapshot());
-    let r = e.release(&www).unwrap();
+    let r = e.release(&www, None).unwrap();
     assert_eq!(
         r.released.and_then(|h| h.address).map(|a| a.to_string()).as_deref(),
         Some("198.51.100.2")

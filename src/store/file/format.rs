@@ -1,13 +1,13 @@
 //! The inventory file as text: header, base records, journal (no I/O).
 //!
 //! ```text
-//! jnet-inventory 2 generation=7 body=1234 lines=12 hash=5f0c0a3be2a1d9c4
+//! jnet-inventory 3 generation=7 body=1234 lines=12 hash=5f0c0a3be2a1d9c4
 //! # written by jnet; ...
-//! jail www mode=dedicated address=10.0.0.5 pool=lan interface=vtnet0 phase=stopped
+//! jail www ip4=new address=10.0.0.5 pool=lan interface=vtnet0 ip6=new address6=fd00::5 pool6=lan6 phase=stopped
 //! bridge jnetbr0
 //! journal
-//! set jail db mode=dedicated address=10.0.0.6 pool=lan interface=vtnet0 phase=defined | was=- | 8c1e0f2a
-//! del jail www | was=10.0.0.5 | 0b7d33e1
+//! set jail db ip4=new address=10.0.0.6 pool=lan interface=vtnet0 ip6=disable phase=defined | was=- | 8c1e0f2a
+//! del jail www | was=10.0.0.5,fd00::5 | 0b7d33e1
 //! ```
 //!
 //! The *base* is everything up to and including the `journal` line: jail
@@ -31,19 +31,22 @@
 //! a bad checksum, last or not, was committed and then damaged: an error
 //! with its line, never silently dropped.
 //!
-//! Schema version 1 (a header without fields and no journal) is still read.
+//! Schema versions 1 (a header without fields and no journal) and 2 (jail
+//! lines with `mode=` and at most an IPv4 lease) are still read; the first
+//! write to such a file rewrites it whole as version 3 (the fast path only
+//! appends to a version 3 file), so a journal never mixes versions.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use crate::core::names::JailName;
 
 use crate::store::inventory::{
-    parse_jail_words, quick_address, quick_name, write_jail_line, FormatError, Inventory, JailRecord,
+    parse_jail_words, quick_addresses, quick_name, write_jail_line, FormatError, Inventory, JailRecord,
 };
 
-pub const SCHEMA_VERSION: u32 = 2;
+pub const SCHEMA_VERSION: u32 = 3;
 pub const MAGIC: &str = "jnet-inventory";
 pub const JOURNAL_LINE: &str = "journal";
 const COMMENT: &str =
@@ -115,9 +118,9 @@ pub fn parse_header(line: &str) -> Result<Header, String> {
         return Err(not());
     }
     let version: u32 = words.next().and_then(|v| v.parse().ok()).ok_or_else(not)?;
-    if version != 1 && version != SCHEMA_VERSION {
+    if !(1..=SCHEMA_VERSION).contains(&version) {
         return Err(format!(
-            "schema version {version} is not supported (this jnet reads 1 and {SCHEMA_VERSION})"
+            "schema version {version} is not supported (this jnet reads 1 to {SCHEMA_VERSION})"
         ));
     }
     let mut h = Header {
@@ -149,9 +152,9 @@ pub struct Rendered {
     pub text: String,
     pub header: Header,
     pub header_len: usize,
-    /// `(address, offset of its jail line)` for every dedicated jail, in
-    /// name order.
-    pub addrs: Vec<(u32, u32)>,
+    /// `(index key, offset of its jail line)` of every leased address
+    /// (`index::key`), in name order.
+    pub addrs: Vec<(u128, u32)>,
 }
 
 /// Renders `inv` as a whole file with an empty journal.
@@ -160,8 +163,8 @@ pub fn render(inv: &Inventory, generation: u64) -> Rendered {
     body.push_str(COMMENT);
     let mut addrs = Vec::new();
     for (name, r) in &inv.jails {
-        if let Some(a) = r.address {
-            addrs.push((u32::from(a), body.len() as u32));
+        for a in r.addresses() {
+            addrs.push((super::index::key(a), body.len() as u32));
         }
         write_jail_line(&mut body, name.as_str(), r);
     }
@@ -171,7 +174,7 @@ pub fn render(inv: &Inventory, generation: u64) -> Rendered {
     finish(body, generation, addrs)
 }
 
-fn finish(mut body: String, generation: u64, mut addrs: Vec<(u32, u32)>) -> Rendered {
+fn finish(mut body: String, generation: u64, mut addrs: Vec<(u128, u32)>) -> Rendered {
     body.push_str(JOURNAL_LINE);
     body.push('\n');
     let lines = 1 + body.bytes().filter(|&b| b == b'\n').count() as u64;
@@ -203,8 +206,8 @@ pub struct Record {
     pub jail: JailName,
     /// `None`: the jail was removed.
     pub record: Option<JailRecord>,
-    /// The jail's address before this record.
-    pub was: Option<Ipv4Addr>,
+    /// The addresses the jail held before this record, IPv4 first.
+    pub was: Vec<IpAddr>,
 }
 
 /// Appends the line of one journal record.
@@ -220,11 +223,16 @@ pub fn write_record(out: &mut String, r: &Record) {
             let _ = write!(out, "del jail {}", r.jail);
         }
     }
-    match r.was {
-        Some(a) => {
-            let _ = write!(out, " | was={a}");
+    if r.was.is_empty() {
+        out.push_str(" | was=-");
+    } else {
+        out.push_str(" | was=");
+        for (i, a) in r.was.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            let _ = write!(out, "{a}");
         }
-        None => out.push_str(" | was=-"),
     }
     let sum = hash32(&out.as_bytes()[start..]);
     let _ = writeln!(out, " | {sum:08x}");
@@ -247,8 +255,11 @@ pub fn parse_record(line: &str) -> Result<Record, String> {
     let (pre, _) = line.rsplit_once(" | ").ok_or("journal record without checksum")?;
     let (op, was) = pre.rsplit_once(" | ").ok_or("journal record without was=")?;
     let was = match was.strip_prefix("was=") {
-        Some("-") => None,
-        Some(a) => Some(a.parse().map_err(|_| format!("was={a:?} is not IPv4"))?),
+        Some("-") => vec![],
+        Some(v) => v
+            .split(',')
+            .map(|a| a.parse().map_err(|_| format!("was={a:?} is not an IP address")))
+            .collect::<Result<_, _>>()?,
         None => return Err(format!("expected was=, found {was:?}")),
     };
     let mut words = op.split_ascii_whitespace();
@@ -343,7 +354,7 @@ pub fn scan_journal(text: &[u8], marker_line: usize) -> Result<Journal<'_>, Form
 /// Applies one parsed record to `inv`, checking it follows the state.
 pub fn apply(inv: &mut Inventory, r: Record) -> Result<(), String> {
     let cur = inv.jails.get(&r.jail);
-    let had = cur.and_then(|c| c.address);
+    let had: Vec<IpAddr> = cur.map(|c| c.addresses().collect()).unwrap_or_default();
     if cur.is_none() && r.record.is_none() {
         return Err(format!(
             "journal removes jail {}, which is not in the inventory",
@@ -351,12 +362,18 @@ pub fn apply(inv: &mut Inventory, r: Record) -> Result<(), String> {
         ));
     }
     if had != r.was {
-        let show = |a: Option<Ipv4Addr>| a.map_or("no address".to_string(), |a| a.to_string());
+        let show = |a: &[IpAddr]| {
+            if a.is_empty() {
+                "no address".to_string()
+            } else {
+                a.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(" and ")
+            }
+        };
         return Err(format!(
             "journal record says jail {} held {} before it, the inventory says {}",
             r.jail,
-            show(r.was),
-            show(had)
+            show(&r.was),
+            show(&had)
         ));
     }
     match r.record {
@@ -498,8 +515,9 @@ pub fn merge(base_body: &str, overlay: &BTreeMap<JailName, Option<String>>, gene
     let mut addrs = Vec::new();
     let mut ov = overlay.iter().peekable();
     let mut push_jail = |body: &mut String, line: &str| {
-        if let Some(a) = quick_address(line) {
-            addrs.push((u32::from(a), body.len() as u32));
+        let (a4, a6) = quick_addresses(line);
+        for a in a4.map(IpAddr::V4).into_iter().chain(a6.map(IpAddr::V6)) {
+            addrs.push((super::index::key(a), body.len() as u32));
         }
         body.push_str(line);
         if !line.ends_with('\n') {
@@ -584,7 +602,7 @@ mod tests {
             &Record {
                 jail: j("b"),
                 record: Some(ded("10.0.0.6")),
-                was: None,
+                was: vec![],
             },
         );
         write_record(
@@ -592,7 +610,7 @@ mod tests {
             &Record {
                 jail: j("a"),
                 record: None,
-                was: Some("10.0.0.5".parse().unwrap()),
+                was: vec!["10.0.0.5".parse().unwrap()],
             },
         );
         let p = parse(text.as_bytes()).unwrap();
@@ -606,7 +624,7 @@ mod tests {
             &Record {
                 jail: j("a"),
                 record: None,
-                was: None,
+                was: vec![],
             },
         );
         let e = parse(bad.as_bytes()).unwrap_err();
@@ -623,7 +641,7 @@ mod tests {
             &Record {
                 jail: j("a"),
                 record: Some(ded("10.0.0.5")),
-                was: None,
+                was: vec![],
             },
         );
         let second = text.len();
@@ -632,7 +650,7 @@ mod tests {
             &Record {
                 jail: j("b"),
                 record: Some(ded("10.0.0.6")),
-                was: None,
+                was: vec![],
             },
         );
         let mut mid = text.clone().into_bytes();
@@ -660,7 +678,7 @@ mod tests {
             &Record {
                 jail: j("a4"),
                 record: Some(ded("169.254.1.1")),
-                was: Some("10.0.0.4".parse().unwrap()),
+                was: vec!["10.0.0.4".parse().unwrap()],
             },
         );
         let lines = text.lines().count();
@@ -672,7 +690,7 @@ mod tests {
         // The same line without its newline is a torn append: ignored.
         let torn = &bad[..bad.len() - 1];
         let p = parse(torn.as_bytes()).unwrap();
-        assert_eq!(p.inventory.jails[&j("a4")].address, Some("10.0.0.4".parse().unwrap()));
+        assert_eq!(p.inventory.jails[&j("a4")].address(), Some("10.0.0.4".parse().unwrap()));
         assert_eq!(p.valid_len, torn.rfind('\n').unwrap() + 1);
     }
 
@@ -704,7 +722,14 @@ mod tests {
         assert_eq!(m.addrs, want.addrs);
         for (a, off) in &m.addrs {
             let l = &m.text[*off as usize..];
-            assert_eq!(quick_address(&l[..l.find('\n').unwrap()]).map(u32::from), Some(*a));
+            let (a4, a6) = quick_addresses(&l[..l.find('\n').unwrap()]);
+            let keys: Vec<u128> = a4
+                .map(IpAddr::V4)
+                .into_iter()
+                .chain(a6.map(IpAddr::V6))
+                .map(crate::store::file::index::key)
+                .collect();
+            assert!(keys.contains(a), "{a:x} not on the line at {off}");
         }
     }
 
@@ -715,9 +740,10 @@ mod tests {
         assert!(parse_header("jnet-inventory 2 colour=red")
             .unwrap_err()
             .contains("unknown header field"));
-        assert!(parse_header("jnet-inventory 3")
+        assert!(parse_header("jnet-inventory 3 generation=4 body=10 lines=3 hash=00ff").is_ok());
+        assert!(parse_header("jnet-inventory 4")
             .unwrap_err()
-            .contains("schema version 3"));
+            .contains("schema version 4"));
         assert!(parse_header("jnet-inventory 1 generation=1").is_err());
     }
 }

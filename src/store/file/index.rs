@@ -2,8 +2,9 @@
 //! base, so `assign` need not parse every line.
 //!
 //! It holds, for the base of one generation of the inventory (not its
-//! journal, which the fast path reads itself): every taken address as
-//! merged ranges (for "lowest free address", O(log n) per probe) and the
+//! journal, which the fast path reads itself): every taken address of
+//! either family as a 128-bit key ([`key`]: IPv6 as is, IPv4 as its
+//! IPv4-mapped IPv6 address, which no lease can be) in merged ranges (for "lowest free address", O(log n) per probe) and the
 //! sorted `(address, offset of the jail line)` pairs (for "who holds this
 //! address"; the line is read back and checked), in blocks of 512 entries
 //! with a fence table (first address and hash of each block), so a lookup
@@ -11,13 +12,13 @@
 //! little endian:
 //!
 //! ```text
-//! 0   magic "JNETIDX1"
+//! 0   magic "JNETIDX2"
 //! 8   identity of the base: device, inode, generation, body length, body hash
 //! 48  stamp: inventory size, mtime s/ns, ctime s/ns after jnet's last write
 //! 88  number of ranges, number of address entries, hash of the ranges, hash of the fences
 //! 120 hash of bytes 0..120
-//! 128 ranges: (start u32, end u32)*, addresses: (address u32, line offset u32)*,
-//!     fences: (first address u32, 0 u32, block hash u64)* one per block
+//! 128 ranges: (start u128, end u128)*, addresses: (key u128, line offset u32, 0 u32)*,
+//!     fences: (first key u128, block hash u64)* one per block
 //! ```
 //!
 //! Trust rules (see `Store::update_view`): the identity must equal the
@@ -30,16 +31,44 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 use super::format::hash64;
 
 pub const FILE: &str = "inventory.idx";
-const MAGIC: &[u8; 8] = b"JNETIDX1";
+const MAGIC: &[u8; 8] = b"JNETIDX2";
 const HEADER_LEN: usize = 128;
 const HASHED_HEADER: usize = 120;
 const BLOCK: usize = 512;
+const RANGE: usize = 32;
+const ENTRY: usize = 24;
+const FENCE: usize = 24;
+
+/// The index key of an address: an IPv6 address as its integer, an IPv4
+/// address as its IPv4-mapped IPv6 address (RFC 4291 2.5.5.2), a range no
+/// lease can hold (the configuration refuses such pools and addresses), so
+/// the two families share one ordered key space without colliding.
+pub fn key(a: IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(a) => key4(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
+
+/// [`key`] of an IPv4 address given as its integer.
+pub const fn key4(a: u32) -> u128 {
+    0xffff_0000_0000 | a as u128
+}
+
+/// The address a key stands for.
+pub fn address_of(k: u128) -> IpAddr {
+    match u32::try_from(k ^ 0xffff_0000_0000) {
+        Ok(a) if k >> 32 == 0xffff => IpAddr::V4(a.into()),
+        _ => IpAddr::V6(k.into()),
+    }
+}
 
 /// Which base an index describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -75,11 +104,11 @@ pub struct Index {
     file: File,
     pub identity: Identity,
     pub stamp: Stamp,
-    ranges: Vec<(u32, u32)>,
+    ranges: Vec<(u128, u128)>,
     n_addrs: u64,
     fences_hash: u64,
-    /// `(first address, hash)` of every block of the address section.
-    fences: Vec<(u32, u64)>,
+    /// `(first key, hash)` of every block of the address section.
+    fences: Vec<(u128, u64)>,
 }
 
 fn blocks(n: u64) -> u64 {
@@ -90,15 +119,26 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
 }
 
-fn pairs(b: &[u8]) -> Vec<(u32, u32)> {
-    b.chunks_exact(8)
-        .map(|c| {
-            (
-                u32::from_le_bytes([c[0], c[1], c[2], c[3]]),
-                u32::from_le_bytes([c[4], c[5], c[6], c[7]]),
-            )
-        })
-        .collect()
+fn u128_at(b: &[u8], at: usize) -> u128 {
+    u128::from_le_bytes(b[at..at + 16].try_into().expect("16 bytes"))
+}
+
+fn range_pairs(b: &[u8]) -> Vec<(u128, u128)> {
+    b.chunks_exact(RANGE).map(|c| (u128_at(c, 0), u128_at(c, 16))).collect()
+}
+
+fn entries(b: &[u8]) -> impl Iterator<Item = (u128, u32)> + '_ {
+    b.chunks_exact(ENTRY)
+        .map(|c| (u128_at(c, 0), u32::from_le_bytes([c[16], c[17], c[18], c[19]])))
+}
+
+fn encode_ranges(v: &[(u128, u128)]) -> Vec<u8> {
+    let mut b = Vec::with_capacity(v.len() * RANGE);
+    for (x, y) in v {
+        b.extend_from_slice(&x.to_le_bytes());
+        b.extend_from_slice(&y.to_le_bytes());
+    }
+    b
 }
 
 fn header_bytes(id: &Identity, st: &Stamp, n_ranges: u64, n_addrs: u64, rh: u64, ah: u64) -> [u8; HEADER_LEN] {
@@ -174,8 +214,10 @@ impl Index {
         // and bounded by the file's length before anything is allocated
         // (H15).
         let sections = || -> Option<(u64, u64, u64)> {
-            let entries = n_ranges.checked_add(n_addrs)?.checked_mul(8)?;
-            let fences = blocks(n_addrs).checked_mul(16)?;
+            let entries = n_ranges
+                .checked_mul(RANGE as u64)?
+                .checked_add(n_addrs.checked_mul(ENTRY as u64)?)?;
+            let fences = blocks(n_addrs).checked_mul(FENCE as u64)?;
             let total = (HEADER_LEN as u64).checked_add(entries)?.checked_add(fences)?;
             Some((entries, fences, total))
         };
@@ -186,7 +228,7 @@ impl Index {
         debug_assert_eq!(total, len);
         // Both fit in the file, so in usize on any 64-bit or 32-bit host
         // that could read the file at all.
-        let range_len = usize::try_from(n_ranges.checked_mul(8)?).ok()?;
+        let range_len = usize::try_from(n_ranges.checked_mul(RANGE as u64)?).ok()?;
         let fence_len = usize::try_from(fence_len).ok()?;
         let mut rb = vec![0u8; range_len];
         file.read_exact(&mut rb).ok()?;
@@ -194,7 +236,7 @@ impl Index {
             tracing::debug!(path = %path.display(), "inventory index ranges are damaged");
             return None;
         }
-        let ranges = pairs(&rb);
+        let ranges = range_pairs(&rb);
         if ranges.windows(2).any(|w| w[0].1 >= w[1].0) || ranges.iter().any(|r| r.0 > r.1) {
             return None;
         }
@@ -204,10 +246,7 @@ impl Index {
             tracing::debug!(path = %path.display(), "inventory index fences are damaged");
             return None;
         }
-        let fences = fb
-            .chunks_exact(16)
-            .map(|c| (u32::from_le_bytes([c[0], c[1], c[2], c[3]]), u64_at(c, 8)))
-            .collect();
+        let fences = fb.chunks_exact(FENCE).map(|c| (u128_at(c, 0), u64_at(c, 16))).collect();
         Some(Index {
             file,
             identity,
@@ -219,11 +258,11 @@ impl Index {
         })
     }
 
-    /// Writes a new index for `addrs` (`(address, line offset)`, any
-    /// order) by temp file and rename, without fsync (see module docs).
-    pub fn write(dir: &Path, identity: Identity, stamp: Stamp, mut addrs: Vec<(u32, u32)>) -> io::Result<()> {
+    /// Writes a new index for `addrs` (`(key, line offset)`, any order)
+    /// by temp file and rename, without fsync (see module docs).
+    pub fn write(dir: &Path, identity: Identity, stamp: Stamp, mut addrs: Vec<(u128, u32)>) -> io::Result<()> {
         addrs.sort_unstable();
-        let mut ranges: Vec<(u32, u32)> = Vec::new();
+        let mut ranges: Vec<(u128, u128)> = Vec::new();
         for &(a, _) in &addrs {
             match ranges.last_mut() {
                 Some(r) if r.1 >= a => {}
@@ -231,19 +270,16 @@ impl Index {
                 _ => ranges.push((a, a)),
             }
         }
-        let enc = |v: &[(u32, u32)]| {
-            let mut b = Vec::with_capacity(v.len() * 8);
-            for (x, y) in v {
-                b.extend_from_slice(&x.to_le_bytes());
-                b.extend_from_slice(&y.to_le_bytes());
-            }
-            b
-        };
-        let (rb, ab) = (enc(&ranges), enc(&addrs));
-        let mut fb = Vec::with_capacity(addrs.len() / BLOCK * 16 + 16);
-        for (i, chunk) in ab.chunks(BLOCK * 8).enumerate() {
+        let rb = encode_ranges(&ranges);
+        let mut ab = Vec::with_capacity(addrs.len() * ENTRY);
+        for (x, y) in &addrs {
+            ab.extend_from_slice(&x.to_le_bytes());
+            ab.extend_from_slice(&y.to_le_bytes());
+            ab.extend_from_slice(&0u32.to_le_bytes());
+        }
+        let mut fb = Vec::with_capacity(addrs.len() / BLOCK * FENCE + FENCE);
+        for (i, chunk) in ab.chunks(BLOCK * ENTRY).enumerate() {
             fb.extend_from_slice(&addrs[i * BLOCK].0.to_le_bytes());
-            fb.extend_from_slice(&0u32.to_le_bytes());
             fb.extend_from_slice(&hash64(chunk).to_le_bytes());
         }
         let head = header_bytes(
@@ -274,7 +310,7 @@ impl Index {
             &stamp,
             self.ranges.len() as u64,
             self.n_addrs,
-            hash64(&self.range_bytes()),
+            hash64(&encode_ranges(&self.ranges)),
             self.fences_hash,
         );
         self.file.write_all_at(&h, 0)?;
@@ -282,23 +318,14 @@ impl Index {
         Ok(())
     }
 
-    fn range_bytes(&self) -> Vec<u8> {
-        let mut b = Vec::with_capacity(self.ranges.len() * 8);
-        for (x, y) in &self.ranges {
-            b.extend_from_slice(&x.to_le_bytes());
-            b.extend_from_slice(&y.to_le_bytes());
-        }
-        b
-    }
-
-    /// The taken range of the base containing `x`. O(log n).
-    pub fn range_containing(&self, x: u32) -> Option<(u32, u32)> {
+    /// The taken range of the base containing key `x`. O(log n).
+    pub fn range_containing(&self, x: u128) -> Option<(u128, u128)> {
         let i = self.ranges.partition_point(|r| r.0 <= x);
         self.ranges[..i].last().copied().filter(|r| r.1 >= x)
     }
 
-    /// Taken ranges of the base overlapping `[lo, hi]`, clipped.
-    pub fn ranges_in(&self, lo: u32, hi: u32) -> impl Iterator<Item = (u32, u32)> + '_ {
+    /// Taken ranges of the base overlapping keys `[lo, hi]`, clipped.
+    pub fn ranges_in(&self, lo: u128, hi: u128) -> impl Iterator<Item = (u128, u128)> + '_ {
         let i = self.ranges.partition_point(|r| r.1 < lo);
         self.ranges[i..]
             .iter()
@@ -306,22 +333,22 @@ impl Index {
             .map(move |r| (r.0.max(lo), r.1.min(hi)))
     }
 
-    /// Offsets of the base lines of jails holding `a`, in name order;
+    /// Offsets of the base lines of jails holding key `a`, in name order;
     /// `None` when a block it read fails its hash. Reads only the blocks
     /// whose fences can hold `a` (normally one).
-    pub fn lines_of(&mut self, a: u32) -> io::Result<Option<Vec<u32>>> {
+    pub fn lines_of(&mut self, a: u128) -> io::Result<Option<Vec<u32>>> {
         let first = self.fences.partition_point(|f| f.0 < a).saturating_sub(1);
         let end = self.fences.partition_point(|f| f.0 <= a);
         let mut out = vec![];
-        let base = (HEADER_LEN + self.ranges.len() * 8) as u64;
+        let base = (HEADER_LEN + self.ranges.len() * RANGE) as u64;
         for b in first..end {
             let n = (self.n_addrs as usize - b * BLOCK).min(BLOCK);
-            let mut buf = vec![0u8; n * 8];
-            self.file.read_exact_at(&mut buf, base + (b * BLOCK * 8) as u64)?;
+            let mut buf = vec![0u8; n * ENTRY];
+            self.file.read_exact_at(&mut buf, base + (b * BLOCK * ENTRY) as u64)?;
             if hash64(&buf) != self.fences[b].1 {
                 return Ok(None);
             }
-            out.extend(pairs(&buf).into_iter().filter(|e| e.0 == a).map(|e| e.1));
+            out.extend(entries(&buf).filter(|e| e.0 == a).map(|e| e.1));
         }
         Ok(Some(out))
     }
@@ -374,7 +401,7 @@ mod tests {
             match Index::open(d.path()) {
                 None => {}
                 Some(mut ix) => {
-                    assert!(i >= HEADER_LEN + 2 * 8, "byte {i} not caught");
+                    assert!(i >= HEADER_LEN + 2 * RANGE, "byte {i} not caught");
                     assert!(ix.lines_of(20).unwrap().is_none(), "byte {i} not caught");
                 }
             }
@@ -402,7 +429,7 @@ mod tests {
         assert!(craft(1, u64::MAX, 144).is_none());
         assert!(craft(u64::MAX / 16, u64::MAX / 16, 4096).is_none());
         // Counts that wrap to exactly the file's length.
-        let wrap = (u64::MAX / 8) + 1 + 2; // (n*8) wraps to 16
+        let wrap = (u64::MAX / RANGE as u64) + 1 + 2; // n * RANGE wraps to a small number
         assert!(craft(wrap, 0, 144).is_none());
         // A sound empty index still opens.
         assert!(craft(0, 0, HEADER_LEN).is_some());
@@ -428,10 +455,24 @@ mod tests {
     }
 
     #[test]
+    fn keys_of_both_families_are_ordered_and_distinct() {
+        let v4: IpAddr = "10.0.0.5".parse().unwrap();
+        let v6: IpAddr = "fd00::5".parse().unwrap();
+        assert_eq!(key(v4), 0xffff_0a00_0005);
+        assert_eq!(address_of(key(v4)), v4);
+        assert_eq!(address_of(key(v6)), v6);
+        assert_eq!(
+            address_of(key("::5".parse().unwrap())),
+            "::5".parse::<IpAddr>().unwrap()
+        );
+        assert!(key("255.255.255.255".parse().unwrap()) < key("::1:0:0:0".parse().unwrap()));
+    }
+
+    #[test]
     fn lookups_across_blocks() {
         let d = tempfile::tempdir().unwrap();
         // 3 blocks; address 600 held by entries that straddle a block edge.
-        let mut v: Vec<(u32, u32)> = (0..1500u32).map(|i| (i, i * 10)).collect();
+        let mut v: Vec<(u128, u32)> = (0..1500u32).map(|i| (u128::from(i), i * 10)).collect();
         for k in 0..20 {
             v.push((511, 100_000 + k));
         }

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, OpenOptions};
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -23,15 +23,23 @@ fn name(i: u32) -> JailName {
 fn ip(i: u32) -> Ipv4Addr {
     Ipv4Addr::from(0x0a00_0000 + i)
 }
-fn rec(addr: Option<u32>, phase: u8, expose: bool) -> JailRecord {
-    let mut r = match addr {
-        Some(a) => JailRecord::dedicated(
-            ip(a),
-            Some(PoolName::new("p").unwrap()),
-            Some(IfName::new("lo1").unwrap()),
-        ),
-        None => JailRecord::inherit(),
+fn ip6(i: u32) -> Ipv6Addr {
+    Ipv6Addr::from(0xfd00_u128 << 112 | u128::from(i))
+}
+fn rec(addr: Option<u32>, addr6: Option<u32>, phase: u8, expose: bool) -> JailRecord {
+    let lease = |p: &str| (Some(PoolName::new(p).unwrap()), Some(IfName::new("lo1").unwrap()));
+    let mut r = match (addr, addr6) {
+        (Some(a), _) => JailRecord::dedicated(ip(a), lease("p").0, lease("p").1),
+        (None, Some(a)) => JailRecord::dedicated6(ip6(a), lease("p6").0, lease("p6").1),
+        (None, None) => JailRecord::inherit(),
     };
+    if let (Some(_), Some(a)) = (addr, addr6) {
+        r.inet6 = crate::core::model::FamilyLease::Dedicated(crate::core::model::Lease {
+            address: ip6(a),
+            pool: None,
+            interface: Some(IfName::new("lo2").unwrap()),
+        });
+    }
     r.phase = [Phase::Defined, Phase::Stopped, Phase::Running][phase as usize % 3];
     if expose {
         r.exposes = vec!["tcp/80".parse().unwrap(), "udp/5353".parse().unwrap()];
@@ -45,7 +53,8 @@ struct Answers {
     records: Vec<Option<JailRecord>>,
     lowest: Option<Ipv4Addr>,
     lowest_skipping: Option<Ipv4Addr>,
-    taken: Vec<Ipv4Range>,
+    lowest6: Option<Ipv6Addr>,
+    lowest6_skipping: Option<Ipv6Addr>,
     holders: Vec<Option<JailName>>,
 }
 
@@ -75,19 +84,24 @@ fn ask(v: &mut dyn View, names: u32, span: u32) -> Result<Answers> {
     }
     let lowest = v.lowest_free(&all(span), &RangeSet::new())?;
     let lowest_skipping = v.lowest_free(&all(span), &skip_set())?;
-    let taken = v.taken_in(Ipv4Range {
-        start: u32::from(ip(0)),
-        end: u32::from(ip(span - 1)),
-    })?;
+    let mut all6 = RangeSet::<u128>::empty();
+    all6.insert(crate::core::range::Span::new(u128::from(ip6(0)), u128::from(ip6(span - 1))).unwrap());
+    let mut skip6 = RangeSet::<u128>::empty();
+    skip6.insert_addr(ip6(0));
+    skip6.insert_addr(ip6(1));
+    let lowest6 = v.lowest_free6(&all6, &RangeSet::empty())?;
+    let lowest6_skipping = v.lowest_free6(&all6, &skip6)?;
     let mut holders = vec![];
     for a in 0..span {
-        holders.push(v.holder_of(ip(a), &name(a % names))?);
+        holders.push(v.holder_of(IpAddr::V4(ip(a)), &name(a % names))?);
+        holders.push(v.holder_of(IpAddr::V6(ip6(a)), &name(a % names))?);
     }
     Ok(Answers {
         records,
         lowest,
         lowest_skipping,
-        taken: taken.iter_ranges().collect(),
+        lowest6,
+        lowest6_skipping,
         holders,
     })
 }
@@ -114,8 +128,8 @@ fn store(dir: &Path, journal_max: u64) -> Store {
 
 #[derive(Debug, Clone)]
 enum Op {
-    /// Through the fast view.
-    Set(u32, Option<u32>, u8, bool),
+    /// Through the fast view: jail, IPv4 and IPv6 address, phase, exposures.
+    Set(u32, Option<u32>, Option<u32>, u8, bool),
     Remove(u32),
     /// Through the full path.
     FullSet(u32, Option<u32>),
@@ -130,8 +144,9 @@ const SPAN: u32 = 24;
 
 fn op() -> impl Strategy<Value = Op> {
     let addr = proptest::option::weighted(0.8, 0..SPAN);
+    let addr6 = proptest::option::weighted(0.4, 0..SPAN);
     prop_oneof![
-        6 => (0..NAMES, addr.clone(), 0u8..3, any::<bool>()).prop_map(|(j, a, p, e)| Op::Set(j, a, p, e)),
+        6 => (0..NAMES, addr.clone(), addr6, 0u8..3, any::<bool>()).prop_map(|(j, a, a6, p, e)| Op::Set(j, a, a6, p, e)),
         2 => (0..NAMES).prop_map(Op::Remove),
         1 => (0..NAMES, addr).prop_map(|(j, a)| Op::FullSet(j, a)),
         1 => Just(Op::DropIndex),
@@ -156,8 +171,8 @@ proptest! {
             let fallbacks = INDEX_FALLBACKS.with(|c| c.get());
             let damaging = matches!(o, Op::DamageIndex(_));
             match o {
-                Op::Set(j, a, p, e) => {
-                    let r = rec(a, p, e);
+                Op::Set(j, a, a6, p, e) => {
+                    let r = rec(a, a6, p, e);
                     st.update_view(|v| v.set(&name(j), Some(r.clone()))).unwrap();
                     m.insert(name(j), r);
                 }
@@ -166,7 +181,7 @@ proptest! {
                     m.remove(&name(j));
                 }
                 Op::FullSet(j, a) => {
-                    let r = rec(a, 1, false);
+                    let r = rec(a, None, 1, false);
                     st.update(|inv| { inv.jails.insert(name(j), r.clone()); Ok(()) }).unwrap();
                     m.insert(name(j), r);
                 }
@@ -202,11 +217,11 @@ proptest! {
 fn view_changes_are_appended_and_compacted_at_the_bound() {
     let d = tempfile::tempdir().unwrap();
     let st = store(d.path(), 600);
-    st.update_view(|v| v.set(&name(0), Some(rec(Some(1), 0, false))))
+    st.update_view(|v| v.set(&name(0), Some(rec(Some(1), None, 0, false))))
         .unwrap();
     let ino = fs::metadata(st.path()).unwrap().ino();
     let len = fs::metadata(st.path()).unwrap().len();
-    st.update_view(|v| v.set(&name(1), Some(rec(Some(2), 0, false))))
+    st.update_view(|v| v.set(&name(1), Some(rec(Some(2), None, 0, false))))
         .unwrap();
     let m = fs::metadata(st.path()).unwrap();
     assert_eq!(m.ino(), ino, "a small change is an append, not a rewrite");
@@ -218,7 +233,7 @@ fn view_changes_are_appended_and_compacted_at_the_bound() {
     let mut rewrites = 0;
     let mut last = ino;
     for i in 2..20 {
-        st.update_view(|v| v.set(&name(i), Some(rec(Some(i + 1), 0, true))))
+        st.update_view(|v| v.set(&name(i), Some(rec(Some(i + 1), None, 0, true))))
             .unwrap();
         let m = fs::metadata(st.path()).unwrap();
         if m.ino() != last {
@@ -236,7 +251,7 @@ fn before_and_after(d: &Path) -> (Store, Vec<u8>, Model, Vec<u8>, Model) {
     let st = store(d, 1 << 20);
     let mut m = Model::new();
     for i in 0..6 {
-        let r = rec(Some(i), i as u8, i % 2 == 0);
+        let r = rec(Some(i), None, i as u8, i % 2 == 0);
         st.update_view(|v| v.set(&name(i), Some(r.clone()))).unwrap();
         m.insert(name(i), r);
     }
@@ -244,7 +259,7 @@ fn before_and_after(d: &Path) -> (Store, Vec<u8>, Model, Vec<u8>, Model) {
     m.remove(&name(2));
     let f0 = fs::read(st.path()).unwrap();
     let m0 = m.clone();
-    let r = rec(Some(2), 1, true);
+    let r = rec(Some(2), None, 1, true);
     st.update_view(|v| v.set(&name(7), Some(r.clone()))).unwrap();
     m.insert(name(7), r);
     let f1 = fs::read(st.path()).unwrap();
@@ -293,7 +308,7 @@ fn cut_or_damaged_last_record_reads_as_before_or_after() {
             // The fast view sees the same state, and the next change cuts the
             // torn tail off and lands after the valid records.
             assert_eq!(store_answers(&st, 8, 8), model_answers(&got, 8, 8), "{what} at {k}");
-            let extra = rec(None, 0, false);
+            let extra = rec(None, None, 0, false);
             st.update_view(|v| v.set(&name(6), Some(extra.clone()))).unwrap();
             let mut want = got.clone();
             want.insert(name(6), extra);
@@ -323,7 +338,7 @@ fn populated(d: &Path) -> (Store, Model) {
     st.update(|inv| {
         for i in 0..300 {
             if i % 7 != 3 {
-                inv.jails.insert(name(i), rec(Some(i), 0, false));
+                inv.jails.insert(name(i), rec(Some(i), None, 0, false));
             }
         }
         m = inv.jails.clone();
@@ -331,7 +346,7 @@ fn populated(d: &Path) -> (Store, Model) {
     })
     .unwrap();
     for i in [3, 10, 17, 400] {
-        let r = rec(Some(i + 1000), 1, true);
+        let r = rec(Some(i + 1000), None, 1, true);
         st.update_view(|v| v.set(&name(i), Some(r.clone()))).unwrap();
         m.insert(name(i), r);
     }
@@ -369,7 +384,7 @@ fn missing_damaged_or_stale_index_is_rebuilt_with_the_same_answers() {
     let mut m2 = m.clone();
     st.update(|inv| {
         inv.jails.remove(&name(0));
-        inv.jails.insert(name(1), rec(Some(0), 0, false));
+        inv.jails.insert(name(1), rec(Some(0), None, 0, false));
         m2 = inv.jails.clone();
         Ok(())
     })
@@ -389,19 +404,21 @@ fn base_edited_by_hand_is_noticed() {
     std::thread::sleep(Duration::from_millis(30));
     let text = fs::read_to_string(st.path()).unwrap();
     let (from, to) = (
-        "jail j20 mode=dedicated address=10.0.0.20 ",
-        "jail j20 mode=dedicated address=10.0.0.99 ",
+        "jail j20 ip4=new address=10.0.0.20 ",
+        "jail j20 ip4=new address=10.0.0.99 ",
     );
     assert!(text.contains(from));
     fs::write(st.path(), text.replacen(from, to, 1)).unwrap();
-    m.get_mut(&name(20)).unwrap().address = Some(ip(99));
+    if let crate::core::model::FamilyLease::Dedicated(l) = &mut m.get_mut(&name(20)).unwrap().inet {
+        l.address = ip(99);
+    }
     assert_eq!(st.read().unwrap().jails, m);
     assert_eq!(store_answers(&st, 310, 320), model_answers(&m, 310, 320));
     // The next change rewrites it in canonical form, and the fast path is
     // back.
-    st.update_view(|v| v.set(&name(20), Some(rec(Some(98), 0, false))))
+    st.update_view(|v| v.set(&name(20), Some(rec(Some(98), None, 0, false))))
         .unwrap();
-    m.insert(name(20), rec(Some(98), 0, false));
+    m.insert(name(20), rec(Some(98), None, 0, false));
     assert_eq!(store_answers(&st, 310, 320), model_answers(&m, 310, 320));
     let h = format::parse_header(fs::read_to_string(st.path()).unwrap().lines().next().unwrap()).unwrap();
     let body = fs::read(st.path()).unwrap();
@@ -421,7 +438,10 @@ fn version_1_file_is_read_and_upgraded_on_first_change() {
     )
     .unwrap();
     let a = JailName::new("a").unwrap();
-    assert_eq!(st.update_view(|v| v.record(&a)).unwrap().unwrap().address, Some(ip(1)));
+    assert_eq!(
+        st.update_view(|v| v.record(&a)).unwrap().unwrap().address(),
+        Some(ip(1))
+    );
     assert!(
         fs::read_to_string(st.path()).unwrap().starts_with("jnet-inventory 1\n"),
         "no change, no write"
@@ -430,22 +450,79 @@ fn version_1_file_is_read_and_upgraded_on_first_change() {
         st.update_view(|v| v.lowest_free(&all(4), &RangeSet::new())).unwrap(),
         Some(ip(0))
     );
-    st.update_view(|v| v.set(&name(1), Some(rec(Some(0), 0, false))))
+    st.update_view(|v| v.set(&name(1), Some(rec(Some(0), None, 0, false))))
         .unwrap();
     let text = fs::read_to_string(st.path()).unwrap();
-    assert!(text.starts_with("jnet-inventory 2 generation=1 "), "{text}");
+    assert!(text.starts_with("jnet-inventory 3 generation=1 "), "{text}");
     assert_eq!(st.read().unwrap().jails.len(), 2);
+}
+
+/// Issue 9 B7: a schema 2 file (what jnet wrote before dual stack, with a
+/// journal) reads as IPv4-dedicated jails with IPv6 disabled and inherit
+/// jails inheriting both; a read or a no-op update does not write it; the
+/// first change rewrites it whole as schema 3, never appending a schema 3
+/// record to a schema 2 file.
+#[test]
+fn version_2_file_is_read_and_upgraded_on_first_change() {
+    let d = tempfile::tempdir().unwrap();
+    let st = store(d.path(), 1 << 20);
+    fs::create_dir_all(d.path()).unwrap();
+    let mut v2 = crate::store::Inventory::default();
+    v2.jails.insert(name(0), rec(Some(1), None, 1, true));
+    v2.jails.insert(name(1), rec(None, None, 0, false));
+    // The schema 2 text of that inventory, as the previous jnet wrote it.
+    let body = "# written by jnet\njail j0 mode=dedicated address=10.0.0.1 pool=p interface=lo1 phase=stopped expose=tcp/80,udp/5353\njail j1 mode=inherit phase=defined\njournal\n";
+    let header = format!(
+        "jnet-inventory 2 generation=3 body={} lines=5 hash={:016x}\n",
+        body.len(),
+        format::hash64(body.as_bytes())
+    );
+    let mut text = header + body;
+    let mut rec2 =
+        String::from("set jail j2 mode=dedicated address=10.0.0.2 pool=p interface=lo1 phase=defined | was=-");
+    let sum = format::hash64(rec2.as_bytes()) as u32;
+    rec2.push_str(&format!(" | {sum:08x}\n"));
+    text.push_str(&rec2);
+    fs::write(st.path(), &text).unwrap();
+    fs::set_permissions(st.path(), std::os::unix::fs::PermissionsExt::from_mode(0o600)).unwrap();
+    v2.jails.insert(name(2), rec(Some(2), None, 0, false));
+    assert_eq!(st.read().unwrap(), v2);
+    let j0 = &st.read().unwrap().jails[&name(0)];
+    assert_eq!((j0.inet.as_str(), j0.inet6.as_str()), ("new", "disable"));
+    let j1 = &st.read().unwrap().jails[&name(1)];
+    assert_eq!((j1.inet.as_str(), j1.inet6.as_str()), ("inherit", "inherit"));
+    st.update(|_| Ok(())).unwrap();
+    assert_eq!(
+        fs::read_to_string(st.path()).unwrap(),
+        text,
+        "a no-op update does not write"
+    );
+    assert_eq!(
+        st.update_view(|v| v.lowest_free(&all(4), &RangeSet::new())).unwrap(),
+        Some(ip(0))
+    );
+    st.update_view(|v| v.set(&name(3), Some(rec(Some(3), Some(3), 0, false))))
+        .unwrap();
+    let after = fs::read_to_string(st.path()).unwrap();
+    assert!(after.starts_with("jnet-inventory 3 generation=4 "), "{after}");
+    assert!(!after.contains("mode="), "{after}");
+    assert!(
+        after.contains("jail j0 ip4=new address=10.0.0.1 pool=p interface=lo1 ip6=disable phase=stopped"),
+        "{after}"
+    );
+    v2.jails.insert(name(3), rec(Some(3), Some(3), 0, false));
+    assert_eq!(st.read().unwrap(), v2);
 }
 
 #[test]
 fn a_change_of_several_jails_is_one_rename_not_several_appends() {
     let d = tempfile::tempdir().unwrap();
     let st = store(d.path(), 1 << 20);
-    st.update_view(|v| v.set(&name(0), Some(rec(Some(1), 0, false))))
+    st.update_view(|v| v.set(&name(0), Some(rec(Some(1), None, 0, false))))
         .unwrap();
     let ino = fs::metadata(st.path()).unwrap().ino();
     st.update_view(|v| {
-        v.set(&name(1), Some(rec(Some(2), 0, false)))?;
+        v.set(&name(1), Some(rec(Some(2), None, 0, false)))?;
         v.set(&name(0), None)
     })
     .unwrap();

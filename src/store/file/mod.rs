@@ -66,6 +66,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
+use std::net::IpAddr;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -598,15 +599,19 @@ impl Store {
     }
 }
 
-/// `(address, offset of the line)` of every jail line of a base body
-/// (offsets relative to the file: `body_at` is where the body starts).
-fn base_addresses(body: &[u8], body_at: u32) -> Vec<(u32, u32)> {
+/// `(index key, offset of the line)` of every address of every jail line
+/// of a base body (offsets relative to the file: `body_at` is where the
+/// body starts).
+fn base_addresses(body: &[u8], body_at: u32) -> Vec<(u128, u32)> {
     let mut out = vec![];
     let mut pos = 0;
     for line in body.split_inclusive(|&b| b == b'\n') {
         if line.starts_with(b"jail ") {
-            if let Some(a) = std::str::from_utf8(line).ok().and_then(inventory::quick_address) {
-                out.push((u32::from(a), body_at + pos as u32));
+            if let Ok(l) = std::str::from_utf8(line) {
+                let (a4, a6) = inventory::quick_addresses(l);
+                for a in a4.map(IpAddr::V4).into_iter().chain(a6.map(IpAddr::V6)) {
+                    out.push((index::key(a), body_at + pos as u32));
+                }
             }
         }
         pos += line.len();

@@ -6,17 +6,17 @@
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::FileExt;
 
 use crate::core::names::JailName;
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::{RangeSet, Unit};
 use crate::error::{Error, Result};
 use crate::store::inventory::{parse_jail_words, quick_name, JailRecord};
 use crate::store::view::View;
 
 use super::format::Record;
-use super::index::Index;
+use super::index::{address_of, key, Index};
 
 /// The fast view: base lines found by binary search with pread (the base
 /// is sorted by name), taken addresses from the index, and an overlay of
@@ -31,8 +31,9 @@ pub(super) struct IndexedView<'a> {
     pub index: &'a mut Index,
     /// Final state of every jail the journal (or this operation) touched.
     pub overlay: BTreeMap<JailName, Option<JailRecord>>,
-    /// Net change of the number of holders per address, by the overlay.
-    pub delta: BTreeMap<u32, i64>,
+    /// Net change of the number of holders per address (index key), by
+    /// the overlay.
+    pub delta: BTreeMap<u128, i64>,
     pub pending: Vec<Record>,
     /// Set when the index disagrees with the base: the store then falls
     /// back to the full path and rebuilds it.
@@ -42,11 +43,11 @@ pub(super) struct IndexedView<'a> {
 impl IndexedView<'_> {
     /// Applies one record to the overlay (journal replay or a new change).
     pub fn absorb(&mut self, r: &Record) {
-        if let Some(a) = r.was {
-            *self.delta.entry(u32::from(a)).or_default() -= 1;
+        for &a in &r.was {
+            *self.delta.entry(key(a)).or_default() -= 1;
         }
-        if let Some(a) = r.record.as_ref().and_then(|x| x.address) {
-            *self.delta.entry(u32::from(a)).or_default() += 1;
+        for a in r.record.iter().flat_map(JailRecord::addresses) {
+            *self.delta.entry(key(a)).or_default() += 1;
         }
         self.overlay.insert(r.jail.clone(), r.record.clone());
     }
@@ -149,13 +150,13 @@ impl IndexedView<'_> {
     }
 
     /// Jails of the base (not overridden by the overlay) holding `a`.
-    fn base_holders(&mut self, a: u32) -> Result<Vec<JailName>> {
+    fn base_holders(&mut self, a: u128) -> Result<Vec<JailName>> {
         let lines = self.index.lines_of(a).map_err(|e| self.io(e))?;
         let Some(lines) = lines else {
             return Err(self.damage("address section checksum".into()));
         };
         if lines.is_empty() != self.index.range_containing(a).is_none() {
-            return Err(self.damage(format!("ranges and addresses disagree about {}", Ipv4Addr::from(a))));
+            return Err(self.damage(format!("ranges and addresses disagree about {}", address_of(a))));
         }
         let mut out = vec![];
         for off in lines {
@@ -167,8 +168,8 @@ impl IndexedView<'_> {
                 Err(e) => return Err(self.io(e)),
             };
             let (name, rec) = self.parse_base(&line, u64::from(off))?;
-            if rec.address.map(u32::from) != Some(a) {
-                return Err(self.damage(format!("byte {off} does not hold {}", Ipv4Addr::from(a))));
+            if !rec.holds(address_of(a)) {
+                return Err(self.damage(format!("byte {off} does not hold {}", address_of(a))));
             }
             if !self.overlay.contains_key(&name) {
                 out.push(name);
@@ -178,7 +179,7 @@ impl IndexedView<'_> {
     }
 
     /// Whether the inventory (base + overlay) holds `a`.
-    fn held(&mut self, a: u32) -> Result<bool> {
+    fn held(&mut self, a: u128) -> Result<bool> {
         let d = self.delta.get(&a).copied().unwrap_or(0);
         if d == 0 {
             return Ok(self.index.range_containing(a).is_some());
@@ -198,6 +199,76 @@ impl IndexedView<'_> {
         };
         Ok(base + d > 0)
     }
+
+    /// The lowest address of `assignable` (in the family's integers) in
+    /// neither the inventory nor `also_taken`; `to_key` maps the family's
+    /// integers into the index's keys, preserving order.
+    fn lowest_in<T: Unit>(
+        &mut self,
+        assignable: &RangeSet<T>,
+        also_taken: &RangeSet<T>,
+        to_key: impl Fn(T) -> u128,
+    ) -> Result<Option<T>> {
+        // why: each step either returns or jumps past one range of
+        // `also_taken`, one base range, or one overlay address, so the cost
+        // is O((|also_taken| + |overlay|) log n), not O(pool) or O(jails).
+        // A key range of the index maps back into the family by its
+        // distance from `x`, as keys of one family are consecutive.
+        for r in assignable.iter_ranges() {
+            let mut x = r.start;
+            loop {
+                if let Some(t) = also_taken.range_of(x) {
+                    if t.end >= r.end {
+                        break;
+                    }
+                    x = t.end.succ();
+                    continue;
+                }
+                let kx = to_key(x);
+                if let Some((_, end)) = self.index.range_containing(kx) {
+                    if !self.held(kx)? {
+                        return Ok(Some(x));
+                    }
+                    let kr_end = to_key(r.end);
+                    let klim = end.min(kr_end);
+                    let freed: Vec<u128> = self
+                        .delta
+                        .range(kx..=klim)
+                        .filter(|(a, d)| **a > kx && **d < 0)
+                        .map(|(a, _)| *a)
+                        .collect();
+                    let mut next = None;
+                    for y in freed {
+                        if !self.held(y)? {
+                            next = Some(y);
+                            break;
+                        }
+                    }
+                    match next {
+                        Some(y) => x = from_key_near(x, kx, y),
+                        None if klim >= kr_end => break,
+                        None => x = from_key_near(x, kx, klim).succ(),
+                    }
+                    continue;
+                }
+                if self.held(kx)? {
+                    if x >= r.end {
+                        break;
+                    }
+                    x = x.succ();
+                    continue;
+                }
+                return Ok(Some(x));
+            }
+        }
+        Ok(None)
+    }
+}
+
+/// The family integer of key `k`, given that `x` has key `kx <= k` and
+/// both lie in one family's consecutive keys.
+fn from_key_near<T: Unit>(x: T, kx: u128, k: u128) -> T {
+    x.add(k - kx)
 }
 
 impl View for IndexedView<'_> {
@@ -218,87 +289,27 @@ impl View for IndexedView<'_> {
         }
     }
 
-    fn holder_of(&mut self, a: Ipv4Addr, except: &JailName) -> Result<Option<JailName>> {
+    fn holder_of(&mut self, a: IpAddr, except: &JailName) -> Result<Option<JailName>> {
         let mut all: Vec<JailName> = self
             .overlay
             .iter()
-            .filter(|(n, r)| *n != except && r.as_ref().and_then(|r| r.address) == Some(a))
+            .filter(|(n, r)| *n != except && r.as_ref().is_some_and(|r| r.holds(a)))
             .map(|(n, _)| n.clone())
             .collect();
-        if self.index.range_containing(u32::from(a)).is_some() {
-            all.extend(self.base_holders(u32::from(a))?.into_iter().filter(|n| n != except));
+        if self.index.range_containing(key(a)).is_some() {
+            all.extend(self.base_holders(key(a))?.into_iter().filter(|n| n != except));
         }
         Ok(all.into_iter().min())
     }
 
-    fn taken_in(&mut self, r: Ipv4Range) -> Result<RangeSet> {
-        let mut s = RangeSet::new();
-        for (a, b) in self.index.ranges_in(r.start, r.end) {
-            s.insert(Ipv4Range { start: a, end: b });
-        }
-        let touched: Vec<u32> = self.delta.range(r.start..=r.end).map(|(a, _)| *a).collect();
-        for a in touched {
-            if self.held(a)? {
-                s.insert(Ipv4Range::single(a.into()));
-            } else {
-                s.remove(Ipv4Range::single(a.into()));
-            }
-        }
-        Ok(s)
+    fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
+        self.lowest_in(assignable, also_taken, |x| key(IpAddr::V4(x.into())))
+            .map(|a| a.map(Ipv4Addr::from))
     }
 
-    fn lowest_free(&mut self, assignable: &RangeSet, also_taken: &RangeSet) -> Result<Option<Ipv4Addr>> {
-        // why: each step either returns or jumps past one range of
-        // `also_taken`, one base range, or one overlay address, so the cost
-        // is O((|also_taken| + |overlay|) log n), not O(pool) or O(jails).
-        for r in assignable.iter_ranges() {
-            let mut x = r.start;
-            loop {
-                if let Some(t) = also_taken.range_of(x) {
-                    if t.end >= r.end {
-                        break;
-                    }
-                    x = t.end + 1;
-                    continue;
-                }
-                if let Some((_, end)) = self.index.range_containing(x) {
-                    if !self.held(x)? {
-                        return Ok(Some(x.into()));
-                    }
-                    let lim = end.min(r.end);
-                    let after = if x < lim { x + 1 } else { lim };
-                    let freed: Vec<u32> = self
-                        .delta
-                        .range(after..=lim)
-                        .filter(|(a, _)| **a > x)
-                        .filter(|(_, d)| **d < 0)
-                        .map(|(a, _)| *a)
-                        .collect();
-                    let mut next = None;
-                    for y in freed {
-                        if !self.held(y)? {
-                            next = Some(y);
-                            break;
-                        }
-                    }
-                    match next {
-                        Some(y) => x = y,
-                        None if lim >= r.end => break,
-                        None => x = lim + 1,
-                    }
-                    continue;
-                }
-                if self.held(x)? {
-                    if x >= r.end {
-                        break;
-                    }
-                    x += 1;
-                    continue;
-                }
-                return Ok(Some(x.into()));
-            }
-        }
-        Ok(None)
+    fn lowest_free6(&mut self, assignable: &RangeSet<u128>, also_taken: &RangeSet<u128>) -> Result<Option<Ipv6Addr>> {
+        self.lowest_in(assignable, also_taken, |x| x)
+            .map(|a| a.map(Ipv6Addr::from))
     }
 
     fn set(&mut self, jail: &JailName, record: Option<JailRecord>) -> Result<()> {
@@ -309,7 +320,7 @@ impl View for IndexedView<'_> {
         let rec = Record {
             jail: jail.clone(),
             record,
-            was: cur.and_then(|c| c.address),
+            was: cur.map(|c| c.addresses().collect()).unwrap_or_default(),
         };
         self.absorb(&rec);
         self.pending.push(rec);
