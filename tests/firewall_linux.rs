@@ -16,16 +16,12 @@ use crate::common::binary;
 use crate::common::client;
 use crate::common::netns as test_netns;
 
-use std::io::Write;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use binary::{jnet, ok};
-use client::{fetch, fetch_from, jnet_chains, topology, CLIENT, TIMEOUT};
+use client::{fetch, fetch_from, jnet_chains, topology, Server, CLIENT, TIMEOUT};
 use jnet::os::linux::link;
 use jnet::os::linux::netns::{self};
 use serde_json::Value;
@@ -56,61 +52,6 @@ const FOREIGN: &str = "table ip foreign {\n\tchain pre {\n\t\ttype nat hook prer
 
 fn nft(args: &[&str]) -> String {
     jnet::os::runner::run("nft", args, None).unwrap().stdout
-}
-
-/// A TCP server on a listener bound inside some namespace: each connection
-/// gets `greeting`; the peer address of every accepted connection is kept.
-struct Server {
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<Vec<SocketAddr>>>,
-}
-
-impl Server {
-    fn bind_in(ns: &Path, addr: &str, greeting: &'static str) -> Server {
-        let addr = addr.to_string();
-        let l = netns::run_in(ns, move || TcpListener::bind(addr)).unwrap().unwrap();
-        // why: non-blocking accept polled against a stop flag, so the test
-        // can end the server (and so the listener's namespace) when done.
-        l.set_nonblocking(true).unwrap();
-        let stop = Arc::new(AtomicBool::new(false));
-        let flag = stop.clone();
-        let thread = std::thread::spawn(move || {
-            let mut peers = vec![];
-            while !flag.load(Ordering::Relaxed) {
-                match l.accept() {
-                    Ok((mut c, peer)) => {
-                        peers.push(peer);
-                        c.set_nonblocking(false).unwrap();
-                        let _ = c.write_all(greeting.as_bytes());
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                        std::thread::sleep(Duration::from_millis(5))
-                    }
-                    Err(e) => panic!("accept: {e}"),
-                }
-            }
-            peers
-        });
-        Server {
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    /// Stops the server; the peers it accepted, in order.
-    fn finish(mut self) -> Vec<SocketAddr> {
-        self.stop.store(true, Ordering::Relaxed);
-        self.thread.take().unwrap().join().unwrap()
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
 }
 
 fn assert_unreachable(to: &str, why: &str) {

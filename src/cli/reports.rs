@@ -10,14 +10,29 @@ use crate::engine::report::{self, Assignment, InventoryReport, PoolReport};
 use crate::engine::Engine;
 use crate::error::Result;
 
-/// JAIL MODE ADDRESS POOL INTERFACE STATE cells of an assignment row.
+/// JAIL MODE ADDRESS POOL INTERFACE STATE cells of an assignment row; a
+/// dual-stack jail lists both addresses (IPv4 first), and its pools and
+/// interfaces once each.
 fn assignment_cells(r: &Assignment) -> Vec<String> {
+    let joined = |f: &dyn Fn(&report::AddressRow) -> Option<String>| {
+        let mut v: Vec<String> = vec![];
+        for x in r.addresses.iter().filter_map(f) {
+            if !v.contains(&x) {
+                v.push(x);
+            }
+        }
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(",")
+        }
+    };
     vec![
         r.jail.clone(),
         r.mode.as_str().to_string(),
-        opt(&r.address),
-        opt(&r.pool),
-        opt(&r.interface),
+        joined(&|a| Some(a.address.to_string())),
+        joined(&|a| a.pool.clone()),
+        joined(&|a| a.interface.clone()),
         opt(&r.phase),
     ]
 }

@@ -1,14 +1,18 @@
 //! The "outside world" of the Linux end-to-end tests, built inside the
 //! test's own network namespace (see netns.rs): a named netns `client`
 //! (192.0.2.2/24, default route via 192.0.2.1) joined by a veth pair to the
-//! host's `ext0` (192.0.2.1/24 plus any extra addresses), and helpers to
+//! host's `ext0` (192.0.2.1/24 plus any extra addresses; IPv6 with
+//! [`topology6`]), a TCP [`Server`] in any namespace, and helpers to
 //! connect from it and to list jnet's nft chains.
 #![allow(dead_code)]
 
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
+use std::io::{Read, Write};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::fd::AsFd;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 
 use jnet::os::linux::netns::{self, NsKind};
@@ -39,6 +43,79 @@ pub fn topology(extra: &[Ipv4Addr]) {
         link::set_default_route(&mut s, Ipv4Addr::new(192, 0, 2, 1)).unwrap();
     })
     .unwrap();
+}
+
+/// Adds IPv6 to the topology: `ext0` 2001:db8:e::1/64 (plus `extra`,
+/// /64), the client 2001:db8:e::2/64 with its IPv6 default route via
+/// 2001:db8:e::1. Documentation prefix (RFC 3849), inside the test's own
+/// namespaces only.
+pub fn topology6(extra: &[Ipv6Addr]) {
+    let mut rt = link::route_socket().unwrap();
+    addr::add(&mut rt, "ext0", "2001:db8:e::1".parse().unwrap(), 64).unwrap();
+    for a in extra {
+        addr::add(&mut rt, "ext0", (*a).into(), 64).unwrap();
+    }
+    netns::run_in(Path::new(CLIENT), || {
+        let mut s = link::route_socket().unwrap();
+        addr::add(&mut s, "cl0", "2001:db8:e::2".parse().unwrap(), 64).unwrap();
+        link::set_default_route_via(&mut s, "2001:db8:e::1".parse().unwrap()).unwrap();
+    })
+    .unwrap();
+}
+
+/// A TCP server on a listener bound inside some namespace: each connection
+/// gets `greeting`; the peer address of every accepted connection is kept.
+pub struct Server {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<Vec<SocketAddr>>>,
+}
+
+impl Server {
+    pub fn bind_in(ns: &Path, addr: &str, greeting: &'static str) -> Server {
+        let addr = addr.to_string();
+        let l = netns::run_in(ns, move || TcpListener::bind(addr)).unwrap().unwrap();
+        // why: non-blocking accept polled against a stop flag, so the test
+        // can end the server (and so the listener's namespace) when done.
+        l.set_nonblocking(true).unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peers = vec![];
+            while !flag.load(Ordering::Relaxed) {
+                match l.accept() {
+                    Ok((mut c, peer)) => {
+                        peers.push(peer);
+                        c.set_nonblocking(false).unwrap();
+                        let _ = c.write_all(greeting.as_bytes());
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                        std::thread::sleep(Duration::from_millis(5))
+                    }
+                    Err(e) => panic!("accept: {e}"),
+                }
+            }
+            peers
+        });
+        Server {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops the server; the peers it accepted, in order.
+    pub fn finish(mut self) -> Vec<SocketAddr> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().unwrap().join().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 /// Connects from namespace `ns` to `to` and reads until the peer closes.
