@@ -502,14 +502,35 @@ fn shapes_the_example_cannot_produce_validate_too() {
         stale: true,
         leases: 1,
     };
+    use jnet::engine::report::Count;
+    // An IPv6 /64: counts beyond 2^53 are decimal strings.
+    let pool6 = jnet::engine::report::PoolReport {
+        name: "lan6".into(),
+        family: jnet::core::model::AddressFamily::Inet6,
+        network: "fd00:1::/64".into(),
+        interface: "vtnet0".into(),
+        size: Count((1 << 64) - 2),
+        used: Count(1),
+        reserved: Count(0),
+        free: Count((1 << 64) - 3),
+        utilisation: 0.0,
+        nat: true,
+        hosts: None,
+    };
+    let v = serde_json::to_value(&pool6).unwrap();
+    assert_eq!(v["size"], "18446744073709551614", "{v}");
+    assert_eq!(v["used"], 1, "{v}");
+    assert_eq!(v["family"], "inet6", "{v}");
+    assert_valid("pools", None, &json!({ "pools": [v.clone()] }));
     let pool = jnet::engine::report::PoolReport {
         name: "lan".into(),
+        family: jnet::core::model::AddressFamily::Inet,
         network: "192.0.2.0/24".into(),
         interface: "vtnet0".into(),
-        size: 253,
-        used: 2,
-        reserved: 0,
-        free: 251,
+        size: Count(253),
+        used: Count(2),
+        reserved: Count(0),
+        free: Count(251),
         utilisation: 0.79,
         nat: false,
         hosts: Some(

@@ -11,6 +11,7 @@ mod check_linux;
 mod cli;
 mod completions;
 mod crash_torture;
+mod dualstack_linux;
 mod facts_cache;
 mod firewall_linux;
 mod fleet_cli;

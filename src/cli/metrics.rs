@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use crate::core::lifecycle::Phase;
-use crate::engine::report::{Drift, DriftKind, PoolReport};
+use crate::engine::report::{Count, Drift, DriftKind, PoolReport};
 
 /// Every phase, so a phase with no jail still exports 0 (a series that
 /// disappears reads as "no data", not as zero, in most alert rules).
@@ -51,7 +51,9 @@ fn header(o: &mut String, name: &str, help: &str) {
 }
 
 /// A per-pool gauge: metric name, HELP text, and the value it reads.
-type Gauge = (&'static str, &'static str, fn(&PoolReport) -> u64);
+// why exact integers: the text format takes any number, and a gauge of an
+// IPv6 pool's size is beyond u64 (a /48 holds 2^80 addresses).
+type Gauge = (&'static str, &'static str, fn(&PoolReport) -> Count);
 
 /// The whole exposition, one family after the other, each with its HELP
 /// and TYPE lines.
@@ -117,12 +119,13 @@ mod tests {
     fn pool(name: &str, size: u64, used: u64) -> PoolReport {
         PoolReport {
             name: name.into(),
+            family: crate::core::model::AddressFamily::Inet,
             network: "192.0.2.0/24".into(),
             interface: "em0".into(),
-            size,
-            used,
-            reserved: 1,
-            free: size - used - 1,
+            size: Count(size.into()),
+            used: Count(used.into()),
+            reserved: Count(1),
+            free: Count((size - used - 1).into()),
             utilisation: 0.0,
             nat: false,
             hosts: None,

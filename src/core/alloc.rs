@@ -7,16 +7,17 @@
 //! walks the pool or the inventory address by address. Gathering what is
 //! taken (inventory, jail.conf, host interfaces) is the engine's job.
 
-use std::net::Ipv4Addr;
-
-use crate::core::config::Pool;
+use crate::core::config::{PoolFamily, PoolOf};
+use crate::core::model::AddressFamily;
 use crate::core::range::RangeSet;
 
 /// Why an address cannot be assigned from a pool.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Refusal {
     OutsidePool,
+    /// IPv4's network address, IPv6's subnet-router anycast address.
     NetworkAddress,
+    /// IPv4 only (IPv6 has no broadcast).
     Broadcast,
     Gateway,
     Excluded,
@@ -25,10 +26,14 @@ pub enum Refusal {
 }
 
 impl Refusal {
-    pub fn describe(&self, a: Ipv4Addr, pool: &Pool) -> String {
+    pub fn describe<T: PoolFamily>(&self, a: T::Addr, pool: &PoolOf<T>) -> String {
         let p = &pool.name;
         match self {
             Refusal::OutsidePool => format!("{a} is not inside pool {p} ({})", pool.network),
+            Refusal::NetworkAddress if T::AF == AddressFamily::Inet6 => format!(
+                "{a} is the subnet-router anycast address (the network address) of pool {p} ({})",
+                pool.network
+            ),
             Refusal::NetworkAddress => {
                 format!("{a} is the network address of pool {p} ({})", pool.network)
             }
@@ -42,18 +47,18 @@ impl Refusal {
 }
 
 /// Whether `a` may be handed out from `pool` given the `taken` set.
-pub fn check(pool: &Pool, taken: &RangeSet, a: Ipv4Addr) -> Result<(), Refusal> {
+pub fn check<T: PoolFamily>(pool: &PoolOf<T>, taken: &RangeSet<T>, a: T::Addr) -> Result<(), Refusal> {
     if !pool.contains(a) {
         return Err(Refusal::OutsidePool);
     }
-    let x = u32::from(a);
+    let x: T = a.into();
     if !pool.assignable.contains(x) {
         let hosts = pool.host_range();
         return Err(if x < hosts.start {
             Refusal::NetworkAddress
         } else if x > hosts.end {
             Refusal::Broadcast
-        } else if pool.gateway == Some(a) {
+        } else if pool.gateway.map(Into::into) == Some(x) {
             Refusal::Gateway
         } else if pool.exclude.iter().any(|r| r.contains(x)) {
             Refusal::Excluded
@@ -68,24 +73,25 @@ pub fn check(pool: &Pool, taken: &RangeSet, a: Ipv4Addr) -> Result<(), Refusal> 
 }
 
 /// The lowest assignable address of `pool` not in `taken`, deterministic.
-pub fn lowest_free(pool: &Pool, taken: &RangeSet) -> Option<Ipv4Addr> {
-    pool.assignable.lowest_not_in(taken).map(Ipv4Addr::from)
+pub fn lowest_free<T: PoolFamily>(pool: &PoolOf<T>, taken: &RangeSet<T>) -> Option<T::Addr> {
+    pool.assignable.lowest_not_in(taken).map(T::Addr::from)
 }
 
 /// Usage figures of one pool: assignable size and how many of those are
-/// taken. O(k log n).
-pub fn usage(pool: &Pool, taken: &RangeSet) -> (u64, u64) {
-    let size = pool.assignable.count();
-    let used = pool.assignable.iter_ranges().map(|r| taken.count_in(r)).sum();
+/// taken (exact: an IPv6 /64 holds 2^64 - 1 host addresses). O(k log n).
+pub fn usage<T: PoolFamily>(pool: &PoolOf<T>, taken: &RangeSet<T>) -> (u128, u128) {
+    let size = pool.assignable.size();
+    let used = pool.assignable.iter_ranges().map(|r| taken.size_in(r)).sum();
     (size, used)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::core::config::parse_config;
+    use crate::core::config::{parse_config, Pool};
     use crate::core::range::Ipv4Range;
     use proptest::prelude::*;
+    use std::net::Ipv4Addr;
 
     fn pool(extra: &str) -> Pool {
         let text = format!("[host]\nexternal_interface=\"em0\"\n[pools.p]\ninterface=\"em0\"\n{extra}");

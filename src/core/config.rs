@@ -7,17 +7,18 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
 use std::path::PathBuf;
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::core::model::AddressFamily;
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::ports::{Expose, PortSpec};
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::{Ipv4Range, Ipv6Range, RangeSet, Span, Unit};
 
 /// A config or profile error, located in its file.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -167,31 +168,135 @@ pub struct HostConfig {
     pub nat_first_address: bool,
 }
 
-/// One `[pools.<name>]` table with its derived set of assignable addresses.
+/// What a pool needs of its address family beyond the integer arithmetic
+/// of [`Unit`]: the network type and which of its addresses are never a
+/// host's. Implemented for `u32` (IPv4) and `u128` (IPv6).
+pub trait PoolFamily: Unit {
+    type Network: Copy + fmt::Display + fmt::Debug + PartialEq + Eq + std::str::FromStr;
+    /// The family as jnet names it.
+    const AF: AddressFamily;
+    fn prefix(n: &Self::Network) -> u8;
+    /// First and last address of the network.
+    fn span(n: &Self::Network) -> Span<Self>;
+    /// The network's base address as given (host bits possibly set).
+    fn given(n: &Self::Network) -> Self;
+    /// The addresses of the network a host may hold: IPv4 without network
+    /// and broadcast (but all of a /31, RFC 3021, and /32); IPv6 without the
+    /// subnet-router anycast address, the network address (RFC 4291 2.6.1),
+    /// but all of a /127 (RFC 6164) and /128. IPv6 has no broadcast.
+    fn hosts(n: &Self::Network) -> Span<Self>;
+    /// The first block of non-unicast addresses `n` overlaps, described.
+    fn non_unicast(n: &Self::Network) -> Option<(String, &'static str)>;
+    /// The CIDR syntax of the family, for messages.
+    const CIDR: &'static str;
+    /// `a` if it is of this family.
+    fn of_ip(a: std::net::IpAddr) -> Option<Self::Addr>;
+}
+
+impl PoolFamily for u32 {
+    type Network = Ipv4Network;
+    const AF: AddressFamily = AddressFamily::Inet;
+    const CIDR: &'static str = "a.b.c.d/len";
+    fn prefix(n: &Ipv4Network) -> u8 {
+        n.prefix()
+    }
+    fn span(n: &Ipv4Network) -> Ipv4Range {
+        Ipv4Range {
+            start: u32::from(n.network()),
+            end: u32::from(n.broadcast()),
+        }
+    }
+    fn given(n: &Ipv4Network) -> u32 {
+        u32::from(n.ip())
+    }
+    fn hosts(n: &Ipv4Network) -> Ipv4Range {
+        host_range(*n)
+    }
+    fn non_unicast(n: &Ipv4Network) -> Option<(String, &'static str)> {
+        non_unicast_block(*n).map(|(b, w)| (b.to_string(), w))
+    }
+    fn of_ip(a: std::net::IpAddr) -> Option<Ipv4Addr> {
+        match a {
+            std::net::IpAddr::V4(a) => Some(a),
+            std::net::IpAddr::V6(_) => None,
+        }
+    }
+}
+
+impl PoolFamily for u128 {
+    type Network = Ipv6Network;
+    const AF: AddressFamily = AddressFamily::Inet6;
+    const CIDR: &'static str = "such as fd00:1::/64";
+    fn prefix(n: &Ipv6Network) -> u8 {
+        n.prefix()
+    }
+    fn span(n: &Ipv6Network) -> Ipv6Range {
+        let base = u128::from(n.network());
+        let hostmask = u128::MAX.checked_shr(u32::from(n.prefix())).unwrap_or(0);
+        Ipv6Range {
+            start: base,
+            end: base | hostmask,
+        }
+    }
+    fn given(n: &Ipv6Network) -> u128 {
+        u128::from(n.ip())
+    }
+    fn hosts(n: &Ipv6Network) -> Ipv6Range {
+        let all = <u128 as PoolFamily>::span(n);
+        if n.prefix() >= 127 {
+            all
+        } else {
+            Ipv6Range {
+                start: all.start + 1,
+                end: all.end,
+            }
+        }
+    }
+    fn non_unicast(n: &Ipv6Network) -> Option<(String, &'static str)> {
+        NON_UNICAST_V6.iter().find_map(|&(a, len, what)| {
+            let block = Ipv6Network::new(a, len).expect("constant prefix is valid");
+            (block.contains(n.network()) || n.contains(block.network())).then(|| (block.to_string(), what))
+        })
+    }
+    fn of_ip(a: std::net::IpAddr) -> Option<Ipv6Addr> {
+        match a {
+            std::net::IpAddr::V6(a) => Some(a),
+            std::net::IpAddr::V4(_) => None,
+        }
+    }
+}
+
+/// One `[pools.<name>]` table with its derived set of assignable addresses,
+/// of one family: [`Pool`] (IPv4) or [`Pool6`] (IPv6).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pool {
+pub struct PoolOf<T: PoolFamily> {
     pub name: PoolName,
-    pub network: Ipv4Network,
+    pub network: T::Network,
     pub interface: IfName,
-    pub ranges: Vec<Ipv4Range>,
-    pub exclude: Vec<Ipv4Range>,
-    pub gateway: Option<Ipv4Addr>,
+    pub ranges: Vec<Span<T>>,
+    pub exclude: Vec<Span<T>>,
+    pub gateway: Option<T::Addr>,
     pub nat: bool,
     /// Addresses the allocator may hand out: ranges (default: every host
-    /// address) minus network, broadcast, exclusions and the gateway.
-    pub assignable: RangeSet,
+    /// address) minus the network's non-host addresses, exclusions and the
+    /// gateway.
+    pub assignable: RangeSet<T>,
     /// Where the pool was defined, for messages.
     pub location: String,
 }
 
-impl Pool {
-    /// Host addresses of the network: without network and broadcast
-    /// addresses, except for /31 (RFC 3021) and /32.
-    pub fn host_range(&self) -> Ipv4Range {
-        host_range(self.network)
+/// An IPv4 pool.
+pub type Pool = PoolOf<u32>;
+/// An IPv6 pool.
+pub type Pool6 = PoolOf<u128>;
+
+impl<T: PoolFamily> PoolOf<T> {
+    /// Host addresses of the network (see [`PoolFamily::hosts`]).
+    pub fn host_range(&self) -> Span<T> {
+        T::hosts(&self.network)
     }
-    pub fn contains(&self, a: Ipv4Addr) -> bool {
-        self.network.contains(a)
+    pub fn contains(&self, a: T::Addr) -> bool {
+        T::span(&self.network).contains(a.into())
     }
 }
 
@@ -239,7 +344,10 @@ pub struct Profile {
 pub struct Config {
     pub file: String,
     pub host: HostConfig,
+    /// The IPv4 pools.
     pub pools: BTreeMap<PoolName, Pool>,
+    /// The IPv6 pools; a pool name is unique across both maps.
+    pub pools6: BTreeMap<PoolName, Pool6>,
     pub jails: BTreeMap<JailName, JailConfig>,
     /// `[store]`: which backend keeps the leases (default the file).
     pub store: crate::store::postgres::StoreConfig,
@@ -250,6 +358,22 @@ impl Config {
     pub fn pool_of(&self, a: Ipv4Addr) -> Option<&Pool> {
         // why: pools never overlap (validated), so at most one matches.
         self.pools.values().find(|p| p.contains(a))
+    }
+
+    /// The IPv6 pool whose network contains `a`.
+    pub fn pool6_of(&self, a: Ipv6Addr) -> Option<&Pool6> {
+        self.pools6.values().find(|p| p.contains(a))
+    }
+
+    /// The family of pool `name`, if there is one by that name.
+    pub fn pool_family(&self, name: &PoolName) -> Option<AddressFamily> {
+        if self.pools.contains_key(name) {
+            Some(AddressFamily::Inet)
+        } else if self.pools6.contains_key(name) {
+            Some(AddressFamily::Inet6)
+        } else {
+            None
+        }
     }
 }
 
@@ -299,7 +423,7 @@ fn settings(
 pub fn parse_config(file: &str, text: &str) -> Result<Config, ConfigError> {
     if let Some((raw, jail_tables)) = fast::raw_config(text) {
         if let Ok(mut c) = validate_config(file, text, raw) {
-            if let Some(jails) = fast::jails(file, &c.pools, &jail_tables) {
+            if let Some(jails) = fast::jails(file, &c.pools, &c.pools6, &jail_tables) {
                 c.jails = jails;
                 #[cfg(debug_assertions)]
                 assert_eq!(
@@ -349,24 +473,22 @@ fn validate_config(file: &str, text: &str, raw: RawConfig) -> Result<Config, Con
     };
 
     let mut pools: BTreeMap<PoolName, Pool> = BTreeMap::new();
+    let mut pools6: BTreeMap<PoolName, Pool6> = BTreeMap::new();
     let mut spans: BTreeMap<PoolName, Range<usize>> = BTreeMap::new();
     for (key, raw) in &raw.pools {
         let pname = name(&loc, key, PoolName::new)?;
-        let pool = validate_pool(&loc, pname.clone(), key.span(), raw.get_ref())?;
-        for (other, o) in &pools {
-            if o.network.overlaps(pool.network) {
-                let oline = loc.at(spans[other].clone(), "").line;
-                return Err(loc.at(
-                    raw.get_ref().network.span(),
-                    format!(
-                        "pools.{pname}.network {} overlaps pool {other} ({}, line {oline})",
-                        pool.network, o.network
-                    ),
-                ));
-            }
+        // why by the text: an IPv6 network has a colon, an IPv4 one never.
+        if raw.get_ref().network.get_ref().contains(':') {
+            let pool = validate_pool::<u128>(&loc, pname.clone(), key.span(), raw.get_ref())?;
+            no_overlap(&loc, &pools6, &spans, &pool, raw.get_ref())?;
+            spans.insert(pname.clone(), raw.get_ref().network.span());
+            pools6.insert(pname, pool);
+        } else {
+            let pool = validate_pool::<u32>(&loc, pname.clone(), key.span(), raw.get_ref())?;
+            no_overlap(&loc, &pools, &spans, &pool, raw.get_ref())?;
+            spans.insert(pname.clone(), raw.get_ref().network.span());
+            pools.insert(pname, pool);
         }
-        spans.insert(pname.clone(), raw.get_ref().network.span());
-        pools.insert(pname, pool);
     }
 
     let mut jails = BTreeMap::new();
@@ -376,7 +498,7 @@ fn validate_config(file: &str, text: &str, raw: RawConfig) -> Result<Config, Con
         let pool = match &r.pool {
             Some(p) => {
                 let pn = name(&loc, p, PoolName::new)?;
-                if !pools.contains_key(&pn) {
+                if !pools.contains_key(&pn) && !pools6.contains_key(&pn) {
                     return Err(loc.at(p.span(), format!("jails.{jname}.pool: no pool named {pn}")));
                 }
                 Some(pn)
@@ -414,13 +536,52 @@ fn validate_config(file: &str, text: &str, raw: RawConfig) -> Result<Config, Con
         let msg = msg.strip_prefix(&format!("{file}: ")).unwrap_or(msg);
         loc.at(span, msg.to_string())
     })?;
+    // why: the shared lease bookkeeping (one lease per jail, low-water
+    // marks) is IPv4's; an IPv6 pool would not be shared, and two hosts
+    // could hand out one address.
+    if store.backend == crate::store::postgres::BackendKind::Postgres {
+        if let Some((name, _)) = pools6.iter().next() {
+            return Err(loc.at(
+                spans[name].clone(),
+                format!(
+                    "pools.{name}: IPv6 pools cannot be shared through PostgreSQL ([store] backend = \"postgres\") \
+                     in this version of jnet; use the file store for IPv6 pools, or assign IPv6 addresses by hand"
+                ),
+            ));
+        }
+    }
     Ok(Config {
         file: file.to_string(),
         host,
         pools,
+        pools6,
         jails,
         store,
     })
+}
+
+/// Refuses `pool` when its network overlaps one of `others` (same family).
+fn no_overlap<T: PoolFamily>(
+    loc: &Locator,
+    others: &BTreeMap<PoolName, PoolOf<T>>,
+    spans: &BTreeMap<PoolName, Range<usize>>,
+    pool: &PoolOf<T>,
+    raw: &RawPool,
+) -> Result<(), ConfigError> {
+    let mine = T::span(&pool.network);
+    for (other, o) in others {
+        if T::span(&o.network).overlaps(&mine) {
+            let oline = loc.at(spans[other].clone(), "").line;
+            return Err(loc.at(
+                raw.network.span(),
+                format!(
+                    "pools.{}.network {} overlaps pool {other} ({}, line {oline})",
+                    pool.name, pool.network, o.network
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// jnet.toml through [`toml_subset`](crate::core::toml_subset) onto
@@ -434,7 +595,7 @@ mod fast {
 
     use toml::Spanned;
 
-    use super::{valid_anchor, JailConfig, NetSettings, Pool, RawConfig, RawHost, RawPool};
+    use super::{valid_anchor, JailConfig, NetSettings, Pool, Pool6, RawConfig, RawHost, RawPool};
     use crate::core::names::{JailName, PoolName};
     use crate::core::ports::{Expose, PortSpec};
     use crate::core::toml_subset::{self, Entry, Table, Val};
@@ -562,6 +723,7 @@ mod fast {
     pub(super) fn jails(
         file: &str,
         pools: &BTreeMap<PoolName, Pool>,
+        pools6: &BTreeMap<PoolName, Pool6>,
         tables: &[Table],
     ) -> Option<BTreeMap<JailName, JailConfig>> {
         let mut out = BTreeMap::new();
@@ -576,7 +738,7 @@ mod fast {
                     ("profile", Val::Str(p, _)) if valid_anchor(p) => once(&mut profile, Some(p.to_string()))?,
                     ("pool", Val::Str(p, _)) => {
                         let pn = PoolName::new(p).ok()?;
-                        if !pools.contains_key(&pn) {
+                        if !pools.contains_key(&pn) && !pools6.contains_key(&pn) {
                             return None;
                         }
                         once(&mut pool, Some(pn))?
@@ -622,8 +784,6 @@ mod fast {
 /// unicast address. "This network" 0/8 and loopback 127/8 (RFC 1122
 /// 3.2.1.3), multicast 224/4 (RFC 5771), reserved class E 240/4 with the
 /// limited broadcast 255.255.255.255 inside it (RFC 1112 4, RFC 919 7).
-/// IPv6 pools are not accepted yet; when they are, multicast ff00::/8,
-/// link-local fe80::/10 and loopback ::1 belong in the same check.
 const NON_UNICAST_V4: &[(Ipv4Addr, u8, &str)] = &[
     (Ipv4Addr::new(0, 0, 0, 0), 8, "\"this network\", 0.0.0.0/8"),
     (Ipv4Addr::new(127, 0, 0, 0), 8, "loopback"),
@@ -635,6 +795,18 @@ const NON_UNICAST_V4: &[(Ipv4Addr, u8, &str)] = &[
     ),
 ];
 
+/// IPv6 blocks a pool may not overlap: what is not a unicast address a jail
+/// can own and be reached at through an alias or a veth (RFC 4291 2.4;
+/// IPv4-mapped addresses are also the key space the file store's index
+/// gives IPv4, `store::file::index::key`).
+const NON_UNICAST_V6: &[(Ipv6Addr, u8, &str)] = &[
+    (Ipv6Addr::UNSPECIFIED, 128, "the unspecified address"),
+    (Ipv6Addr::LOCALHOST, 128, "loopback"),
+    (Ipv6Addr::new(0, 0, 0, 0, 0, 0xffff, 0, 0), 96, "IPv4-mapped addresses"),
+    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, "link-local"),
+    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, "multicast"),
+];
+
 /// The first non-unicast block that `network` overlaps, with what it is.
 fn non_unicast_block(network: Ipv4Network) -> Option<(Ipv4Network, &'static str)> {
     NON_UNICAST_V4.iter().find_map(|&(a, len, what)| {
@@ -644,12 +816,18 @@ fn non_unicast_block(network: Ipv4Network) -> Option<(Ipv4Network, &'static str)
     })
 }
 
-fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &RawPool) -> Result<Pool, ConfigError> {
+fn validate_pool<T: PoolFamily>(
+    loc: &Locator,
+    pname: PoolName,
+    key_span: Range<usize>,
+    r: &RawPool,
+) -> Result<PoolOf<T>, ConfigError> {
     let at = |s: &Spanned<String>, m: String| loc.at(s.span(), format!("pools.{pname}.{m}"));
-    let network: Ipv4Network = r.network.get_ref().parse().map_err(|_| {
+    let fam = T::FAMILY;
+    let network: T::Network = r.network.get_ref().parse().map_err(|_| {
         at(
             &r.network,
-            format!("network: {:?} is not an IPv4 CIDR (a.b.c.d/len)", r.network.get_ref()),
+            format!("network: {:?} is not an {fam} CIDR ({})", r.network.get_ref(), T::CIDR),
         )
     })?;
     if !r.network.get_ref().contains('/') {
@@ -658,32 +836,29 @@ fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &Raw
             format!("network: {:?} has no prefix length", r.network.get_ref()),
         ));
     }
-    if network.ip() != network.network() {
+    let net_range = T::span(&network);
+    if T::given(&network) != net_range.start {
         return Err(at(
             &r.network,
             format!(
                 "network: {network} has host bits set (did you mean {}/{}?)",
-                network.network(),
-                network.prefix()
+                T::Addr::from(net_range.start),
+                T::prefix(&network)
             ),
         ));
     }
-    if let Some((block, what)) = non_unicast_block(network) {
+    if let Some((block, what)) = T::non_unicast(&network) {
         return Err(at(
             &r.network,
             format!("network: {network} overlaps {block} ({what}); a pool must hold unicast addresses only"),
         ));
     }
     let interface = IfName::new(r.interface.get_ref()).map_err(|e| at(&r.interface, format!("interface: {e}")))?;
-    let net_range = Ipv4Range {
-        start: u32::from(network.network()),
-        end: u32::from(network.broadcast()),
-    };
-    let hosts = host_range(network);
-    let parse_ranges = |what: &str, list: &[Spanned<String>]| -> Result<Vec<Ipv4Range>, ConfigError> {
+    let hosts = T::hosts(&network);
+    let parse_ranges = |what: &str, list: &[Spanned<String>]| -> Result<Vec<Span<T>>, ConfigError> {
         list.iter()
             .map(|s| {
-                let r: Ipv4Range = s.get_ref().parse().map_err(|e| at(s, format!("{what}: {e}")))?;
+                let r: Span<T> = s.get_ref().parse().map_err(|e| at(s, format!("{what}: {e}")))?;
                 if !r.is_within(&net_range) {
                     return Err(at(s, format!("{what}: {r} is outside the pool network {network}")));
                 }
@@ -695,24 +870,24 @@ fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &Raw
     let exclude = parse_ranges("exclude", &r.exclude)?;
     let gateway = match &r.gateway {
         Some(g) => {
-            let a: Ipv4Addr = g
+            let a: T::Addr = g
                 .get_ref()
                 .parse()
-                .map_err(|_| at(g, format!("gateway: {:?} is not an IPv4 address", g.get_ref())))?;
-            if !network.contains(a) {
+                .map_err(|_| at(g, format!("gateway: {:?} is not an {fam} address", g.get_ref())))?;
+            if !net_range.contains(a.into()) {
                 return Err(at(g, format!("gateway: {a} is outside the pool network {network}")));
             }
             Some(a)
         }
         None => None,
     };
-    let mut assignable = RangeSet::new();
+    let mut assignable = RangeSet::<T>::empty();
     if ranges.is_empty() {
         assignable.insert(hosts);
     } else {
         for r in &ranges {
-            // Clip network and broadcast addresses out of explicit ranges.
-            if let Some(c) = Ipv4Range::new(r.start.max(hosts.start), r.end.min(hosts.end)) {
+            // Clip the non-host addresses out of explicit ranges.
+            if let Some(c) = Span::new(r.start.max(hosts.start), r.end.min(hosts.end)) {
                 assignable.insert(c);
             }
         }
@@ -724,7 +899,7 @@ fn validate_pool(loc: &Locator, pname: PoolName, key_span: Range<usize>, r: &Raw
         assignable.remove_addr(g);
     }
     let location = format!("{}:{}", loc.file, loc.at(key_span, "").line);
-    Ok(Pool {
+    Ok(PoolOf {
         name: pname,
         network,
         interface,
@@ -931,5 +1106,103 @@ expose = ["tcp/80", "tcp/8443:443"]
             .unwrap_err()
             .to_string()
             .starts_with("x.toml:1:1"));
+    }
+
+    /// Issue 9 B3: an IPv6 pool hands out neither its subnet-router anycast
+    /// address nor its gateway nor exclusions; its top address is a host's;
+    /// ranges and exclusions in IPv6 syntax; sizes are exact.
+    #[test]
+    fn ipv6_pools() {
+        let base = "[host]\nexternal_interface = \"em0\"\n";
+        let c = parse_config(
+            "j.toml",
+            &format!(
+                "{base}[pools.lan]\nnetwork = \"10.0.0.0/24\"\ninterface = \"em0\"\n\
+                 [pools.lan6]\nnetwork = \"fd00:1::/64\"\ninterface = \"em0\"\ngateway = \"fd00:1::1\"\n\
+                 exclude = [\"fd00:1::10-fd00:1::1f\"]\nnat = true\n\
+                 [pools.small6]\nnetwork = \"2001:db8:5::/120\"\ninterface = \"em1\"\nranges = [\"2001:db8:5::80-2001:db8:5::ff\"]\n\
+                 [jails.w]\npool = \"lan6\"\n"
+            ),
+        )
+        .unwrap();
+        assert_eq!(c.pools.len(), 1);
+        let p = &c.pools6[&PoolName::new("lan6").unwrap()];
+        assert!(p.nat);
+        let x = |s: &str| u128::from(s.parse::<Ipv6Addr>().unwrap());
+        assert!(
+            !p.assignable.contains(x("fd00:1::")),
+            "subnet-router anycast handed out"
+        );
+        assert!(!p.assignable.contains(x("fd00:1::1")), "gateway handed out");
+        assert!(!p.assignable.contains(x("fd00:1::10")) && !p.assignable.contains(x("fd00:1::1f")));
+        assert!(p.assignable.contains(x("fd00:1::2")) && p.assignable.contains(x("fd00:1::20")));
+        assert!(
+            p.assignable.contains(x("fd00:1::ffff:ffff:ffff:ffff")),
+            "IPv6 has no broadcast"
+        );
+        assert_eq!(p.assignable.size(), (1u128 << 64) - 1 - 1 - 16);
+        assert_eq!(
+            crate::core::alloc::lowest_free(p, &RangeSet::empty()),
+            Some("fd00:1::2".parse().unwrap())
+        );
+        let small = &c.pools6[&PoolName::new("small6").unwrap()];
+        assert_eq!(small.assignable.size(), 128);
+        assert_eq!(
+            c.pool_family(&PoolName::new("lan6").unwrap()),
+            Some(AddressFamily::Inet6)
+        );
+        assert_eq!(c.pool_family(&PoolName::new("lan").unwrap()), Some(AddressFamily::Inet));
+        assert!(c.pool6_of("fd00:1::5".parse().unwrap()).is_some());
+        let refusal = crate::core::alloc::check(p, &RangeSet::empty(), "fd00:1::".parse().unwrap()).unwrap_err();
+        assert!(refusal
+            .describe("fd00:1::".parse().unwrap(), p)
+            .contains("subnet-router anycast"));
+        // A /127 and a /128 are all hosts (RFC 6164).
+        let c = parse_config(
+            "j.toml",
+            &format!("{base}[pools.p2p]\nnetwork = \"2001:db8::/127\"\ninterface = \"em0\"\n"),
+        )
+        .unwrap();
+        assert_eq!(c.pools6[&PoolName::new("p2p").unwrap()].assignable.size(), 2);
+    }
+
+    #[test]
+    fn ipv6_pool_errors() {
+        let base = "[host]\nexternal_interface = \"em0\"\n";
+        let pool = |body: &str| format!("{base}[pools.v6]\ninterface = \"em0\"\n{body}");
+        let cases = [
+            ("network = \"ff02::/16\"\n", "multicast"),
+            ("network = \"fe80::/64\"\n", "link-local"),
+            ("network = \"::1/128\"\n", "loopback"),
+            ("network = \"::ffff:0:0/104\"\n", "IPv4-mapped"),
+            ("network = \"::/0\"\n", "unspecified"),
+            ("network = \"fd00::5/64\"\n", "host bits set (did you mean fd00::/64?)"),
+            (
+                "network = \"fd00::/64\"\ngateway = \"fd01::1\"\n",
+                "outside the pool network",
+            ),
+            (
+                "network = \"fd00::/64\"\ngateway = \"10.0.0.1\"\n",
+                "is not an IPv6 address",
+            ),
+            ("network = \"fd00::/64\"\nranges = [\"10.0.0.1-10.0.0.9\"]\n", "ranges"),
+            ("network = \"fd00::/200\"\n", "is not an IPv6 CIDR"),
+        ];
+        for (body, needle) in cases {
+            let e = err(&pool(body));
+            assert!(e.to_string().contains(needle), "{body}: {e}");
+            assert!(e.to_string().contains("pools.v6"), "{body}: {e}");
+        }
+        let e = err(&format!(
+            "{base}[pools.a]\nnetwork = \"fd00::/48\"\ninterface = \"em0\"\n[pools.b]\nnetwork = \"fd00:0:0:1::/64\"\ninterface = \"em0\"\n"
+        ));
+        assert!(e.to_string().contains("overlaps pool a"), "{e}");
+        let e = err(&format!(
+            "{base}[pools.a]\nnetwork = \"fd00::/64\"\ninterface = \"em0\"\n[store]\nbackend = \"postgres\"\nurl = \"postgresql://h/db\"\n"
+        ));
+        assert!(
+            e.to_string().contains("IPv6 pools cannot be shared through PostgreSQL"),
+            "{e}"
+        );
     }
 }

@@ -10,11 +10,11 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use crate::core::alloc;
-use crate::core::config::{Config, Pool};
+use crate::core::config::{Config, PoolFamily, PoolOf};
 use crate::core::lifecycle::Phase;
 use crate::core::model::{AddressFamily, FamilyLease, Lease};
 use crate::core::names::{IfName, JailName, PoolName};
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::{RangeSet, Span};
 use crate::engine::jails_conf::{ConfAddrs, ConfJail};
 use crate::error::{Error, Result};
 use crate::os::IfAddr;
@@ -72,41 +72,97 @@ impl Observed<'_> {
             .map(|i| format!("configured on host interface {}", i.interface))
     }
 
-    /// Adds addresses of `net`'s range held outside the inventory to `set`.
+    /// Adds addresses of `pool`'s network held outside the inventory to
+    /// `set`: jail.conf statics of other jails (`conf`, of the pool's
+    /// family) and host interface addresses.
     ///
     /// why sorted runs: one insertion per run of consecutive addresses, not
     /// per address; 10,000 jail.conf addresses one by one were half of an
     /// `assign` (issue 10).
-    fn add_to(&self, jail: &JailName, pool: &Pool, set: &mut RangeSet) {
-        let mut addrs: Vec<u32> = self
-            .jail_conf
-            .iter()
+    fn add_to<'c, T: PoolFamily>(
+        &self,
+        jail: &JailName,
+        pool: &PoolOf<T>,
+        set: &mut RangeSet<T>,
+        conf: impl Iterator<Item = (&'c str, &'c str, T::Addr)>,
+    ) {
+        let mut addrs: Vec<T> = conf
             .filter(|&(name, _, a)| name != jail.as_str() && pool.contains(a))
-            .map(|(_, _, a)| u32::from(a))
+            .map(|(_, _, a)| a.into())
             .collect();
         for i in self.host {
-            if let IpAddr::V4(a) = i.address {
-                if pool.contains(a) {
-                    addrs.push(u32::from(a));
-                }
+            if let Some(a) = T::of_ip(i.address).filter(|a| pool.contains(*a)) {
+                addrs.push(a.into());
             }
         }
         addrs.sort_unstable();
         addrs.dedup();
-        let mut run: Option<(u32, u32)> = None;
+        let mut run: Option<(T, T)> = None;
         for a in addrs {
             run = match run {
-                Some((lo, hi)) if hi.checked_add(1) == Some(a) => Some((lo, a)),
+                Some((lo, hi)) if hi < T::MAX && hi.succ() == a => Some((lo, a)),
                 Some((lo, hi)) => {
-                    set.insert(Ipv4Range { start: lo, end: hi });
+                    set.insert(Span { start: lo, end: hi });
                     Some((a, a))
                 }
                 None => Some((a, a)),
             };
         }
         if let Some((lo, hi)) = run {
-            set.insert(Ipv4Range { start: lo, end: hi });
+            set.insert(Span { start: lo, end: hi });
         }
+    }
+}
+
+/// The record `jail` gets from pool `pname` (of either family): `Ok` the
+/// new record, `Err` the unchanged outcome when its address of the pool's
+/// family is already inside the pool.
+fn from_pool(
+    config: &Config,
+    inv: &mut dyn View,
+    jail: &JailName,
+    pname: &PoolName,
+    current: Option<&JailRecord>,
+    observed: &Observed,
+) -> Result<std::result::Result<JailRecord, Outcome>> {
+    let exhausted = |size: u128| Error::PoolExhausted {
+        pool: pname.to_string(),
+        size: u64::try_from(size).unwrap_or(u64::MAX),
+    };
+    // why "held by other jails" is enough below: `jail`'s own address of
+    // the family is not inside this pool (else it returned unchanged), so
+    // it is the same set as "held by anyone".
+    if let Some(pool) = config.pools.get(pname) {
+        if let Some(c) = current.filter(|c| c.address().is_some_and(|a| pool.contains(a))) {
+            return Ok(Err(Outcome::Unchanged(c.clone())));
+        }
+        let mut also = RangeSet::new();
+        observed.add_to(jail, pool, &mut also, observed.jail_conf.iter());
+        let a = inv
+            .lowest_free(&pool.assignable, &also)?
+            .ok_or_else(|| exhausted(pool.assignable.size()))?;
+        return Ok(Ok(with_lease(current, FamilyOf::Inet(pool_lease(a, pool)))));
+    }
+    if let Some(pool) = config.pools6.get(pname) {
+        if let Some(c) = current.filter(|c| c.address6().is_some_and(|a| pool.contains(a))) {
+            return Ok(Err(Outcome::Unchanged(c.clone())));
+        }
+        let mut also = RangeSet::<u128>::empty();
+        observed.add_to(jail, pool, &mut also, std::iter::empty());
+        let a = inv
+            .lowest_free6(&pool.assignable, &also)?
+            .ok_or_else(|| exhausted(pool.assignable.size()))?;
+        return Ok(Ok(with_lease(current, FamilyOf::Inet6(pool_lease(a, pool)))));
+    }
+    Err(Error::data(format!("no pool named {pname} in {}", config.file)))
+}
+
+/// The lease of `a` from `pool`.
+fn pool_lease<T: PoolFamily>(a: T::Addr, pool: &PoolOf<T>) -> Lease<T::Addr> {
+    Lease {
+        address: a,
+        pool: Some(pool.name.clone()),
+        interface: Some(pool.interface.clone()),
     }
 }
 
@@ -130,7 +186,12 @@ pub fn address_refusal(config: &Config, jail: &JailName, a: IpAddr, observed: &O
                 .err()
                 .map(|r| r.describe(a, pool))
         }
-        IpAddr::V6(_) => None,
+        IpAddr::V6(a) => {
+            let pool = config.pool6_of(a)?;
+            alloc::check(pool, &RangeSet::empty(), a)
+                .err()
+                .map(|r| r.describe(a, pool))
+        }
     }
 }
 
@@ -239,37 +300,10 @@ pub fn assign(
         let record =
             match req {
                 AssignRequest::Inherit { family } => with_inherit(current.as_ref(), *family),
-                AssignRequest::Pool(pname) => {
-                    let pool = config
-                        .pools
-                        .get(pname)
-                        .ok_or_else(|| Error::data(format!("no pool named {pname} in {}", config.file)))?;
-                    if let Some(c) = current
-                        .as_ref()
-                        .filter(|c| c.address().is_some_and(|a| pool.contains(a)))
-                    {
-                        return Ok(Outcome::Unchanged(c.clone()));
-                    }
-                    // why: `jail`'s own address is not inside this pool (else it
-                    // returned above), so "held by other jails" and "held by
-                    // anyone" are the same set here.
-                    let mut also = RangeSet::new();
-                    observed.add_to(jail, pool, &mut also);
-                    let a = inv
-                        .lowest_free(&pool.assignable, &also)?
-                        .ok_or_else(|| Error::PoolExhausted {
-                            pool: pname.to_string(),
-                            size: pool.assignable.count(),
-                        })?;
-                    with_lease(
-                        current.as_ref(),
-                        FamilyOf::Inet(Lease {
-                            address: a,
-                            pool: Some(pname.clone()),
-                            interface: Some(pool.interface.clone()),
-                        }),
-                    )
-                }
+                AssignRequest::Pool(pname) => match from_pool(config, inv, jail, pname, current.as_ref(), observed)? {
+                    Ok(r) => r,
+                    Err(same) => return Ok(same),
+                },
                 AssignRequest::Address { address: a, interface } => {
                     let a = *a;
                     let (pool_name, pool_iface) = match a {
@@ -277,7 +311,10 @@ pub fn assign(
                             .pool_of(a4)
                             .map(|p| (p.name.clone(), p.interface.clone()))
                             .unzip(),
-                        IpAddr::V6(_) => (None, None),
+                        IpAddr::V6(a6) => config
+                            .pool6_of(a6)
+                            .map(|p| (p.name.clone(), p.interface.clone()))
+                            .unzip(),
                     };
                     let iface = interface.clone().or(pool_iface);
                     let lease = match a {
@@ -303,11 +340,18 @@ pub fn assign(
                         return Err(Error::data(why));
                     }
                     if pool_name.is_none() && interface.is_none() {
-                        let pools: Vec<String> = config
-                            .pools
-                            .values()
-                            .map(|p| format!("{} {}", p.name, p.network))
-                            .collect();
+                        let pools: Vec<String> = match a {
+                            IpAddr::V4(_) => config
+                                .pools
+                                .values()
+                                .map(|p| format!("{} {}", p.name, p.network))
+                                .collect(),
+                            IpAddr::V6(_) => config
+                                .pools6
+                                .values()
+                                .map(|p| format!("{} {}", p.name, p.network))
+                                .collect(),
+                        };
                         return Err(Error::data(format!(
                         "{a} is not inside any pool ({}); give --interface IF to assign an address outside the pools",
                         if pools.is_empty() { "none configured".to_string() } else { pools.join(", ") }

@@ -78,7 +78,21 @@ pub fn network(config: &Config, jail: &JailName, rec: &JailRecord) -> Result<Jai
     let inet6 = match &rec.inet6 {
         FamilyLease::Inherit => FamilyNetwork::Inherit,
         FamilyLease::Disable => FamilyNetwork::Disable,
-        FamilyLease::Dedicated(l) => FamilyNetwork::Own(own(jail, l, None, 128)?),
+        FamilyLease::Dedicated(l) => {
+            let pool = lease_pool(
+                config,
+                jail,
+                l.pool.as_ref(),
+                || config.pool6_of(l.address),
+                |c| &c.pools6,
+            )?;
+            FamilyNetwork::Own(own(
+                jail,
+                l,
+                pool.map(|p| (p.network.prefix(), p.interface.clone(), p.gateway)),
+                128,
+            )?)
+        }
     };
     Ok(JailNetwork { inet, inet6 })
 }

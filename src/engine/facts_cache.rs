@@ -28,18 +28,18 @@
 
 use std::fs::{File, Metadata, OpenOptions};
 use std::io::{self, Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use ipnetwork::Ipv4Network;
+use ipnetwork::{Ipv4Network, Ipv6Network};
 
-use crate::core::config::{Config, HostConfig, Pool};
+use crate::core::config::{Config, HostConfig, Pool, Pool6};
 use crate::core::names::{IfName, PoolName};
-use crate::core::range::{Ipv4Range, RangeSet};
+use crate::core::range::{Ipv4Range, Ipv6Range, RangeSet};
 use crate::engine::jails_conf::ConfAddrs;
 
-const MAGIC: &[u8; 8] = b"jnetfc01";
+const MAGIC: &[u8; 8] = b"jnetfc02";
 /// The cache's file name in the state directory.
 pub const FILE: &str = "facts-cache";
 const TMP_PREFIX: &str = ".facts-cache.tmp";
@@ -354,6 +354,16 @@ impl Out {
             self.u32(x.end);
         }
     }
+    fn u128(&mut self, v: u128) {
+        self.0.extend_from_slice(&v.to_le_bytes());
+    }
+    fn ranges6(&mut self, r: impl ExactSizeIterator<Item = Ipv6Range>) {
+        self.u64(r.len() as u64);
+        for x in r {
+            self.u128(x.start);
+            self.u128(x.end);
+        }
+    }
     fn pairs(&mut self, v: &[(u32, u32)]) {
         self.u64(v.len() as u64);
         for (a, b) in v {
@@ -431,6 +441,14 @@ impl<'a> In<'a> {
         let n = self.count(8)?;
         (0..n).map(|_| Ipv4Range::new(self.u32()?, self.u32()?)).collect()
     }
+    fn u128(&mut self) -> Option<u128> {
+        self.take(16)
+            .map(|b| u128::from_le_bytes(b.try_into().expect("16 bytes")))
+    }
+    fn ranges6(&mut self) -> Option<Vec<Ipv6Range>> {
+        let n = self.count(32)?;
+        (0..n).map(|_| Ipv6Range::new(self.u128()?, self.u128()?)).collect()
+    }
     fn pairs(&mut self) -> Option<Vec<(u32, u32)>> {
         let n = self.count(8)?;
         // why in one slice: item by item through Option was a tenth of an
@@ -472,6 +490,25 @@ fn encode(f: &Facts) -> Vec<u8> {
         }
         o.u8(p.nat.into());
         o.ranges(p.assignable.iter_ranges().collect::<Vec<_>>().into_iter());
+        o.str(&p.location);
+    }
+    o.u64(c.pools6.len() as u64);
+    for p in c.pools6.values() {
+        o.str(p.name.as_str());
+        o.u128(u128::from(p.network.ip()));
+        o.u8(p.network.prefix());
+        o.str(p.interface.as_str());
+        o.ranges6(p.ranges.iter().copied());
+        o.ranges6(p.exclude.iter().copied());
+        match p.gateway {
+            Some(g) => {
+                o.u8(1);
+                o.u128(u128::from(g));
+            }
+            None => o.u8(0),
+        }
+        o.u8(p.nat.into());
+        o.ranges6(p.assignable.iter_ranges().collect::<Vec<_>>().into_iter());
         o.str(&p.location);
     }
     match &f.conf {
@@ -558,6 +595,40 @@ fn decode(bytes: &[u8]) -> Option<Facts> {
             },
         );
     }
+    let n = i.count(1)?;
+    let mut pools6 = std::collections::BTreeMap::new();
+    for _ in 0..n {
+        let name = PoolName::new(&i.str()?).ok()?;
+        let network = Ipv6Network::new(Ipv6Addr::from(i.u128()?), i.u8()?).ok()?;
+        let interface = IfName::new(&i.str()?).ok()?;
+        let ranges = i.ranges6()?;
+        let exclude = i.ranges6()?;
+        let gateway = match i.u8()? {
+            0 => None,
+            1 => Some(Ipv6Addr::from(i.u128()?)),
+            _ => return None,
+        };
+        let nat = i.bool()?;
+        let mut assignable = RangeSet::<u128>::empty();
+        for r in i.ranges6()? {
+            assignable.insert(r);
+        }
+        let location = i.str()?;
+        pools6.insert(
+            name.clone(),
+            Pool6 {
+                name,
+                network,
+                interface,
+                ranges,
+                exclude,
+                gateway,
+                nat,
+                assignable,
+                location,
+            },
+        );
+    }
     let conf = match i.u8()? {
         0 => None,
         1 => {
@@ -594,6 +665,7 @@ fn decode(bytes: &[u8]) -> Option<Facts> {
             file,
             host,
             pools,
+            pools6,
             jails: Default::default(),
         },
         conf,
@@ -718,6 +790,7 @@ pub fn open_config(path: &Path, cli_state_dir: Option<&Path>) -> crate::error::R
             file: config.file.clone(),
             host: config.host.clone(),
             pools: config.pools.clone(),
+            pools6: config.pools6.clone(),
             jails: Default::default(),
         },
         config_hit: false,

@@ -97,7 +97,14 @@ pub fn view(config: &Config, inv: &Inventory, profiles: &Profiles, name: &JailNa
     // why: nat translates a jail's own address; an inherit jail already
     // uses the host's.
     let nat = record.as_ref().is_some_and(|r| r.address().is_some()) && settings.nat.unwrap_or(pool_nat);
-    let nat6 = false;
+    // why only the pool: IPv6 nat is never implied, and the jail's `nat`
+    // setting predates IPv6 (issue 9 B5).
+    let nat6 = record
+        .as_ref()
+        .and_then(|r| r.inet6.lease())
+        .and_then(|l| l.pool.as_ref())
+        .and_then(|p| config.pools6.get(p))
+        .is_some_and(|p| p.nat);
     Ok(JailView {
         name: name.clone(),
         record,

@@ -8,7 +8,7 @@ use std::net::{IpAddr, Ipv4Addr};
 use serde::Serialize;
 
 use crate::core::alloc;
-use crate::core::config::Config;
+use crate::core::config::{Config, PoolFamily, PoolOf};
 use crate::core::lifecycle::Phase;
 use crate::core::model::AddressFamily;
 use crate::core::names::JailName;
@@ -17,18 +17,45 @@ use crate::engine::jails_conf::ConfAddrs;
 use crate::os::IfAddr;
 use crate::store::{Inventory, Mode};
 
+/// An exact count of addresses. JSON has it as a number up to 2^53 (what
+/// every JSON reader holds exactly), beyond as a string of decimal digits:
+/// an IPv6 /64 pool holds 2^64 - 1 addresses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Count(pub u128);
+
+/// The largest count JSON gives as a number.
+pub const EXACT_IN_JSON: u128 = 1 << 53;
+
+impl Serialize for Count {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        if self.0 <= EXACT_IN_JSON {
+            s.serialize_u64(self.0 as u64)
+        } else {
+            s.serialize_str(&self.0.to_string())
+        }
+    }
+}
+
+impl std::fmt::Display for Count {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct PoolReport {
     pub name: String,
+    /// `inet` or `inet6`.
+    pub family: AddressFamily,
     pub network: String,
     pub interface: String,
     /// Addresses the pool can hand out.
-    pub size: u64,
+    pub size: Count,
     /// Held by jails in the inventory.
-    pub used: u64,
+    pub used: Count,
     /// Held outside the inventory (jail.conf, host interfaces).
-    pub reserved: u64,
-    pub free: u64,
+    pub reserved: Count,
+    pub free: Count,
     /// `used / size`, in percent.
     pub utilisation: f64,
     pub nat: bool,
@@ -154,49 +181,59 @@ pub fn assignments(inv: &Inventory, ports: &PortsOf, host: &str) -> Vec<Assignme
 }
 
 pub fn pools(config: &Config, inv: &Inventory, jail_conf: &ConfAddrs, host: &[IfAddr]) -> Vec<PoolReport> {
-    pools_held(config, &inv.taken(), jail_conf, host)
+    pools_held(config, &inv.taken(), &inv.taken6(), jail_conf, host)
 }
 
-/// [`pools`] with `held` the addresses jails hold (with shared pools:
-/// every host's leases, not only this host's inventory).
-pub fn pools_held(config: &Config, held: &RangeSet, jail_conf: &ConfAddrs, host: &[IfAddr]) -> Vec<PoolReport> {
+/// [`pools`] with `held` and `held6` the addresses jails hold (with shared
+/// pools: every host's leases, not only this host's inventory).
+pub fn pools_held(
+    config: &Config,
+    held: &RangeSet,
+    held6: &RangeSet<u128>,
+    jail_conf: &ConfAddrs,
+    host: &[IfAddr],
+) -> Vec<PoolReport> {
     let mut outside = RangeSet::new();
+    let mut outside6 = RangeSet::<u128>::empty();
     for (_, _, a) in jail_conf.iter() {
         outside.insert_addr(a);
     }
     for i in host {
-        if let IpAddr::V4(a) = i.address {
-            outside.insert_addr(a);
+        match i.address {
+            IpAddr::V4(a) => outside.insert_addr(a),
+            IpAddr::V6(a) => outside6.insert_addr(a),
         }
     }
-    config
-        .pools
-        .values()
-        .map(|p| {
-            let (size, used) = alloc::usage(p, held);
-            let mut all = held.clone();
-            for r in outside.iter_ranges() {
-                all.insert(r);
-            }
-            let (_, taken) = alloc::usage(p, &all);
-            PoolReport {
-                name: p.name.to_string(),
-                network: p.network.to_string(),
-                interface: p.interface.to_string(),
-                size,
-                used,
-                reserved: taken - used,
-                free: size - taken,
-                utilisation: if size == 0 {
-                    0.0
-                } else {
-                    (used as f64 * 10000.0 / size as f64).round() / 100.0
-                },
-                nat: p.nat,
-                hosts: None,
-            }
-        })
-        .collect()
+    let v4 = config.pools.values().map(|p| pool_row(p, held, &outside));
+    let v6 = config.pools6.values().map(|p| pool_row(p, held6, &outside6));
+    v4.chain(v6).collect()
+}
+
+/// One pool's row: `held` by jails, `outside` the inventory.
+fn pool_row<T: PoolFamily>(p: &PoolOf<T>, held: &RangeSet<T>, outside: &RangeSet<T>) -> PoolReport {
+    let (size, used) = alloc::usage(p, held);
+    let mut all = held.clone();
+    for r in outside.iter_ranges() {
+        all.insert(r);
+    }
+    let (_, taken) = alloc::usage(p, &all);
+    PoolReport {
+        name: p.name.to_string(),
+        family: T::AF,
+        network: p.network.to_string(),
+        interface: p.interface.to_string(),
+        size: Count(size),
+        used: Count(used),
+        reserved: Count(taken - used),
+        free: Count(size - taken),
+        utilisation: if size == 0 {
+            0.0
+        } else {
+            (used as f64 * 10000.0 / size as f64).round() / 100.0
+        },
+        nat: p.nat,
+        hosts: None,
+    }
 }
 
 /// Inventory vs host. `observed` is every IPv4 address the host shows,
@@ -388,7 +425,10 @@ mod tests {
             },
         ];
         let p = &pools(&c, &inv, &ConfAddrs::EMPTY, &host)[0];
-        assert_eq!((p.size, p.used, p.reserved, p.free), (13, 2, 1, 10));
+        assert_eq!(
+            (p.size, p.used, p.reserved, p.free),
+            (Count(13), Count(2), Count(1), Count(10))
+        );
         assert_eq!(p.utilisation, 15.38);
         let d = drift(&c, &inv, &host);
         assert_eq!(d.len(), 2, "{d:?}");

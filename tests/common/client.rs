@@ -34,11 +34,16 @@ pub fn topology(extra: &[Ipv4Addr]) {
     for a in extra {
         addr::add_v4(&mut rt, "ext0", *a, 24).unwrap();
     }
+    // why no DAD: a link-local address stays tentative for a second or two
+    // after the link comes up, and IPv6 neighbour discovery over it (the
+    // client's route to ext0) would outlast a test's connect timeout.
+    jnet::os::linux::sysctl::disable_dad("ext0").unwrap();
     link::set_up(&mut rt, "ext0", true).unwrap();
     netns::run_in(client, || {
         let mut s = link::route_socket().unwrap();
         link::set_up(&mut s, "lo", true).unwrap();
         addr::add_v4(&mut s, "cl0", Ipv4Addr::new(192, 0, 2, 2), 24).unwrap();
+        jnet::os::linux::sysctl::disable_dad("cl0").unwrap();
         link::set_up(&mut s, "cl0", true).unwrap();
         link::set_default_route(&mut s, Ipv4Addr::new(192, 0, 2, 1)).unwrap();
     })

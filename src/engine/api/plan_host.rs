@@ -37,7 +37,7 @@ use crate::store::JailRecord;
 fn preview(
     e: &Engine,
     conf: &HashMap<&str, &ConfJail>,
-    taken: &mut RangeSet,
+    taken: &mut Taken,
     name: &JailName,
 ) -> Option<(JailRecord, String)> {
     if let Some(c) = conf.get(name.as_str()) {
@@ -57,16 +57,24 @@ fn preview(
             return Some((rec, format!("ip4.addr in jail.conf ({})", c.location)));
         }
     }
-    let pool = e
-        .config
-        .jails
-        .get(name)
-        .and_then(|j| j.pool.as_ref())
-        .and_then(|p| e.config.pools.get(p))?;
-    let a = alloc::lowest_free(pool, taken)?;
-    taken.insert_addr(a);
+    let pname = e.config.jails.get(name).and_then(|j| j.pool.as_ref())?;
+    if let Some(pool) = e.config.pools6.get(pname) {
+        let a = alloc::lowest_free(pool, &taken.inet6)?;
+        taken.inet6.insert_addr(a);
+        let rec = JailRecord::dedicated6(a, Some(pool.name.clone()), Some(pool.interface.clone()));
+        return Some((rec, format!("lowest free address of pool {}", pool.name)));
+    }
+    let pool = e.config.pools.get(pname)?;
+    let a = alloc::lowest_free(pool, &taken.inet)?;
+    taken.inet.insert_addr(a);
     let rec = JailRecord::dedicated(a, Some(pool.name.clone()), Some(pool.interface.clone()));
     Some((rec, format!("lowest free address of pool {}", pool.name)))
+}
+
+/// Every address held so far, per family (see [`preview`]).
+struct Taken {
+    inet: RangeSet,
+    inet6: RangeSet<u128>,
 }
 
 /// `jnet plan --format json` (schemas/plan-all.schema.json); the text plan
@@ -151,15 +159,19 @@ impl Engine {
         // why built once: per jail, a scan of jail.conf and of the inventory
         // and a listing of the host's addresses made `plan` quadratic (issue 10).
         let conf: HashMap<&str, &ConfJail> = s.conf_jails()?.iter().rev().map(|c| (c.name.as_str(), c)).collect();
-        let mut taken = inv.taken();
+        let mut taken = Taken {
+            inet: inv.taken(),
+            inet6: inv.taken6(),
+        };
         for c in s.conf_jails()? {
             for (_, a) in &c.addrs {
-                taken.insert_addr(*a);
+                taken.inet.insert_addr(*a);
             }
         }
         for i in crate::os::stack_interface_addresses() {
-            if let IpAddr::V4(a) = i.address {
-                taken.insert_addr(a);
+            match i.address {
+                IpAddr::V4(a) => taken.inet.insert_addr(a),
+                IpAddr::V6(a) => taken.inet6.insert_addr(a),
             }
         }
         for n in &names {

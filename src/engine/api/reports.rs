@@ -138,7 +138,7 @@ impl Engine {
                 held.insert_addr(l.address);
             }
         }
-        let mut rows = report::pools_held(&self.config, &held, self.conf_addrs()?, &host);
+        let mut rows = report::pools_held(&self.config, &held, &inv.taken6(), self.conf_addrs()?, &host);
         if let Some(d) = fleet {
             super::fleet::add_pool_hosts(&mut rows, d, only);
         }

@@ -20,7 +20,8 @@
 //!   so never removed (hardening H19). On a bridge jnet created, the
 //!   address goes with the bridge.
 //!
-//! It does not touch sysctls; `LinuxHost` decides about ip_forward.
+//! Of the sysctls it sets only `accept_dad` of the veth ends it makes;
+//! `LinuxHost` decides about forwarding.
 
 use std::fs;
 use std::net::IpAddr;
@@ -196,6 +197,8 @@ fn attach_links(
     let mut rt = link::route_socket()?;
     if link::ensure_bridge(&mut rt, bridge.as_str())? {
         write_marker(&paths.bridge_marker(bridge.as_str()))?;
+        // why: jnet's own bridge; see sysctl::disable_dad.
+        super::sysctl::disable_dad(bridge.as_str())?;
     }
     for a in addresses {
         let Some(gw) = a.gateway else { continue };
@@ -222,6 +225,7 @@ fn attach_links(
         link::delete(&mut rt, &host_if)?;
         link::create_veth(&mut rt, &host_if, &jail_if)?;
         link::set_master(&mut rt, &host_if, bridge.as_str())?;
+        super::sysctl::disable_dad(&host_if)?;
         link::set_up(&mut rt, &host_if, true)?;
         let ns = netns::open(ns_path)?;
         link::move_to_netns(&mut rt, &jail_if, ns.as_fd())?;
@@ -238,6 +242,7 @@ fn attach_links(
         for a in addresses {
             addr::add(&mut s, JAIL_IF, a.address, a.prefix)?;
         }
+        super::sysctl::disable_dad(JAIL_IF)?;
         link::set_up(&mut s, JAIL_IF, true)?;
         for gw in addresses.iter().filter_map(|a| a.gateway) {
             link::set_default_route_via(&mut s, gw)?;
