@@ -198,3 +198,36 @@ fn pools_counts_what_jail_conf_holds_now() {
     let o = jnet(&cfg, &["pools"]);
     assert_eq!(o.status.code(), Some(78), "{}", String::from_utf8_lossy(&o.stderr));
 }
+
+/// An IPv6 pool comes back from the cache whole: the cached run hands out
+/// what the parsing run did (the subnet-router anycast, gateway and
+/// exclusions skipped), and a changed exclusion is seen at once.
+#[test]
+fn ipv6_pools_are_cached_whole() {
+    let d = tempfile::tempdir().unwrap();
+    let cfg = d.path().join("jnet.toml");
+    let text = |exclude: &str| {
+        format!(
+            "[host]\nexternal_interface = \"eth0\"\nstate_dir = \"state\"\n\n\
+             [pools.v6]\nnetwork = \"2001:db8:77::/64\"\ninterface = \"lo1\"\ngateway = \"2001:db8:77::1\"\n\
+             exclude = [\"{exclude}\"]\nnat = true\n"
+        )
+    };
+    std::fs::write(&cfg, text("2001:db8:77::2-2001:db8:77::4")).unwrap();
+    let take = || {
+        let out = ok(&cfg, &["assign", "n", "--pool", "v6"]);
+        ok(&cfg, &["release", "n"]);
+        out
+    };
+    for _ in 0..3 {
+        assert!(take().contains("2001:db8:77::5"), "first free after the exclusion");
+    }
+    assert!(cache(d.path()).exists());
+    std::fs::write(&cfg, text("2001:db8:77::2-2001:db8:77::6")).unwrap();
+    assert!(take().contains("2001:db8:77::7"));
+    assert!(take().contains("2001:db8:77::7"));
+    let pools: serde_json::Value = serde_json::from_str(&ok(&cfg, &["pools", "--format", "json"])).unwrap();
+    let p = &pools["pools"][0];
+    assert_eq!((p["family"].as_str(), p["nat"].as_bool()), (Some("inet6"), Some(true)), "{p}");
+    assert_eq!(p["size"], "18446744073709551609", "2^64 - 1 - gateway - 5 excluded: {p}");
+}
