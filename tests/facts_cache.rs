@@ -228,6 +228,13 @@ fn ipv6_pools_are_cached_whole() {
     assert!(take().contains("2001:db8:77::7"));
     let pools: serde_json::Value = serde_json::from_str(&ok(&cfg, &["pools", "--format", "json"])).unwrap();
     let p = &pools["pools"][0];
-    assert_eq!((p["family"].as_str(), p["nat"].as_bool()), (Some("inet6"), Some(true)), "{p}");
-    assert_eq!(p["size"], "18446744073709551609", "2^64 - 1 - gateway - 5 excluded: {p}");
+    assert_eq!(
+        (p["family"].as_str(), p["nat"].as_bool()),
+        (Some("inet6"), Some(true)),
+        "{p}"
+    );
+    assert_eq!(
+        p["size"], "18446744073709551609",
+        "2^64 - 1 - gateway - 5 excluded: {p}"
+    );
 }

@@ -266,24 +266,31 @@ pub fn drift(config: &Config, inv: &Inventory, observed: &[IfAddr]) -> Vec<Drift
             });
         }
     }
-    let held: BTreeMap<Ipv4Addr, &JailName> = inv
-        .jails
-        .iter()
-        .filter_map(|(n, r)| r.address().map(|a| (a, n)))
-        .collect();
+    let held: std::collections::BTreeSet<IpAddr> = inv.jails.values().flat_map(|r| r.addresses()).collect();
     for (a, iface) in on_host {
-        let IpAddr::V4(a) = a else { continue };
-        let Some(pool) = config.pool_of(a) else { continue };
-        if held.contains_key(&a) || pool.gateway == Some(a) || !pool.assignable.contains(u32::from(a)) {
+        if held.contains(&a) {
             continue;
         }
+        // A pool address the pool would hand out (not its gateway, not
+        // excluded) that sits on an interface without a jail holding it.
+        let pool = match a {
+            IpAddr::V4(a) => config
+                .pool_of(a)
+                .filter(|p| p.assignable.contains(u32::from(a)))
+                .map(|p| &p.name),
+            IpAddr::V6(a) => config
+                .pool6_of(a)
+                .filter(|p| p.assignable.contains(u128::from(a)))
+                .map(|p| &p.name),
+        };
+        let Some(pool) = pool else { continue };
         out.push(Drift {
             kind: DriftKind::Stray,
-            address: IpAddr::V4(a),
+            address: a,
             interface: Some(iface.to_string()),
             jail: None,
-            pool: Some(pool.name.to_string()),
-            message: format!("{a} of pool {} is on interface {iface} but no jail holds it", pool.name),
+            pool: Some(pool.to_string()),
+            message: format!("{a} of pool {pool} is on interface {iface} but no jail holds it"),
         });
     }
     out
@@ -439,6 +446,46 @@ mod tests {
         assert_eq!(
             (d[1].kind.clone(), d[1].address.to_string()),
             (DriftKind::Stray, "192.0.2.9".into())
+        );
+    }
+
+    /// IPv6: a running jail's missing address and a stray pool address are
+    /// drift; the pool's gateway on the interface and a held address are
+    /// not; the pool's row counts the IPv6 lease.
+    #[test]
+    fn ipv6_pool_usage_and_drift() {
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[pools.v6]\nnetwork=\"fd00:3::/120\"\ninterface=\"em0\"\ngateway=\"fd00:3::1\"\n",
+        )
+        .unwrap();
+        let mut inv = Inventory::default();
+        let mut a = JailRecord::dedicated6("fd00:3::2".parse().unwrap(), None, None);
+        a.phase = Phase::Running;
+        inv.jails.insert(JailName::new("a").unwrap(), a);
+        inv.jails.insert(
+            JailName::new("b").unwrap(),
+            JailRecord::dedicated6("fd00:3::3".parse().unwrap(), None, None),
+        );
+        let on = |a: &str| IfAddr {
+            interface: "em0".into(),
+            address: a.parse().unwrap(),
+            prefix: 120,
+        };
+        let host = vec![on("fd00:3::1"), on("fd00:3::3"), on("fd00:3::9")];
+        let p = &pools(&c, &inv, &ConfAddrs::EMPTY, &host)[0];
+        assert_eq!(
+            (p.family, p.size, p.used, p.reserved),
+            (AddressFamily::Inet6, Count(254), Count(2), Count(1))
+        );
+        let d = drift(&c, &inv, &host);
+        let got: Vec<(DriftKind, String)> = d.iter().map(|x| (x.kind.clone(), x.address.to_string())).collect();
+        assert_eq!(
+            got,
+            [
+                (DriftKind::Missing, "fd00:3::2".to_string()),
+                (DriftKind::Stray, "fd00:3::9".to_string())
+            ]
         );
     }
 }
