@@ -15,7 +15,7 @@ use crate::core::lifecycle::Phase;
 use crate::core::model::{AddressFamily, FamilyLease, Lease};
 use crate::core::names::{IfName, JailName, PoolName};
 use crate::core::range::{RangeSet, Span};
-use crate::engine::jails_conf::{ConfAddrs, ConfJail};
+use crate::engine::jails_conf::{ConfAddrs, ConfJail, Ip6Mode};
 use crate::error::{Error, Result};
 use crate::os::IfAddr;
 use crate::store::{Backend, JailRecord, View};
@@ -61,7 +61,11 @@ impl Observed<'_> {
                 .iter()
                 .find(|&(name, _, x)| name != jail.as_str() && x == a)
                 .map(|(name, location, _)| (name, location)),
-            IpAddr::V6(_) => None,
+            IpAddr::V6(a) => self
+                .jail_conf
+                .iter6()
+                .find(|&(name, _, x)| name != jail.as_str() && x == a)
+                .map(|(name, location, _)| (name, location)),
         };
         if let Some((name, location)) = conf {
             return Some(format!("set in jail.conf for jail {name} ({location})"));
@@ -148,7 +152,7 @@ fn from_pool(
             return Ok(Err(Outcome::Unchanged(c.clone())));
         }
         let mut also = RangeSet::<u128>::empty();
-        observed.add_to(jail, pool, &mut also, std::iter::empty());
+        observed.add_to(jail, pool, &mut also, observed.jail_conf.iter6());
         let a = inv
             .lowest_free6(&pool.assignable, &also)?
             .ok_or_else(|| exhausted(pool.assignable.size()))?;
@@ -404,6 +408,61 @@ pub fn release(store: &dyn Backend, jail: &JailName, family: Option<AddressFamil
     })
 }
 
+/// The record jail.conf gives `c`, per family as jail(8) reads `ip4`/`ip6`
+/// (usr.sbin/jail/jail.8): inherit, the first address of `ip4.addr` /
+/// `ip6.addr` (jnet gives a jail one address per family; more are logged),
+/// or disabled. Without an `ip6` setting IPv6 follows IPv4's inherit, as
+/// jnet starts an inherit jail with `ip6 = inherit`. None when neither
+/// family inherits or has an address: nothing to record.
+pub(crate) fn conf_record(config: &Config, name: &JailName, c: &ConfJail) -> Result<Option<JailRecord>> {
+    let iface = |given: &Option<String>| -> Result<Option<IfName>> {
+        match given.as_deref().or(c.interface.as_deref()) {
+            Some(i) => Ok(Some(
+                IfName::new(i).map_err(|e| Error::data(format!("{}: {e}", c.location)))?,
+            )),
+            None => Ok(None),
+        }
+    };
+    if c.addrs.len() > 1 || c.addrs6.len() > 1 {
+        tracing::warn!(jail = %name, "jail.conf lists several addresses of a family; jnet records the first of each");
+    }
+    let inet = if c.inherit {
+        FamilyLease::Inherit
+    } else if let Some((given, a)) = c.addrs.first() {
+        let pool = config.pool_of(*a);
+        FamilyLease::Dedicated(Lease {
+            address: *a,
+            pool: pool.map(|p| p.name.clone()),
+            interface: iface(given)?.or_else(|| pool.map(|p| p.interface.clone())),
+        })
+    } else {
+        FamilyLease::Disable
+    };
+    let inet6 = match (c.ip6, c.addrs6.first()) {
+        (Some(Ip6Mode::Inherit), _) => FamilyLease::Inherit,
+        (Some(Ip6Mode::Disable), _) => FamilyLease::Disable,
+        (_, Some((given, a))) => {
+            let pool = config.pool6_of(*a);
+            FamilyLease::Dedicated(Lease {
+                address: *a,
+                pool: pool.map(|p| p.name.clone()),
+                interface: iface(given)?.or_else(|| pool.map(|p| p.interface.clone())),
+            })
+        }
+        (Some(Ip6Mode::New), None) => FamilyLease::Disable,
+        (None, None) if c.inherit => FamilyLease::Inherit,
+        (None, None) => FamilyLease::Disable,
+    };
+    if inet == FamilyLease::Disable && inet6 == FamilyLease::Disable {
+        return Ok(None);
+    }
+    Ok(Some(JailRecord {
+        inet,
+        inet6,
+        ..JailRecord::inherit()
+    }))
+}
+
 /// One jail's result of `jnet import`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Imported {
@@ -426,21 +485,18 @@ pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed
         let mut out = vec![];
         'jails: for c in jails {
             let name = JailName::new(&c.name).map_err(|e| Error::data(format!("{}: {e}", c.location)))?;
-            let record = if c.inherit {
-                JailRecord::inherit()
-            } else if let Some((iface, a)) = c.addrs.first() {
-                let iface = iface.as_deref().or(c.interface.as_deref());
-                let iface = match iface {
-                    Some(i) => Some(IfName::new(i).map_err(|e| Error::data(format!("{}: {e}", c.location)))?),
-                    None => config.pool_of(*a).map(|p| p.interface.clone()),
-                };
-                if c.addrs.len() > 1 {
-                    tracing::warn!(jail = %name, "jail.conf lists {} addresses; jnet records the first, {a}", c.addrs.len());
+            let record = match conf_record(config, &name, c)? {
+                Some(r) => r,
+                None => {
+                    out.push(Imported::Skipped(
+                        c.name.clone(),
+                        format!(
+                            "{}: no ip4.addr or ip6.addr and neither ip4 nor ip6 inherit",
+                            c.location
+                        ),
+                    ));
+                    continue;
                 }
-                JailRecord::dedicated(*a, config.pool_of(*a).map(|p| p.name.clone()), iface)
-            } else {
-                out.push(Imported::Skipped(c.name.clone(), format!("{}: no ip4 address and not ip4=inherit", c.location)));
-                continue;
             };
             for a in record.addresses().collect::<Vec<_>>() {
                 if let Some(why) = address_refusal(config, &name, a, observed) {
@@ -461,7 +517,10 @@ pub fn import(config: &Config, store: &dyn Backend, jails: &[ConfJail], observed
                 Some(cur) if refuse_running(&name, cur).is_err() => {
                     out.push(Imported::Skipped(
                         c.name.clone(),
-                        format!("{}: jail {name} is {}; stop it before importing a change", c.location, cur.phase),
+                        format!(
+                            "{}: jail {name} is {}; stop it before importing a change",
+                            c.location, cur.phase
+                        ),
                     ));
                 }
                 Some(cur) => {
@@ -681,6 +740,63 @@ mod tests {
         assert!(e.to_string().contains("stop it before"), "{e}");
         assert!(release(&st, &j("a"), None).is_err());
         assert_eq!(release(&st, &j("zz"), None).unwrap(), None);
+    }
+
+    /// Issue 9 B4: jail.conf's `ip6` and `ip6.addr` are imported per family.
+    #[test]
+    fn import_reads_both_families() {
+        let (c, st, _d) = setup();
+        let jail = |name: &str, addrs: &[&str], ip6: Option<Ip6Mode>, addrs6: &[&str]| ConfJail {
+            name: name.into(),
+            location: format!("jail.conf:{name}"),
+            addrs: addrs
+                .iter()
+                .map(|a| (Some("em0".to_string()), a.parse().unwrap()))
+                .collect(),
+            ip6,
+            addrs6: addrs6
+                .iter()
+                .map(|a| (Some("em0".to_string()), a.parse().unwrap()))
+                .collect(),
+            ..Default::default()
+        };
+        let conf = vec![
+            jail(
+                "dual",
+                &["192.0.2.2"],
+                Some(Ip6Mode::New),
+                &["2001:db8::2", "2001:db8::22"],
+            ),
+            jail("mixed", &["192.0.2.4"], Some(Ip6Mode::Inherit), &[]),
+            jail("six", &[], Some(Ip6Mode::New), &["2001:db8::6"]),
+            jail("none", &[], Some(Ip6Mode::Disable), &[]),
+            jail("bad6", &[], Some(Ip6Mode::New), &["fe80::1"]),
+        ];
+        let r = import(&c, &st, &conf, &NONE).unwrap();
+        let skipped: Vec<&str> = r
+            .iter()
+            .filter_map(|x| match x {
+                Imported::Skipped(n, _) => Some(n.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(skipped, ["none", "bad6"], "{r:?}");
+        let inv = st.read().unwrap();
+        let modes = |n: &str| {
+            let r = &inv.jails[&j(n)];
+            (r.inet.as_str(), r.inet6.as_str(), r.address6().map(|a| a.to_string()))
+        };
+        assert_eq!(
+            modes("dual"),
+            ("new", "new", Some("2001:db8::2".into())),
+            "the first of each family"
+        );
+        assert_eq!(modes("mixed"), ("new", "inherit", None));
+        assert_eq!(modes("six"), ("disable", "new", Some("2001:db8::6".into())));
+        assert!(matches!(
+            import(&c, &st, &conf, &NONE).unwrap()[0],
+            Imported::Unchanged(_)
+        ));
     }
 
     #[test]

@@ -39,7 +39,8 @@ use crate::core::names::{IfName, PoolName};
 use crate::core::range::{Ipv4Range, Ipv6Range, RangeSet};
 use crate::engine::jails_conf::ConfAddrs;
 
-const MAGIC: &[u8; 8] = b"jnetfc02";
+// why 03: IPv6 pools, and each jail.conf jail's IPv6 statics.
+const MAGIC: &[u8; 8] = b"jnetfc03";
 /// The cache's file name in the state directory.
 pub const FILE: &str = "facts-cache";
 const TMP_PREFIX: &str = ".facts-cache.tmp";
@@ -371,6 +372,14 @@ impl Out {
             self.u32(*b);
         }
     }
+    /// (IPv6 address, jail index) pairs: 16 + 4 bytes each.
+    fn pairs6(&mut self, v: &[(u128, u32)]) {
+        self.u64(v.len() as u64);
+        for (a, b) in v {
+            self.0.extend_from_slice(&a.to_le_bytes());
+            self.u32(*b);
+        }
+    }
 }
 
 struct In<'a>(&'a [u8]);
@@ -457,6 +466,19 @@ impl<'a> In<'a> {
         let bytes = self.take(n.checked_mul(8)?)?;
         Some(bytes.chunks_exact(8).map(|c| (word(&c[..4]), word(&c[4..]))).collect())
     }
+    fn pairs6(&mut self) -> Option<Vec<(u128, u32)>> {
+        let n = self.count(20)?;
+        let bytes = self.take(n.checked_mul(20)?)?;
+        Some(
+            bytes
+                .chunks_exact(20)
+                .map(|c| {
+                    let a = u128::from_le_bytes(c[..16].try_into().expect("16 bytes"));
+                    (a, u32::from_le_bytes(c[16..].try_into().expect("4 bytes")))
+                })
+                .collect(),
+        )
+    }
 }
 
 fn encode(f: &Facts) -> Vec<u8> {
@@ -527,10 +549,11 @@ fn encode(f: &Facts) -> Vec<u8> {
                     o.str(m);
                 }
             }
-            let (text, jails, addrs) = cf.addrs.parts();
+            let (text, jails, addrs, addrs6) = cf.addrs.parts();
             o.str(text);
             o.pairs(jails);
             o.pairs(addrs);
+            o.pairs6(addrs6);
         }
     }
     let sum = hash128(&o.0);
@@ -645,10 +668,11 @@ fn decode(bytes: &[u8]) -> Option<Facts> {
             let text = i.str()?;
             let jails = i.pairs()?;
             let addrs = i.pairs()?;
+            let addrs6 = i.pairs6()?;
             Some(ConfFacts {
                 files,
                 globs,
-                addrs: ConfAddrs::from_parts(text, jails, addrs)?,
+                addrs: ConfAddrs::from_parts(text, jails, addrs, addrs6)?,
             })
         }
         _ => return None,
@@ -1000,6 +1024,7 @@ mod tests {
         config.jails.clear();
         let mut addrs = ConfAddrs::default();
         addrs.push_jail("legacy", "/etc/jail.conf:3", ["10.0.0.5".parse().unwrap()]);
+        addrs.push_jail_dual("dual", "/etc/jail.conf:4", [], ["2001:db8::5".parse().unwrap()]);
         Facts {
             exe: exe_stamp().unwrap(),
             config_path: p.display().to_string(),
@@ -1073,6 +1098,51 @@ mod tests {
             addrs: ConfAddrs::default(),
         };
         assert!(!cf.fresh(&glob));
+    }
+
+    /// A cache hit gives the same IPv6 statics as the parse that wrote it
+    /// (and a damaged IPv6 jail index is a miss).
+    #[test]
+    fn a_cache_hit_keeps_the_ipv6_statics() {
+        let d = tempfile::tempdir().unwrap();
+        let st = d.path().join("st");
+        std::fs::create_dir(&st).unwrap();
+        std::fs::set_permissions(&st, std::fs::Permissions::from_mode(0o700)).unwrap();
+        let jc = d.path().join("jail.conf");
+        std::fs::write(
+            &jc,
+            "a { ip4.addr = 10.0.0.5; ip6.addr = \"lo1|2001:db8::5/64\"; }\nb { ip6.addr = fd00::7, fd00::8; }\n",
+        )
+        .unwrap();
+        let cfg = d.path().join("jnet.toml");
+        std::fs::write(
+            &cfg,
+            format!(
+                "[host]\nexternal_interface = \"em0\"\nstate_dir = \"{}\"\njail_conf = \"{}\"\n[pools.a]\nnetwork = \"10.0.0.0/24\"\ninterface = \"lo1\"\n",
+                st.display(),
+                jc.display()
+            ),
+        )
+        .unwrap();
+        let (_, s) = open_config(&cfg, None).unwrap();
+        let (parsed, jails) = s.unwrap().conf_addrs(Some(&jc)).unwrap();
+        assert!(jails.is_some(), "the first read parses jail.conf");
+        let six = |c: &ConfAddrs| c.iter6().map(|(n, _, a)| (n.to_string(), a)).collect::<Vec<_>>();
+        let want: Vec<(String, std::net::Ipv6Addr)> = [("a", "2001:db8::5"), ("b", "fd00::7"), ("b", "fd00::8")]
+            .iter()
+            .map(|(n, a)| (n.to_string(), a.parse().unwrap()))
+            .collect();
+        assert_eq!(six(&parsed), want);
+        let hit = fresh_conf_addrs(&st, &jc).expect("a cache hit");
+        assert_eq!(six(&hit), want);
+        assert_eq!(hit, parsed);
+        let (_, s) = open_config(&cfg, None).unwrap();
+        let (again, jails) = s.unwrap().conf_addrs(Some(&jc)).unwrap();
+        assert!(jails.is_none(), "the second read is a hit");
+        assert_eq!(six(&again), want);
+        // An IPv6 address pointing past the jails is refused on decode.
+        let (text, jails, addrs, _) = parsed.parts();
+        assert!(ConfAddrs::from_parts(text.into(), jails.into(), addrs.into(), vec![(1, 2)]).is_none());
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! What the engine takes from jail.conf: each jail's IPv4 mode, static
-//! addresses and interface (for assignment), and the parameters the
+//! What the engine takes from jail.conf: each jail's IPv4 and IPv6 modes,
+//! static addresses and interface (for assignment), and the parameters the
 //! lifecycle needs (path, hostname, exec.* lists and settings, mounts,
 //! allow.*), reduced from the full parse in `core::jailconf`. It reads the
 //! `mount.fstab` files jail.conf names; bad values are errors naming
@@ -7,9 +7,13 @@
 //! parameters) is listed in `ConfJail::unsupported`, which refuses a start
 //! before anything is created.
 
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::PathBuf;
 
+/// jail(8) `ip6`: `new`, `inherit` or `disable` (usr.sbin/jail/jail.8:
+/// "ip6.addr, ip6.saddrsel, ip6: ... the counterparts to ip4.addr,
+/// ip4.saddrsel and ip4").
+pub use crate::core::jailconf::Ip6Mode;
 use crate::core::jailconf::{JailDef, ValueRef};
 use crate::core::plan::ExecHooks;
 use crate::engine::facts_cache::{FileRecord, GlobRecord};
@@ -27,6 +31,12 @@ pub struct ConfJail {
     pub inherit: bool,
     /// Addresses from `ip4.addr` (with their `iface|` prefix when given).
     pub addrs: Vec<(Option<String>, Ipv4Addr)>,
+    /// `ip6`, explicit or implied (`new` when `ip6.addr` is set); None when
+    /// neither is set.
+    pub ip6: Option<Ip6Mode>,
+    /// Addresses from `ip6.addr` (`addr`, `addr/prefix`,
+    /// `iface|addr/prefix`), with their interface as in [`ConfJail::addrs`].
+    pub addrs6: Vec<(Option<String>, Ipv6Addr)>,
     /// The `interface` parameter.
     pub interface: Option<String>,
     /// `path` (None: `/`).
@@ -53,7 +63,8 @@ pub struct ConfJail {
 }
 
 /// What address assignment needs of jail.conf: each jail's name, `file:line`
-/// and static IPv4 addresses ([`ConfJail::addrs`]), packed so that it can
+/// and static IPv4 and IPv6 addresses ([`ConfJail::addrs`],
+/// [`ConfJail::addrs6`]), packed so that it can
 /// be stored in and read back from the facts cache (`engine::facts_cache`)
 /// without an allocation per jail.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -65,6 +76,8 @@ pub struct ConfAddrs {
     jails: Vec<(u32, u32)>,
     /// (address, index into `jails`), in jail.conf order.
     addrs: Vec<(u32, u32)>,
+    /// (IPv6 address, index into `jails`), in jail.conf order.
+    addrs6: Vec<(u128, u32)>,
 }
 
 impl ConfAddrs {
@@ -73,19 +86,37 @@ impl ConfAddrs {
         text: String::new(),
         jails: Vec::new(),
         addrs: Vec::new(),
+        addrs6: Vec::new(),
     };
 
     pub fn from_jails(jails: &[ConfJail]) -> ConfAddrs {
         let mut out = ConfAddrs::default();
         for j in jails {
-            out.push_jail(&j.name, &j.location, j.addrs.iter().map(|(_, a)| *a));
+            out.push_jail_dual(
+                &j.name,
+                &j.location,
+                j.addrs.iter().map(|(_, a)| *a),
+                j.addrs6.iter().map(|(_, a)| *a),
+            );
         }
         out
     }
 
-    /// Adds one jail; false (nothing added) when the text would outgrow
-    /// the u32 offsets.
+    /// Adds one jail with IPv4 addresses only; false (nothing added) when
+    /// the text would outgrow the u32 offsets.
     pub fn push_jail(&mut self, name: &str, location: &str, addrs: impl IntoIterator<Item = Ipv4Addr>) -> bool {
+        self.push_jail_dual(name, location, addrs, [])
+    }
+
+    /// Adds one jail with its IPv4 and IPv6 addresses; false (nothing
+    /// added) when the text would outgrow the u32 offsets.
+    pub fn push_jail_dual(
+        &mut self,
+        name: &str,
+        location: &str,
+        addrs: impl IntoIterator<Item = Ipv4Addr>,
+        addrs6: impl IntoIterator<Item = Ipv6Addr>,
+    ) -> bool {
         let Ok(end) = u32::try_from(self.text.len() + name.len() + location.len()) else {
             return false;
         };
@@ -97,6 +128,7 @@ impl ConfAddrs {
         self.text.push_str(location);
         self.jails.push((mid, end));
         self.addrs.extend(addrs.into_iter().map(|a| (u32::from(a), idx)));
+        self.addrs6.extend(addrs6.into_iter().map(|a| (u128::from(a), idx)));
         true
     }
 
@@ -115,6 +147,14 @@ impl ConfAddrs {
         })
     }
 
+    /// Every (jail name, location, IPv6 address), in jail.conf order.
+    pub fn iter6(&self) -> impl Iterator<Item = (&str, &str, Ipv6Addr)> + '_ {
+        self.addrs6.iter().map(|&(a, j)| {
+            let (name, loc) = self.jail(j);
+            (name, loc, Ipv6Addr::from(a))
+        })
+    }
+
     /// Number of jails.
     pub fn len(&self) -> usize {
         self.jails.len()
@@ -126,12 +166,17 @@ impl ConfAddrs {
 
     /// The packed parts, for the facts cache.
     pub(crate) fn parts(&self) -> Packed<'_> {
-        (&self.text, &self.jails, &self.addrs)
+        (&self.text, &self.jails, &self.addrs, &self.addrs6)
     }
 
     /// Rebuilds from [`ConfAddrs::parts`]; None when they do not fit
     /// together (a damaged cache).
-    pub(crate) fn from_parts(text: String, jails: Vec<(u32, u32)>, addrs: Vec<(u32, u32)>) -> Option<ConfAddrs> {
+    pub(crate) fn from_parts(
+        text: String,
+        jails: Vec<(u32, u32)>,
+        addrs: Vec<(u32, u32)>,
+        addrs6: Vec<(u128, u32)>,
+    ) -> Option<ConfAddrs> {
         let mut prev = 0u32;
         for &(mid, end) in &jails {
             if mid < prev || end < mid || !text.is_char_boundary(mid as usize) || !text.is_char_boundary(end as usize) {
@@ -139,15 +184,23 @@ impl ConfAddrs {
             }
             prev = end;
         }
-        if prev as usize != text.len() || addrs.iter().any(|&(_, j)| j as usize >= jails.len()) {
+        if prev as usize != text.len()
+            || addrs.iter().any(|&(_, j)| j as usize >= jails.len())
+            || addrs6.iter().any(|&(_, j)| j as usize >= jails.len())
+        {
             return None;
         }
-        Some(ConfAddrs { text, jails, addrs })
+        Some(ConfAddrs {
+            text,
+            jails,
+            addrs,
+            addrs6,
+        })
     }
 }
 
-/// [`ConfAddrs`]' text, jail offsets and addresses.
-pub(crate) type Packed<'a> = (&'a str, &'a [(u32, u32)], &'a [(u32, u32)]);
+/// [`ConfAddrs`]' text, jail offsets, IPv4 and IPv6 addresses.
+pub(crate) type Packed<'a> = (&'a str, &'a [(u32, u32)], &'a [(u32, u32)], &'a [(u128, u32)]);
 
 /// What this platform's lifecycle can do of jail(8)'s userland settings.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -249,11 +302,15 @@ fn read_with(
         .map(|j| {
             let mode = j.ip4_mode()?;
             let addrs = j.ip4_addrs()?.into_iter().map(|e| (e.interface, e.address)).collect();
+            let ip6 = j.ip6_mode()?;
+            let addrs6 = j.ip6_addrs()?.into_iter().map(|e| (e.interface, e.address)).collect();
             Ok(ConfJail {
                 name: j.name.clone(),
                 location: j.location.to_string(),
                 inherit: mode == Some(Ip4Mode::Inherit),
                 addrs,
+                ip6,
+                addrs6,
                 interface: j.interface().map(str::to_string),
                 path: j.path().map(PathBuf::from),
                 hostname: j.hostname().map(str::to_string),
@@ -499,12 +556,29 @@ fn passthrough_params(j: &JailDef) -> Vec<(String, String)> {
         .filter(|(k, _)| k.starts_with("allow.") || SCALARS.contains(k))
         .filter_map(|(k, v)| match v {
             ValueRef::Bool(b) => Some((k.to_string(), b.to_string())),
+            ValueRef::Str(s) if k == "ip6.addr" => Some((k.to_string(), kernel_addr(s).to_string())),
             ValueRef::Str(s) => Some((k.to_string(), s.to_string())),
             // A list parameter (ip6.addr) as libjail's comma-separated form.
-            ValueRef::List(l) if k == "ip6.addr" => Some((k.to_string(), l.iter().collect::<Vec<_>>().join(", "))),
+            ValueRef::List(l) if k == "ip6.addr" => Some((
+                k.to_string(),
+                l.iter()
+                    .filter(|s| !s.is_empty())
+                    .map(kernel_addr)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )),
             ValueRef::List(_) => None,
         })
         .collect()
+}
+
+/// What jail(8) hands the kernel of an `ip6.addr` entry: the address
+/// alone. usr.sbin/jail/config.c `ip_params` strips `iface|`, `/prefix`
+/// and ifconfig options from each value before jailparam_import.
+fn kernel_addr(entry: &str) -> &str {
+    let s = entry.split_once('|').map_or(entry, |(_, r)| r);
+    let s = s.split_once('/').map_or(s, |(a, _)| a);
+    s.split_once(' ').map_or(s, |(a, _)| a)
 }
 
 #[cfg(test)]
@@ -545,6 +619,84 @@ mod tests {
         std::fs::write(&p, "www { ip4.addr = ; }\n").unwrap();
         let e = read(&p).unwrap_err();
         assert!(e.to_string().contains("jail.conf:1"), "{e}");
+    }
+
+    #[test]
+    fn ip6_modes_and_addresses_in_every_form() {
+        let (_d, p) = write(
+            "interface = em0;
+             a { ip6.addr = 2001:db8::5; }
+             b { ip6 = new;
+ ip6.addr = 2001:db8::6/64, \"lo1|2001:db8::7/128\", \"lo2|fd00::8\"; }
+             c { ip6 = inherit; }
+             d { ip6 = disable; ip4.addr = 10.0.0.1; }
+             e { }
+",
+        );
+        let j = read(&p).unwrap();
+        let v6 = |s: &str| s.parse::<Ipv6Addr>().unwrap();
+        assert_eq!(j[0].ip6, Some(Ip6Mode::New), "ip6.addr implies new");
+        assert_eq!(j[0].addrs6, [(Some("em0".into()), v6("2001:db8::5"))]);
+        assert_eq!(j[1].ip6, Some(Ip6Mode::New));
+        assert_eq!(
+            j[1].addrs6,
+            [
+                (Some("em0".into()), v6("2001:db8::6")),
+                (Some("lo1".into()), v6("2001:db8::7")),
+                (Some("lo2".into()), v6("fd00::8")),
+            ]
+        );
+        // jail_set gets the addresses alone, as from jail(8).
+        assert_eq!(
+            j[1].params,
+            [
+                ("ip6".to_string(), "new".to_string()),
+                ("ip6.addr".to_string(), "2001:db8::6, 2001:db8::7, fd00::8".to_string())
+            ]
+        );
+        assert_eq!(j[0].params, [("ip6.addr".to_string(), "2001:db8::5".to_string())]);
+        assert_eq!((j[2].ip6, j[2].addrs6.len()), (Some(Ip6Mode::Inherit), 0));
+        assert_eq!((j[3].ip6, j[3].addrs6.len()), (Some(Ip6Mode::Disable), 0));
+        assert_eq!(j[3].addrs, [(Some("em0".into()), "10.0.0.1".parse().unwrap())]);
+        assert_eq!((j[4].ip6, j[4].addrs6.len()), (None, 0));
+        // The packed statics keep both families apart; iter() is IPv4 only.
+        let c = ConfAddrs::from_jails(&j);
+        let loc = |i: usize| format!("{}:{}", p.display(), i);
+        let six: Vec<(String, String, Ipv6Addr)> =
+            c.iter6().map(|(n, l, a)| (n.to_string(), l.to_string(), a)).collect();
+        assert_eq!(
+            six,
+            [
+                ("a".to_string(), loc(2), v6("2001:db8::5")),
+                ("b".to_string(), loc(3), v6("2001:db8::6")),
+                ("b".to_string(), loc(3), v6("2001:db8::7")),
+                ("b".to_string(), loc(3), v6("fd00::8")),
+            ]
+        );
+        let four: Vec<(&str, Ipv4Addr)> = c.iter().map(|(n, _, a)| (n, a)).collect();
+        assert_eq!(four, [("d", "10.0.0.1".parse().unwrap())]);
+    }
+
+    #[test]
+    fn bad_ip6_values_name_file_and_line() {
+        for (line, want) in [
+            ("ip6.addr = 2001:db8::zz;", "invalid IPv6 address"),
+            ("ip6.addr = 10.0.0.1;", "invalid IPv6 address"),
+            ("ip6.addr = 2001:db8::1/129;", "between 0 and 128"),
+            ("ip6.addr = \"|2001:db8::1\";", "invalid interface name"),
+            ("ip6 = sometimes;", "expected inherit, new or disable"),
+            (
+                "ip6 = disable; ip6.addr = 2001:db8::1;",
+                "ip6.addr is set but ip6 = disable",
+            ),
+        ] {
+            let (_d, p) = write(&format!("w {{\n path = /j/w;\n {line}\n}}\n"));
+            let e = read(&p).unwrap_err().to_string();
+            assert!(
+                e.contains("jail.conf:3") && e.contains("jail w") && e.contains(want),
+                "{line}: {e}"
+            );
+        }
     }
 
     const LINUX: Support = Support {

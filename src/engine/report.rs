@@ -198,6 +198,9 @@ pub fn pools_held(
     for (_, _, a) in jail_conf.iter() {
         outside.insert_addr(a);
     }
+    for (_, _, a) in jail_conf.iter6() {
+        outside6.insert_addr(a);
+    }
     for i in host {
         match i.address {
             IpAddr::V4(a) => outside.insert_addr(a),

@@ -24,7 +24,7 @@ mod parser;
 #[cfg(test)]
 mod reference;
 
-pub use model::{Ip4AddrEntry, Ip4Mode, JailConf, JailDef, Location, Strs, Value, ValueRef};
+pub use model::{Ip4AddrEntry, Ip4Mode, Ip6AddrEntry, Ip6Mode, JailConf, JailDef, Location, Strs, Value, ValueRef};
 
 use crate::error::ErrorKind;
 

@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::sync::{Arc, OnceLock};
 
 use super::intern::FxMap;
@@ -50,6 +50,35 @@ pub enum Ip4Mode {
     New,
     /// No IPv4 (`ip4 = disable`).
     Disable,
+}
+
+/// The `ip6` mode of a jail: jail(8) `ip6` ("the counterparts to ip4.addr,
+/// ip4.saddrsel and ip4", usr.sbin/jail/jail.8): the same three values as
+/// [`Ip4Mode`], derived the same way from `ip6` and `ip6.addr`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ip6Mode {
+    /// Share all host addresses (`ip6 = inherit`).
+    Inherit,
+    /// Restricted to `ip6.addr` (`ip6 = new`, or implied by `ip6.addr`).
+    New,
+    /// No IPv6 (`ip6 = disable`).
+    Disable,
+}
+
+/// One `ip6.addr` entry: `[interface|]address[/prefixlen][ ifconfig-options]`.
+/// usr.sbin/jail/config.c `ip_params` splits an `ip6.addr` value exactly as
+/// an `ip4.addr` one (interface before `|`, mask after `/`, options after a
+/// space); for IPv6 the mask is a prefix length (command.c hands it to
+/// ifconfig as `inet6 addr/prefixlen`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ip6AddrEntry {
+    /// The entry's own `iface|`, else the jail's `interface` parameter.
+    pub interface: Option<String>,
+    pub address: Ipv6Addr,
+    /// Prefix length (`/64`), 0 to 128.
+    pub prefix: Option<u8>,
+    /// Extra ifconfig(8) words after the address.
+    pub options: Vec<String>,
 }
 
 /// One `ip4.addr` entry: `[interface|]address[/netmask-or-prefix][ ifconfig-options]`.
@@ -482,31 +511,52 @@ impl JailDef {
     /// explicit `inherit`/`disable`); `None` when neither is set (the
     /// kernel then gives a new jail no IPv4 addresses).
     pub fn ip4_mode(&self) -> Result<Option<Ip4Mode>, JailConfError> {
-        let has_addrs = self.strs("ip4.addr").iter().any(|s| !s.is_empty());
-        let explicit = match self.value("ip4") {
+        Ok(self.ip_mode("ip4", "ip4.addr")?.map(|m| match m {
+            IpModeWord::Inherit => Ip4Mode::Inherit,
+            IpModeWord::New => Ip4Mode::New,
+            IpModeWord::Disable => Ip4Mode::Disable,
+        }))
+    }
+
+    /// The `ip6` mode, derived from `ip6` and `ip6.addr` as
+    /// [`JailDef::ip4_mode`] is from their IPv4 counterparts (jail(8): the
+    /// ip6 options are "the counterparts" of the ip4 ones).
+    pub fn ip6_mode(&self) -> Result<Option<Ip6Mode>, JailConfError> {
+        Ok(self.ip_mode("ip6", "ip6.addr")?.map(|m| match m {
+            IpModeWord::Inherit => Ip6Mode::Inherit,
+            IpModeWord::New => Ip6Mode::New,
+            IpModeWord::Disable => Ip6Mode::Disable,
+        }))
+    }
+
+    /// The mode of one family from its mode parameter `mode` (`ip4`) and
+    /// address parameter `addr` (`ip4.addr`).
+    fn ip_mode(&self, mode: &str, addr: &str) -> Result<Option<IpModeWord>, JailConfError> {
+        let has_addrs = self.strs(addr).iter().any(|s| !s.is_empty());
+        let explicit = match self.value(mode) {
             None => None,
-            Some(ValueRef::Bool(true)) => Some(Ip4Mode::New),
-            Some(ValueRef::Bool(false)) => Some(Ip4Mode::Disable),
+            Some(ValueRef::Bool(true)) => Some(IpModeWord::New),
+            Some(ValueRef::Bool(false)) => Some(IpModeWord::Disable),
             Some(_) => {
-                let s = self.get_str("ip4").unwrap_or("");
+                let s = self.get_str(mode).unwrap_or("");
                 Some(match s.to_ascii_lowercase().as_str() {
-                    "inherit" => Ip4Mode::Inherit,
-                    "new" => Ip4Mode::New,
-                    "disable" => Ip4Mode::Disable,
-                    _ => return Err(self.invalid("ip4", format!("ip4 = {s:?}: expected inherit, new or disable"))),
+                    "inherit" => IpModeWord::Inherit,
+                    "new" => IpModeWord::New,
+                    "disable" => IpModeWord::Disable,
+                    _ => return Err(self.invalid(mode, format!("{mode} = {s:?}: expected inherit, new or disable"))),
                 })
             }
         };
         match (explicit, has_addrs) {
-            (Some(m @ (Ip4Mode::Inherit | Ip4Mode::Disable)), true) => Err(self.invalid(
-                "ip4.addr",
+            (Some(m @ (IpModeWord::Inherit | IpModeWord::Disable)), true) => Err(self.invalid(
+                addr,
                 format!(
-                    "ip4.addr is set but ip4 = {}",
-                    if m == Ip4Mode::Inherit { "inherit" } else { "disable" }
+                    "{addr} is set but {mode} = {}",
+                    if m == IpModeWord::Inherit { "inherit" } else { "disable" }
                 ),
             )),
             (Some(m), _) => Ok(Some(m)),
-            (None, true) => Ok(Some(Ip4Mode::New)),
+            (None, true) => Ok(Some(IpModeWord::New)),
             (None, false) => Ok(None),
         }
     }
@@ -525,19 +575,74 @@ impl JailDef {
             })
             .collect()
     }
+
+    /// The `ip6.addr` entries, parsed as [`JailDef::ip4_addrs`] does its
+    /// IPv4 counterparts; malformed entries are errors naming the file and
+    /// line where `ip6.addr` was set.
+    pub fn ip6_addrs(&self) -> Result<Vec<Ip6AddrEntry>, JailConfError> {
+        let default_if = self.interface();
+        self.strs("ip6.addr")
+            .iter()
+            .filter(|s| !s.is_empty())
+            .map(|s| {
+                parse_ip6_entry(s, default_if)
+                    .map_err(|m| self.invalid("ip6.addr", format!("ip6.addr entry {s:?}: {m}")))
+            })
+            .collect()
+    }
 }
 
-/// Parse `[iface|]addr[/mask][ options...]` the way jail(8) splits it.
-pub(crate) fn parse_ip4_entry(s: &str, default_if: Option<&str>) -> Result<Ip4AddrEntry, String> {
-    let (iface, rest) = match s.split_once('|') {
+/// The three values of `ip4` and `ip6`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum IpModeWord {
+    Inherit,
+    New,
+    Disable,
+}
+
+/// `[iface|]rest`: the interface (the entry's own, else `default_if`) and
+/// the rest, as usr.sbin/jail/config.c `ip_params` splits both families.
+fn split_iface<'a>(s: &'a str, default_if: Option<&str>) -> Result<(Option<String>, &'a str), String> {
+    match s.split_once('|') {
         Some((i, r)) => {
             if i.is_empty() || i.chars().any(|c| c.is_whitespace() || c == '/') {
                 return Err(format!("invalid interface name {i:?}"));
             }
-            (Some(i.to_string()), r)
+            Ok((Some(i.to_string()), r))
         }
-        None => (default_if.map(str::to_string), s),
+        None => Ok((default_if.map(str::to_string), s)),
+    }
+}
+
+/// Parse `[iface|]addr[/prefixlen][ options...]` (an `ip6.addr` entry).
+pub(crate) fn parse_ip6_entry(s: &str, default_if: Option<&str>) -> Result<Ip6AddrEntry, String> {
+    let (iface, rest) = split_iface(s, default_if)?;
+    let mut words = rest.split_whitespace();
+    let addr_part = words.next().ok_or("missing address")?;
+    let options: Vec<String> = words.map(str::to_string).collect();
+    let (addr, prefix) = match addr_part.split_once('/') {
+        Some((a, m)) => (a, Some(m)),
+        None => (addr_part, None),
     };
+    let address: Ipv6Addr = addr.parse().map_err(|_| format!("invalid IPv6 address {addr:?}"))?;
+    let prefix = match prefix {
+        None => None,
+        Some(m) => match m.parse::<u8>() {
+            Ok(p) if p <= 128 && m.bytes().all(|b| b.is_ascii_digit()) => Some(p),
+            _ => return Err(format!("prefix length {m:?} is not between 0 and 128")),
+        },
+    };
+    Ok(Ip6AddrEntry {
+        interface: iface,
+        address,
+        prefix,
+        options,
+    })
+}
+
+/// Parse `[iface|]addr[/mask][ options...]` the way jail(8) splits it.
+pub(crate) fn parse_ip4_entry(s: &str, default_if: Option<&str>) -> Result<Ip4AddrEntry, String> {
+    let (iface, rest) = split_iface(s, default_if)?;
     let mut words = rest.split_whitespace();
     let addr_part = words.next().ok_or("missing address")?;
     let options: Vec<String> = words.map(str::to_string).collect();

@@ -640,3 +640,36 @@ fn borrowed_view_matches_owned_map() {
     assert_ne!(c.jail("a").unwrap(), c.jail("b").unwrap());
     assert_eq!(c.jail("c").unwrap().clone(), *c.jail("c").unwrap());
 }
+
+#[test]
+fn ip6_addr_entries_and_mode() {
+    use super::{Ip6AddrEntry, Ip6Mode};
+    let c = conf(
+        "j {\n interface = em0;\n ip6.addr = 2001:db8::1, \"lo1|2001:db8::2/64 prefixlen 64\", fd00::3/48;\n}\n\
+         k { ip6 = disable; }\nl { ip6; }\n",
+    );
+    let j = c.jail("j").unwrap();
+    assert_eq!(j.ip6_mode().unwrap(), Some(Ip6Mode::New));
+    let e = j.ip6_addrs().unwrap();
+    assert_eq!(
+        e[1],
+        Ip6AddrEntry {
+            interface: Some("lo1".into()),
+            address: "2001:db8::2".parse().unwrap(),
+            prefix: Some(64),
+            options: vec!["prefixlen".into(), "64".into()],
+        }
+    );
+    assert_eq!((e[0].interface.as_deref(), e[0].prefix), (Some("em0"), None));
+    assert_eq!((e[2].address, e[2].prefix), ("fd00::3".parse().unwrap(), Some(48)));
+    assert_eq!(c.jail("k").unwrap().ip6_mode().unwrap(), Some(Ip6Mode::Disable));
+    assert_eq!(c.jail("l").unwrap().ip6_mode().unwrap(), Some(Ip6Mode::New));
+    match conf("j {\n ip6.addr = 2001:db8::1/+64;\n}")
+        .jail("j")
+        .unwrap()
+        .ip6_addrs()
+    {
+        Err(JailConfError::Invalid { line: 2, message, .. }) => assert!(message.contains("prefix length"), "{message}"),
+        other => panic!("{other:?}"),
+    }
+}

@@ -41,20 +41,16 @@ fn preview(
     name: &JailName,
 ) -> Option<(JailRecord, String)> {
     if let Some(c) = conf.get(name.as_str()) {
-        if c.inherit {
-            return Some((
-                JailRecord::inherit(),
-                format!("ip4 = inherit in jail.conf ({})", c.location),
-            ));
-        }
-        if let Some((iface, a)) = c.addrs.first() {
-            let pool = e.config.pool_of(*a);
-            let iface = iface
-                .as_deref()
-                .and_then(|i| crate::core::names::IfName::new(i).ok())
-                .or_else(|| pool.map(|p| p.interface.clone()));
-            let rec = JailRecord::dedicated(*a, pool.map(|p| p.name.clone()), iface);
-            return Some((rec, format!("ip4.addr in jail.conf ({})", c.location)));
+        // why the same reading as `jnet import`: the preview is what an
+        // import would record.
+        if let Ok(Some(rec)) = crate::engine::addresses::conf_record(&e.config, name, c) {
+            let what = match (rec.inet.as_str(), rec.inet6.as_str()) {
+                ("inherit", _) => "ip4 = inherit",
+                ("new", _) => "ip4.addr",
+                (_, "inherit") => "ip6 = inherit",
+                _ => "ip6.addr",
+            };
+            return Some((rec, format!("{what} in jail.conf ({})", c.location)));
         }
     }
     let pname = e.config.jails.get(name).and_then(|j| j.pool.as_ref())?;
@@ -166,6 +162,9 @@ impl Engine {
         for c in s.conf_jails()? {
             for (_, a) in &c.addrs {
                 taken.inet.insert_addr(*a);
+            }
+            for (_, a) in &c.addrs6 {
+                taken.inet6.insert_addr(*a);
             }
         }
         for i in crate::os::stack_interface_addresses() {
