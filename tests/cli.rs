@@ -762,3 +762,79 @@ fn multi_jail_verbs_parse_plan_in_depend_order_and_refuse_loops() {
         assert!(err.contains("jnet start --all: permission denied"), "{err}");
     }
 }
+
+/// Issue 9 B5: `--address` takes an external IPv6 address. Bound to one,
+/// the exposure needs the jail's IPv6 address: refused (exit 65, the
+/// inventory unchanged, the message naming jail and exposure) while the
+/// jail has only IPv4, accepted once it has one; stored in the bracketed
+/// text form and rendered as the inet6 rdr only.
+#[test]
+fn expose_with_an_ipv6_external_address_needs_the_jails_ipv6_address() {
+    let e = Env::new();
+    e.ok(&["assign", "www", "--pool", "lan"]);
+    let err = e.fails(&["expose", "www", "tcp/8080", "--address", "2001:db8::1"], 65);
+    assert!(
+        err.contains("jail www has no IPv6 address") && err.contains("exposure [2001:db8::1]:tcp/8080"),
+        "{err}"
+    );
+    // Addresses that cannot be external are refused before anything else.
+    for (bad, why) in [
+        ("::", "unspecified"),
+        ("::1", "loopback"),
+        ("ff02::1", "multicast"),
+        ("fe80::1", "link-local"),
+        ("::ffff:192.0.2.7", "IPv4-mapped"),
+        ("2001:db8::1:tcp/8080", "not an IPv4 or IPv6 address"),
+    ] {
+        let err = e.fails(&["expose", "www", "tcp/8081", "--address", bad], 65);
+        assert!(err.contains(why), "{bad}: {err}");
+    }
+
+    e.ok(&["assign", "www", "2001:db8::5", "--interface", "lo1"]);
+    assert_eq!(
+        e.ok(&["expose", "www", "tcp/8080", "--address", "2001:db8::1"]),
+        "www: exposed [2001:db8::1]:tcp/8080 -> 2001:db8::5\n"
+    );
+    let inv = std::fs::read_to_string(e.inventory()).unwrap();
+    assert!(inv.contains("[2001:db8::1]:tcp/8080"), "{inv}");
+    // Bound to another address, the same port is no conflict; the IPv4
+    // bound one goes to the IPv4 address only.
+    assert_eq!(
+        e.ok(&["expose", "www", "tcp/8080", "--address", "[2001:db8::2]"]),
+        "www: exposed [2001:db8::2]:tcp/8080 -> 2001:db8::5\n"
+    );
+    assert_eq!(
+        e.ok(&["expose", "www", "tcp/8080", "--address", "198.51.100.7"]),
+        "www: exposed 198.51.100.7:tcp/8080 -> 192.0.2.10\n"
+    );
+    // An unbound one overlaps every bound one.
+    let err = e.fails(&["expose", "www", "tcp/8080"], 65);
+    assert!(err.contains("overlaps its exposure"), "{err}");
+    // Rendered in the native syntax (nft here, pf on FreeBSD): every rule
+    // matching the IPv6 external address redirects to the jail's IPv6
+    // address, and there is at least one.
+    let text = e.ok(&["pf", "render", "www"]);
+    let bound: Vec<&str> = text.lines().filter(|l| l.contains("2001:db8::1 ")).collect();
+    assert!(!bound.is_empty(), "{text}");
+    assert!(
+        bound
+            .iter()
+            .all(|l| l.contains("2001:db8::5") && !l.contains("192.0.2.10")),
+        "{text}"
+    );
+    // unexpose takes the stored text form back and removes only the
+    // exposure bound to that address; unbound, the host side is ambiguous.
+    let err = e.fails(&["unexpose", "www", "tcp/8080"], 65);
+    assert!(err.contains("exposed on several addresses"), "{err}");
+    assert_eq!(
+        e.ok(&["unexpose", "www", "[2001:db8::2]:tcp/8080"]),
+        "www: no longer exposes [2001:db8::2]:tcp/8080\n"
+    );
+    let left: Vec<String> = e.json(&["list", "--format", "json"])["jails"][0]["expose"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, ["[2001:db8::1]:tcp/8080", "198.51.100.7:tcp/8080"]);
+}

@@ -183,7 +183,7 @@ pub struct ExposeArgs {
     pub jail: String,
     /// <proto>/<host-port>[:<jail-port>], ranges as 8000-8010
     pub spec: String,
-    /// Bind the redirection to this external address only
+    /// Bind the redirection to this external address only (IPv4 or IPv6)
     #[arg(long, value_name = "ADDRESS")]
     pub address: Option<String>,
 }

@@ -4,7 +4,7 @@
 //! stderr and picks the exit code. Nothing here touches the store or the
 //! host: that is the engine's.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv6Addr};
 use std::time::Duration;
 
 use crate::cli::args::{AssignArgs, Cli, Command, HookPhaseArg, PfCommand, StoreCommand, SyntaxArg};
@@ -75,16 +75,20 @@ pub fn run(cli: &Cli) -> Result<ExitStatus> {
                 .parse()
                 .map_err(|e: crate::core::ports::PortError| Error::data(e.to_string()))?;
             if let Some(addr) = &a.address {
-                let ip: Ipv4Addr = addr
-                    .parse()
-                    .map_err(|_| Error::data(format!("--address {addr:?} is not an IPv4 address")))?;
+                // why brackets are accepted: `[2001:db8::1]` is how the
+                // exposure's text form writes an IPv6 address.
+                let ip: IpAddr = match addr.strip_prefix('[').and_then(|a| a.strip_suffix(']')) {
+                    Some(inner) => inner.parse::<Ipv6Addr>().map(IpAddr::V6).ok(),
+                    None => addr.parse().ok(),
+                }
+                .ok_or_else(|| Error::data(format!("--address {addr:?} is not an IPv4 or IPv6 address")))?;
                 x.address = Some(ip);
             }
             crate::cli::firewall::exposed(&e.expose(&jail_name(&a.jail)?, x)?)
         }
         Command::Unexpose { jail, spec } => {
             let x = crate::core::ports::parse_expose_with_address(spec).map_err(|e| Error::data(e.to_string()))?;
-            crate::cli::firewall::unexposed(&e.unexpose(&jail_name(jail)?, x.proto, x.host)?)
+            crate::cli::firewall::unexposed(&e.unexpose(&jail_name(jail)?, x.proto, x.host, x.address)?)
         }
         Command::Pf(c) => pf(&e, c, quiet),
         Command::Start(t) => multi::lifecycle(&e, Verb::Start, t, quiet),

@@ -12,10 +12,13 @@ use crate::error::{Error, Result};
 
 pub fn exposed(r: &ExposeReport) -> Result<ExitStatus> {
     let (jail, e) = (&r.jail, &r.expose);
-    match (r.already, r.address) {
-        (true, _) => println!("{jail}: {e} is already exposed; nothing changed"),
-        (false, Some(a)) => println!("{jail}: exposed {e} -> {a}"),
-        (false, None) => println!("{jail}: exposed {e}"),
+    if r.already {
+        println!("{jail}: {e} is already exposed; nothing changed");
+    } else if r.addresses.is_empty() {
+        println!("{jail}: exposed {e}");
+    } else {
+        let to: Vec<String> = r.addresses.iter().map(ToString::to_string).collect();
+        println!("{jail}: exposed {e} -> {}", to.join(", "));
     }
     Ok(ExitStatus::Ok)
 }

@@ -5,7 +5,7 @@
 //! for exposures); it knows nothing of services or sockets.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -172,18 +172,23 @@ impl fmt::Display for PortSpec {
 }
 
 /// An exposure: host port (range) redirected to a jail port (range) of the
-/// same length, optionally bound to one external address.
-/// Text form: `tcp/8443:443`, `tcp/80`, `udp/5000-5010:6000-6010`.
+/// same length, optionally bound to one external address of either family.
+/// Text form: `tcp/8443:443`, `tcp/80`, `udp/5000-5010:6000-6010`; bound:
+/// `192.0.2.1:tcp/80`, `[2001:db8::1]:tcp/80` (see
+/// [`parse_expose_with_address`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Expose {
     pub proto: Proto,
     pub host: PortRange,
     pub jail: PortRange,
-    pub address: Option<Ipv4Addr>,
+    pub address: Option<IpAddr>,
 }
 
 impl Expose {
-    /// Same proto and overlapping host ports on a compatible external address.
+    /// Same proto and overlapping host ports on a compatible external
+    /// address: two bound to different addresses (of either family) never
+    /// conflict; an unbound one redirects every address of the interface,
+    /// so it conflicts with any bound one.
     pub fn host_overlaps(&self, o: &Expose) -> bool {
         self.proto == o.proto
             && self.host.overlaps(o.host)
@@ -221,8 +226,10 @@ impl FromStr for Expose {
 
 impl fmt::Display for Expose {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if let Some(a) = self.address {
-            write!(f, "{a}:")?;
+        match self.address {
+            Some(IpAddr::V4(a)) => write!(f, "{a}:")?,
+            Some(IpAddr::V6(a)) => write!(f, "[{a}]:")?,
+            None => {}
         }
         if self.host == self.jail {
             write!(f, "{}/{}", self.proto, self.host)
@@ -262,19 +269,70 @@ impl<'de> Deserialize<'de> for Expose {
     }
 }
 
-/// Parses the display form, which may carry an `address:` prefix
-/// (`192.0.2.1:tcp/80`), as stored in the inventory.
+/// Parses the display form, which may carry an external address prefix,
+/// as stored in the inventory: `192.0.2.1:tcp/80`, or bracketed for IPv6
+/// (`[2001:db8::1]:tcp/80`; unbracketed, the address's own colons would be
+/// ambiguous with the port separator). An IPv6 address must also pass
+/// [`external_address_error`] (the form is new, so no stored exposure can
+/// be refused by it); an IPv4 one is checked only by `expose`, so that an
+/// inventory written before keeps reading.
 pub fn parse_expose_with_address(s: &str) -> Result<Expose, PortError> {
-    if let Some(idx) = s.find(":tcp/").or_else(|| s.find(":udp/")) {
-        let addr: Ipv4Addr = s[..idx]
+    let Some(idx) = s.find(":tcp/").or_else(|| s.find(":udp/")) else {
+        return s.parse();
+    };
+    let text = &s[..idx];
+    let addr: IpAddr = if let Some(inner) = text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        let a: Ipv6Addr = inner
             .parse()
-            .map_err(|_| perr(s, format!("{:?} is not an IPv4 address", &s[..idx])))?;
-        let mut e: Expose = s[idx + 1..].parse()?;
-        e.address = Some(addr);
-        Ok(e)
+            .map_err(|_| perr(s, format!("{inner:?} is not an IPv6 address")))?;
+        if let Some(reason) = external_address_error(IpAddr::V6(a)) {
+            return Err(perr(s, reason));
+        }
+        IpAddr::V6(a)
+    } else if text.parse::<Ipv6Addr>().is_ok() {
+        return Err(perr(
+            s,
+            format!("IPv6 address {text} must be bracketed: [{text}]:{}", &s[idx + 1..]),
+        ));
     } else {
-        s.parse()
-    }
+        IpAddr::V4(text.parse().map_err(|_| {
+            perr(
+                s,
+                format!("{text:?} is not an IPv4 address or a bracketed IPv6 address"),
+            )
+        })?)
+    };
+    let mut e: Expose = s[idx + 1..].parse()?;
+    e.address = Some(addr);
+    Ok(e)
+}
+
+/// Why `a` cannot be the external address of an exposure, or `None` when
+/// it can. IPv4: unspecified, broadcast and multicast are refused. IPv6
+/// likewise unspecified and multicast, and also loopback (traffic to `::1`
+/// never arrives on the external interface), link-local (`fe80::/10`
+/// needs a scope that neither pf nor nft rule text carries) and
+/// IPv4-mapped `::ffff:a.b.c.d` (an IPv4 address in disguise: bind the
+/// IPv4 address instead).
+pub fn external_address_error(a: IpAddr) -> Option<String> {
+    let what = match a {
+        IpAddr::V4(v) if v.is_unspecified() => "unspecified",
+        IpAddr::V4(v) if v.is_broadcast() => "the broadcast address",
+        IpAddr::V4(v) if v.is_multicast() => "multicast",
+        IpAddr::V4(_) => return None,
+        IpAddr::V6(v) if v.is_unspecified() => "unspecified",
+        IpAddr::V6(v) if v.is_loopback() => "loopback",
+        IpAddr::V6(v) if v.is_multicast() => "multicast",
+        IpAddr::V6(v) if v.segments()[0] & 0xffc0 == 0xfe80 => "link-local",
+        IpAddr::V6(v) if v.to_ipv4_mapped().is_some() => {
+            return Some(format!(
+                "{a} is an IPv4-mapped IPv6 address; bind the IPv4 address {} instead",
+                v.to_ipv4_mapped().expect("checked")
+            ))
+        }
+        IpAddr::V6(_) => return None,
+    };
+    Some(format!("{a} is {what}, not an external address"))
 }
 
 impl FromStr for PortRange {
@@ -321,9 +379,41 @@ mod tests {
         assert!("tcp/8000-8010:9000-9009".parse::<Expose>().is_err());
         assert!("tcp/8000-8010:9000-9010".parse::<Expose>().is_ok());
         let e = parse_expose_with_address("192.0.2.7:udp/53").unwrap();
-        assert_eq!(e.address, Some(Ipv4Addr::new(192, 0, 2, 7)));
+        assert_eq!(e.address, Some(IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7))));
         assert_eq!(e.to_string(), "192.0.2.7:udp/53");
         assert!(parse_expose_with_address("300.0.2.7:udp/53").is_err());
+    }
+
+    #[test]
+    fn ipv6_external_addresses() {
+        let e = parse_expose_with_address("[2001:db8::1]:tcp/8443:443").unwrap();
+        assert_eq!(e.address, Some("2001:db8::1".parse().unwrap()));
+        assert_eq!((e.host.lo(), e.jail.lo()), (8443, 443));
+        assert_eq!(e.to_string(), "[2001:db8::1]:tcp/8443:443");
+        assert_eq!(parse_expose_with_address(&e.to_string()).unwrap(), e);
+        let json = serde_json::to_string(&e).unwrap();
+        assert_eq!(serde_json::from_str::<Expose>(&json).unwrap(), e);
+        for (bad, why) in [
+            ("2001:db8::1:tcp/80", "must be bracketed"),
+            ("[2001:db8::g]:tcp/80", "not an IPv6 address"),
+            ("[192.0.2.1]:tcp/80", "not an IPv6 address"),
+            ("[::]:tcp/80", "unspecified"),
+            ("[::1]:tcp/80", "loopback"),
+            ("[ff02::1]:tcp/80", "multicast"),
+            ("[fe80::1]:tcp/80", "link-local"),
+            ("[febf::1]:tcp/80", "link-local"),
+            ("[::ffff:192.0.2.7]:tcp/80", "bind the IPv4 address 192.0.2.7"),
+        ] {
+            let err = parse_expose_with_address(bad).unwrap_err().to_string();
+            assert!(err.contains(why), "{bad}: {err}");
+        }
+        // fec0::/10 is past link-local: accepted.
+        assert!(parse_expose_with_address("[fec0::1]:tcp/80").is_ok());
+        for bad in ["0.0.0.0", "255.255.255.255", "224.0.0.1"] {
+            assert!(external_address_error(bad.parse().unwrap()).is_some(), "{bad}");
+        }
+        assert_eq!(external_address_error("192.0.2.1".parse().unwrap()), None);
+        assert_eq!(external_address_error("2001:db8::1".parse().unwrap()), None);
     }
 
     #[test]
@@ -333,5 +423,14 @@ mod tests {
         let c: Expose = "udp/80".parse().unwrap();
         assert!(a.host_overlaps(&b));
         assert!(!a.host_overlaps(&c));
+        // Bound to different addresses (of either family): no conflict;
+        // to the same one, or one unbound: conflict.
+        let at = |s: &str| parse_expose_with_address(s).unwrap();
+        assert!(!at("[2001:db8::1]:tcp/80").host_overlaps(&at("[2001:db8::2]:tcp/80")));
+        assert!(!at("[2001:db8::1]:tcp/80").host_overlaps(&at("192.0.2.1:tcp/80")));
+        assert!(at("[2001:db8::1]:tcp/80").host_overlaps(&at("[2001:db8::1]:tcp/70-90")));
+        assert!(at("[2001:db8::1]:tcp/80").host_overlaps(&a));
+        assert!(a.host_overlaps(&at("192.0.2.1:tcp/85")));
+        assert!(!at("[2001:db8::1]:udp/80").host_overlaps(&a));
     }
 }

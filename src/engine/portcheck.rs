@@ -57,7 +57,7 @@ pub fn claims(
                     jail: name.clone(),
                     proto: e.proto,
                     host_ports: e.host,
-                    address: e.address.map(IpAddr::V4),
+                    address: e.address,
                     interface: config.host.external_interface.clone(),
                 });
             }

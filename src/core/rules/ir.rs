@@ -248,7 +248,7 @@ impl From<&Expose> for Exposure {
             proto: e.proto,
             host: e.host,
             jail: e.jail,
-            address: e.address.map(IpAddr::V4),
+            address: e.address,
         }
     }
 }
@@ -622,9 +622,9 @@ impl JailRules {
     /// families, IPv4 first (only the bound address's family when the
     /// exposure has an external address), then one `nat` to the
     /// interface's address per family in `nat`; all labelled `jnet:<jail>`.
-    /// The exposures are the config's (IPv4 external addresses); see
-    /// [`JailRules::from_exposure_list`] for external addresses of either
-    /// family.
+    /// An exposure's external address may be of either family
+    /// (`--address 2001:db8::7`); [`JailRules::from_exposure_list`] is the
+    /// same over the IR's own [`Exposure`].
     pub fn from_exposures(
         jail: &JailName,
         jail_addrs: &[IpAddr],
@@ -822,6 +822,39 @@ mod tests {
                 ifname: ifn(),
                 first_only: false
             }
+        );
+    }
+
+    /// An exposure bound to an IPv6 external address on a dual-stack jail
+    /// yields the inet6 rdr only; one bound to IPv4 the inet one only; an
+    /// unbound one both. On an IPv4-only jail the IPv6-bound one is refused.
+    #[test]
+    fn bound_exposures_redirect_only_their_family() {
+        let at = |s: &str| crate::core::ports::parse_expose_with_address(s).unwrap();
+        let ex = [at("[2001:db8::1]:tcp/80"), at("192.0.2.7:tcp/80"), at("udp/53")];
+        let addrs = [ip("10.0.0.5"), ip("2001:db8::5")];
+        let r = JailRules::from_exposures(&jail(), &addrs, &ifn(), &ex, NatSources::none()).unwrap();
+        let got: Vec<(RdrDest, IpAddr)> = r.redirects.iter().map(|x| (x.external, x.target)).collect();
+        assert_eq!(
+            got,
+            [
+                (RdrDest::Address(ip("2001:db8::1")), ip("2001:db8::5")),
+                (RdrDest::Address(ip("192.0.2.7")), ip("10.0.0.5")),
+                (RdrDest::Interface, ip("10.0.0.5")),
+                (RdrDest::Interface, ip("2001:db8::5")),
+            ]
+        );
+        let e =
+            JailRules::from_exposures(&jail(), &v4([10, 0, 0, 5]), &ifn(), &ex[..1], NatSources::none()).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                RuleError::NoFamilyAddress {
+                    family: Family::Inet6,
+                    ..
+                }
+            ),
+            "{e}"
         );
     }
 

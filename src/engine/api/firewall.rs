@@ -5,7 +5,7 @@
 //! inventory is written, so a failed load changes nothing.
 
 use std::collections::BTreeMap;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use serde::Serialize;
 
@@ -28,8 +28,9 @@ use crate::os::Host;
 pub struct ExposeReport {
     pub jail: JailName,
     pub expose: Expose,
-    /// The jail's address the exposure redirects to.
-    pub address: Option<Ipv4Addr>,
+    /// The jail's addresses the exposure redirects to: the one of the
+    /// bound address's family, or every one (IPv4 first) when unbound.
+    pub addresses: Vec<IpAddr>,
     /// It was exposed already: nothing changed.
     pub already: bool,
 }
@@ -109,15 +110,31 @@ impl Engine {
         }
     }
 
+    /// The jail addresses exposure `e` redirects to: a bound exposure only
+    /// to the jail's address of the bound address's family (refused, naming
+    /// jail and exposure, when it has none: no rule could carry it), an
+    /// unbound one to each of the jail's addresses.
+    fn family_target(jail: &JailName, e: &Expose, v: &JailView) -> Result<Vec<IpAddr>> {
+        let all: Vec<IpAddr> = v.record.iter().flat_map(|r| r.addresses()).collect();
+        let Some(bound) = e.address else { return Ok(all) };
+        let same: Vec<IpAddr> = all.into_iter().filter(|a| a.is_ipv4() == bound.is_ipv4()).collect();
+        if same.is_empty() {
+            let family = if bound.is_ipv4() { "IPv4" } else { "IPv6" };
+            return Err(Error::data(format!(
+                "jail {jail} has no {family} address, so exposure {e} cannot be redirected; \
+                 give it one first (jnet assign {jail} --pool POOL | ADDRESS, of that family)"
+            )));
+        }
+        Ok(same)
+    }
+
     /// `jnet expose JAIL SPEC [--address A]`: adds an exposure after the
     /// port check found its host port free; reloads a running jail's rules.
     pub fn expose(&self, jail: &JailName, e: Expose) -> Result<ExposeReport> {
-        if let Some(ip) = e.address {
-            if ip.is_unspecified() || ip.is_broadcast() || ip.is_multicast() {
-                return Err(Error::data(format!("--address {ip} cannot be an external address")));
-            }
+        if let Some(why) = e.address.and_then(crate::core::ports::external_address_error) {
+            return Err(Error::data(format!("--address: {why}")));
         }
-        self.dedicated_view(jail)?;
+        Self::family_target(jail, &e, &self.dedicated_view(jail)?)?;
         // why the jail lock: a running jail's rules are reloaded below, and
         // a start or stop of the same jail must not interleave with that.
         let _jail_lock = self.store.lock_jail(jail)?;
@@ -144,7 +161,7 @@ impl Engine {
             if let Some(other) = v.exposures.iter().find(|x| x.host_overlaps(&e)) {
                 return Err(Error::data(format!("{jail}: {e} overlaps its exposure {other}")));
             }
-            let address = v.address();
+            let address = Self::family_target(jail, &e, v)?;
             // The port check with and without the new exposure: conflicts
             // that only appear with it mean its host port is taken.
             let before = portcheck::analyze(&scan, &self.config, &views, std::slice::from_ref(jail));
@@ -179,25 +196,45 @@ impl Engine {
         Ok(ExposeReport {
             jail: jail.clone(),
             expose: e,
-            address: address.flatten(),
             already: address.is_none(),
+            addresses: address.unwrap_or_default(),
         })
     }
 
     /// `jnet unexpose JAIL proto/port`: removes the exposure added with
     /// `expose` whose host side is `proto/host_ports`; one declared in
-    /// jnet.toml is refused (it would come back).
-    pub fn unexpose(&self, jail: &JailName, proto: Proto, host_ports: PortRange) -> Result<UnexposeReport> {
+    /// jnet.toml is refused (it would come back). With `address`, only the
+    /// exposure bound to it; without, the one exposure of that host side,
+    /// refused when several bound to different addresses share it (which
+    /// one is meant is not guessed).
+    pub fn unexpose(
+        &self,
+        jail: &JailName,
+        proto: Proto,
+        host_ports: PortRange,
+        address: Option<IpAddr>,
+    ) -> Result<UnexposeReport> {
         let v = self.dedicated_view(jail)?;
-        let matches = |x: &Expose| x.proto == proto && x.host == host_ports;
+        let matches =
+            |x: &Expose| x.proto == proto && x.host == host_ports && address.is_none_or(|a| x.address == Some(a));
         let mut report = UnexposeReport {
             jail: jail.clone(),
             removed: None,
             proto,
             host_ports,
         };
-        let Some(found) = v.exposures.iter().copied().find(|x| matches(x)) else {
-            return Ok(report);
+        let found: Vec<Expose> = v.exposures.iter().copied().filter(|x| matches(x)).collect();
+        let found = match found[..] {
+            [] => return Ok(report),
+            [one] => one,
+            _ => {
+                let all: Vec<String> = found.iter().map(ToString::to_string).collect();
+                return Err(Error::data(format!(
+                    "{jail}: {proto}/{host_ports} is exposed on several addresses ({}); name one, e.g. jnet unexpose {jail} {}",
+                    all.join(", "),
+                    all[0]
+                )));
+            }
         };
         if v.exposure_in_config(&found) {
             return Err(Error::data(format!(
@@ -212,7 +249,8 @@ impl Engine {
                 .jails
                 .get_mut(jail)
                 .ok_or_else(|| Error::data(format!("jail {jail} vanished meanwhile")))?;
-            rec.exposes.retain(|x| !matches(x));
+            rec.exposes
+                .retain(|x| !(x.proto == found.proto && x.host == found.host && x.address == found.address));
             if rec.phase == Phase::Running {
                 let v = jails::view(&self.config, inv, &self.profiles, jail)?;
                 self.apply_rules(host.as_ref(), &v)?;
