@@ -315,10 +315,10 @@ fn invalid(file: &str, line: usize, jail: &str, message: String) -> JailConfErro
 }
 
 /// Evaluate every real jail in file order.
-pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
-    let name_sym = raw.words.syms.intern("name");
-    let jid_sym = raw.words.syms.intern("jid");
-    let raw = &raw;
+pub(crate) fn evaluate(mut owned: Raw) -> Result<JailConf, JailConfError> {
+    let name_sym = owned.words.syms.intern("name");
+    let jid_sym = owned.words.syms.intern("jid");
+    let raw = &owned;
     let wild: Vec<usize> = (0..raw.jails.len())
         .filter(|&i| is_wild_name(&raw.jails[i].name))
         .collect();
@@ -374,7 +374,8 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
         };
         let range = cx.jail(&mut ps, &wild, ji, implicit)?;
         out.push((
-            jail.name.clone(),
+            // Moved out of `owned` at the end (why: a copy per jail).
+            String::new(),
             Location {
                 file: raw.file(jail.loc).to_string(),
                 line: jail.loc.line,
@@ -406,6 +407,11 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
     }
     store.index = names.iter().map(|(n, _)| n.clone()).zip(0u32..).collect();
     store.names = names.into_iter().map(|(n, _)| n).collect();
+    drop(seen);
+    let real_jails = owned.jails.iter_mut().filter(|j| !is_wild_name(&j.name));
+    for (slot, j) in out.iter_mut().zip(real_jails) {
+        slot.0 = std::mem::take(&mut j.name);
+    }
     Ok(JailConf::new(store, out))
 }
 
