@@ -210,6 +210,7 @@ struct Seg {
 /// A parameter being collected for one jail. Its values are the values of
 /// its segments in order (`+=` adds a segment, `=` starts again), each
 /// keeping the location of the statement that gave it.
+#[derive(Clone)]
 struct Entry {
     name: Sym,
     is_var: bool,
@@ -277,6 +278,31 @@ struct Ctx<'r> {
     /// order sorted by name (stable): indices into it.
     last_keys: Vec<u32>,
     order: Vec<usize>,
+    /// By a statement's first value ([`Seg::values`]`.0`): the range of
+    /// `store.spans` holding its values once expanded, when they have no
+    /// `$` reference (u32::MAX: not yet, or not literal).
+    /// why: the global `*` parameters (`exec.start = "/bin/sh /etc/rc"`)
+    /// reach every jail with the same text; copying it per jail was about
+    /// a tenth of a 10,000-jail parse (issue 10). Jails share the spans.
+    shared: Vec<(u32, u32)>,
+    /// The current jail's entries whose values are shared spans.
+    lit: Vec<(u32, u32)>,
+    /// The wildcard blocks before the current jail that it falls under.
+    pre: Vec<usize>,
+    /// What the last jail had collected after those blocks, for reuse
+    /// by the next jail under the same blocks (see [`Ctx::jail`]).
+    prefix: Option<Prefix>,
+    /// An [`add_param`](Ctx::add_param) met the jail's implicit `name`
+    /// (its outcome then depends on the jail).
+    touched_implicit: bool,
+}
+
+/// The entries collected from the wildcard blocks `blocks` (after the
+/// implicit `name`/`jid` entry `implicit`), none of which met it.
+struct Prefix {
+    implicit: Sym,
+    blocks: Vec<usize>,
+    ps: Vec<Entry>,
 }
 
 fn invalid(file: &str, line: usize, jail: &str, message: String) -> JailConfError {
@@ -289,10 +315,10 @@ fn invalid(file: &str, line: usize, jail: &str, message: String) -> JailConfErro
 }
 
 /// Evaluate every real jail in file order.
-pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
-    let name_sym = raw.words.syms.intern("name");
-    let jid_sym = raw.words.syms.intern("jid");
-    let raw = &raw;
+pub(crate) fn evaluate(mut owned: Raw) -> Result<JailConf, JailConfError> {
+    let name_sym = owned.words.syms.intern("name");
+    let jid_sym = owned.words.syms.intern("jid");
+    let raw = &owned;
     let wild: Vec<usize> = (0..raw.jails.len())
         .filter(|&i| is_wild_name(&raw.jails[i].name))
         .collect();
@@ -317,6 +343,11 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
         out: Vec::new(),
         last_keys: Vec::new(),
         order: Vec::new(),
+        shared: vec![(u32::MAX, 0); raw.values.len()],
+        lit: Vec::new(),
+        pre: Vec::new(),
+        prefix: None,
+        touched_implicit: false,
     };
     let real = raw.jails.len() - wild.len();
     let mut seen: FxMap<&str, Loc> = FxMap::default();
@@ -343,7 +374,8 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
         };
         let range = cx.jail(&mut ps, &wild, ji, implicit)?;
         out.push((
-            jail.name.clone(),
+            // Moved out of `owned` at the end (why: a copy per jail).
+            String::new(),
             Location {
                 file: raw.file(jail.loc).to_string(),
                 line: jail.loc.line,
@@ -375,6 +407,11 @@ pub(crate) fn evaluate(mut raw: Raw) -> Result<JailConf, JailConfError> {
     }
     store.index = names.iter().map(|(n, _)| n.clone()).zip(0u32..).collect();
     store.names = names.into_iter().map(|(n, _)| n).collect();
+    drop(seen);
+    let real_jails = owned.jails.iter_mut().filter(|j| !is_wild_name(&j.name));
+    for (slot, j) in out.iter_mut().zip(real_jails) {
+        slot.0 = std::mem::take(&mut j.name);
+    }
     Ok(JailConf::new(store, out))
 }
 
@@ -402,23 +439,50 @@ impl Ctx<'_> {
             loc: jail.loc,
         });
         let own = |b: &Block| &raw.params[b.params.0..b.params.1];
-        let mut did_self = false;
-        for &wi in wild {
-            if ji < wi && !did_self {
-                for p in own(jail) {
-                    self.add_param(ps, p, jail)?;
-                }
-                did_self = true;
+        // In file order: the wildcard blocks before the jail's own block,
+        // the block, the wildcard blocks after it.
+        self.pre.clear();
+        self.pre.extend(
+            wild.iter()
+                .copied()
+                .take_while(|&wi| wi < ji)
+                .filter(|&wi| wild_match(&jail.name, &raw.jails[wi].name)),
+        );
+        // why the reuse: every jail under the same wildcard blocks (usually
+        // the global `*` alone) collects the same entries from them, and
+        // collecting them again per jail was a tenth of a 10,000-jail parse
+        // (issue 10). Only the implicit entry differs, and a run that met
+        // it (`* { name = x; }`) is not reused: its outcome is the jail's.
+        match &self.prefix {
+            Some(c) if c.implicit == implicit && c.blocks == self.pre => {
+                let head = ps.ps[0].head;
+                ps.ps.clone_from(&c.ps);
+                let first = &mut ps.ps[0];
+                first.head = head;
+                first.loc = jail.loc;
             }
+            _ => {
+                self.touched_implicit = false;
+                for i in 0..self.pre.len() {
+                    for p in own(&raw.jails[self.pre[i]]) {
+                        self.add_param(ps, p, jail)?;
+                    }
+                }
+                self.prefix = (!self.touched_implicit && ps.index.is_none()).then(|| Prefix {
+                    implicit,
+                    blocks: self.pre.clone(),
+                    ps: ps.ps.clone(),
+                });
+            }
+        }
+        for p in own(jail) {
+            self.add_param(ps, p, jail)?;
+        }
+        for &wi in wild.iter().skip_while(|&&wi| wi < ji) {
             if wild_match(&jail.name, &raw.jails[wi].name) {
                 for p in own(&raw.jails[wi]) {
                     self.add_param(ps, p, jail)?;
                 }
-            }
-        }
-        if !did_self {
-            for p in own(jail) {
-                self.add_param(ps, p, jail)?;
             }
         }
 
@@ -426,6 +490,8 @@ impl Ctx<'_> {
         let n = ps.ps.len();
         self.state.clear();
         self.state.resize_with(n, || State::Todo);
+        self.lit.clear();
+        self.lit.resize(n, (u32::MAX, 0));
         self.done.clear();
         for (k, p) in ps.ps.iter().enumerate() {
             if let Some(f) = self.first.get_mut(p.name) {
@@ -460,6 +526,9 @@ impl Ctx<'_> {
             let (key, value) = if a == b {
                 let (key, negated) = self.positive_key(p.name);
                 (key, Val::Bool(!negated))
+            } else if self.lit[k].0 != u32::MAX {
+                let (start, end) = self.lit[k];
+                (self.key(p.name), Val::Vals(start, end))
             } else {
                 let spans = &mut self.store.spans;
                 let start = spans.len() as u32;
@@ -553,6 +622,7 @@ impl Ctx<'_> {
                     return Err(clash());
                 }
                 if d.immutable {
+                    self.touched_implicit = true;
                     // why: jail(8) refuses any redefinition of `name`; accepting
                     // the identical value keeps files like `t1 { name = "t1"; }`
                     // (seen in the wild) readable without changing meaning.
@@ -766,8 +836,28 @@ impl Ctx<'_> {
             return Ok(());
         }
         let start = self.done.len();
-        if self.literal_only(&ps[root], jail)? {
+        let p = &ps[root];
+        // A single statement's values, shareable between jails when literal.
+        let single = p.head.filter(|_| p.tail.is_empty()).map(|h| h.values.0);
+        if let Some(v) = single {
+            if let Some(&(s, e)) = self.shared.get(v).filter(|x| x.0 != u32::MAX) {
+                let spans = &self.store.spans[s as usize..e as usize];
+                self.done.extend(spans.iter().map(|&(x, y)| (x as usize, y as usize)));
+                self.state[root] = State::Done(start, self.done.len());
+                self.lit[root] = (s, e);
+                return Ok(());
+            }
+        }
+        if self.literal_only(p, jail)? {
             self.state[root] = State::Done(start, self.done.len());
+            if let Some(v) = single.filter(|&v| v < self.shared.len()) {
+                let spans = &mut self.store.spans;
+                let s = spans.len() as u32;
+                spans.extend(self.done[start..].iter().map(|&(x, y)| (x as u32, y as u32)));
+                let se = (s, spans.len() as u32);
+                self.shared[v] = se;
+                self.lit[root] = se;
+            }
             return Ok(());
         }
         self.state[root] = State::Busy;

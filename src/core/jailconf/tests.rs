@@ -673,3 +673,37 @@ fn ip6_addr_entries_and_mode() {
         other => panic!("{other:?}"),
     }
 }
+
+/// Jails under the same wildcard blocks reuse what those blocks gave the
+/// previous jail (eval.rs `Prefix`); each must still get its own `name`,
+/// its own blocks, and the errors that depend on the jail.
+#[test]
+fn wildcard_reuse_keeps_each_jail_its_own() {
+    let c = conf(
+        "* { exec.start = \"/bin/sh /etc/rc\"; $base = /j; path = \"$base/$name\"; }\n\
+         a { host.hostname = a.example; }\nb.* { allow.mount; }\nb.x { }\nc { exec.start += y; }\n",
+    );
+    let path = |n: &str| c.jail(n).unwrap().get_str("path").map(str::to_string);
+    assert_eq!(path("a").as_deref(), Some("/j/a"));
+    // A numeric name is the jid: another implicit entry, not reused.
+    let n = conf("* { exec.start = x; }\na { }\n7 { }\nb { }\n");
+    assert_eq!(n.jail("7").unwrap().get_str("jid"), Some("7"));
+    assert_eq!(n.jail("7").unwrap().get_str("name"), None);
+    assert_eq!(n.jail("b").unwrap().get_str("name"), Some("b"));
+    assert_eq!(n.jail("7").unwrap().get_str("exec.start"), Some("x"));
+    assert_eq!(path("b.x").as_deref(), Some("/j/b.x"));
+    assert_eq!(c.jail("b.x").unwrap().get_bool("allow.mount"), Some(true));
+    assert_eq!(c.jail("a").unwrap().get_bool("allow.mount"), None);
+    assert_eq!(c.jail("c").unwrap().get_list("exec.start"), ["/bin/sh /etc/rc", "y"]);
+    assert_eq!(c.jail("a").unwrap().get_str("exec.start"), Some("/bin/sh /etc/rc"));
+    assert_eq!(c.jail("a").unwrap().location.line, 2);
+    assert_eq!(c.jail("c").unwrap().location.line, 5);
+    // `name` set by a wildcard fits jail a only: b must still be refused.
+    match err("* { name = a; }\na { }\nb { }\n") {
+        JailConfError::Invalid { jail, message, .. } => {
+            assert_eq!(jail, "b");
+            assert!(message.contains("cannot redefine"), "{message}");
+        }
+        other => panic!("{other:?}"),
+    }
+}
