@@ -377,6 +377,46 @@ fn cases() -> Vec<Case> {
             ..Case::default()
         },
         Case {
+            name: "IPv6-bound exposure vs listeners: v6only decides whether an IPv6 wildcard takes IPv4 too",
+            checked: &["www"],
+            exposures: vec![
+                exposure("www", Tcp, "80", Some("2001:db8::1"), "vtnet0"),
+                exposure("www", Tcp, "81", Some("192.0.2.1"), "vtnet0"),
+                exposure("www", Tcp, "82", Some("192.0.2.1"), "vtnet0"),
+                exposure("www", Tcp, "83", Some("2001:db8::1"), "vtnet0"),
+            ],
+            listeners: vec![
+                // An IPv4 wildcard never receives what an IPv6-bound one redirects.
+                listener(Tcp, "0.0.0.0", 80, false, "v4-wild", 1),
+                listener(Tcp, "::", 80, false, "v6only-wild", 2),
+                // v6only=1: IPv6 only, the IPv4-bound exposure is free.
+                listener(Tcp, "::", 81, false, "v6only-81", 3),
+                // v6only=0: it takes IPv4 too.
+                listener(Tcp, "::", 82, true, "dual-82", 4),
+                // Another IPv6 address, and the bound one.
+                listener(Tcp, "2001:db8::2", 83, false, "other6", 5),
+                listener(Tcp, "2001:db8::1", 83, false, "same6", 6),
+            ],
+            expect: vec![
+                (Severity::Error, "www", 80, "listener", "v6only-wild"),
+                (Severity::Error, "www", 82, "listener", "dual-82"),
+                (Severity::Error, "www", 83, "listener", "same6"),
+            ],
+            ..Case::default()
+        },
+        Case {
+            name: "exposures bound to different addresses of either family do not meet",
+            checked: &["a"],
+            exposures: vec![
+                exposure("a", Tcp, "80", Some("2001:db8::1"), "vtnet0"),
+                exposure("b", Tcp, "80", Some("192.0.2.1"), "vtnet0"),
+                exposure("c", Tcp, "80", Some("2001:db8::2"), "vtnet0"),
+                exposure("d", Tcp, "80", None, "vtnet0"),
+            ],
+            expect: vec![(Severity::Error, "a", 80, "exposure", "d")],
+            ..Case::default()
+        },
+        Case {
             name: "exposure vs foreign redirect",
             checked: &["www"],
             exposures: vec![

@@ -84,18 +84,35 @@ fn samples() -> Vec<JailRules> {
             target_ports: None,
             label: Some("jnet:edge".into()),
         }],
-        nats: vec![Nat {
-            pass: true,
-            log: false,
-            interface: ifn("em0"),
-            proto: Some(Proto::Udp),
-            source: "10.0.0.9/32".parse().unwrap(),
-            destination: Some("203.0.113.0/24".parse().unwrap()),
-            translation: NatTarget::Address {
-                address: Ipv4Addr::new(198, 51, 100, 1).into(),
+        nats: vec![
+            Nat {
+                pass: true,
+                log: false,
+                interface: ifn("em0"),
+                proto: Some(Proto::Udp),
+                source: "10.0.0.9/32".parse().unwrap(),
+                destination: Some("203.0.113.0/24".parse().unwrap()),
+                translation: NatTarget::Address {
+                    address: Ipv4Addr::new(198, 51, 100, 1).into(),
+                },
+                label: Some("jnet:edge".into()),
             },
-            label: Some("jnet:edge".into()),
-        }],
+            // An inet nat of every source: on nft it must not match IPv6
+            // (table inet sees both families), so it carries `meta nfproto ipv4`.
+            Nat {
+                pass: false,
+                log: false,
+                interface: ifn("em0"),
+                proto: None,
+                source: "0.0.0.0/0".parse().unwrap(),
+                destination: None,
+                translation: NatTarget::Interface {
+                    ifname: ifn("em0"),
+                    first_only: false,
+                },
+                label: Some("jnet:edge".into()),
+            },
+        ],
     };
     edge.validate().unwrap();
     vec![www, db, edge, dual(), v6only()]
@@ -324,6 +341,12 @@ fn nft_scripts_load_replace_and_remove_in_netns() {
     // nft prints the map target without the spaces jnet writes.
     assert!(
         loaded.contains("ip daddr 192.0.2.7 udp dport 5000-5002 dnat ip to 10.0.0.5:udp dport map { 5000 : 6000, 5001 : 6001, 5002 : 6002 }"),
+        "{loaded}"
+    );
+    // The inet nat of 0.0.0.0/0 loads with its family match, so it never
+    // masquerades IPv6 in the inet table.
+    assert!(
+        loaded.contains("meta nfproto ipv4 oifname \"em0\" masquerade"),
         "{loaded}"
     );
     let replaced = section("== replaced", "== removed");

@@ -208,11 +208,16 @@ fn push_nat_rule(out: &mut String, n: &Nat, jail: &JailName) {
         out.push_str(" saddr ");
         push_net(out, &n.source);
         out.push(' ');
-    } else if fam == Family::Inet6 {
-        // why: with no address match a masquerade would apply to both
-        // families; an inet6 rule must only see IPv6. (The inet form keeps
-        // its historical text; jnet never renders an inet nat of /0.)
-        out.push_str("meta nfproto ipv6 ");
+    } else {
+        // why: a /0 source has no address match, and in table `inet` a rule
+        // without one sees both families: an inet nat of 0.0.0.0/0 would
+        // also masquerade IPv6, an inet6 one of ::/0 IPv4. `meta nfproto`
+        // keeps each to its own family (nft(8), META EXPRESSIONS: nfproto
+        // is the netfilter protocol family, ipv4 or ipv6).
+        out.push_str(match fam {
+            Family::Inet => "meta nfproto ipv4 ",
+            Family::Inet6 => "meta nfproto ipv6 ",
+        });
     }
     if let Some(d) = &n.destination {
         out.push_str(fam.nft());
@@ -356,6 +361,39 @@ mod tests {
             "dnat ip to 10.0.0.5:tcp dport map { 8000 : 9000, 8001 : 9001, 8002 : 9002 }"
         );
         assert_eq!(dnat_stmt(&r.redirects[1]), "dnat ip to 10.0.0.5");
+    }
+
+    /// A nat whose source is a whole family (`0.0.0.0/0`, `::/0`) has no
+    /// address match; in table `inet` it must still be kept to its family.
+    #[test]
+    fn nat_of_every_source_matches_its_family_only() {
+        let jail = JailName::new("www").unwrap();
+        let ifn = IfName::new("eth0").unwrap();
+        let render = |src: &str| {
+            let mut r = JailRules::from_exposures(&jail, &[], &ifn, &[], NatSources::none()).unwrap();
+            r.nats.push(Nat {
+                pass: false,
+                log: false,
+                interface: ifn.clone(),
+                proto: None,
+                source: src.parse().unwrap(),
+                destination: None,
+                translation: NatTarget::Interface {
+                    ifname: ifn.clone(),
+                    first_only: true,
+                },
+                label: None,
+            });
+            let mut out = String::new();
+            push_nat_rule(&mut out, &r.nats[0], &jail);
+            out
+        };
+        assert_eq!(render("0.0.0.0/0"), "meta nfproto ipv4 oifname \"eth0\" masquerade");
+        assert_eq!(render("::/0"), "meta nfproto ipv6 oifname \"eth0\" masquerade");
+        assert_eq!(
+            render("10.0.0.0/24"),
+            "ip saddr 10.0.0.0/24 oifname \"eth0\" masquerade"
+        );
     }
 
     #[test]
