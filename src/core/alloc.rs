@@ -150,6 +150,38 @@ mod tests {
         assert_eq!(usage(&p, &taken).0, (1 << 24) - 2);
     }
 
+    /// The same allocator over u128: an IPv6 /48 refuses the subnet-router
+    /// anycast, the gateway and exclusions, has no broadcast (its top address
+    /// is a host's), and hands out lowest first past a taken run.
+    #[test]
+    fn ipv6_slash48_refusals_and_lowest_free() {
+        let text = "[host]\nexternal_interface=\"em0\"\n[pools.p]\ninterface=\"em0\"\n\
+                    network=\"fd00:9::/48\"\ngateway=\"fd00:9::1\"\nexclude=[\"fd00:9::2-fd00:9::ff\"]\n";
+        let p = parse_config("t", text).unwrap().pools6.into_values().next().unwrap();
+        let x = |s: &str| s.parse::<std::net::Ipv6Addr>().unwrap();
+        let mut taken = RangeSet::<u128>::empty();
+        taken.insert_addr(x("fd00:9::100"));
+        taken.insert_addr(x("fd00:9::101"));
+        let cases = [
+            ("fd00:a::1", Err(Refusal::OutsidePool)),
+            ("fd00:9::", Err(Refusal::NetworkAddress)),
+            ("fd00:9::1", Err(Refusal::Gateway)),
+            ("fd00:9::80", Err(Refusal::Excluded)),
+            ("fd00:9::100", Err(Refusal::Taken)),
+            ("fd00:9:0:ffff:ffff:ffff:ffff:ffff", Ok(())),
+        ];
+        for (a, want) in cases {
+            assert_eq!(check(&p, &taken, x(a)), want, "{a}");
+        }
+        assert!(Refusal::NetworkAddress
+            .describe(x("fd00:9::"), &p)
+            .contains("subnet-router anycast"));
+        assert_eq!(lowest_free(&p, &taken), Some(x("fd00:9::102")));
+        // 2^80 addresses less the anycast, the gateway and 254 exclusions.
+        let size = (1u128 << 80) - 1 - 1 - 254;
+        assert_eq!(usage(&p, &taken), (size, 2));
+    }
+
     proptest! {
         // Allocation equals a linear scan of the pool, and never returns an
         // address that check() would refuse.

@@ -407,6 +407,30 @@ mod tests {
     use crate::core::config::parse_config;
     use crate::store::JailRecord;
 
+    /// Counts up to 2^53 are JSON numbers, beyond decimal strings (a /64
+    /// pool's 2^64 - 1); the table prints every count exactly.
+    #[test]
+    fn counts_beyond_2_pow_53_are_strings() {
+        let j = |n: u128| serde_json::to_value(Count(n)).unwrap();
+        assert_eq!(j(EXACT_IN_JSON), serde_json::json!(9007199254740992u64));
+        assert_eq!(j(EXACT_IN_JSON + 1), serde_json::json!("9007199254740993"));
+        assert_eq!(j((1 << 64) - 1), serde_json::json!("18446744073709551615"));
+        assert_eq!(Count((1 << 64) - 1).to_string(), "18446744073709551615");
+        let c = parse_config(
+            "t",
+            "[host]\nexternal_interface=\"em0\"\n[pools.v6]\nnetwork=\"fd00:4::/64\"\ninterface=\"em0\"\ngateway=\"fd00:4::1\"\n",
+        )
+        .unwrap();
+        let p = &pools(&c, &Inventory::default(), &ConfAddrs::EMPTY, &[])[0];
+        assert_eq!(
+            (p.size, p.used, p.free),
+            (Count((1 << 64) - 2), Count(0), Count((1 << 64) - 2))
+        );
+        let v = serde_json::to_value(p).unwrap();
+        assert_eq!(v["size"], "18446744073709551614", "{v}");
+        assert_eq!(v["used"], 0, "{v}");
+    }
+
     #[test]
     fn pool_usage_and_drift() {
         let c = parse_config(
